@@ -1,0 +1,1 @@
+//! Configuration: load `providers.toml`, expand `${ENV}`, validate.

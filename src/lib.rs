@@ -1,0 +1,3 @@
+//! latch: a self-hosted login broker.
+pub mod config;
+pub mod store;

@@ -1,0 +1,1 @@
+//! Storage: one trait, Redis / embedded SQLite / memory backends.
