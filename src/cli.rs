@@ -1,0 +1,86 @@
+//! Command line: `latch serve` and `latch check`.
+use crate::config::{self, Config};
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser, Debug)]
+#[command(name = "latch", version, about = "A self-hosted login broker")]
+pub struct Cli {
+    /// Path to providers.toml
+    #[arg(long, global = true, env = "LATCH_CONFIG", default_value = "./providers.toml")]
+    pub config: PathBuf,
+    /// Log format
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Serve sign-in, sessions and the Auth.js routes
+    Serve,
+    /// Validate the configuration and print each provider's callback URL
+    Check,
+}
+
+pub fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}
+
+fn load(path: &std::path::Path) -> Result<Config, ExitCode> {
+    config::load(path).map_err(|errors| {
+        eprintln!("{errors}");
+        eprintln!("latch: {} is not valid; nothing was started", path.display());
+        ExitCode::from(2)
+    })
+}
+
+/// `latch check`: validate and print what to register at each provider.
+pub fn check(path: &std::path::Path) -> ExitCode {
+    let config = match load(path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    println!("{}: OK", path.display());
+    println!("store: {}", config.store.url);
+    for p in &config.providers {
+        let callback = crate::provider::public_route(&config, &format!("/callback/{}", p.id));
+        println!("provider {:<16} callback URL: {callback}", p.id);
+    }
+    ExitCode::SUCCESS
+}
+
+pub async fn serve(path: &std::path::Path) -> ExitCode {
+    let config = match load(path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let listener = match tokio::net::TcpListener::bind(&config.server.listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("latch: cannot listen on {}: {e}", config.server.listen);
+            return ExitCode::from(1);
+        }
+    };
+    match crate::server::run(config, listener, crate::server::shutdown_signal()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("latch: {e}");
+            ExitCode::from(1)
+        }
+    }
+}

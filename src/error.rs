@@ -1,0 +1,218 @@
+//! The refusals latch can answer with: one Auth.js-style code each, a status that fits,
+//! words for the user, and a precise reason for the log line.
+use axum::http::StatusCode;
+use std::fmt;
+
+/// Error codes shown to users and apps (`/error?error=<Code>`, JSON `error` field).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorCode {
+    /// The identity provider rejected latch's client settings (client id/secret, redirect URI).
+    Configuration,
+    /// The user declined at the provider, or an access rule refused them.
+    AccessDenied,
+    /// The provider redirected back with an OAuth error other than `access_denied`,
+    /// or without a code.
+    OAuthCallbackError,
+    /// The `state` was missing, unknown, expired, already used, or started in another browser.
+    InvalidState,
+    /// The ID token failed verification (signature, issuer, audience, expiry, nonce, ...).
+    InvalidIdToken,
+    /// The callback's `iss` parameter (RFC 9207) named another issuer: a mix-up attack or a
+    /// misconfigured provider.
+    IssuerMismatch,
+    /// Account linking refused (used by account linking).
+    OAuthAccountNotLinked,
+    /// A POST without a valid CSRF token.
+    MissingCSRF,
+    /// No provider with that id is configured.
+    UnknownProvider,
+    /// The provider answered with something unusable (5xx, malformed body, refused connection).
+    ProviderError,
+    /// The provider did not answer in time.
+    ProviderTimeout,
+    /// The session/user store cannot be reached.
+    StoreUnavailable,
+    /// The request itself is malformed.
+    InvalidRequest,
+    /// No such page.
+    NotFound,
+    /// A bug in latch.
+    InternalError,
+    /// An unrecognised code passed to `/error`.
+    Default,
+}
+
+impl ErrorCode {
+    pub const ALL: [ErrorCode; 16] = [
+        ErrorCode::Configuration,
+        ErrorCode::AccessDenied,
+        ErrorCode::OAuthCallbackError,
+        ErrorCode::InvalidState,
+        ErrorCode::InvalidIdToken,
+        ErrorCode::IssuerMismatch,
+        ErrorCode::OAuthAccountNotLinked,
+        ErrorCode::MissingCSRF,
+        ErrorCode::UnknownProvider,
+        ErrorCode::ProviderError,
+        ErrorCode::ProviderTimeout,
+        ErrorCode::StoreUnavailable,
+        ErrorCode::InvalidRequest,
+        ErrorCode::NotFound,
+        ErrorCode::InternalError,
+        ErrorCode::Default,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::Configuration => "Configuration",
+            ErrorCode::AccessDenied => "AccessDenied",
+            ErrorCode::OAuthCallbackError => "OAuthCallbackError",
+            ErrorCode::InvalidState => "InvalidState",
+            ErrorCode::InvalidIdToken => "InvalidIdToken",
+            ErrorCode::IssuerMismatch => "IssuerMismatch",
+            ErrorCode::OAuthAccountNotLinked => "OAuthAccountNotLinked",
+            ErrorCode::MissingCSRF => "MissingCSRF",
+            ErrorCode::UnknownProvider => "UnknownProvider",
+            ErrorCode::ProviderError => "ProviderError",
+            ErrorCode::ProviderTimeout => "ProviderTimeout",
+            ErrorCode::StoreUnavailable => "StoreUnavailable",
+            ErrorCode::InvalidRequest => "InvalidRequest",
+            ErrorCode::NotFound => "NotFound",
+            ErrorCode::InternalError => "InternalError",
+            ErrorCode::Default => "Default",
+        }
+    }
+
+    pub fn parse(code: &str) -> ErrorCode {
+        ErrorCode::ALL
+            .into_iter()
+            .find(|c| c.as_str() == code)
+            .unwrap_or(ErrorCode::Default)
+    }
+
+    pub fn status(self) -> StatusCode {
+        match self {
+            ErrorCode::Configuration | ErrorCode::ProviderError => StatusCode::BAD_GATEWAY,
+            ErrorCode::ProviderTimeout => StatusCode::GATEWAY_TIMEOUT,
+            ErrorCode::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::AccessDenied | ErrorCode::MissingCSRF => StatusCode::FORBIDDEN,
+            ErrorCode::InvalidIdToken => StatusCode::UNAUTHORIZED,
+            ErrorCode::OAuthAccountNotLinked => StatusCode::CONFLICT,
+            ErrorCode::UnknownProvider | ErrorCode::NotFound => StatusCode::NOT_FOUND,
+            ErrorCode::InternalError => StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::OAuthCallbackError
+            | ErrorCode::InvalidState
+            | ErrorCode::IssuerMismatch
+            | ErrorCode::InvalidRequest
+            | ErrorCode::Default => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    pub fn heading(self) -> &'static str {
+        match self {
+            ErrorCode::Configuration => "Sign-in is misconfigured",
+            ErrorCode::AccessDenied => "Access denied",
+            ErrorCode::OAuthCallbackError => "The sign-in provider reported a problem",
+            ErrorCode::InvalidState => "This sign-in link is no longer valid",
+            ErrorCode::InvalidIdToken => "The sign-in could not be verified",
+            ErrorCode::IssuerMismatch => "The sign-in came from the wrong provider",
+            ErrorCode::OAuthAccountNotLinked => "Use the account you signed up with",
+            ErrorCode::MissingCSRF => "This form has expired",
+            ErrorCode::UnknownProvider => "Unknown sign-in provider",
+            ErrorCode::ProviderError => "The sign-in provider is not working",
+            ErrorCode::ProviderTimeout => "The sign-in provider did not answer",
+            ErrorCode::StoreUnavailable => "Sign-in is temporarily unavailable",
+            ErrorCode::InvalidRequest => "Bad request",
+            ErrorCode::NotFound => "Page not found",
+            ErrorCode::InternalError => "Something went wrong",
+            ErrorCode::Default => "Sign-in failed",
+        }
+    }
+
+    pub fn message(self) -> &'static str {
+        match self {
+            ErrorCode::Configuration => "The identity provider rejected this site's sign-in settings. The site's administrator needs to fix them; please tell them the request id below.",
+            ErrorCode::AccessDenied => "You declined the sign-in, or your account is not allowed to use this site.",
+            ErrorCode::OAuthCallbackError => "The identity provider returned an error instead of signing you in. Please try again.",
+            ErrorCode::InvalidState => "The sign-in took too long, was already completed, or was started in another browser. Please start again from the sign-in page.",
+            ErrorCode::InvalidIdToken => "The identity provider's answer failed a security check, so you were not signed in. Please try again; if it keeps happening, tell the site's administrator.",
+            ErrorCode::IssuerMismatch => "The answer did not come from the provider you chose, so it was refused for your safety. Please start again.",
+            ErrorCode::OAuthAccountNotLinked => "An account with this email already exists. Sign in with the provider you used before.",
+            ErrorCode::MissingCSRF => "The form was missing its security token or it did not match. Reload the page and try again.",
+            ErrorCode::UnknownProvider => "There is no sign-in provider with that name here.",
+            ErrorCode::ProviderError => "The identity provider gave an answer we could not use. Please try again in a moment.",
+            ErrorCode::ProviderTimeout => "The identity provider took too long to answer. Please try again in a moment.",
+            ErrorCode::StoreUnavailable => "Sign-in storage cannot be reached right now. Please try again in a moment.",
+            ErrorCode::InvalidRequest => "The request was malformed.",
+            ErrorCode::NotFound => "There is nothing at this address.",
+            ErrorCode::InternalError => "An unexpected error happened on our side.",
+            ErrorCode::Default => "Sign-in could not be completed. Please try again.",
+        }
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A refusal: the code users see and the precise reason that goes into the log line.
+/// The reason must never contain a secret, token, code or cookie value.
+#[derive(Debug, Clone)]
+pub struct AuthError {
+    pub code: ErrorCode,
+    pub reason: String,
+}
+
+impl AuthError {
+    pub fn new(code: ErrorCode, reason: impl Into<String>) -> Self {
+        AuthError {
+            code,
+            reason: reason.into(),
+        }
+    }
+}
+
+impl fmt::Display for AuthError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code, self.reason)
+    }
+}
+
+impl std::error::Error for AuthError {}
+
+impl From<crate::store::StoreError> for AuthError {
+    fn from(err: crate::store::StoreError) -> Self {
+        match err {
+            crate::store::StoreError::Unavailable(reason) => {
+                AuthError::new(ErrorCode::StoreUnavailable, reason)
+            }
+            crate::store::StoreError::Backend(reason) => {
+                AuthError::new(ErrorCode::StoreUnavailable, format!("store error: {reason}"))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_round_trip_and_unknown_is_default() {
+        for code in ErrorCode::ALL {
+            assert_eq!(ErrorCode::parse(code.as_str()), code);
+        }
+        assert_eq!(ErrorCode::parse("<script>"), ErrorCode::Default);
+    }
+
+    #[test]
+    fn no_refusal_is_a_500() {
+        for code in ErrorCode::ALL {
+            if code != ErrorCode::InternalError {
+                assert_ne!(code.status(), StatusCode::INTERNAL_SERVER_ERROR, "{code}");
+            }
+        }
+    }
+}

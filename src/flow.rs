@@ -1,0 +1,234 @@
+//! The sign-in flow: start (state, PKCE, nonce, browser binding) and callback (every check
+//! of SPEC §3, then the user and a fresh session).
+use crate::crypto::{constant_time_eq, random_token, sha256_b64url, sha256_hex};
+use crate::error::{AuthError, ErrorCode};
+use crate::identity::{User, Users};
+use crate::provider::http::CallError;
+use crate::provider::oidc::{profile_from_claims, ExchangeError, VerifyError};
+use crate::provider::Provider;
+use crate::store::Store;
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+use url::Url;
+
+/// How long a started sign-in may take.
+pub const FLOW_TTL: Duration = Duration::from_secs(600);
+
+/// What the callback needs to finish a flow; stored under the hash of `state`.
+#[derive(Serialize, Deserialize)]
+struct FlowRecord {
+    provider: String,
+    pkce_verifier: String,
+    nonce: String,
+    callback_url: String,
+    /// Hash of the browser-binding cookie of the browser that started the flow.
+    binding: String,
+}
+
+fn flow_key(state: &str) -> String {
+    format!("flow:{}", sha256_hex(state))
+}
+
+/// A started flow: where to send the browser and the binding cookie value to set.
+pub struct Started {
+    pub authorization_url: String,
+}
+
+/// Starts a sign-in at `provider` for the browser holding `binding`.
+pub async fn start(
+    store: &dyn Store,
+    provider: &Provider,
+    callback_url: &str,
+    binding: &str,
+) -> Result<Started, AuthError> {
+    let discovery = provider.client.discovery().await.map_err(call_error)?;
+    let state = random_token(32);
+    let nonce = random_token(32);
+    let pkce_verifier = random_token(32);
+    let record = FlowRecord {
+        provider: provider.id().to_string(),
+        pkce_verifier: pkce_verifier.clone(),
+        nonce: nonce.clone(),
+        callback_url: callback_url.to_string(),
+        binding: sha256_hex(binding),
+    };
+    let bytes = serde_json::to_vec(&record).expect("flow records serialize");
+    store.put(&flow_key(&state), &bytes, Some(FLOW_TTL)).await?;
+
+    let mut url: Url = discovery.authorization_endpoint.clone();
+    url.query_pairs_mut()
+        .append_pair("response_type", "code")
+        .append_pair("client_id", &provider.config.client_id)
+        .append_pair("redirect_uri", &provider.callback_url)
+        .append_pair("scope", &provider.config.scopes.join(" "))
+        .append_pair("state", &state)
+        .append_pair("nonce", &nonce)
+        .append_pair("code_challenge", &sha256_b64url(pkce_verifier.as_bytes()))
+        .append_pair("code_challenge_method", "S256");
+    Ok(Started {
+        authorization_url: url.to_string(),
+    })
+}
+
+/// The parameters a provider sends back (query string, or form body for `form_post`).
+#[derive(Debug, Default, Deserialize)]
+pub struct CallbackParams {
+    pub state: Option<String>,
+    pub code: Option<String>,
+    pub error: Option<String>,
+    pub error_description: Option<String>,
+    pub iss: Option<String>,
+}
+
+/// A finished sign-in: who signed in and where they wanted to go.
+pub struct Finished {
+    pub user: User,
+    pub callback_url: String,
+}
+
+/// Completes a sign-in. Every refusal carries its own code and a precise log reason.
+pub async fn finish(
+    store: &dyn Store,
+    users: &Users,
+    provider: &Provider,
+    params: CallbackParams,
+    binding: Option<&str>,
+) -> Result<Finished, AuthError> {
+    let state = params
+        .state
+        .as_deref()
+        .filter(|s| !s.is_empty() && s.len() <= 256)
+        .ok_or_else(|| AuthError::new(ErrorCode::InvalidState, "callback without a state parameter"))?;
+    // Taking the record makes the state single-use, even under concurrent replays.
+    let record = store.take(&flow_key(state)).await?.ok_or_else(|| {
+        AuthError::new(
+            ErrorCode::InvalidState,
+            "state unknown, expired (10 min) or already used",
+        )
+    })?;
+    let record: FlowRecord = serde_json::from_slice(&record)
+        .map_err(|e| AuthError::new(ErrorCode::InvalidState, format!("unreadable flow record: {e}")))?;
+    let bound = binding.is_some_and(|b| constant_time_eq(&sha256_hex(b), &record.binding));
+    if !bound {
+        return Err(AuthError::new(
+            ErrorCode::InvalidState,
+            if binding.is_none() {
+                "flow binding cookie missing: the callback arrived in a browser that did not start this sign-in (or cookies are blocked)"
+            } else {
+                "flow binding cookie does not match: the callback arrived in a browser that did not start this sign-in"
+            },
+        ));
+    }
+    if record.provider != provider.id() {
+        return Err(AuthError::new(
+            ErrorCode::InvalidState,
+            format!(
+                "state was issued for provider {:?}, callback is for {:?}",
+                record.provider,
+                provider.id()
+            ),
+        ));
+    }
+
+    let discovery = provider.client.discovery().await.map_err(call_error)?;
+    // RFC 9207: the authorization response names its issuer; a mismatch is a mix-up attack.
+    match params.iss.as_deref() {
+        Some(iss) if iss.trim_end_matches('/') != provider.client.issuer() => {
+            return Err(AuthError::new(
+                ErrorCode::IssuerMismatch,
+                format!(
+                    "callback iss {iss:?} is not the provider's issuer {:?}",
+                    provider.client.issuer()
+                ),
+            ))
+        }
+        None if discovery.authorization_response_iss_parameter_supported => {
+            return Err(AuthError::new(
+                ErrorCode::IssuerMismatch,
+                "provider advertises RFC 9207 but the callback has no iss parameter",
+            ))
+        }
+        _ => {}
+    }
+
+    if let Some(error) = params.error.as_deref() {
+        let description = params.error_description.as_deref().unwrap_or("");
+        let reason = format!(
+            "provider returned error={:?} {:?}",
+            printable(error),
+            printable(description)
+        );
+        let code = match error {
+            "access_denied" => ErrorCode::AccessDenied,
+            "unauthorized_client" | "invalid_client" | "invalid_scope"
+            | "unsupported_response_type" | "invalid_request" => ErrorCode::Configuration,
+            _ => ErrorCode::OAuthCallbackError,
+        };
+        return Err(AuthError::new(code, reason));
+    }
+    let code = params
+        .code
+        .as_deref()
+        .filter(|c| !c.is_empty())
+        .ok_or_else(|| AuthError::new(ErrorCode::OAuthCallbackError, "callback without a code"))?;
+
+    let tokens = provider
+        .client
+        .exchange_code(
+            code,
+            &record.pkce_verifier,
+            &provider.callback_url,
+            provider.client_secret(),
+        )
+        .await
+        .map_err(|e| match e {
+            ExchangeError::OAuth { ref error, .. } => {
+                let code = match error.as_str() {
+                    "invalid_client" | "unauthorized_client" => ErrorCode::Configuration,
+                    _ => ErrorCode::OAuthCallbackError,
+                };
+                AuthError::new(code, e.to_string())
+            }
+            ExchangeError::Call(call) => call_error(call),
+        })?;
+    let id_token = tokens.id_token.as_deref().ok_or_else(|| {
+        AuthError::new(
+            ErrorCode::InvalidIdToken,
+            "token response has no id_token (is the openid scope granted?)",
+        )
+    })?;
+    let claims = provider
+        .client
+        .verify_id_token(id_token, &record.nonce)
+        .await
+        .map_err(|e| match e {
+            VerifyError::Invalid(reason) => AuthError::new(ErrorCode::InvalidIdToken, reason),
+            VerifyError::Call(call) => call_error(call),
+        })?;
+    let userinfo = provider
+        .client
+        .userinfo(&tokens.access_token)
+        .await
+        .map_err(call_error)?;
+    let profile = profile_from_claims(&claims, userinfo.as_ref())
+        .map_err(|reason| AuthError::new(ErrorCode::InvalidIdToken, reason))?;
+    let user = users.sign_in(provider.id(), &profile).await?;
+    Ok(Finished {
+        user,
+        callback_url: record.callback_url,
+    })
+}
+
+/// Maps a failed provider call to the code users see.
+pub fn call_error(err: CallError) -> AuthError {
+    let code = match err {
+        CallError::Timeout { .. } => ErrorCode::ProviderTimeout,
+        _ => ErrorCode::ProviderError,
+    };
+    AuthError::new(code, err.to_string())
+}
+
+/// Provider-supplied text, shortened and stripped of control characters for the log.
+fn printable(s: &str) -> String {
+    s.chars().filter(|c| !c.is_control()).take(200).collect()
+}

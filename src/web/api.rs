@@ -1,0 +1,77 @@
+//! JSON routes the `next-auth/react` client calls: session, CSRF token, providers.
+use super::{csrf, AppState, WebError};
+use crate::error::AuthError;
+use axum::extract::State;
+use axum::http::header::{HeaderMap, HeaderValue, SET_COOKIE};
+use axum::response::{IntoResponse, Json, Response};
+use chrono::SecondsFormat;
+use serde_json::{json, Map, Value};
+
+/// The CSRF token for this browser: the one in its valid cookie, or a new one plus the
+/// `Set-Cookie` that carries it.
+pub(super) fn csrf_token_for(app: &AppState, headers: &HeaderMap) -> (String, Option<HeaderValue>) {
+    let existing = super::cookies::read(headers, &app.cookies.csrf)
+        .and_then(|c| csrf::token_from_cookie(app.secret(), c));
+    match existing {
+        Some(token) => (token.to_string(), None),
+        None => {
+            let (token, cookie) = csrf::issue(app.secret());
+            let header = app.cookies.set(&app.cookies.csrf, &cookie, std::time::Duration::from_secs(24 * 3600));
+            (token, Some(header))
+        }
+    }
+}
+
+pub async fn csrf(State(app): State<AppState>, headers: HeaderMap) -> Response {
+    let (token, cookie) = csrf_token_for(&app, &headers);
+    let mut response = Json(json!({ "csrfToken": token })).into_response();
+    if let Some(cookie) = cookie {
+        response.headers_mut().append(SET_COOKIE, cookie);
+    }
+    response
+}
+
+/// `{"user":{...},"expires":"..."}` for a live session, `{}` otherwise.
+pub async fn session(State(app): State<AppState>, headers: HeaderMap) -> Result<Response, WebError> {
+    let json_err = |e: crate::store::StoreError| WebError::json(AuthError::from(e));
+    let Some(token) = super::cookies::read(&headers, &app.cookies.session) else {
+        return Ok(Json(json!({})).into_response());
+    };
+    let Some(session) = app.sessions.load(token).await.map_err(json_err)? else {
+        let mut response = Json(json!({})).into_response();
+        response
+            .headers_mut()
+            .append(SET_COOKIE, app.cookies.clear(&app.cookies.session));
+        return Ok(response);
+    };
+    let Some(user) = app.users.get(&session.record.user_id).await.map_err(json_err)? else {
+        return Ok(Json(json!({})).into_response());
+    };
+    Ok(Json(json!({
+        "user": {
+            "id": user.id,
+            "name": user.name,
+            "email": user.email,
+            "image": user.image,
+        },
+        "expires": session.expires.to_rfc3339_opts(SecondsFormat::Millis, true),
+    }))
+    .into_response())
+}
+
+pub async fn providers(State(app): State<AppState>) -> Json<Value> {
+    let mut out = Map::new();
+    for p in app.providers.iter() {
+        out.insert(
+            p.id().to_string(),
+            json!({
+                "id": p.id(),
+                "name": p.config.name,
+                "type": p.kind_name(),
+                "signinUrl": p.signin_url,
+                "callbackUrl": p.callback_url,
+            }),
+        );
+    }
+    Json(Value::Object(out))
+}

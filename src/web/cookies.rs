@@ -1,0 +1,107 @@
+//! Cookie names and attributes. On https every cookie is `Secure` and `__Host-` prefixed
+//! (`__Secure-` for the session cookie when `cookie_domain` shares it with subdomains).
+use axum::http::header::{HeaderValue, COOKIE};
+use axum::http::HeaderMap;
+use std::time::Duration;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SameSite {
+    Lax,
+    Strict,
+}
+
+#[derive(Debug, Clone)]
+pub struct CookiePolicy {
+    secure: bool,
+    session_domain: Option<String>,
+    pub session: String,
+    pub csrf: String,
+    pub flow: String,
+}
+
+impl CookiePolicy {
+    pub fn new(https: bool, cookie_domain: Option<String>) -> Self {
+        let host_prefix = if https { "__Host-" } else { "" };
+        let session_prefix = match (https, cookie_domain.is_some()) {
+            (false, _) => "",
+            (true, false) => "__Host-",
+            (true, true) => "__Secure-",
+        };
+        CookiePolicy {
+            secure: https,
+            session: format!("{session_prefix}latch.session-token"),
+            csrf: format!("{host_prefix}latch.csrf-token"),
+            flow: format!("{host_prefix}latch.flow"),
+            session_domain: cookie_domain,
+        }
+    }
+
+    fn build(&self, name: &str, value: &str, max_age: Option<Duration>, same_site: SameSite) -> HeaderValue {
+        let mut cookie = format!("{name}={value}; Path=/; HttpOnly");
+        if let Some(age) = max_age {
+            cookie.push_str(&format!("; Max-Age={}", age.as_secs()));
+        }
+        cookie.push_str(match same_site {
+            SameSite::Lax => "; SameSite=Lax",
+            SameSite::Strict => "; SameSite=Strict",
+        });
+        if self.secure {
+            cookie.push_str("; Secure");
+        }
+        if name == self.session {
+            if let Some(domain) = &self.session_domain {
+                cookie.push_str(&format!("; Domain={domain}"));
+            }
+        }
+        HeaderValue::from_str(&cookie).expect("cookie values are URL-safe tokens")
+    }
+
+    pub fn set(&self, name: &str, value: &str, max_age: Duration) -> HeaderValue {
+        self.build(name, value, Some(max_age), SameSite::Lax)
+    }
+
+    pub fn clear(&self, name: &str) -> HeaderValue {
+        self.build(name, "", Some(Duration::ZERO), SameSite::Lax)
+    }
+}
+
+/// The value of cookie `name` in the request, if present.
+pub fn read<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.trim_matches('"'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefixes_follow_the_scheme_and_domain() {
+        let http = CookiePolicy::new(false, None);
+        assert_eq!(http.session, "latch.session-token");
+        let https = CookiePolicy::new(true, None);
+        assert_eq!(https.session, "__Host-latch.session-token");
+        let shared = CookiePolicy::new(true, Some(".example.com".into()));
+        assert_eq!(shared.session, "__Secure-latch.session-token");
+        assert_eq!(shared.csrf, "__Host-latch.csrf-token");
+        let v = shared.set(&shared.session, "abc", Duration::from_secs(60));
+        let v = v.to_str().unwrap();
+        assert!(v.contains("Secure") && v.contains("HttpOnly") && v.contains("Domain=.example.com"));
+        let csrf = shared.set(&shared.csrf, "abc", Duration::from_secs(60));
+        assert!(!csrf.to_str().unwrap().contains("Domain"));
+    }
+
+    #[test]
+    fn reads_cookies_among_others() {
+        let mut headers = HeaderMap::new();
+        headers.insert(COOKIE, HeaderValue::from_static("a=1; latch.flow=xyz; b=2"));
+        assert_eq!(read(&headers, "latch.flow"), Some("xyz"));
+        assert_eq!(read(&headers, "latch"), None);
+    }
+}

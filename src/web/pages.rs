@@ -1,0 +1,104 @@
+//! The HTML pages: sign-in, sign-out confirmation, error.
+use super::api::csrf_token_for;
+use super::redirect::safe_callback_url;
+use super::{AppState, RequestContext, WebError};
+use crate::error::{AuthError, ErrorCode};
+use axum::extract::{Query, State};
+use axum::http::header::{HeaderMap, SET_COOKIE};
+use axum::response::{Html, IntoResponse, Response};
+use axum::Extension;
+use minijinja::context;
+use std::collections::HashMap;
+
+fn html(app: &AppState, name: &str, ctx: minijinja::Value) -> Result<Response, WebError> {
+    let page = app.templates.render(name, ctx).map_err(|e| {
+        WebError::new(ErrorCode::InternalError, format!("template {name} failed: {e}"))
+    })?;
+    Ok(Html(page).into_response())
+}
+
+pub async fn signin_page(
+    State(app): State<AppState>,
+    Extension(ctx): Extension<RequestContext>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Result<Response, WebError> {
+    let callback_url = safe_callback_url(&app.config, query.get("callbackUrl").map(String::as_str));
+    let (csrf_token, csrf_cookie) = csrf_token_for(&app, &headers);
+    let providers: Vec<_> = app
+        .providers
+        .iter()
+        .map(|p| {
+            context! {
+                id => p.id(),
+                name => p.config.name.clone(),
+                action_url => p.signin_url.clone(),
+                is_dev => p.dev.is_some(),
+            }
+        })
+        .collect();
+    // Only known codes are shown, so the page never echoes arbitrary text.
+    let error = query.get("error").map(|c| ErrorCode::parse(c)).map(|code| {
+        context! { code => code.as_str(), message => code.message() }
+    });
+    let mut response = html(
+        &app,
+        "signin.html",
+        context! {
+            title => "Sign in",
+            providers,
+            csrf_token,
+            callback_url,
+            error,
+            request_id => ctx.request_id,
+            csp_nonce => ctx.csp_nonce,
+        },
+    )?;
+    if let Some(cookie) = csrf_cookie {
+        response.headers_mut().append(SET_COOKIE, cookie);
+    }
+    Ok(response)
+}
+
+pub async fn signout_page(
+    State(app): State<AppState>,
+    Extension(ctx): Extension<RequestContext>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Result<Response, WebError> {
+    let callback_url = safe_callback_url(&app.config, query.get("callbackUrl").map(String::as_str));
+    let (csrf_token, csrf_cookie) = csrf_token_for(&app, &headers);
+    let mut user = None;
+    if let Some(token) = super::cookies::read(&headers, &app.cookies.session) {
+        if let Some(session) = app.sessions.load(token).await? {
+            user = app
+                .users
+                .get(&session.record.user_id)
+                .await?
+                .map(|u| context! { name => u.name, email => u.email });
+        }
+    }
+    let mut response = html(
+        &app,
+        "signout.html",
+        context! {
+            title => "Sign out",
+            action_url => app.url("/signout"),
+            csrf_token,
+            callback_url,
+            user,
+            request_id => ctx.request_id,
+            csp_nonce => ctx.csp_nonce,
+        },
+    )?;
+    if let Some(cookie) = csrf_cookie {
+        response.headers_mut().append(SET_COOKIE, cookie);
+    }
+    Ok(response)
+}
+
+/// `/error?error=<Code>`: the page for that code with its status.
+pub async fn error_page(Query(query): Query<HashMap<String, String>>) -> WebError {
+    let code = ErrorCode::parse(query.get("error").map(String::as_str).unwrap_or("Default"));
+    WebError::page(AuthError::new(code, "error page requested"))
+}
