@@ -65,6 +65,16 @@ pub fn load_str(
         Some(config) if ctx.errors.is_empty() => Ok(config),
         _ => {
             let mut errors = ctx.errors;
+            if errors.is_empty() {
+                // Every rejection reports its reason; this only guards against a bug.
+                errors.push(ConfigError {
+                    file: file.to_path_buf(),
+                    line: None,
+                    key: String::new(),
+                    message: "the configuration was rejected without a reason (a bug in latch)"
+                        .to_string(),
+                });
+            }
             errors.sort_by_key(|e| e.line.unwrap_or(usize::MAX));
             Err(ConfigErrors(errors))
         }

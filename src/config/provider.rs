@@ -91,7 +91,7 @@ pub(crate) fn provider(
             );
             None
         }
-        (Some(Some(p)), _) => match PRESETS.iter().find(|x| x.id == p) {
+        (Some(Some(p)), Some(None)) => match PRESETS.iter().find(|x| x.id == p) {
             Some(preset) => Some(Base::Preset(preset)),
             None => {
                 ctx.err(
@@ -101,7 +101,7 @@ pub(crate) fn provider(
                 None
             }
         },
-        (_, Some(Some(t))) => {
+        (Some(None), Some(Some(t))) => {
             if t == "oidc" {
                 Some(Base::Oidc)
             } else {
@@ -117,8 +117,8 @@ pub(crate) fn provider(
                 None
             }
         }
-        (Some(None), _) | (_, Some(None)) => None, // expansion error already reported
-        (None, None) => {
+        (None, _) | (_, None) => None, // expansion error already reported
+        (Some(None), Some(None)) => {
             ctx.err(
                 &path,
                 format!(
@@ -280,6 +280,9 @@ fn parse_issuer(s: &str) -> Result<Url, String> {
     let url = Url::parse(s).map_err(|e| {
         format!("\"{s}\" is not a valid URL ({e}); expected e.g. \"https://accounts.example.com\"")
     })?;
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("an issuer URL must not contain a user name or password".to_string());
+    }
     let host = url.host().ok_or_else(|| format!("\"{s}\" has no host"))?;
     match url.scheme() {
         "https" => {}
@@ -293,9 +296,6 @@ fn parse_issuer(s: &str) -> Result<Url, String> {
     }
     if url.query().is_some() || url.fragment().is_some() {
         return Err(format!("\"{s}\": an issuer has no query or fragment"));
-    }
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err("an issuer URL must not contain a user name or password".to_string());
     }
     Ok(url)
 }

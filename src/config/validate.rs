@@ -365,6 +365,9 @@ fn parse_public_url(s: &str) -> Result<Url, String> {
     const EXAMPLE: &str = "e.g. \"https://login.example.com\" or \"http://localhost:3000\"";
     let url = Url::parse(s)
         .map_err(|e| format!("\"{s}\" is not a valid URL ({e}); expected an origin, {EXAMPLE}"))?;
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("public_url must not contain a user name or password".to_string());
+    }
     if url.scheme() != "http" && url.scheme() != "https" {
         return Err(format!(
             "\"{s}\": scheme must be http or https, not \"{}\"",
@@ -373,9 +376,6 @@ fn parse_public_url(s: &str) -> Result<Url, String> {
     }
     if url.host_str().is_none_or(str::is_empty) {
         return Err(format!("\"{s}\" has no host; {EXAMPLE}"));
-    }
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err("public_url must not contain a user name or password".to_string());
     }
     if url.query().is_some() || url.fragment().is_some() {
         return Err(format!("\"{s}\" must not have a query or fragment"));
