@@ -175,12 +175,14 @@ fn env_expansion_and_escape() {
 }
 
 #[test]
-fn one_error_per_section_or_provider_plus_validation() {
+fn every_bad_key_is_reported() {
     let text = "[server]\nsecret = \"${LATCH_SECRET}\"\nlisten = 3000\n[session]\nmax_age = \"1y\"\n[providers.x]\ntype = \"oidc\"\nissuer = \"http://sso.example.com\"\nlink_by_email = \"yes\"\n[providers.y]\npreset = \"google\"\n";
     let e = load_with(text, &env).unwrap_err();
     let lines: Vec<_> = e.0.iter().map(|e| e.line.unwrap()).collect();
-    assert_eq!(lines, [3, 5, 9, 11], "{e}");
-    assert_eq!(e.to_string().lines().count(), 4);
+    // the provider with a wrongly typed key is still validated: its http issuer is refused too
+    assert_eq!(lines, [3, 5, 8, 9, 11], "{e}");
+    assert_eq!(e.0[2].key, "providers.x.issuer");
+    assert_eq!(e.to_string().lines().count(), 5);
     let e = load_with("[server\nx = 1\ny = = 2\n", &env).unwrap_err();
     assert!(e.0.len() >= 2, "{e}");
     assert_eq!(e.0[0].line, Some(1));
@@ -554,4 +556,19 @@ fn unreadable_file() {
     assert!(e
         .to_string()
         .starts_with("/nonexistent/latch/providers.toml: cannot read"));
+}
+
+#[test]
+fn several_type_errors_in_one_section() {
+    let e = errs(
+        &with("listen = 1\nbase_path = 2\nsecret = true\n")
+            .replace("secret = \"${LATCH_SECRET}\"\n", ""),
+    );
+    let keys: Vec<_> = e.iter().map(|e| e.key.as_str()).collect();
+    // no follow-on "secret is required" after its type error
+    assert_eq!(
+        keys,
+        ["server.listen", "server.base_path", "server.secret"],
+        "{e:?}"
+    );
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use toml::de::{DeValue, ValueDeserializer};
+use toml::Spanned;
 use url::{Host, Url};
 
 use super::duration::parse_duration;
@@ -47,12 +48,28 @@ impl<'a, 'i> Ctx<'a, 'i> {
     /// Record an error on `path`, with the line of the key (or its table).
     pub fn err(&mut self, path: &KeyPath, message: impl Into<String>) {
         let line = self.src.locate(path);
-        self.errors.push(ConfigError {
+        self.push(ConfigError {
             file: self.file.clone(),
             line,
             key: path.to_string(),
             message: message.into(),
         });
+    }
+
+    /// Record an error unless one was already reported for this key or a key
+    /// inside it (a follow-on error there would only be noise).
+    fn push(&mut self, e: ConfigError) {
+        let covered = self.errors.iter().any(|old| {
+            old.key == e.key
+                || (!e.key.is_empty()
+                    && old
+                        .key
+                        .strip_prefix(e.key.as_str())
+                        .is_some_and(|rest| rest.starts_with(['.', '['])))
+        });
+        if !covered {
+            self.errors.push(e);
+        }
     }
 
     fn de_error(&mut self, e: toml::de::Error, fallback: &KeyPath) {
@@ -68,7 +85,7 @@ impl<'a, 'i> Ctx<'a, 'i> {
             }
             None => (self.src.locate(fallback), fallback.clone()),
         };
-        self.errors.push(ConfigError {
+        self.push(ConfigError {
             file: self.file.clone(),
             line,
             key: key.to_string(),
@@ -146,20 +163,42 @@ impl<'a, 'i> Ctx<'a, 'i> {
             self.err(&path, format!("`{name}` must be a table ([{name}])"));
             return None;
         }
-        match T::deserialize(ValueDeserializer::from(value.clone())) {
-            Ok(v) => Some(v),
-            Err(e) => {
-                self.de_error(e, &path);
-                None
-            }
+        self.lenient(value, &path)
+    }
+
+    /// Deserialize a table, reporting every key serde refuses: after each error
+    /// the offending key is dropped and the rest deserialized again, so the
+    /// remaining keys are still validated (the config is refused in the end).
+    pub fn lenient<T: for<'de> Deserialize<'de>>(
+        &mut self,
+        value: &Spanned<DeValue<'i>>,
+        path: &KeyPath,
+    ) -> Option<T> {
+        let mut value = value.clone();
+        loop {
+            let err = match T::deserialize(ValueDeserializer::from(value.clone())) {
+                Ok(v) => return Some(v),
+                Err(e) => e,
+            };
+            let start = err.span().map(|s| s.start);
+            self.de_error(err, path);
+            let (Some(start), DeValue::Table(table)) = (start, value.get_mut()) else {
+                return None;
+            };
+            let key = table
+                .iter()
+                .find(|(k, v)| contains(&k.span(), start) || contains(&v.span(), start))
+                .map(|(k, _)| k.get_ref().to_string())?;
+            table.remove(key.as_str());
         }
     }
 }
 
-fn entry<'t, 'i>(
-    table: &'t toml::de::DeTable<'i>,
-    name: &str,
-) -> Option<&'t toml::Spanned<DeValue<'i>>> {
+fn contains(r: &std::ops::Range<usize>, offset: usize) -> bool {
+    r.start <= offset && offset < r.end.max(r.start + 1)
+}
+
+fn entry<'t, 'i>(table: &'t toml::de::DeTable<'i>, name: &str) -> Option<&'t Spanned<DeValue<'i>>> {
     table
         .iter()
         .find(|(k, _)| k.get_ref() == name)
@@ -614,13 +653,9 @@ fn providers(
             ok = false;
             continue;
         }
-        let raw = match RawProvider::deserialize(ValueDeserializer::from(v.clone())) {
-            Ok(raw) => raw,
-            Err(e) => {
-                ctx.de_error(e, &p);
-                ok = false;
-                continue;
-            }
+        let Some(raw) = ctx.lenient::<RawProvider>(v, &p) else {
+            ok = false;
+            continue;
         };
         match provider::provider(ctx, &id, raw, public_url) {
             Some(pc) => out.push(pc),
