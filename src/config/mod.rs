@@ -1,7 +1,131 @@
-//! TEMPORARY STUB — replaced by the config branch.
-use std::path::PathBuf;
+//! Configuration: load `providers.toml`, expand `${ENV}`, validate.
+//!
+//! Every mistake in the file is reported at once, each with the file, line and key
+//! and what would be valid ([`ConfigErrors`]).
+
+mod duration;
+mod expand;
+mod origin;
+mod provider;
+mod raw;
+mod source;
+mod validate;
+
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use duration::parse_duration;
+pub use origin::OriginPattern;
+
+use source::Source;
+
+/// Read and validate the config file at `path`, taking `${NAME}` values (and
+/// `LATCH_LISTEN`) from the process environment.
+pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigErrors(vec![ConfigError {
+            file: path.to_path_buf(),
+            line: None,
+            key: String::new(),
+            message: format!("cannot read the config file: {e}"),
+        }])
+    })?;
+    load_str(path, &text, &|name| std::env::var(name).ok())
+}
+
+/// Validate config `text` as if read from `path_for_messages` (which also anchors
+/// relative paths), taking environment variables from `env`.
+pub fn load_str(
+    path_for_messages: &Path,
+    text: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, ConfigErrors> {
+    let file = path_for_messages;
+    let (root, syntax) = toml::de::DeTable::parse_recoverable(text);
+    if !syntax.is_empty() {
+        let errors = syntax
+            .into_iter()
+            .map(|e| ConfigError {
+                file: file.to_path_buf(),
+                line: e.span().map(|s| source::line_of(text, s.start)),
+                key: String::new(),
+                message: format!("TOML syntax error: {}", e.message().trim()),
+            })
+            .collect();
+        return Err(ConfigErrors(errors));
+    }
+    let src = Source::new(text, root.into_inner());
+    let dir = match file.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let base_dir = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
+    let mut ctx = validate::Ctx::new(&src, env, file);
+    match validate::validate(&mut ctx, file, base_dir) {
+        Some(config) if ctx.errors.is_empty() => Ok(config),
+        _ => {
+            let mut errors = ctx.errors;
+            if errors.is_empty() {
+                // Every rejection reports its reason; this only guards against a bug.
+                errors.push(ConfigError {
+                    file: file.to_path_buf(),
+                    line: None,
+                    key: String::new(),
+                    message: "the configuration was rejected without a reason (a bug in latch)"
+                        .to_string(),
+                });
+            }
+            errors.sort_by_key(|e| e.line.unwrap_or(usize::MAX));
+            Err(ConfigErrors(errors))
+        }
+    }
+}
+
+/// Every error found in a config file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl std::fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+/// One error: `providers.toml:12: providers.corp.issuer: <message>`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    pub file: PathBuf,
+    pub line: Option<usize>,
+    /// Dotted key path (`providers.corp.issuer`, `server.trusted_origins[1]`);
+    /// empty for errors about the whole file (unreadable, TOML syntax).
+    pub key: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+        }
+        if !self.key.is_empty() {
+            write!(f, ": {}", self.key)?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// The validated configuration.
 #[derive(Clone, Debug)]
 pub struct Config {
     pub path: PathBuf,
@@ -9,67 +133,108 @@ pub struct Config {
     pub store: StoreConfig,
     pub session: SessionConfig,
     pub tokens: TokensConfig,
+    /// In the order of the file.
     pub providers: Vec<ProviderConfig>,
 }
+
 #[derive(Clone, Debug)]
 pub struct ServerConfig {
+    /// A socket address (`IP:port`); `LATCH_LISTEN` overrides the file.
     pub listen: String,
+    /// Origin only, path `/` (e.g. `http://localhost:3000/`).
     pub public_url: url::Url,
+    /// `""` or `/segment[/segment...]`, no trailing `/`.
     pub base_path: String,
     pub secret: Secret,
     pub trusted_origins: Vec<OriginPattern>,
+    /// Template override directory, absolute (resolved against the config file's directory).
     pub templates: Option<PathBuf>,
 }
+
+/// Secret bytes. `Debug` prints `Secret(redacted)`; there is no `Display`.
 #[derive(Clone)]
 pub struct Secret(Vec<u8>);
+
 impl Secret {
-    pub fn new(b: Vec<u8>) -> Self {
-        Secret(b)
+    pub fn new(bytes: Vec<u8>) -> Self {
+        Secret(bytes)
     }
+
     pub fn expose(&self) -> &[u8] {
         &self.0
     }
 }
+
 impl std::fmt::Debug for Secret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Secret(redacted)")
     }
 }
-#[derive(Clone, Debug, PartialEq)]
-pub struct OriginPattern(String);
-impl OriginPattern {
-    pub fn parse(s: &str) -> Result<Self, String> {
-        Ok(Self(s.into()))
-    }
-    pub fn matches(&self, url: &url::Url) -> bool {
-        url.origin().ascii_serialization() == self.0
-    }
-}
-#[derive(Clone, Debug)]
+
+#[derive(Clone)]
 pub struct StoreConfig {
+    /// As written (after `${ENV}` expansion); the scheme is one of
+    /// sqlite, redis, rediss, redis+sentinel, redis+cluster, memory.
     pub url: String,
+    /// The config file's directory (absolute), for relative sqlite paths.
     pub base_dir: PathBuf,
 }
+
 impl StoreConfig {
+    /// The URL's scheme (`sqlite`, `redis`, ...).
+    pub fn scheme(&self) -> &str {
+        self.url.split_once("://").map_or("", |(s, _)| s)
+    }
+
+    /// For `sqlite://` URLs, the database file: `sqlite://latch.db` is relative
+    /// to the config file's directory, `sqlite:///var/lib/latch.db` is absolute.
+    /// A `?query` is not part of the path.
     pub fn sqlite_path(&self) -> Option<PathBuf> {
-        self.url.strip_prefix("sqlite://").map(|p| self.base_dir.join(p))
+        let rest = self.url.strip_prefix("sqlite://")?;
+        let file = rest.split('?').next().unwrap_or(rest);
+        if file.is_empty() {
+            return None;
+        }
+        Some(self.base_dir.join(file))
     }
 }
+
+impl std::fmt::Debug for StoreConfig {
+    /// Hides a password in the URL (`redis://:pw@host` -> `redis://:***@host`).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let url = match url::Url::parse(&self.url) {
+            Ok(mut u) if u.password().is_some() => {
+                let _ = u.set_password(Some("***"));
+                u.to_string()
+            }
+            _ => self.url.clone(),
+        };
+        f.debug_struct("StoreConfig")
+            .field("url", &url)
+            .field("base_dir", &self.base_dir)
+            .finish()
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct SessionConfig {
     pub max_age: Duration,
     pub idle_timeout: Duration,
     pub update_age: Duration,
+    /// Lowercase, as written (a leading `.` is kept); `""` in the file gives `None`.
     pub cookie_domain: Option<String>,
 }
+
 #[derive(Clone, Debug)]
 pub struct TokensConfig {
     pub access_ttl: Duration,
     pub refresh_ttl: Duration,
     pub audience: Vec<String>,
 }
+
 #[derive(Clone, Debug)]
 pub struct ProviderConfig {
+    /// The table key; `[a-z0-9][a-z0-9_-]*`.
     pub id: String,
     pub name: String,
     pub kind: ProviderKind,
@@ -79,19 +244,15 @@ pub struct ProviderConfig {
     pub link_by_email: bool,
     pub timeout: Duration,
 }
+
 #[derive(Clone, Debug)]
 pub enum ProviderKind {
+    /// `type = "oidc"`: discovery from `issuer` (https, or http on a loopback host).
     Oidc { issuer: url::Url },
+    /// `preset = "dev"`: the development OpenID provider inside latch; only
+    /// allowed when `server.public_url` is a loopback address.
     Dev,
 }
-#[derive(Debug)]
-pub struct ConfigErrors(pub Vec<String>);
-impl std::fmt::Display for ConfigErrors {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.0.join("\n"))
-    }
-}
-impl std::error::Error for ConfigErrors {}
-pub fn load(_path: &std::path::Path) -> Result<Config, ConfigErrors> {
-    Err(ConfigErrors(vec!["stub".into()]))
-}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,202 @@
+//! Trusted origin patterns: `https://app.example.com`, `http://localhost:8080`,
+//! `https://*.example.com`.
+
+use url::Url;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum HostPattern {
+    /// Exact host as serialized by `url` (lowercase; IPv6 in brackets).
+    Exact(String),
+    /// `*.suffix`: any host with at least one label before `.suffix`.
+    Subdomains(String),
+}
+
+/// An origin (scheme, host, port) that may start its host with `*.`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OriginPattern {
+    scheme: String,
+    host: HostPattern,
+    port: u16,
+}
+
+const HELP: &str =
+    "expected an origin like \"https://app.example.com\", \"http://localhost:8080\" or \"https://*.example.com\"";
+
+impl OriginPattern {
+    /// Parse a pattern; the error says what is wrong and what would be valid.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let (scheme, rest) = s
+            .split_once("://")
+            .ok_or_else(|| format!("\"{s}\" is not an origin: {HELP}"))?;
+        let scheme = scheme.to_ascii_lowercase();
+        if scheme != "http" && scheme != "https" {
+            return Err(format!(
+                "\"{s}\": scheme must be http or https, not \"{scheme}\""
+            ));
+        }
+        let authority = rest.strip_suffix('/').unwrap_or(rest);
+        if authority.contains(['/', '?', '#']) {
+            return Err(format!(
+                "\"{s}\": an origin has no path, query or fragment; {HELP}"
+            ));
+        }
+        if authority.contains('@') {
+            return Err(format!("\"{s}\": an origin has no user name or password"));
+        }
+        let (wildcard, authority) = match authority.strip_prefix("*.") {
+            Some(a) => (true, a),
+            None => (false, authority),
+        };
+        if authority.contains('*') {
+            return Err(format!(
+                "\"{s}\": '*' is only allowed as the whole first label, as in \"https://*.example.com\""
+            ));
+        }
+        let url = Url::parse(&format!("{scheme}://{authority}/"))
+            .map_err(|e| format!("\"{s}\": {e}; {HELP}"))?;
+        let host = url
+            .host_str()
+            .filter(|h| !h.is_empty())
+            .ok_or_else(|| format!("\"{s}\": missing host; {HELP}"))?
+            .to_string();
+        let port = url
+            .port_or_known_default()
+            .ok_or_else(|| format!("\"{s}\": missing port"))?;
+        let host = if wildcard {
+            if url.domain().is_none() {
+                return Err(format!(
+                    "\"{s}\": a wildcard needs a domain name after \"*.\", not an IP address"
+                ));
+            }
+            if !host.contains('.') {
+                return Err(format!(
+                    "\"{s}\": \"*.{host}\" is too broad; name a domain with at least two labels, as in \"https://*.example.com\""
+                ));
+            }
+            HostPattern::Subdomains(host)
+        } else {
+            HostPattern::Exact(host)
+        };
+        Ok(Self { scheme, host, port })
+    }
+
+    /// Does `url`'s origin match this pattern? Scheme and port (default port by
+    /// scheme) must be equal; `*.example.com` matches `a.example.com` and
+    /// `a.b.example.com` but neither `example.com` nor `evilexample.com`.
+    pub fn matches(&self, url: &Url) -> bool {
+        if url.scheme() != self.scheme || url.port_or_known_default() != Some(self.port) {
+            return false;
+        }
+        let Some(host) = url.host_str() else {
+            return false;
+        };
+        match &self.host {
+            HostPattern::Exact(h) => host == h,
+            HostPattern::Subdomains(suffix) => {
+                url.domain().is_some()
+                    && host.len() > suffix.len() + 1
+                    && host.ends_with(suffix.as_str())
+                    && host.as_bytes()[host.len() - suffix.len() - 1] == b'.'
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for OriginPattern {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let host = match &self.host {
+            HostPattern::Exact(h) => h.clone(),
+            HostPattern::Subdomains(s) => format!("*.{s}"),
+        };
+        let default = if self.scheme == "https" { 443 } else { 80 };
+        if self.port == default {
+            write!(f, "{}://{}", self.scheme, host)
+        } else {
+            write!(f, "{}://{}:{}", self.scheme, host, self.port)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(pattern: &str, url: &str) -> bool {
+        OriginPattern::parse(pattern)
+            .unwrap()
+            .matches(&Url::parse(url).unwrap())
+    }
+
+    #[test]
+    fn exact() {
+        assert!(m(
+            "https://app.example.com",
+            "https://app.example.com/x?y=1"
+        ));
+        assert!(m("https://app.example.com/", "https://APP.example.com"));
+        assert!(m("https://app.example.com", "https://app.example.com:443/"));
+        assert!(!m("https://app.example.com", "https://other.example.com/"));
+        assert!(!m("https://app.example.com", "https://x.app.example.com/"));
+        assert!(m("http://localhost:8080", "http://localhost:8080/cb"));
+        assert!(m("http://[::1]:8080", "http://[::1]:8080/cb"));
+        assert!(m("http://127.0.0.1:8080", "http://127.0.0.1:8080/"));
+    }
+
+    #[test]
+    fn port_and_scheme_must_match() {
+        assert!(!m("http://localhost:8080", "http://localhost:8081/"));
+        assert!(!m("http://localhost:8080", "http://localhost/"));
+        assert!(!m(
+            "https://app.example.com",
+            "https://app.example.com:8443/"
+        ));
+        assert!(!m("https://app.example.com", "http://app.example.com/"));
+        assert!(!m("http://app.example.com", "https://app.example.com/"));
+        assert!(!m("https://*.example.com", "http://a.example.com/"));
+        assert!(!m("https://*.example.com", "https://a.example.com:444/"));
+        assert!(m(
+            "https://*.example.com:8443",
+            "https://a.example.com:8443/"
+        ));
+    }
+
+    #[test]
+    fn wildcard() {
+        assert!(m("https://*.example.com", "https://a.example.com/"));
+        assert!(m("https://*.example.com", "https://a.b.example.com/"));
+        assert!(!m("https://*.example.com", "https://example.com/"));
+        assert!(!m("https://*.example.com", "https://evilexample.com/"));
+        assert!(!m("https://*.example.com", "https://a.evilexample.com/"));
+        assert!(!m("https://*.example.com", "https://example.com.evil.org/"));
+    }
+
+    #[test]
+    fn invalid() {
+        for bad in [
+            "example.com",
+            "ftp://example.com",
+            "https://example.com/path",
+            "https://example.com?q",
+            "https://user@example.com",
+            "https://a.*.example.com",
+            "https://*example.com",
+            "https://*.com",
+            "https://*.127.0.0.1",
+            "https://",
+            "https://exa mple.com",
+        ] {
+            assert!(
+                OriginPattern::parse(bad).is_err(),
+                "{bad} should be refused"
+            );
+        }
+    }
+
+    #[test]
+    fn display() {
+        let p = OriginPattern::parse("https://*.Example.com:443").unwrap();
+        assert_eq!(p.to_string(), "https://*.example.com");
+        let p = OriginPattern::parse("http://localhost:8080").unwrap();
+        assert_eq!(p.to_string(), "http://localhost:8080");
+    }
+}

@@ -1,0 +1,130 @@
+//! Raw serde structs: the file as written, before `${ENV}` expansion and validation.
+//! Every field is optional so that validation can report all missing keys at once.
+
+use serde::de::{self, Deserializer, Visitor};
+use serde::Deserialize;
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawServer {
+    pub listen: Option<String>,
+    pub public_url: Option<String>,
+    pub base_path: Option<String>,
+    pub secret: Option<RawSecret>,
+    pub trusted_origins: Option<Vec<String>>,
+    pub templates: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawStore {
+    pub url: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSession {
+    pub max_age: Option<RawDuration>,
+    pub idle_timeout: Option<RawDuration>,
+    pub update_age: Option<RawDuration>,
+    pub cookie_domain: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawTokens {
+    pub access_ttl: Option<RawDuration>,
+    pub refresh_ttl: Option<RawDuration>,
+    pub audience: Option<Vec<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawProvider {
+    pub preset: Option<String>,
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub name: Option<String>,
+    pub issuer: Option<String>,
+    pub client_id: Option<String>,
+    pub client_secret: Option<RawSecret>,
+    pub scopes: Option<Vec<String>>,
+    pub link_by_email: Option<bool>,
+    pub timeout: Option<RawDuration>,
+}
+
+/// A string that must never be echoed: its deserializer's errors do not quote the
+/// value, and it has no `Debug`.
+pub(crate) struct RawSecret(pub String);
+
+impl<'de> Deserialize<'de> for RawSecret {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(StringVisitor {
+            expected: "a string",
+            hint: "a secret must be a string (e.g. \"${LATCH_SECRET}\")",
+        })
+        .map(RawSecret)
+    }
+}
+
+/// A duration string such as `"10m"`; a bare number gets a hint about units.
+pub(crate) struct RawDuration(pub String);
+
+impl<'de> Deserialize<'de> for RawDuration {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(StringVisitor {
+            expected: "a duration string",
+            hint: "a duration must be a string with a unit: ms, s, m, h or d (e.g. \"90s\", \"10m\", \"24h\", \"30d\")",
+        })
+        .map(RawDuration)
+    }
+}
+
+struct StringVisitor {
+    expected: &'static str,
+    hint: &'static str,
+}
+
+impl StringVisitor {
+    fn refuse<E: de::Error>(&self, what: &str) -> E {
+        E::custom(format_args!("invalid type: {what}; {}", self.hint))
+    }
+}
+
+impl<'de> Visitor<'de> for StringVisitor {
+    type Value = String;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str(self.expected)
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<String, E> {
+        Ok(v.to_string())
+    }
+    fn visit_string<E: de::Error>(self, v: String) -> Result<String, E> {
+        Ok(v)
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<String, E> {
+        Err(self.refuse("boolean"))
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<String, E> {
+        Err(self.refuse("integer"))
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<String, E> {
+        Err(self.refuse("integer"))
+    }
+    fn visit_i128<E: de::Error>(self, _: i128) -> Result<String, E> {
+        Err(self.refuse("integer"))
+    }
+    fn visit_u128<E: de::Error>(self, _: u128) -> Result<String, E> {
+        Err(self.refuse("integer"))
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<String, E> {
+        Err(self.refuse("float"))
+    }
+    fn visit_seq<A: de::SeqAccess<'de>>(self, _: A) -> Result<String, A::Error> {
+        Err(self.refuse("array"))
+    }
+    fn visit_map<A: de::MapAccess<'de>>(self, _: A) -> Result<String, A::Error> {
+        Err(self.refuse("table or date-time"))
+    }
+}

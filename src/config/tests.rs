@@ -1,0 +1,574 @@
+use std::path::Path;
+use std::time::Duration;
+
+use super::*;
+
+const SECRET: &str = "0123456789abcdef0123456789abcdef-secret";
+
+fn env(name: &str) -> Option<String> {
+    match name {
+        "LATCH_SECRET" => Some(SECRET.to_string()),
+        "CORP_SECRET" => Some("corp-client-secret-value".to_string()),
+        "HOST" => Some("login.example.com".to_string()),
+        _ => None,
+    }
+}
+
+fn no_env(_: &str) -> Option<String> {
+    None
+}
+
+fn load_with(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigErrors> {
+    load_str(Path::new("providers.toml"), text, env)
+}
+
+fn ok(text: &str) -> Config {
+    match load_with(text, &env) {
+        Ok(c) => c,
+        Err(e) => panic!("expected a valid config, got:\n{e}"),
+    }
+}
+
+fn errs(text: &str) -> Vec<ConfigError> {
+    match load_with(text, &env) {
+        Ok(_) => panic!("expected errors for:\n{text}"),
+        Err(e) => e.0,
+    }
+}
+
+/// A minimal valid file plus `extra`.
+fn with(extra: &str) -> String {
+    format!("[server]\nsecret = \"${{LATCH_SECRET}}\"\n{extra}")
+}
+
+#[test]
+fn sample_file_loads() {
+    let c = load_with(include_str!("../../providers.toml"), &no_env).unwrap();
+    assert_eq!(c.server.listen, "127.0.0.1:3000");
+    assert_eq!(c.server.public_url.as_str(), "http://localhost:3000/");
+    assert_eq!(c.server.base_path, "");
+    assert_eq!(c.store.url, "sqlite://latch.db");
+    assert_eq!(c.providers.len(), 1);
+    assert_eq!(c.providers[0].id, "dev");
+    assert!(matches!(c.providers[0].kind, ProviderKind::Dev));
+    assert_eq!(c.providers[0].client_id, "latch-dev");
+    assert_eq!(c.session.max_age, Duration::from_secs(30 * 86_400));
+    assert_eq!(c.session.cookie_domain, None);
+}
+
+#[test]
+fn sample_file_loads_from_disk() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("providers.toml");
+    let c = load(&path).unwrap();
+    assert_eq!(
+        c.store.sqlite_path().unwrap(),
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("latch.db")
+    );
+}
+
+#[test]
+fn defaults() {
+    let c = ok(&with(""));
+    assert_eq!(c.server.listen, "127.0.0.1:3000");
+    assert_eq!(c.server.public_url.as_str(), "http://localhost:3000/");
+    assert_eq!(c.server.base_path, "");
+    assert_eq!(c.server.secret.expose(), SECRET.as_bytes());
+    assert!(c.server.trusted_origins.is_empty());
+    assert!(c.server.templates.is_none());
+    assert_eq!(c.store.url, "sqlite://latch.db");
+    assert_eq!(c.store.scheme(), "sqlite");
+    assert_eq!(c.session.max_age, Duration::from_secs(30 * 86_400));
+    assert_eq!(c.session.idle_timeout, Duration::from_secs(7 * 86_400));
+    assert_eq!(c.session.update_age, Duration::from_secs(86_400));
+    assert_eq!(c.tokens.access_ttl, Duration::from_secs(600));
+    assert_eq!(c.tokens.refresh_ttl, Duration::from_secs(30 * 86_400));
+    assert_eq!(c.tokens.audience, vec!["api"]);
+    assert!(c.providers.is_empty());
+}
+
+#[test]
+fn full_valid_file() {
+    let text = r#"
+[server]
+listen = "0.0.0.0:8443"
+public_url = "https://${HOST}/"
+base_path = "/api/auth"
+secret = "${LATCH_SECRET}"
+trusted_origins = ["http://localhost:8080", "https://*.example.com"]
+
+[store]
+url = "redis://127.0.0.1:6379/0"
+
+[session]
+max_age = "14d"
+idle_timeout = "2d"
+update_age = "1h"
+cookie_domain = ".Example.com"
+
+[tokens]
+access_ttl = "5m"
+refresh_ttl = "7d"
+audience = ["api", "admin"]
+
+[providers.corp]
+type = "oidc"
+name = "Corp SSO"
+issuer = "https://sso.corp.example"
+client_id = "latch"
+client_secret = "${CORP_SECRET}"
+scopes = ["openid", "email"]
+link_by_email = true
+timeout = "3s"
+
+[providers.another]
+type = "oidc"
+issuer = "http://127.0.0.1:9000/realms/x"
+client_id = "x"
+"#;
+    let c = ok(text);
+    assert_eq!(c.path, Path::new("providers.toml"));
+    assert_eq!(c.server.listen, "0.0.0.0:8443");
+    assert_eq!(c.server.public_url.as_str(), "https://login.example.com/");
+    assert_eq!(c.server.base_path, "/api/auth");
+    assert_eq!(c.server.trusted_origins.len(), 2);
+    assert_eq!(c.store.url, "redis://127.0.0.1:6379/0");
+    assert_eq!(c.store.sqlite_path(), None);
+    assert_eq!(c.session.max_age, Duration::from_secs(14 * 86_400));
+    assert_eq!(c.session.idle_timeout, Duration::from_secs(2 * 86_400));
+    assert_eq!(c.session.update_age, Duration::from_secs(3600));
+    assert_eq!(c.session.cookie_domain.as_deref(), Some(".example.com"));
+    assert_eq!(c.tokens.access_ttl, Duration::from_secs(300));
+    assert_eq!(c.tokens.audience, vec!["api", "admin"]);
+
+    // in the order of the file, not alphabetical
+    let ids: Vec<_> = c.providers.iter().map(|p| p.id.as_str()).collect();
+    assert_eq!(ids, ["corp", "another"]);
+    let corp = &c.providers[0];
+    assert_eq!(corp.name, "Corp SSO");
+    match &corp.kind {
+        ProviderKind::Oidc { issuer } => assert_eq!(issuer.host_str(), Some("sso.corp.example")),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(corp.client_id, "latch");
+    assert_eq!(
+        corp.client_secret.as_ref().unwrap().expose(),
+        b"corp-client-secret-value"
+    );
+    assert_eq!(corp.scopes, vec!["openid", "email"]);
+    assert!(corp.link_by_email);
+    assert_eq!(corp.timeout, Duration::from_secs(3));
+    let another = &c.providers[1];
+    assert_eq!(another.name, "another");
+    assert_eq!(another.scopes, vec!["openid", "email", "profile"]);
+    assert!(!another.link_by_email);
+    assert_eq!(another.timeout, Duration::from_secs(10));
+    assert!(another.client_secret.is_none());
+}
+
+#[test]
+fn env_expansion_and_escape() {
+    let c = ok(&with(
+        "[tokens]\naudience = [\"$${X}\", \"${HOST}\", \"a$$b\"]\n[providers.c]\npreset = \"dev\"\nname = \"Dev $${HOST} on ${HOST}\"\n",
+    ));
+    assert_eq!(c.tokens.audience, vec!["${X}", "login.example.com", "a$$b"]);
+    assert_eq!(c.providers[0].name, "Dev ${HOST} on login.example.com");
+}
+
+#[test]
+fn every_bad_key_is_reported() {
+    let text = "[server]\nsecret = \"${LATCH_SECRET}\"\nlisten = 3000\n[session]\nmax_age = \"1y\"\n[providers.x]\ntype = \"oidc\"\nissuer = \"http://sso.example.com\"\nlink_by_email = \"yes\"\n[providers.y]\npreset = \"google\"\n";
+    let e = load_with(text, &env).unwrap_err();
+    let lines: Vec<_> = e.0.iter().map(|e| e.line.unwrap()).collect();
+    // the provider with a wrongly typed key is still validated: its http issuer is refused too
+    assert_eq!(lines, [3, 5, 8, 9, 11], "{e}");
+    assert_eq!(e.0[2].key, "providers.x.issuer");
+    assert_eq!(e.to_string().lines().count(), 5);
+    let e = load_with("[server\nx = 1\ny = = 2\n", &env).unwrap_err();
+    assert!(e.0.len() >= 2, "{e}");
+    assert_eq!(e.0[0].line, Some(1));
+    assert!(e.0.iter().any(|e| e.line == Some(3)), "{e}");
+}
+
+#[test]
+fn unset_variable_names_key_and_variable() {
+    let e = errs("[server]\n\nsecret = \"${NOT_SET_ANYWHERE}\"\n");
+    assert_eq!(e.len(), 1);
+    assert_eq!(e[0].key, "server.secret");
+    assert_eq!(e[0].line, Some(3));
+    assert!(e[0].message.contains("NOT_SET_ANYWHERE"), "{}", e[0]);
+    assert_eq!(
+        e[0].to_string(),
+        "providers.toml:3: server.secret: environment variable NOT_SET_ANYWHERE is not set"
+    );
+}
+
+#[test]
+fn unterminated_variable() {
+    let e = errs(&with("public_url = \"http://${HOST\"\n"));
+    assert_eq!(e.len(), 1);
+    assert_eq!(e[0].key, "server.public_url");
+    assert_eq!(e[0].line, Some(3));
+    assert!(e[0].message.contains("unterminated"));
+}
+
+#[test]
+fn unknown_key_with_line_and_expected_fields() {
+    let e = errs(&with("\nlistne = \"127.0.0.1:3000\"\n"));
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert_eq!(e[0].line, Some(4));
+    assert_eq!(e[0].key, "server.listne");
+    assert!(e[0].message.contains("unknown field `listne`"), "{}", e[0]);
+    assert!(e[0].message.contains("`listen`"), "{}", e[0]);
+    assert!(e[0].message.contains("`public_url`"), "{}", e[0]);
+}
+
+#[test]
+fn unknown_key_in_provider() {
+    let e = errs("[server]\nsecret = \"${LATCH_SECRET}\"\n[providers.x]\npreset = \"dev\"\nclient_idd = \"a\"\n");
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert_eq!(e[0].line, Some(5));
+    assert_eq!(e[0].key, "providers.x.client_idd");
+    assert!(e[0].message.contains("`client_id`"));
+}
+
+#[test]
+fn unknown_top_level_key() {
+    let e = errs(&format!("listen = \"x\"\n{}", with("")));
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert_eq!(e[0].line, Some(1));
+    assert_eq!(e[0].key, "listen");
+    assert!(e[0].message.contains("`[server]`"));
+}
+
+#[test]
+fn wrong_type() {
+    let e = errs(&with("[tokens]\naudience = \"api\"\n"));
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert_eq!(e[0].line, Some(4));
+    assert_eq!(e[0].key, "tokens.audience");
+    assert!(e[0].message.contains("invalid type"), "{}", e[0]);
+
+    let e = errs(&with("[session]\nmax_age = 30\n"));
+    assert_eq!(e[0].line, Some(4));
+    assert_eq!(e[0].key, "session.max_age");
+    assert!(e[0].message.contains("\"30d\""), "{}", e[0]);
+
+    let e = errs("server = 5\n");
+    assert!(e[0].message.contains("must be a table"));
+}
+
+#[test]
+fn syntax_error_has_line() {
+    let e = errs("[server]\nsecret = \"abc\n");
+    assert!(!e.is_empty());
+    assert_eq!(e[0].line, Some(2));
+    assert!(
+        e[0].to_string().starts_with("providers.toml:2: "),
+        "{}",
+        e[0]
+    );
+}
+
+#[test]
+fn errors_are_collected() {
+    let text = "[server]\nsecret = \"${LATCH_SECRET}\"\npublic_url = \"ftp://x\"\n[session]\nmax_age = \"3 weeks\"\n";
+    let e = errs(text);
+    assert_eq!(e.len(), 2, "{e:?}");
+    assert_eq!(e[0].key, "server.public_url");
+    assert_eq!(e[0].line, Some(3));
+    assert_eq!(e[1].key, "session.max_age");
+    assert_eq!(e[1].line, Some(5));
+    let shown = ConfigErrors(e).to_string();
+    assert_eq!(shown.lines().count(), 2);
+}
+
+#[test]
+fn errors_collected_across_sections_and_providers() {
+    let text = r#"
+[server]
+secret = "short"
+base_path = "/x/"
+[store]
+url = "postgres://db"
+[tokens]
+unknown = 1
+[providers.a]
+preset = "google"
+[providers.b]
+type = "saml"
+"#;
+    let e = errs(text);
+    let keys: Vec<_> = e.iter().map(|e| e.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        [
+            "server.secret",
+            "server.base_path",
+            "store.url",
+            "tokens.unknown",
+            "providers.a.preset",
+            "providers.b.type"
+        ],
+        "{e:?}"
+    );
+    assert!(e[2].message.contains(
+        "sqlite://, redis://, rediss://, redis+sentinel://, redis+cluster://, memory://"
+    ));
+    assert_eq!(e[4].message, "unknown preset \"google\"; available: dev");
+    assert!(e[5].message.contains("valid types: oidc"), "{}", e[5]);
+}
+
+#[test]
+fn dev_preset_refused_unless_loopback() {
+    let e = errs(&with(
+        "public_url = \"https://login.example.com\"\n[providers.dev]\npreset = \"dev\"\n",
+    ));
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert_eq!(e[0].key, "providers.dev.preset");
+    assert_eq!(e[0].line, Some(5));
+    assert!(e[0].message.contains("loopback"), "{}", e[0]);
+    assert!(e[0].message.contains("anyone"), "{}", e[0]);
+
+    for url in [
+        "http://localhost:3000",
+        "http://127.0.0.2:3000",
+        "http://[::1]:3000",
+    ] {
+        let c = ok(&with(&format!(
+            "public_url = \"{url}\"\n[providers.dev]\npreset = \"dev\"\nname = \"Dev\"\n"
+        )));
+        assert!(matches!(c.providers[0].kind, ProviderKind::Dev));
+        assert_eq!(c.providers[0].name, "Dev");
+    }
+}
+
+#[test]
+fn provider_rules() {
+    let e = errs(&with(
+        "[providers.Corp]\ntype = \"oidc\"\nissuer = \"https://x\"\nclient_id = \"c\"\n",
+    ));
+    assert_eq!(e[0].key, "providers.Corp");
+    assert!(e[0].message.contains("lowercase"));
+
+    let e = errs(&with("[providers.c]\ntype = \"oidc\"\nclient_id = \"c\"\n"));
+    assert_eq!(e[0].key, "providers.c");
+    assert_eq!(e[0].line, Some(3));
+    assert!(e[0].message.contains("`issuer` is required"));
+
+    let e = errs(&with(
+        "[providers.c]\ntype = \"oidc\"\nissuer = \"http://sso.example.com\"\nclient_id = \"c\"\n",
+    ));
+    assert_eq!(e[0].key, "providers.c.issuer");
+    assert!(e[0].message.contains("https"));
+
+    let e = errs(&with(
+        "[providers.c]\ntype = \"oidc\"\nissuer = \"https://sso\"\n",
+    ));
+    assert!(e[0].message.contains("`client_id` is required"));
+
+    let e = errs(&with("[providers.c]\ntype = \"oidc\"\nissuer = \"https://sso\"\nclient_id = \"c\"\nscopes = [\"email\"]\n"));
+    assert_eq!(e[0].key, "providers.c.scopes");
+    assert!(e[0].message.contains("openid"));
+
+    let e = errs(&with("[providers.c]\nclient_id = \"c\"\n"));
+    assert!(e[0].message.contains("either `type"), "{}", e[0]);
+
+    let e = errs(&with("[providers.c]\npreset = \"dev\"\ntype = \"oidc\"\n"));
+    assert_eq!(e[0].key, "providers.c.type");
+
+    let e = errs(&with("[providers.c]\ntype = \"oauth2\"\n"));
+    assert!(e[0].message.contains("not supported yet"));
+}
+
+#[test]
+fn base_path_validation() {
+    for good in ["", "/auth", "/api/auth", "/a-b_c.d/e1"] {
+        let c = ok(&with(&format!("base_path = \"{good}\"\n")));
+        assert_eq!(c.server.base_path, good);
+    }
+    for bad in [
+        "/", "auth", "/auth/", "/a b", "/a//b", "/a/../b", "/ä", "/a?b",
+    ] {
+        let e = errs(&with(&format!("base_path = \"{bad}\"\n")));
+        assert_eq!(e.len(), 1, "{bad}: {e:?}");
+        assert_eq!(e[0].key, "server.base_path");
+        assert_eq!(e[0].line, Some(3));
+    }
+}
+
+#[test]
+fn public_url_rules() {
+    let c = ok(&with("public_url = \"HTTPS://Login.Example.com:443\"\n"));
+    assert_eq!(c.server.public_url.as_str(), "https://login.example.com/");
+    let c = ok(&with("public_url = \"http://localhost:8080/\"\n"));
+    assert_eq!(c.server.public_url.as_str(), "http://localhost:8080/");
+    for bad in [
+        "login.example.com",
+        "ftp://x.example",
+        "https://x.example/app",
+        "https://x.example/?a=b",
+        "https://x.example/#f",
+        "https://u:p@x.example/",
+    ] {
+        let e = errs(&with(&format!("public_url = \"{bad}\"\n")));
+        assert_eq!(e[0].key, "server.public_url", "{bad}");
+    }
+}
+
+#[test]
+fn listen_rules() {
+    let e = errs(&with("listen = \"localhost:3000\"\n"));
+    assert_eq!(e[0].key, "server.listen");
+    let over = |n: &str| match n {
+        "LATCH_LISTEN" => Some("[::]:4000".to_string()),
+        other => env(other),
+    };
+    let c = load_with(&with("listen = \"127.0.0.1:3000\"\n"), &over).unwrap();
+    assert_eq!(c.server.listen, "[::]:4000");
+    let bad = |n: &str| match n {
+        "LATCH_LISTEN" => Some("nope".to_string()),
+        other => env(other),
+    };
+    let e = load_with(&with(""), &bad).unwrap_err().0;
+    assert!(e[0].message.contains("LATCH_LISTEN"));
+}
+
+#[test]
+fn trusted_origins_errors_point_at_element() {
+    let e = errs(&with(
+        "trusted_origins = [\n  \"https://ok.example\",\n  \"https://*.com\",\n]\n",
+    ));
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert_eq!(e[0].key, "server.trusted_origins[1]");
+    assert_eq!(e[0].line, Some(5));
+}
+
+#[test]
+fn templates_directory() {
+    let dir = std::env::temp_dir().join(format!("latch-config-test-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("tpl")).unwrap();
+    let file = dir.join("providers.toml");
+    let c = load_str(&file, &with("templates = \"tpl\"\n"), &env).unwrap();
+    assert_eq!(
+        c.server.templates.as_deref(),
+        Some(dir.join("tpl").as_path())
+    );
+    let e = load_str(&file, &with("templates = \"missing\"\n"), &env).unwrap_err();
+    assert_eq!(e.0[0].key, "server.templates");
+    assert!(e.0[0].message.contains("does not exist"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn session_rules() {
+    let e = errs(&with(
+        "[session]\nmax_age = \"1d\"\nidle_timeout = \"2d\"\nupdate_age = \"0s\"\n",
+    ));
+    let keys: Vec<_> = e.iter().map(|e| e.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        ["session.idle_timeout", "session.update_age"],
+        "{e:?}"
+    );
+
+    let e = errs(&with("[session]\nupdate_age = \"7d\"\n"));
+    assert_eq!(e[0].key, "session.update_age");
+
+    let e = errs(&with(
+        "public_url = \"https://login.example.com\"\n[session]\ncookie_domain = \".other.com\"\n",
+    ));
+    assert_eq!(e[0].key, "session.cookie_domain");
+    let e = errs(&with(
+        "public_url = \"https://login.example.com\"\n[session]\ncookie_domain = \"mple.com\"\n",
+    ));
+    assert_eq!(e[0].key, "session.cookie_domain");
+    let c = ok(&with(
+        "public_url = \"https://login.example.com\"\n[session]\ncookie_domain = \"example.com\"\n",
+    ));
+    assert_eq!(c.session.cookie_domain.as_deref(), Some("example.com"));
+}
+
+#[test]
+fn store_rules() {
+    let c = ok(&with(
+        "[store]\nurl = \"sqlite:///var/lib/latch/latch.db\"\n",
+    ));
+    assert_eq!(
+        c.store.sqlite_path().unwrap(),
+        Path::new("/var/lib/latch/latch.db")
+    );
+    for good in [
+        "memory://",
+        "rediss://h:6380",
+        "redis+sentinel://h:26379/mymaster",
+        "redis+cluster://h:7000",
+    ] {
+        ok(&with(&format!("[store]\nurl = \"{good}\"\n")));
+    }
+    let c = ok(&with("[store]\nurl = \"redis://:hunter2hunter2@h:6379\"\n"));
+    assert!(!format!("{:?}", c.store).contains("hunter2"));
+    let e = errs(&with("[store]\nurl = \"latch.db\"\n"));
+    assert_eq!(e[0].key, "store.url");
+}
+
+#[test]
+fn secret_never_shown() {
+    let c = ok(&with("[providers.c]\ntype = \"oidc\"\nissuer = \"https://sso\"\nclient_id = \"c\"\nclient_secret = \"${CORP_SECRET}\"\n"));
+    let dbg = format!("{c:?}");
+    assert!(!dbg.contains(SECRET));
+    assert!(!dbg.contains("corp-client-secret-value"));
+    assert!(dbg.contains("Secret(redacted)"));
+    assert_eq!(
+        format!("{:?}", Secret::new(b"x".to_vec())),
+        "Secret(redacted)"
+    );
+
+    let e = errs("[server]\nsecret = \"too-short-secret-value\"\n");
+    assert_eq!(e[0].key, "server.secret");
+    assert!(!e[0].to_string().contains("too-short-secret-value"));
+    assert!(e[0].message.contains("32 bytes"));
+
+    let e = errs("[server]\nsecret = 12345678901234567890\n");
+    assert!(
+        !e[0].to_string().contains("12345678901234567890"),
+        "{}",
+        e[0]
+    );
+
+    let e = errs("[server]\n");
+    assert_eq!(e[0].key, "server.secret");
+    assert_eq!(e[0].line, Some(1));
+    assert!(e[0].message.contains("required"));
+
+    let e = errs("");
+    assert_eq!(e[0].key, "server.secret");
+    assert_eq!(e[0].line, None);
+    assert_eq!(
+        e[0].to_string(),
+        format!("providers.toml: server.secret: {}", e[0].message)
+    );
+}
+
+#[test]
+fn unreadable_file() {
+    let e = load(Path::new("/nonexistent/latch/providers.toml")).unwrap_err();
+    assert_eq!(e.0.len(), 1);
+    assert!(e
+        .to_string()
+        .starts_with("/nonexistent/latch/providers.toml: cannot read"));
+}
+
+#[test]
+fn several_type_errors_in_one_section() {
+    let e = errs(
+        &with("listen = 1\nbase_path = 2\nsecret = true\n")
+            .replace("secret = \"${LATCH_SECRET}\"\n", ""),
+    );
+    let keys: Vec<_> = e.iter().map(|e| e.key.as_str()).collect();
+    // no follow-on "secret is required" after its type error
+    assert_eq!(
+        keys,
+        ["server.listen", "server.base_path", "server.secret"],
+        "{e:?}"
+    );
+}

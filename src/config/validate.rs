@@ -1,0 +1,666 @@
+//! Turning raw sections into validated config, collecting every error.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::de::{DeValue, ValueDeserializer};
+use toml::Spanned;
+use url::{Host, Url};
+
+use super::duration::parse_duration;
+use super::expand::expand;
+use super::origin::OriginPattern;
+use super::provider;
+use super::raw::{RawDuration, RawProvider, RawServer, RawSession, RawStore, RawTokens};
+use super::source::{KeyPath, Source};
+use super::{Config, ConfigError, Secret, ServerConfig, SessionConfig, StoreConfig, TokensConfig};
+
+const SECTIONS: &[&str] = &["server", "store", "session", "tokens", "providers"];
+pub(crate) const STORE_SCHEMES: &[&str] = &[
+    "sqlite",
+    "redis",
+    "rediss",
+    "redis+sentinel",
+    "redis+cluster",
+    "memory",
+];
+const MIN_SECRET_LEN: usize = 32;
+
+pub(crate) struct Ctx<'a, 'i> {
+    src: &'a Source<'i>,
+    env: &'a dyn Fn(&str) -> Option<String>,
+    file: PathBuf,
+    pub errors: Vec<ConfigError>,
+}
+
+impl<'a, 'i> Ctx<'a, 'i> {
+    pub fn new(src: &'a Source<'i>, env: &'a dyn Fn(&str) -> Option<String>, file: &Path) -> Self {
+        Self {
+            src,
+            env,
+            file: file.to_path_buf(),
+            errors: Vec::new(),
+        }
+    }
+
+    /// Record an error on `path`, with the line of the key (or its table).
+    pub fn err(&mut self, path: &KeyPath, message: impl Into<String>) {
+        let line = self.src.locate(path);
+        self.push(ConfigError {
+            file: self.file.clone(),
+            line,
+            key: path.to_string(),
+            message: message.into(),
+        });
+    }
+
+    /// Record an error unless one was already reported for this key or a key
+    /// inside it (a follow-on error there would only be noise).
+    fn push(&mut self, e: ConfigError) {
+        let covered = self.errors.iter().any(|old| {
+            old.key == e.key
+                || (!e.key.is_empty()
+                    && old
+                        .key
+                        .strip_prefix(e.key.as_str())
+                        .is_some_and(|rest| rest.starts_with(['.', '['])))
+        });
+        if !covered {
+            self.errors.push(e);
+        }
+    }
+
+    fn de_error(&mut self, e: toml::de::Error, fallback: &KeyPath) {
+        let (line, key) = match e.span() {
+            Some(span) => {
+                let key = self.src.key_at(span.start);
+                let key = if key.0.is_empty() {
+                    fallback.clone()
+                } else {
+                    key
+                };
+                (Some(self.src.line_of(span.start)), key)
+            }
+            None => (self.src.locate(fallback), fallback.clone()),
+        };
+        self.push(ConfigError {
+            file: self.file.clone(),
+            line,
+            key: key.to_string(),
+            message: e.message().trim().to_string(),
+        });
+    }
+
+    /// Expand `${NAME}` in a value; `None` after reporting an error.
+    pub fn string(&mut self, path: &KeyPath, raw: &str) -> Option<String> {
+        match expand(raw, self.env) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                self.err(path, e.to_string());
+                None
+            }
+        }
+    }
+
+    /// Like [`Ctx::string`] for an optional key: `Some(None)` when absent.
+    pub fn opt_string(&mut self, path: &KeyPath, raw: Option<&str>) -> Option<Option<String>> {
+        match raw {
+            None => Some(None),
+            Some(r) => self.string(path, r).map(Some),
+        }
+    }
+
+    /// Expand every element of an optional array of strings.
+    pub fn strings(
+        &mut self,
+        path: &KeyPath,
+        raw: Option<&[String]>,
+    ) -> Option<Option<Vec<String>>> {
+        let Some(raw) = raw else { return Some(None) };
+        let mut out = Vec::with_capacity(raw.len());
+        let mut ok = true;
+        for (i, r) in raw.iter().enumerate() {
+            match self.string(&path.index(i), r) {
+                Some(s) => out.push(s),
+                None => ok = false,
+            }
+        }
+        ok.then_some(Some(out))
+    }
+
+    /// An optional duration key, defaulting to `default`; must be positive.
+    pub fn duration(
+        &mut self,
+        path: &KeyPath,
+        raw: Option<&RawDuration>,
+        default: Duration,
+    ) -> Option<Duration> {
+        let Some(raw) = raw else { return Some(default) };
+        let s = self.string(path, &raw.0)?;
+        match parse_duration(&s) {
+            Ok(d) if d.is_zero() => {
+                self.err(path, "must be greater than zero");
+                None
+            }
+            Ok(d) => Some(d),
+            Err(e) => {
+                self.err(path, e);
+                None
+            }
+        }
+    }
+
+    /// Deserialize one top-level section; a missing section gives the defaults.
+    fn section<T: for<'de> Deserialize<'de> + Default>(&mut self, name: &str) -> Option<T> {
+        let path = KeyPath::new(&[name]);
+        let src = self.src;
+        let Some(value) = entry(src.root(), name) else {
+            return Some(T::default());
+        };
+        if !value.get_ref().is_table() {
+            self.err(&path, format!("`{name}` must be a table ([{name}])"));
+            return None;
+        }
+        self.lenient(value, &path)
+    }
+
+    /// Deserialize a table, reporting every key serde refuses: after each error
+    /// the offending key is dropped and the rest deserialized again, so the
+    /// remaining keys are still validated (the config is refused in the end).
+    pub fn lenient<T: for<'de> Deserialize<'de>>(
+        &mut self,
+        value: &Spanned<DeValue<'i>>,
+        path: &KeyPath,
+    ) -> Option<T> {
+        let mut value = value.clone();
+        loop {
+            let err = match T::deserialize(ValueDeserializer::from(value.clone())) {
+                Ok(v) => return Some(v),
+                Err(e) => e,
+            };
+            let start = err.span().map(|s| s.start);
+            self.de_error(err, path);
+            let (Some(start), DeValue::Table(table)) = (start, value.get_mut()) else {
+                return None;
+            };
+            let key = table
+                .iter()
+                .find(|(k, v)| contains(&k.span(), start) || contains(&v.span(), start))
+                .map(|(k, _)| k.get_ref().to_string())?;
+            table.remove(key.as_str());
+        }
+    }
+}
+
+fn contains(r: &std::ops::Range<usize>, offset: usize) -> bool {
+    r.start <= offset && offset < r.end.max(r.start + 1)
+}
+
+fn entry<'t, 'i>(table: &'t toml::de::DeTable<'i>, name: &str) -> Option<&'t Spanned<DeValue<'i>>> {
+    table
+        .iter()
+        .find(|(k, _)| k.get_ref() == name)
+        .map(|(_, v)| v)
+}
+
+pub(crate) fn is_loopback(host: &Host<&str>) -> bool {
+    match host {
+        Host::Domain(d) => d.eq_ignore_ascii_case("localhost"),
+        Host::Ipv4(ip) => ip.is_loopback(),
+        Host::Ipv6(ip) => ip.is_loopback(),
+    }
+}
+
+/// Validate the whole document.
+pub(crate) fn validate(ctx: &mut Ctx, path: &Path, base_dir: PathBuf) -> Option<Config> {
+    for (k, _) in ctx.src.root().iter() {
+        let k = k.get_ref();
+        if !SECTIONS.contains(&k.as_ref()) {
+            ctx.err(
+                &KeyPath::new(&[k]),
+                format!(
+                    "unknown key `{k}` at the top level, expected one of the tables {}",
+                    SECTIONS
+                        .iter()
+                        .map(|s| format!("`[{s}]`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            );
+        }
+    }
+
+    let server = ctx
+        .section::<RawServer>("server")
+        .and_then(|raw| server(ctx, raw, &base_dir));
+    let public_url = server.as_ref().map(|s| s.public_url.clone());
+    let store = ctx
+        .section::<RawStore>("store")
+        .and_then(|raw| store(ctx, raw, base_dir.clone()));
+    let session = ctx
+        .section::<RawSession>("session")
+        .and_then(|raw| session(ctx, raw, public_url.as_ref()));
+    let tokens = ctx
+        .section::<RawTokens>("tokens")
+        .and_then(|raw| tokens(ctx, raw));
+    let providers = providers(ctx, public_url.as_ref());
+
+    if !ctx.errors.is_empty() {
+        return None;
+    }
+    Some(Config {
+        path: path.to_path_buf(),
+        server: server?,
+        store: store?,
+        session: session?,
+        tokens: tokens?,
+        providers: providers?,
+    })
+}
+
+fn server(ctx: &mut Ctx, raw: RawServer, base_dir: &Path) -> Option<ServerConfig> {
+    let p = KeyPath::new(&["server"]);
+
+    let listen_path = p.key("listen");
+    let listen = match (ctx.env)("LATCH_LISTEN").filter(|v| !v.is_empty()) {
+        Some(v) => match v.parse::<SocketAddr>() {
+            Ok(_) => Some(v),
+            Err(_) => {
+                ctx.errors.push(ConfigError {
+                    file: ctx.file.clone(),
+                    line: None,
+                    key: listen_path.to_string(),
+                    message: format!(
+                        "LATCH_LISTEN=\"{v}\" (which overrides server.listen) is not a socket address: expected IP:port, e.g. \"127.0.0.1:3000\" or \"[::]:3000\""
+                    ),
+                });
+                None
+            }
+        },
+        None => ctx
+            .opt_string(&listen_path, raw.listen.as_deref())
+            .map(|v| v.unwrap_or_else(|| "127.0.0.1:3000".to_string()))
+            .and_then(|v| match v.parse::<SocketAddr>() {
+                Ok(_) => Some(v),
+                Err(_) => {
+                    ctx.err(
+                        &listen_path,
+                        format!(
+                            "\"{v}\" is not a socket address: expected IP:port, e.g. \"127.0.0.1:3000\" or \"[::]:3000\""
+                        ),
+                    );
+                    None
+                }
+            }),
+    };
+
+    let url_path = p.key("public_url");
+    let public_url = ctx
+        .opt_string(&url_path, raw.public_url.as_deref())
+        .map(|v| v.unwrap_or_else(|| "http://localhost:3000".to_string()))
+        .and_then(|v| match parse_public_url(&v) {
+            Ok(u) => Some(u),
+            Err(e) => {
+                ctx.err(&url_path, e);
+                None
+            }
+        });
+
+    let bp_path = p.key("base_path");
+    let base_path = ctx
+        .opt_string(&bp_path, raw.base_path.as_deref())
+        .map(Option::unwrap_or_default)
+        .and_then(|v| match check_base_path(&v) {
+            Ok(()) => Some(v),
+            Err(e) => {
+                ctx.err(&bp_path, e);
+                None
+            }
+        });
+
+    let secret_path = p.key("secret");
+    let secret = match &raw.secret {
+        None => {
+            ctx.err(
+                &secret_path,
+                "is required: a random string of at least 32 bytes, e.g. secret = \"${LATCH_SECRET}\" (generate one with `openssl rand -base64 48`)",
+            );
+            None
+        }
+        Some(s) => ctx.string(&secret_path, &s.0).and_then(|s| {
+            if s.len() < MIN_SECRET_LEN {
+                ctx.err(
+                    &secret_path,
+                    format!(
+                        "is too short: it must be at least {MIN_SECRET_LEN} bytes after expansion (generate one with `openssl rand -base64 48`)"
+                    ),
+                );
+                None
+            } else {
+                Some(Secret::new(s.into_bytes()))
+            }
+        }),
+    };
+
+    let to_path = p.key("trusted_origins");
+    let trusted_origins = ctx
+        .strings(&to_path, raw.trusted_origins.as_deref())
+        .and_then(|list| {
+            let mut out = Vec::new();
+            let mut ok = true;
+            for (i, s) in list.unwrap_or_default().iter().enumerate() {
+                match OriginPattern::parse(s) {
+                    Ok(o) => out.push(o),
+                    Err(e) => {
+                        ctx.err(&to_path.index(i), e);
+                        ok = false;
+                    }
+                }
+            }
+            ok.then_some(out)
+        });
+
+    let tpl_path = p.key("templates");
+    let templates = ctx
+        .opt_string(&tpl_path, raw.templates.as_deref())
+        .and_then(|v| match v {
+            None => Some(None),
+            Some(v) if v.is_empty() => Some(None),
+            Some(v) => {
+                let dir = base_dir.join(&v);
+                if dir.is_dir() {
+                    Some(Some(dir))
+                } else {
+                    let why = if dir.exists() {
+                        "is not a directory"
+                    } else {
+                        "does not exist"
+                    };
+                    ctx.err(
+                        &tpl_path,
+                        format!(
+                            "template directory \"{}\" {why} (relative paths are resolved against the config file's directory)",
+                            dir.display()
+                        ),
+                    );
+                    None
+                }
+            }
+        });
+
+    Some(ServerConfig {
+        listen: listen?,
+        public_url: public_url?,
+        base_path: base_path?,
+        secret: secret?,
+        trusted_origins: trusted_origins?,
+        templates: templates?,
+    })
+}
+
+fn parse_public_url(s: &str) -> Result<Url, String> {
+    const EXAMPLE: &str = "e.g. \"https://login.example.com\" or \"http://localhost:3000\"";
+    let url = Url::parse(s)
+        .map_err(|e| format!("\"{s}\" is not a valid URL ({e}); expected an origin, {EXAMPLE}"))?;
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("public_url must not contain a user name or password".to_string());
+    }
+    if url.scheme() != "http" && url.scheme() != "https" {
+        return Err(format!(
+            "\"{s}\": scheme must be http or https, not \"{}\"",
+            url.scheme()
+        ));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(format!("\"{s}\" has no host; {EXAMPLE}"));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(format!("\"{s}\" must not have a query or fragment"));
+    }
+    if url.path() != "/" && !url.path().is_empty() {
+        return Err(format!(
+            "\"{s}\" must be an origin without a path; put a path prefix in server.base_path instead"
+        ));
+    }
+    Url::parse(&format!("{}/", url.origin().ascii_serialization()))
+        .map_err(|e| format!("\"{s}\": {e}"))
+}
+
+fn check_base_path(s: &str) -> Result<(), String> {
+    const HELP: &str = "expected \"\" or a path like \"/api/auth\": starting with '/', no trailing '/', letters, digits and / _ - . only";
+    if s.is_empty() {
+        return Ok(());
+    }
+    if !s.starts_with('/') {
+        return Err(format!("\"{s}\" must start with '/'; {HELP}"));
+    }
+    if s.ends_with('/') {
+        let hint = if s == "/" {
+            " (use \"\" to serve at the root)"
+        } else {
+            ""
+        };
+        return Err(format!("\"{s}\" must not end with '/'{hint}; {HELP}"));
+    }
+    if let Some(c) = s
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '/' | '_' | '-' | '.')))
+    {
+        return Err(format!("\"{s}\" contains {c:?}; {HELP}"));
+    }
+    if s[1..]
+        .split('/')
+        .any(|seg| seg.is_empty() || seg == "." || seg == "..")
+    {
+        return Err(format!(
+            "\"{s}\" has an empty, \".\" or \"..\" segment; {HELP}"
+        ));
+    }
+    Ok(())
+}
+
+fn store(ctx: &mut Ctx, raw: RawStore, base_dir: PathBuf) -> Option<StoreConfig> {
+    let path = KeyPath::new(&["store", "url"]);
+    let url = ctx
+        .opt_string(&path, raw.url.as_deref())?
+        .unwrap_or_else(|| "sqlite://latch.db".to_string());
+    let schemes = STORE_SCHEMES
+        .iter()
+        .map(|s| format!("{s}://"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let Some((scheme, rest)) = url.split_once("://") else {
+        ctx.err(
+            &path,
+            format!("not a store URL: expected one of {schemes} (e.g. \"sqlite://latch.db\" or \"redis://127.0.0.1:6379\")"),
+        );
+        return None;
+    };
+    if !STORE_SCHEMES.contains(&scheme) {
+        ctx.err(
+            &path,
+            format!("unsupported scheme \"{scheme}\"; expected one of {schemes}"),
+        );
+        return None;
+    }
+    if scheme == "sqlite" && rest.split('?').next().unwrap_or("").is_empty() {
+        ctx.err(
+            &path,
+            "sqlite:// needs a file path, e.g. \"sqlite://latch.db\" (relative to the config file) or \"sqlite:///var/lib/latch/latch.db\"",
+        );
+        return None;
+    }
+    if scheme != "sqlite" && scheme != "memory" {
+        if let Err(e) = Url::parse(&url) {
+            ctx.err(&path, format!("not a valid {scheme}:// URL: {e}"));
+            return None;
+        }
+    }
+    Some(StoreConfig { url, base_dir })
+}
+
+fn session(ctx: &mut Ctx, raw: RawSession, public_url: Option<&Url>) -> Option<SessionConfig> {
+    let p = KeyPath::new(&["session"]);
+    let day = Duration::from_secs(86_400);
+    let max_age = ctx.duration(&p.key("max_age"), raw.max_age.as_ref(), 30 * day);
+    let idle_timeout = ctx.duration(&p.key("idle_timeout"), raw.idle_timeout.as_ref(), 7 * day);
+    let update_age = ctx.duration(&p.key("update_age"), raw.update_age.as_ref(), day);
+    if let (Some(max), Some(idle)) = (max_age, idle_timeout) {
+        if idle > max {
+            ctx.err(
+                &p.key("idle_timeout"),
+                "must not be longer than session.max_age",
+            );
+        }
+    }
+    if let (Some(idle), Some(update)) = (idle_timeout, update_age) {
+        if update >= idle {
+            ctx.err(
+                &p.key("update_age"),
+                "must be shorter than session.idle_timeout, or activity would never keep a session alive",
+            );
+        }
+    }
+
+    let cd_path = p.key("cookie_domain");
+    let cookie_domain = match ctx.opt_string(&cd_path, raw.cookie_domain.as_deref()) {
+        None => None,
+        Some(None) => Some(None),
+        Some(Some(d)) if d.is_empty() => Some(None),
+        Some(Some(d)) => match check_cookie_domain(&d, public_url) {
+            Ok(d) => Some(Some(d)),
+            Err(e) => {
+                ctx.err(&cd_path, e);
+                None
+            }
+        },
+    };
+
+    let max_age = max_age?;
+    let idle_timeout = idle_timeout?;
+    let update_age = update_age?;
+    if idle_timeout > max_age || update_age >= idle_timeout {
+        return None;
+    }
+    Some(SessionConfig {
+        max_age,
+        idle_timeout,
+        update_age,
+        cookie_domain: cookie_domain?,
+    })
+}
+
+fn check_cookie_domain(d: &str, public_url: Option<&Url>) -> Result<String, String> {
+    let lower = d.to_ascii_lowercase();
+    let bare = lower.strip_prefix('.').unwrap_or(&lower);
+    let valid = !bare.is_empty()
+        && bare.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        });
+    if !valid {
+        return Err(format!(
+            "\"{d}\" is not a domain name; expected \"\" (host-only cookie) or e.g. \".example.com\""
+        ));
+    }
+    if let Some(url) = public_url {
+        match url.domain() {
+            Some(host) if host == bare || host.ends_with(&format!(".{bare}")) => {}
+            Some(host) => {
+                return Err(format!(
+                    "\"{d}\" does not contain server.public_url's host \"{host}\"; the browser would refuse the cookie"
+                ))
+            }
+            None => {
+                return Err(format!(
+                    "server.public_url's host is an IP address, which cannot share cookies with a domain; set cookie_domain = \"\" (got \"{d}\")"
+                ))
+            }
+        }
+    }
+    Ok(lower)
+}
+
+fn tokens(ctx: &mut Ctx, raw: RawTokens) -> Option<TokensConfig> {
+    let p = KeyPath::new(&["tokens"]);
+    let access_ttl = ctx.duration(
+        &p.key("access_ttl"),
+        raw.access_ttl.as_ref(),
+        Duration::from_secs(600),
+    );
+    let refresh_ttl = ctx.duration(
+        &p.key("refresh_ttl"),
+        raw.refresh_ttl.as_ref(),
+        Duration::from_secs(30 * 86_400),
+    );
+    let aud_path = p.key("audience");
+    let audience = ctx
+        .strings(&aud_path, raw.audience.as_deref())
+        .and_then(|a| {
+            let a = a.unwrap_or_else(|| vec!["api".to_string()]);
+            if a.is_empty() {
+                ctx.err(&aud_path, "must name at least one audience, e.g. [\"api\"]");
+                return None;
+            }
+            let mut ok = true;
+            for (i, s) in a.iter().enumerate() {
+                if s.trim().is_empty() {
+                    ctx.err(&aud_path.index(i), "an audience must not be empty");
+                    ok = false;
+                }
+            }
+            ok.then_some(a)
+        });
+    Some(TokensConfig {
+        access_ttl: access_ttl?,
+        refresh_ttl: refresh_ttl?,
+        audience: audience?,
+    })
+}
+
+fn providers(
+    ctx: &mut Ctx,
+    public_url: Option<&Url>,
+) -> Option<Vec<crate::config::ProviderConfig>> {
+    let path = KeyPath::new(&["providers"]);
+    let src = ctx.src;
+    let Some(value) = entry(src.root(), "providers") else {
+        return Some(Vec::new());
+    };
+    let Some(table) = value.get_ref().as_table() else {
+        ctx.err(
+            &path,
+            "`providers` must be a table of tables: [providers.<id>]",
+        );
+        return None;
+    };
+    // In the order of the file, whatever the map's own order.
+    let mut entries: Vec<_> = table.iter().collect();
+    entries.sort_by_key(|(k, _)| k.span().start);
+
+    let mut out = Vec::new();
+    let mut ok = true;
+    for (k, v) in entries {
+        let id = k.get_ref().to_string();
+        let p = path.key(&id);
+        if !v.get_ref().is_table() {
+            ctx.err(&p, format!("must be a table: [providers.{id}]"));
+            ok = false;
+            continue;
+        }
+        let Some(raw) = ctx.lenient::<RawProvider>(v, &p) else {
+            ok = false;
+            continue;
+        };
+        match provider::provider(ctx, &id, raw, public_url) {
+            Some(pc) => out.push(pc),
+            None => ok = false,
+        }
+    }
+    ok.then_some(out)
+}
