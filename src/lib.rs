@@ -13,3 +13,9 @@ pub mod server;
 pub mod session;
 pub mod store;
 pub mod web;
+
+/// Installs aws-lc as the process's one TLS crypto provider (reqwest and redis use rustls
+/// without choosing one). Idempotent; every HTTP client constructor calls it.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+}

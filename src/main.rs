@@ -4,8 +4,7 @@ use std::process::ExitCode;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    // One TLS crypto provider for every client (reqwest, redis): aws-lc.
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    latch::install_crypto_provider();
     let args = Cli::parse();
     cli::init_tracing(args.log_format);
     match args.command {

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 pub fn build_client() -> reqwest::Client {
+    crate::install_crypto_provider();
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(Duration::from_secs(5))

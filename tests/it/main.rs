@@ -1,2 +1,8 @@
-//! The one integration-test binary.
+//! The one integration-test binary: every extra binary costs a link.
 mod support;
+
+mod callback_url;
+mod flow_refusals;
+mod oidc_provider;
+mod routes;
+mod signin_dev;

@@ -1,1 +1,6 @@
 //! Shared test fixtures.
+#![allow(dead_code)]
+pub mod browser;
+pub mod hostile;
+pub mod latch;
+pub mod oidc_provider;

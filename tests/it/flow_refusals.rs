@@ -1,0 +1,291 @@
+//! Everything the callback must refuse, driven by the hostile provider. Each case: no
+//! session, the specific error code, a fitting status.
+use crate::support::browser::{location, query_param, Browser};
+use crate::support::hostile::{Behavior, Hostile, Signing};
+use crate::support::latch::{Setup, TestApp};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use std::time::Duration;
+
+async fn setup() -> (Hostile, TestApp) {
+    let hostile = Hostile::start().await;
+    let app = Setup::default().with_providers(hostile.provider_toml()).spawn().await;
+    (hostile, app)
+}
+
+/// Starts at latch, passes the provider, returns the callback response.
+async fn run_flow(app: &TestApp, browser: &Browser) -> reqwest::Response {
+    let start = browser.get(&app.url("/signin/hostile?callbackUrl=/home")).await;
+    let authorize = location(&start, StatusCode::FOUND);
+    let back = browser.get(&authorize).await;
+    let callback = location(&back, StatusCode::FOUND);
+    browser.get(&callback).await
+}
+
+async fn assert_refused(app: &TestApp, browser: &Browser, response: reqwest::Response, code: &str, status: StatusCode) {
+    assert_eq!(response.status(), status, "expected {code}");
+    assert!(response.headers().get("x-request-id").is_some());
+    assert!(
+        response
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .all(|c| !c.to_str().unwrap().starts_with("latch.session-token=")),
+        "no session cookie on refusal"
+    );
+    let body = response.text().await.unwrap();
+    assert!(body.contains(code), "page names {code}: {body}");
+    let session: Value = browser.get(&app.url("/session")).await.json().await.unwrap();
+    assert_eq!(session, json!({}));
+}
+
+async fn refused_with(behavior: Behavior, code: &str, status: StatusCode) {
+    let (hostile, app) = setup().await;
+    hostile.set(behavior);
+    let browser = Browser::new();
+    let response = run_flow(&app, &browser).await;
+    assert_refused(&app, &browser, response, code, status).await;
+}
+
+fn claims(edit: impl Fn(&mut Value) + Send + Sync + 'static) -> Behavior {
+    Behavior {
+        claims: Box::new(edit),
+        ..Behavior::default()
+    }
+}
+
+#[tokio::test]
+async fn a_well_behaved_hostile_provider_signs_in() {
+    let (_hostile, app) = setup().await;
+    let browser = Browser::new();
+    let done = run_flow(&app, &browser).await;
+    assert_eq!(location(&done, StatusCode::FOUND), format!("{}/home", app.origin));
+    let session: Value = browser.get(&app.url("/session")).await.json().await.unwrap();
+    assert_eq!(session["user"]["email"], "mallory@example.test");
+}
+
+#[tokio::test]
+async fn bad_signature() {
+    refused_with(Behavior { signing: Signing::WrongKey, ..Behavior::default() }, "InvalidIdToken", StatusCode::UNAUTHORIZED).await;
+}
+
+#[tokio::test]
+async fn alg_none() {
+    refused_with(Behavior { signing: Signing::AlgNone, ..Behavior::default() }, "InvalidIdToken", StatusCode::UNAUTHORIZED).await;
+}
+
+#[tokio::test]
+async fn hs256_keyed_with_the_public_key() {
+    refused_with(Behavior { signing: Signing::Hs256WithPublicKey, ..Behavior::default() }, "InvalidIdToken", StatusCode::UNAUTHORIZED).await;
+}
+
+#[tokio::test]
+async fn wrong_issuer() {
+    refused_with(claims(|c| c["iss"] = json!("https://evil.example")), "InvalidIdToken", StatusCode::UNAUTHORIZED).await;
+}
+
+#[tokio::test]
+async fn wrong_audience() {
+    refused_with(claims(|c| c["aud"] = json!("someone-else")), "InvalidIdToken", StatusCode::UNAUTHORIZED).await;
+}
+
+#[tokio::test]
+async fn several_audiences_without_azp() {
+    refused_with(claims(|c| c["aud"] = json!(["latch-test", "other-app"])), "InvalidIdToken", StatusCode::UNAUTHORIZED).await;
+}
+
+#[tokio::test]
+async fn several_audiences_with_another_azp() {
+    refused_with(
+        claims(|c| {
+            c["aud"] = json!(["latch-test", "other-app"]);
+            c["azp"] = json!("other-app");
+        }),
+        "InvalidIdToken",
+        StatusCode::UNAUTHORIZED,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn several_audiences_with_our_azp_are_accepted() {
+    let (hostile, app) = setup().await;
+    hostile.set(claims(|c| {
+        c["aud"] = json!(["latch-test", "other-app"]);
+        c["azp"] = json!("latch-test");
+    }));
+    let browser = Browser::new();
+    let done = run_flow(&app, &browser).await;
+    assert_eq!(done.status(), StatusCode::FOUND);
+}
+
+#[tokio::test]
+async fn expired_beyond_skew() {
+    let now = chrono::Utc::now().timestamp();
+    refused_with(claims(move |c| c["exp"] = json!(now - 120)), "InvalidIdToken", StatusCode::UNAUTHORIZED).await;
+}
+
+#[tokio::test]
+async fn expired_within_skew_is_accepted() {
+    let (hostile, app) = setup().await;
+    let now = chrono::Utc::now().timestamp();
+    hostile.set(claims(move |c| c["exp"] = json!(now - 20)));
+    let browser = Browser::new();
+    assert_eq!(run_flow(&app, &browser).await.status(), StatusCode::FOUND);
+}
+
+#[tokio::test]
+async fn issued_in_the_future() {
+    let now = chrono::Utc::now().timestamp();
+    refused_with(claims(move |c| c["iat"] = json!(now + 600)), "InvalidIdToken", StatusCode::UNAUTHORIZED).await;
+}
+
+#[tokio::test]
+async fn nonce_missing() {
+    refused_with(
+        claims(|c| {
+            c.as_object_mut().unwrap().remove("nonce");
+        }),
+        "InvalidIdToken",
+        StatusCode::UNAUTHORIZED,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn nonce_wrong() {
+    refused_with(claims(|c| c["nonce"] = json!("not-the-nonce")), "InvalidIdToken", StatusCode::UNAUTHORIZED).await;
+}
+
+#[tokio::test]
+async fn unknown_kid_is_refused_after_one_refetch() {
+    let (hostile, app) = setup().await;
+    hostile.set(Behavior { signing: Signing::SecondKey, ..Behavior::default() });
+    let browser = Browser::new();
+    let response = run_flow(&app, &browser).await;
+    assert_refused(&app, &browser, response, "InvalidIdToken", StatusCode::UNAUTHORIZED).await;
+    assert_eq!(hostile.jwks_hits(), 2, "initial fetch plus one refetch");
+    // A second unknown kid within 30 s does not refetch again.
+    let response = run_flow(&app, &browser).await;
+    assert_refused(&app, &browser, response, "InvalidIdToken", StatusCode::UNAUTHORIZED).await;
+    assert_eq!(hostile.jwks_hits(), 2, "refetch is rate limited");
+}
+
+#[tokio::test]
+async fn rotated_key_found_on_refetch() {
+    let (hostile, app) = setup().await;
+    let browser = Browser::new();
+    // Cache the JWKS with only the first key.
+    assert_eq!(run_flow(&app, &browser).await.status(), StatusCode::FOUND);
+    assert_eq!(hostile.jwks_hits(), 1);
+    // The provider rotates: new tokens use a key the cache does not have.
+    hostile.set(Behavior { signing: Signing::SecondKey, publish_second: true, ..Behavior::default() });
+    let done = run_flow(&app, &browser).await;
+    assert_eq!(done.status(), StatusCode::FOUND, "{}", done.text().await.unwrap());
+    assert_eq!(hostile.jwks_hits(), 2);
+}
+
+#[tokio::test]
+async fn callback_iss_mismatch() {
+    refused_with(
+        Behavior { iss_param: Some(Some("https://other-idp.example".into())), ..Behavior::default() },
+        "IssuerMismatch",
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn access_denied_at_the_provider() {
+    refused_with(
+        Behavior { authorize_error: Some("access_denied".into()), ..Behavior::default() },
+        "AccessDenied",
+        StatusCode::FORBIDDEN,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn other_provider_error() {
+    refused_with(
+        Behavior { authorize_error: Some("temporarily_unavailable".into()), ..Behavior::default() },
+        "OAuthCallbackError",
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn token_endpoint_500() {
+    refused_with(Behavior { token_status: Some(500), ..Behavior::default() }, "ProviderError", StatusCode::BAD_GATEWAY).await;
+}
+
+#[tokio::test]
+async fn token_endpoint_too_slow() {
+    let started = std::time::Instant::now();
+    refused_with(
+        Behavior { token_delay: Some(Duration::from_secs(5)), ..Behavior::default() },
+        "ProviderTimeout",
+        StatusCode::GATEWAY_TIMEOUT,
+    )
+    .await;
+    assert!(started.elapsed() < Duration::from_secs(5), "the 2 s provider timeout applies");
+}
+
+#[tokio::test]
+async fn state_replayed() {
+    let (_hostile, app) = setup().await;
+    let browser = Browser::new();
+    let start = browser.get(&app.url("/signin/hostile")).await;
+    let back = browser.get(&location(&start, StatusCode::FOUND)).await;
+    let callback = location(&back, StatusCode::FOUND);
+    assert_eq!(browser.get(&callback).await.status(), StatusCode::FOUND);
+    let replay = browser.get(&callback).await;
+    assert_eq!(replay.status(), StatusCode::BAD_REQUEST);
+    assert!(replay.text().await.unwrap().contains("InvalidState"));
+}
+
+#[tokio::test]
+async fn state_tampered_or_missing() {
+    let (_hostile, app) = setup().await;
+    let browser = Browser::new();
+    let start = browser.get(&app.url("/signin/hostile")).await;
+    let back = browser.get(&location(&start, StatusCode::FOUND)).await;
+    let callback = location(&back, StatusCode::FOUND);
+    let state = query_param(&callback, "state").unwrap();
+    let tampered = callback.replace(&state, &format!("{state}x"));
+    let response = browser.get(&tampered).await;
+    assert_refused(&app, &browser, response, "InvalidState", StatusCode::BAD_REQUEST).await;
+    let response = browser.get(&app.url("/callback/hostile?code=abc")).await;
+    assert_refused(&app, &browser, response, "InvalidState", StatusCode::BAD_REQUEST).await;
+}
+
+#[tokio::test]
+async fn state_from_another_browser() {
+    let (_hostile, app) = setup().await;
+    let victim = Browser::new();
+    let attacker = Browser::new();
+    let start = attacker.get(&app.url("/signin/hostile")).await;
+    let back = attacker.get(&location(&start, StatusCode::FOUND)).await;
+    let callback = location(&back, StatusCode::FOUND);
+    // The attacker's callback URL opened in the victim's browser (login CSRF).
+    let response = victim.get(&callback).await;
+    assert_refused(&app, &victim, response, "InvalidState", StatusCode::BAD_REQUEST).await;
+}
+
+#[tokio::test]
+async fn provider_unreachable_gives_an_error_page_not_a_hang() {
+    // A provider whose port nothing listens on.
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let providers = format!(
+        "[providers.gone]\ntype = \"oidc\"\nissuer = \"http://127.0.0.1:{port}\"\nclient_id = \"x\"\nclient_secret = \"y\"\ntimeout = \"2s\"\n"
+    );
+    let app = Setup::default().with_providers(providers).spawn().await;
+    let browser = Browser::new();
+    let response = browser.get(&app.url("/signin/gone")).await;
+    assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
+    assert!(response.text().await.unwrap().contains("ProviderError"));
+}

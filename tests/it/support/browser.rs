@@ -1,0 +1,165 @@
+//! A browser stand-in: keeps cookies per host and path like a browser, sends them, and
+//! never follows a redirect by itself, so tests check every hop.
+use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
+use reqwest::{Response, StatusCode};
+use std::sync::Mutex;
+use url::Url;
+
+#[derive(Debug, Clone)]
+pub struct StoredCookie {
+    pub host: String,
+    pub path: String,
+    pub name: String,
+    pub value: String,
+    /// The whole Set-Cookie line, for attribute checks.
+    pub raw: String,
+}
+
+pub struct Browser {
+    pub client: reqwest::Client,
+    jar: Mutex<Vec<StoredCookie>>,
+}
+
+impl Default for Browser {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Browser {
+    pub fn new() -> Self {
+        latch::install_crypto_provider();
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(std::time::Duration::from_secs(30))
+            .build()
+            .unwrap();
+        Browser {
+            client,
+            jar: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn cookie_header(&self, url: &Url) -> Option<String> {
+        let host = url.host_str()?.to_string();
+        let jar = self.jar.lock().unwrap();
+        let pairs: Vec<String> = jar
+            .iter()
+            .filter(|c| c.host == host && url.path().starts_with(&c.path))
+            .map(|c| format!("{}={}", c.name, c.value))
+            .collect();
+        (!pairs.is_empty()).then(|| pairs.join("; "))
+    }
+
+    fn remember(&self, url: &Url, response: &Response) {
+        let host = url.host_str().unwrap_or_default().to_string();
+        let mut jar = self.jar.lock().unwrap();
+        for value in response.headers().get_all(SET_COOKIE) {
+            let raw = value.to_str().unwrap().to_string();
+            let mut parts = raw.split(';');
+            let (name, val) = parts.next().unwrap().trim().split_once('=').unwrap();
+            let mut path = {
+                let p = url.path();
+                p[..p.rfind('/').unwrap_or(0).max(1)].to_string()
+            };
+            let mut expired = false;
+            for attr in parts {
+                let attr = attr.trim();
+                let lower = attr.to_ascii_lowercase();
+                if let Some(p) = lower.strip_prefix("path=") {
+                    path = attr[5..5 + p.len()].to_string();
+                }
+                if lower == "max-age=0" {
+                    expired = true;
+                }
+            }
+            jar.retain(|c| !(c.host == host && c.name == name && c.path == path));
+            if !expired && !val.is_empty() {
+                jar.push(StoredCookie {
+                    host: host.clone(),
+                    path,
+                    name: name.to_string(),
+                    value: val.to_string(),
+                    raw,
+                });
+            }
+        }
+    }
+
+    pub async fn send(&self, request: reqwest::RequestBuilder) -> Response {
+        let mut request = request.build().unwrap();
+        let url = request.url().clone();
+        if let Some(cookies) = self.cookie_header(&url) {
+            request
+                .headers_mut()
+                .insert(COOKIE, cookies.parse().unwrap());
+        }
+        let response = self.client.execute(request).await.unwrap();
+        self.remember(&url, &response);
+        response
+    }
+
+    pub async fn get(&self, url: &str) -> Response {
+        self.send(self.client.get(url)).await
+    }
+
+    pub async fn post_form(&self, url: &str, form: &[(&str, &str)]) -> Response {
+        self.send(self.client.post(url).form(form)).await
+    }
+
+    pub fn cookie(&self, name: &str) -> Option<StoredCookie> {
+        self.jar
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|c| c.name == name)
+            .cloned()
+    }
+
+    pub fn forget(&self, name: &str) {
+        self.jar.lock().unwrap().retain(|c| c.name != name);
+    }
+
+    pub fn set_cookie(&self, host: &str, name: &str, value: &str) {
+        let mut jar = self.jar.lock().unwrap();
+        jar.retain(|c| c.name != name);
+        jar.push(StoredCookie {
+            host: host.into(),
+            path: "/".into(),
+            name: name.into(),
+            value: value.into(),
+            raw: String::new(),
+        });
+    }
+}
+
+/// The `Location` of a redirect, resolved against the request URL, asserting the status.
+pub fn location(response: &Response, status: StatusCode) -> String {
+    assert_eq!(response.status(), status, "unexpected status for {}", response.url());
+    let raw = response
+        .headers()
+        .get(LOCATION)
+        .unwrap_or_else(|| panic!("no Location from {}", response.url()))
+        .to_str()
+        .unwrap();
+    response.url().join(raw).unwrap().to_string()
+}
+
+/// The Set-Cookie line for `name` in this response.
+pub fn set_cookie_line(response: &Response, name: &str) -> Option<String> {
+    response
+        .headers()
+        .get_all(SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .find(|v| v.starts_with(&format!("{name}=")))
+}
+
+/// A query parameter of a URL.
+pub fn query_param(url: &str, name: &str) -> Option<String> {
+    Url::parse(url)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}

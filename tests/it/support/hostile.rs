@@ -1,0 +1,258 @@
+//! An in-repo OpenID provider that misbehaves on request: the cases a real provider will
+//! not produce (forged signatures, wrong issuer, expired tokens, slow or broken endpoints).
+use aws_lc_rs::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Json, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use serde_json::{json, Value};
+use sha2::Sha256;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+pub const CLIENT_ID: &str = "latch-test";
+pub const CLIENT_SECRET: &str = "hostile-client-secret";
+
+/// How the ID token's header and signature are made.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Signing {
+    /// ES256 with the published key.
+    Good,
+    /// ES256 with a key that is not published, under the published kid.
+    WrongKey,
+    /// `alg: none`, empty signature.
+    AlgNone,
+    /// HS256 keyed with the published public key (the classic key-confusion attack).
+    Hs256WithPublicKey,
+    /// ES256 with the second key under its own kid (published or not, see `publish_second`).
+    SecondKey,
+}
+
+pub struct Behavior {
+    pub signing: Signing,
+    /// Edits the default claims before signing.
+    pub claims: Box<dyn Fn(&mut Value) + Send + Sync>,
+    /// `iss` parameter on the redirect back: None = the right issuer.
+    pub iss_param: Option<Option<String>>,
+    /// Error parameter on the redirect back instead of a code.
+    pub authorize_error: Option<String>,
+    pub token_status: Option<u16>,
+    pub token_delay: Option<Duration>,
+    /// Whether the JWKS also lists the second key.
+    pub publish_second: bool,
+}
+
+impl Default for Behavior {
+    fn default() -> Self {
+        Behavior {
+            signing: Signing::Good,
+            claims: Box::new(|_| {}),
+            iss_param: None,
+            authorize_error: None,
+            token_status: None,
+            token_delay: None,
+            publish_second: false,
+        }
+    }
+}
+
+struct Inner {
+    issuer: String,
+    key: EcdsaKeyPair,
+    other_key: EcdsaKeyPair,
+    second_key: EcdsaKeyPair,
+    behavior: Mutex<Behavior>,
+    /// code -> nonce
+    codes: Mutex<HashMap<String, Option<String>>>,
+    pub jwks_hits: AtomicUsize,
+}
+
+#[derive(Clone)]
+pub struct Hostile {
+    inner: Arc<Inner>,
+    pub issuer: String,
+}
+
+fn b64(bytes: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn jwk(key: &EcdsaKeyPair, kid: &str) -> Value {
+    let point = key.public_key().as_ref();
+    json!({"kty": "EC", "crv": "P-256", "x": b64(&point[1..33]), "y": b64(&point[33..65]), "kid": kid, "alg": "ES256", "use": "sig"})
+}
+
+impl Hostile {
+    pub async fn start() -> Hostile {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let issuer = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+        let gen = || EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING).unwrap();
+        let inner = Arc::new(Inner {
+            issuer: issuer.clone(),
+            key: gen(),
+            other_key: gen(),
+            second_key: gen(),
+            behavior: Mutex::new(Behavior::default()),
+            codes: Mutex::new(HashMap::new()),
+            jwks_hits: AtomicUsize::new(0),
+        });
+        let app = Router::new()
+            .route("/.well-known/openid-configuration", get(discovery))
+            .route("/jwks", get(jwks))
+            .route("/authorize", get(authorize))
+            .route("/token", post(token))
+            .route("/userinfo", get(userinfo))
+            .with_state(inner.clone());
+        tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        Hostile { inner, issuer }
+    }
+
+    pub fn set(&self, behavior: Behavior) {
+        *self.inner.behavior.lock().unwrap() = behavior;
+    }
+
+    pub fn jwks_hits(&self) -> usize {
+        self.inner.jwks_hits.load(Ordering::SeqCst)
+    }
+
+    /// The `[providers.hostile]` table for latch.
+    pub fn provider_toml(&self) -> String {
+        format!(
+            "[providers.hostile]\ntype = \"oidc\"\nname = \"Hostile\"\nissuer = \"{}\"\nclient_id = \"{CLIENT_ID}\"\nclient_secret = \"{CLIENT_SECRET}\"\ntimeout = \"2s\"\n",
+            self.issuer
+        )
+    }
+}
+
+async fn discovery(State(s): State<Arc<Inner>>) -> Json<Value> {
+    let i = &s.issuer;
+    Json(json!({
+        "issuer": i,
+        "authorization_endpoint": format!("{i}/authorize"),
+        "token_endpoint": format!("{i}/token"),
+        "userinfo_endpoint": format!("{i}/userinfo"),
+        "jwks_uri": format!("{i}/jwks"),
+        "response_types_supported": ["code"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["ES256"],
+    }))
+}
+
+async fn jwks(State(s): State<Arc<Inner>>) -> Json<Value> {
+    s.jwks_hits.fetch_add(1, Ordering::SeqCst);
+    let mut keys = vec![jwk(&s.key, "main")];
+    if s.behavior.lock().unwrap().publish_second {
+        keys.push(jwk(&s.second_key, "second"));
+    }
+    Json(json!({ "keys": keys }))
+}
+
+/// Redirects straight back to the client (no login page): with a code, or an error.
+async fn authorize(State(s): State<Arc<Inner>>, Query(q): Query<HashMap<String, String>>) -> Response {
+    let b = s.behavior.lock().unwrap();
+    let mut url = url::Url::parse(&q["redirect_uri"]).unwrap();
+    {
+        let mut pairs = url.query_pairs_mut();
+        match &b.authorize_error {
+            Some(error) => {
+                pairs.append_pair("error", error);
+            }
+            None => {
+                let code = format!("code-{}", rand_suffix());
+                s.codes.lock().unwrap().insert(code.clone(), q.get("nonce").cloned());
+                pairs.append_pair("code", &code);
+            }
+        }
+        if let Some(state) = q.get("state") {
+            pairs.append_pair("state", state);
+        }
+        match &b.iss_param {
+            None => {
+                pairs.append_pair("iss", &s.issuer);
+            }
+            Some(Some(iss)) => {
+                pairs.append_pair("iss", iss);
+            }
+            Some(None) => {}
+        }
+    }
+    (StatusCode::FOUND, [("location", url.to_string())]).into_response()
+}
+
+fn rand_suffix() -> String {
+    use std::sync::atomic::AtomicU64;
+    static N: AtomicU64 = AtomicU64::new(0);
+    format!("{}", N.fetch_add(1, Ordering::SeqCst))
+}
+
+fn sign(s: &Inner, signing: &Signing, claims: &Value) -> String {
+    let rng = aws_lc_rs::rand::SystemRandom::new();
+    let (alg, kid) = match signing {
+        Signing::AlgNone => ("none", "main"),
+        Signing::Hs256WithPublicKey => ("HS256", "main"),
+        Signing::SecondKey => ("ES256", "second"),
+        _ => ("ES256", "main"),
+    };
+    let header = json!({"alg": alg, "typ": "JWT", "kid": kid});
+    let input = format!("{}.{}", b64(header.to_string().as_bytes()), b64(claims.to_string().as_bytes()));
+    let signature = match signing {
+        Signing::Good => s.key.sign(&rng, input.as_bytes()).unwrap().as_ref().to_vec(),
+        Signing::WrongKey => s.other_key.sign(&rng, input.as_bytes()).unwrap().as_ref().to_vec(),
+        Signing::SecondKey => s.second_key.sign(&rng, input.as_bytes()).unwrap().as_ref().to_vec(),
+        Signing::AlgNone => Vec::new(),
+        Signing::Hs256WithPublicKey => {
+            let public = jwk(&s.key, "main").to_string();
+            let mut mac = Hmac::<Sha256>::new_from_slice(public.as_bytes()).unwrap();
+            mac.update(input.as_bytes());
+            mac.finalize().into_bytes().to_vec()
+        }
+    };
+    format!("{input}.{}", b64(&signature))
+}
+
+async fn token(State(s): State<Arc<Inner>>, body: String) -> Response {
+    let form: HashMap<String, String> = url::form_urlencoded::parse(body.as_bytes()).into_owned().collect();
+    let (delay, status) = {
+        let b = s.behavior.lock().unwrap();
+        (b.token_delay, b.token_status)
+    };
+    if let Some(delay) = delay {
+        tokio::time::sleep(delay).await;
+    }
+    if let Some(status) = status {
+        return (StatusCode::from_u16(status).unwrap(), "<html>upstream exploded</html>").into_response();
+    }
+    let Some(nonce) = form.get("code").and_then(|c| s.codes.lock().unwrap().remove(c)) else {
+        return (StatusCode::BAD_REQUEST, Json(json!({"error": "invalid_grant"}))).into_response();
+    };
+    let now = chrono::Utc::now().timestamp();
+    let mut claims = json!({
+        "iss": s.issuer,
+        "sub": "hostile-user-1",
+        "aud": CLIENT_ID,
+        "iat": now,
+        "exp": now + 300,
+        "email": "mallory@example.test",
+        "email_verified": true,
+        "name": "Mallory",
+    });
+    if let Some(nonce) = nonce {
+        claims["nonce"] = json!(nonce);
+    }
+    let b = s.behavior.lock().unwrap();
+    (b.claims)(&mut claims);
+    let id_token = sign(&s, &b.signing, &claims);
+    Json(json!({"access_token": "hostile-access", "token_type": "Bearer", "expires_in": 300, "id_token": id_token})).into_response()
+}
+
+async fn userinfo() -> Json<Value> {
+    Json(json!({"sub": "hostile-user-1", "email": "mallory@example.test", "email_verified": true, "name": "Mallory"}))
+}
