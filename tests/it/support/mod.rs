@@ -1,1 +1,2 @@
 //! Shared test fixtures.
+pub mod redis;
