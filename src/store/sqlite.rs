@@ -401,3 +401,36 @@ impl Store for SqliteStore {
         .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn sweep_removes_expired_rows_only() {
+        let s = SqliteStore::open_memory().await.unwrap();
+        s.put("gone", b"v", Some(Duration::from_millis(1)))
+            .await
+            .unwrap();
+        s.set_add("gone-set", "m", Some(Duration::from_millis(1)))
+            .await
+            .unwrap();
+        s.put("kept", b"v", Some(Duration::from_secs(60)))
+            .await
+            .unwrap();
+        s.put("forever", b"v", None).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(s.sweep().await.unwrap(), 2);
+        assert_eq!(s.sweep().await.unwrap(), 0);
+        assert!(s.get("kept").await.unwrap().is_some());
+        assert!(s.get("forever").await.unwrap().is_some());
+    }
+
+    #[tokio::test]
+    async fn sweeper_does_not_keep_the_store_alive() {
+        let s = SqliteStore::open_memory().await.unwrap();
+        let weak = Arc::downgrade(&s.inner);
+        drop(s);
+        assert!(weak.upgrade().is_none());
+    }
+}

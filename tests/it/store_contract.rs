@@ -326,6 +326,46 @@ async fn redis_sentinel() {
     contract(store).await;
 }
 
+/// While Redis is down every call fails with Unavailable within 3 s, each time.
+async fn assert_down(store: &dyn Store, rounds: usize) {
+    for i in 0..rounds {
+        for (what, r) in [
+            ("get", store.get("before").await.map(drop)),
+            ("put", store.put("k", b"v", None).await),
+            ("take", store.take("k").await.map(drop)),
+            ("keys", store.keys_with_prefix("b").await.map(drop)),
+            ("ping", store.ping().await),
+        ] {
+            assert_unavailable(&format!("round {i}: {what}"), r);
+        }
+    }
+}
+
+/// Times one call with Redis down: Unavailable within 3 s.
+async fn assert_fails_fast(store: &dyn Store) {
+    let t = Instant::now();
+    assert_unavailable("get", store.get("before").await);
+    assert!(
+        t.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        t.elapsed()
+    );
+}
+
+/// After Redis is back, the same store works again within `limit`.
+async fn assert_recovers(store: &dyn Store, limit: Duration, label: &str) {
+    let t = Instant::now();
+    poll_until("the store to reconnect", limit, || async {
+        store.ping().await.is_ok() && store.put("after", b"2", None).await.is_ok()
+    })
+    .await;
+    eprintln!("{label}: usable {:?} after Redis came back", t.elapsed());
+    assert_eq!(
+        store.get("after").await.unwrap().as_deref(),
+        Some(&b"2"[..])
+    );
+}
+
 /// Redis goes away: calls fail fast with Unavailable; it comes back: the same store recovers.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn redis_outage_and_recovery() {
@@ -334,32 +374,66 @@ async fn redis_outage_and_recovery() {
     store.put("before", b"1", None).await.unwrap();
 
     server.stop();
-    for i in 0..3 {
-        let t = Instant::now();
-        assert_unavailable("get", store.get("before").await);
-        assert_unavailable("put", store.put("k", b"v", None).await);
-        assert_unavailable("take", store.take("k").await);
-        assert_unavailable("keys", store.keys_with_prefix("b").await);
-        assert_unavailable("ping", store.ping().await);
-        assert!(
-            t.elapsed() < Duration::from_secs(3),
-            "round {i}: calls took {:?} with Redis down",
-            t.elapsed()
-        );
+    for _ in 0..3 {
+        assert_fails_fast(&*store).await;
     }
+    assert_down(&*store, 2).await;
 
     server.start();
+    assert_recovers(&*store, Duration::from_secs(5), "redis").await;
+}
+
+/// A frozen Redis (connections open, no answers) gives Unavailable after the response
+/// timeout, not a hang; once it thaws, the store works again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redis_frozen_server_times_out() {
+    let server = RedisServer::new();
+    let store = store::open(&server.url(), None).await.unwrap();
+    store.put("before", b"1", None).await.unwrap();
+
+    server.pause();
     let t = Instant::now();
-    poll_until("the store to reconnect", Duration::from_secs(5), || async {
-        store.ping().await.is_ok()
-    })
-    .await;
-    eprintln!("reconnected {:?} after restart", t.elapsed());
-    store.put("after", b"2", None).await.unwrap();
+    assert_fails_fast(&*store).await;
+    eprintln!("frozen redis: Unavailable after {:?}", t.elapsed());
+
+    server.resume();
+    assert_recovers(&*store, Duration::from_secs(5), "frozen redis").await;
     assert_eq!(
-        store.get("after").await.unwrap().as_deref(),
-        Some(&b"2"[..])
+        store.get("before").await.unwrap().as_deref(),
+        Some(&b"1"[..])
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sentinel_outage_and_recovery() {
+    let mut s = RedisSentinel::new();
+    let store = store::open(&s.url(), None).await.unwrap();
+    store.put("before", b"1", None).await.unwrap();
+
+    s.master.stop();
+    assert_fails_fast(&*store).await;
+    assert_down(&*store, 2).await;
+
+    s.master.start();
+    assert_recovers(&*store, Duration::from_secs(5), "sentinel").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cluster_outage_and_recovery() {
+    let mut cluster = RedisCluster::new();
+    let store = store::open(&cluster.url(), None).await.unwrap();
+    store.put("before", b"1", None).await.unwrap();
+
+    for n in &mut cluster.nodes {
+        n.stop();
+    }
+    assert_fails_fast(&*store).await;
+    assert_down(&*store, 2).await;
+
+    for n in &mut cluster.nodes {
+        n.start();
+    }
+    assert_recovers(&*store, Duration::from_secs(10), "cluster").await;
 }
 
 /// `open()` succeeds with Redis down; the store reports Unavailable, then works once it is up.
