@@ -47,6 +47,12 @@ impl StoreError {
 }
 
 /// A key-value store with expiry and string sets.
+///
+/// A key holds either a value or a set. Using a set key with value methods (or the reverse)
+/// is a caller error: Redis answers [`StoreError::Backend`] (`WRONGTYPE`), while SQLite lets
+/// `put`/`set_add` replace the other kind. `delete`, `expire` and `keys_with_prefix` cover both.
+///
+/// Durations are kept to the millisecond; a zero TTL counts as 1 ms.
 #[async_trait::async_trait]
 pub trait Store: Send + Sync + 'static {
     /// `"redis"`, `"redis-sentinel"`, `"redis-cluster"`, `"sqlite"` or `"memory"`.

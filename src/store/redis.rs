@@ -67,7 +67,7 @@ struct Sentinel {
 struct SentinelState {
     client: SentinelClient,
     conn: Option<MultiplexedConnection>,
-    failed: Option<(Instant, String)>,
+    failed: Option<(Instant, StoreError)>,
 }
 
 struct Cluster {
@@ -77,7 +77,7 @@ struct Cluster {
 
 struct ClusterState {
     conn: Option<ClusterConnection>,
-    failed: Option<(Instant, String)>,
+    failed: Option<(Instant, StoreError)>,
 }
 
 /// Any of the connection kinds, so commands are written once.
@@ -125,7 +125,6 @@ fn is_unavailable(e: &RedisError) -> bool {
         || e.is_timeout()
         || e.is_connection_dropped()
         || e.is_connection_refusal()
-        || e.is_unrecoverable_error()
         || matches!(
             e.kind(),
             ErrorKind::ClusterConnectionNotFound
@@ -138,6 +137,16 @@ fn is_unavailable(e: &RedisError) -> bool {
                         | ServerErrorKind::ReadOnly
                 )
         )
+}
+
+/// An error while establishing a connection: Unavailable unless Redis refused the credentials
+/// (a configuration mistake).
+fn map_connect_err(what: &str, e: RedisError) -> StoreError {
+    if e.kind() == ErrorKind::AuthenticationFailed {
+        StoreError::Backend(format!("{what}: {e}"))
+    } else {
+        StoreError::Unavailable(format!("{what}: {e}"))
+    }
 }
 
 fn map_err(e: RedisError) -> StoreError {
@@ -375,9 +384,9 @@ impl RedisStore {
                         Ok(Conn::Mux(c))
                     }
                     Err(e) => {
-                        let msg = format!("redis sentinel: {e}");
-                        st.failed = Some((Instant::now(), msg.clone()));
-                        Err(StoreError::Unavailable(msg))
+                        let err = map_connect_err("redis sentinel", e);
+                        st.failed = Some((Instant::now(), clone_err(&err)));
+                        Err(err)
                     }
                 }
             }
@@ -394,9 +403,9 @@ impl RedisStore {
                         Ok(Conn::Cluster(c))
                     }
                     Err(e) => {
-                        let msg = format!("redis cluster: {e}");
-                        st.failed = Some((Instant::now(), msg.clone()));
-                        Err(StoreError::Unavailable(msg))
+                        let err = map_connect_err("redis cluster", e);
+                        st.failed = Some((Instant::now(), clone_err(&err)));
+                        Err(err)
                     }
                 }
             }
@@ -406,7 +415,7 @@ impl RedisStore {
     /// Forgets a Sentinel connection that failed, so the master is looked up again.
     async fn note_error(&self, e: &RedisError) {
         if let Backend::Sentinel(s) = &self.backend {
-            if is_unavailable(e) {
+            if is_unavailable(e) || e.is_unrecoverable_error() {
                 s.state.lock().await.conn = None;
             }
         }
@@ -450,9 +459,17 @@ impl RedisStore {
     }
 }
 
-fn check_pause(failed: &Option<(Instant, String)>) -> Result<(), StoreError> {
+fn clone_err(e: &StoreError) -> StoreError {
+    match e {
+        StoreError::Unavailable(m) => StoreError::Unavailable(m.clone()),
+        StoreError::Backend(m) => StoreError::Backend(m.clone()),
+    }
+}
+
+/// Within [`RETRY_PAUSE`] of a failed connection attempt, repeat its error without retrying.
+fn check_pause(failed: &Option<(Instant, StoreError)>) -> Result<(), StoreError> {
     match failed {
-        Some((at, msg)) if at.elapsed() < RETRY_PAUSE => Err(StoreError::Unavailable(msg.clone())),
+        Some((at, e)) if at.elapsed() < RETRY_PAUSE => Err(clone_err(e)),
         _ => Ok(()),
     }
 }

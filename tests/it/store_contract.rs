@@ -480,6 +480,23 @@ async fn sentinel_and_cluster_down_at_open() {
     }
 }
 
+/// Credentials in the URL are used; wrong ones are a Backend (configuration) error, not 503.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_password() {
+    let server = RedisServer::with_args(&["--requirepass", "s3cr:t"]);
+    let good = format!("redis://:s3cr%3At@127.0.0.1:{}", server.port());
+    let store = store::open(&good, None).await.unwrap();
+    store.put("k", b"v", None).await.unwrap();
+    assert_eq!(store.get("k").await.unwrap().as_deref(), Some(&b"v"[..]));
+
+    let bad = format!("redis://:nope@127.0.0.1:{}", server.port());
+    let store = store::open(&bad, None).await.unwrap();
+    match store.ping().await {
+        Err(StoreError::Backend(m)) => assert!(!m.contains("nope"), "password in message: {m}"),
+        other => panic!("expected Backend, got {other:?}"),
+    }
+}
+
 #[tokio::test]
 async fn bad_urls_are_refused() {
     for url in [

@@ -81,7 +81,8 @@ fn reply_complete(b: &[u8]) -> bool {
 }
 
 fn answers_ping(port: u16) -> bool {
-    raw_command(port, "PING").is_some_and(|r| r.starts_with("+PONG"))
+    // A server with a password answers -NOAUTH, which also means it is up.
+    raw_command(port, "PING").is_some_and(|r| r.starts_with("+PONG") || r.starts_with("-NOAUTH"))
 }
 
 /// One `redis-server` process (a plain node, a cluster node or a Sentinel).
@@ -96,6 +97,12 @@ impl RedisServer {
     /// Starts a plain, non-persistent node on a free port.
     pub fn new() -> Self {
         Self::spawn_on_free_port(false, &[])
+    }
+
+    /// Starts a plain node with extra `redis-server` arguments (e.g. `--requirepass x`).
+    pub fn with_args(args: &[&str]) -> Self {
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        Self::spawn_on_free_port(false, &args)
     }
 
     /// Starts a plain node on `port` (e.g. one a store was pointed at before).
