@@ -6,3 +6,4 @@ mod flow_refusals;
 mod oidc_provider;
 mod routes;
 mod signin_dev;
+mod store_contract;

@@ -4,3 +4,4 @@ pub mod browser;
 pub mod hostile;
 pub mod latch;
 pub mod oidc_provider;
+pub mod redis;

@@ -1,0 +1,436 @@
+//! The embedded store: SQLite through rusqlite, one connection behind a mutex, every call on
+//! tokio's blocking pool. `memory://` is the same engine on an in-memory database.
+//!
+//! Schema: `kv(key, value, expires_at)` for values and `members(key, member, expires_at)` for
+//! sets (the set's expiry is copied on each of its rows). `expires_at` is Unix time in
+//! milliseconds or NULL; rows with `expires_at <= now` are treated as absent by every query
+//! and removed by a sweeper task every 60 s.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rusqlite::{params, Connection, ErrorCode, OptionalExtension};
+
+use super::{ttl_millis, Store, StoreError};
+
+const SWEEP_EVERY: Duration = Duration::from_secs(60);
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS kv (
+    key TEXT PRIMARY KEY NOT NULL,
+    value BLOB NOT NULL,
+    expires_at INTEGER NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS kv_expires_at ON kv(expires_at) WHERE expires_at IS NOT NULL;
+CREATE TABLE IF NOT EXISTS members (
+    key TEXT NOT NULL,
+    member TEXT NOT NULL,
+    expires_at INTEGER NULL,
+    PRIMARY KEY (key, member)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS members_expires_at ON members(expires_at) WHERE expires_at IS NOT NULL;
+";
+
+/// SQLite-backed [`Store`] (`sqlite://` and `memory://`).
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    conn: Mutex<Connection>,
+    backend: &'static str,
+}
+
+impl Inner {
+    fn lock(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock leaves the connection usable (SQLite rolls back).
+        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+fn expiry(now: i64, ttl: Option<Duration>) -> Option<i64> {
+    ttl.map(|t| now.saturating_add(i64::try_from(ttl_millis(t)).unwrap_or(i64::MAX)))
+}
+
+fn map_err(e: rusqlite::Error) -> StoreError {
+    match &e {
+        rusqlite::Error::SqliteFailure(f, _)
+            if matches!(
+                f.code,
+                ErrorCode::DatabaseBusy
+                    | ErrorCode::DatabaseLocked
+                    | ErrorCode::SystemIoFailure
+                    | ErrorCode::CannotOpen
+                    | ErrorCode::DiskFull
+                    | ErrorCode::FileLockingProtocolFailed
+            ) =>
+        {
+            StoreError::Unavailable(format!("sqlite: {e}"))
+        }
+        _ => StoreError::Backend(format!("sqlite: {e}")),
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file at `path`.
+    pub async fn open_file(path: &Path) -> Result<Self, StoreError> {
+        let path = path.to_path_buf();
+        let conn = tokio::task::spawn_blocking(move || -> Result<Connection, StoreError> {
+            let conn = Connection::open(&path).map_err(|e| {
+                StoreError::Unavailable(format!("cannot open sqlite database {path:?}: {e}"))
+            })?;
+            conn.busy_timeout(BUSY_TIMEOUT).map_err(map_err)?;
+            // journal_mode returns a row; query it rather than execute.
+            let mode: String = conn
+                .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+                .map_err(map_err)?;
+            if !mode.eq_ignore_ascii_case("wal") {
+                tracing::warn!(mode, "sqlite store: WAL mode not available");
+            }
+            conn.execute_batch("PRAGMA synchronous = NORMAL;")
+                .map_err(map_err)?;
+            conn.execute_batch(SCHEMA).map_err(map_err)?;
+            Ok(conn)
+        })
+        .await
+        .map_err(|e| StoreError::Backend(format!("sqlite open task failed: {e}")))??;
+        Ok(Self::start(conn, "sqlite"))
+    }
+
+    /// Opens a fresh in-memory database (one connection; contents die with the store).
+    pub async fn open_memory() -> Result<Self, StoreError> {
+        let conn = Connection::open_in_memory().map_err(map_err)?;
+        conn.execute_batch(SCHEMA).map_err(map_err)?;
+        Ok(Self::start(conn, "memory"))
+    }
+
+    fn start(conn: Connection, backend: &'static str) -> Self {
+        let inner = Arc::new(Inner {
+            conn: Mutex::new(conn),
+            backend,
+        });
+        spawn_sweeper(Arc::downgrade(&inner));
+        tracing::debug!(backend, "store opened");
+        Self { inner }
+    }
+
+    /// Runs `f` with the connection on the blocking pool.
+    async fn call<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = inner.lock();
+            f(&mut conn).map_err(map_err)
+        })
+        .await
+        .map_err(|e| StoreError::Backend(format!("sqlite task failed: {e}")))?
+    }
+
+    /// Deletes every expired row now (the sweeper does this every minute).
+    pub async fn sweep(&self) -> Result<usize, StoreError> {
+        self.call(sweep).await
+    }
+}
+
+fn sweep(conn: &mut Connection) -> rusqlite::Result<usize> {
+    let now = now_ms();
+    let a = conn.execute(
+        "DELETE FROM kv WHERE expires_at IS NOT NULL AND expires_at <= ?1",
+        [now],
+    )?;
+    let b = conn.execute(
+        "DELETE FROM members WHERE expires_at IS NOT NULL AND expires_at <= ?1",
+        [now],
+    )?;
+    Ok(a + b)
+}
+
+/// Sweeps expired rows every [`SWEEP_EVERY`] while the store exists. Holds only a `Weak`,
+/// so it ends at the first tick after the store is dropped and never keeps it alive.
+fn spawn_sweeper(weak: Weak<Inner>) {
+    let Ok(handle) = tokio::runtime::Handle::try_current() else {
+        tracing::warn!("sqlite store opened outside a tokio runtime: no expiry sweeper");
+        return;
+    };
+    handle.spawn(async move {
+        let mut tick = tokio::time::interval(SWEEP_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await; // the first tick is immediate
+        loop {
+            tick.tick().await;
+            let Some(inner) = weak.upgrade() else { break };
+            let res = tokio::task::spawn_blocking(move || sweep(&mut inner.lock())).await;
+            match res {
+                Ok(Ok(n)) if n > 0 => tracing::debug!(rows = n, "store sweep"),
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => tracing::warn!(error = %e, "store sweep failed"),
+                Err(e) => tracing::warn!(error = %e, "store sweep task failed"),
+            }
+        }
+    });
+}
+
+const LIVE: &str = "(expires_at IS NULL OR expires_at > ?2)";
+
+#[async_trait::async_trait]
+impl Store for SqliteStore {
+    fn backend(&self) -> &'static str {
+        self.inner.backend
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let key = key.to_owned();
+        self.call(move |c| {
+            c.query_row(
+                &format!("SELECT value FROM kv WHERE key = ?1 AND {LIVE}"),
+                params![key, now_ms()],
+                |r| r.get(0),
+            )
+            .optional()
+        })
+        .await
+    }
+
+    async fn put(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<(), StoreError> {
+        let (key, value) = (key.to_owned(), value.to_vec());
+        self.call(move |c| {
+            let tx = c.transaction()?;
+            // A key holds a value or a set, never both (as in Redis).
+            tx.execute("DELETE FROM members WHERE key = ?1", [&key])?;
+            tx.execute(
+                "INSERT OR REPLACE INTO kv (key, value, expires_at) VALUES (?1, ?2, ?3)",
+                params![key, value, expiry(now_ms(), ttl)],
+            )?;
+            tx.commit()
+        })
+        .await
+    }
+
+    async fn put_new(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Option<Duration>,
+    ) -> Result<bool, StoreError> {
+        let (key, value) = (key.to_owned(), value.to_vec());
+        self.call(move |c| {
+            let now = now_ms();
+            let tx = c.transaction()?;
+            let set_exists: bool = tx.query_row(
+                &format!("SELECT EXISTS(SELECT 1 FROM members WHERE key = ?1 AND {LIVE})"),
+                params![key, now],
+                |r| r.get(0),
+            )?;
+            if set_exists {
+                return Ok(false);
+            }
+            tx.execute("DELETE FROM members WHERE key = ?1", [&key])?;
+            // Insert, or replace a row that has expired but not been swept yet.
+            let n = tx.execute(
+                "INSERT INTO kv (key, value, expires_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at
+                 WHERE kv.expires_at IS NOT NULL AND kv.expires_at <= ?4",
+                params![key, value, expiry(now, ttl), now],
+            )?;
+            tx.commit()?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn take(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let key = key.to_owned();
+        self.call(move |c| {
+            let now = now_ms();
+            let row: Option<(Vec<u8>, Option<i64>)> = c
+                .query_row(
+                    "DELETE FROM kv WHERE key = ?1 RETURNING value, expires_at",
+                    [&key],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?;
+            Ok(row.and_then(|(v, exp)| match exp {
+                Some(e) if e <= now => None,
+                _ => Some(v),
+            }))
+        })
+        .await
+    }
+
+    async fn delete(&self, key: &str) -> Result<bool, StoreError> {
+        let key = key.to_owned();
+        self.call(move |c| {
+            let now = now_ms();
+            let tx = c.transaction()?;
+            let live_kv = tx.execute(
+                &format!("DELETE FROM kv WHERE key = ?1 AND {LIVE}"),
+                params![key, now],
+            )?;
+            let live_members = tx.execute(
+                &format!("DELETE FROM members WHERE key = ?1 AND {LIVE}"),
+                params![key, now],
+            )?;
+            tx.execute("DELETE FROM kv WHERE key = ?1", [&key])?;
+            tx.execute("DELETE FROM members WHERE key = ?1", [&key])?;
+            tx.commit()?;
+            Ok(live_kv + live_members > 0)
+        })
+        .await
+    }
+
+    async fn expire(&self, key: &str, ttl: Duration) -> Result<bool, StoreError> {
+        let key = key.to_owned();
+        self.call(move |c| {
+            let now = now_ms();
+            let exp = expiry(now, Some(ttl));
+            let tx = c.transaction()?;
+            let a = tx.execute(
+                &format!("UPDATE kv SET expires_at = ?3 WHERE key = ?1 AND {LIVE}"),
+                params![key, now, exp],
+            )?;
+            let b = tx.execute(
+                &format!("UPDATE members SET expires_at = ?3 WHERE key = ?1 AND {LIVE}"),
+                params![key, now, exp],
+            )?;
+            tx.commit()?;
+            Ok(a + b > 0)
+        })
+        .await
+    }
+
+    async fn set_add(
+        &self,
+        key: &str,
+        member: &str,
+        ttl: Option<Duration>,
+    ) -> Result<(), StoreError> {
+        let (key, member) = (key.to_owned(), member.to_owned());
+        self.call(move |c| {
+            let now = now_ms();
+            let tx = c.transaction()?;
+            // Expired members are gone: the set starts afresh (as Redis would).
+            tx.execute(
+                "DELETE FROM members WHERE key = ?1 AND expires_at IS NOT NULL AND expires_at <= ?2",
+                params![key, now],
+            )?;
+            tx.execute("DELETE FROM kv WHERE key = ?1", [&key])?;
+            let exp = match ttl {
+                Some(_) => {
+                    let exp = expiry(now, ttl);
+                    tx.execute(
+                        "UPDATE members SET expires_at = ?2 WHERE key = ?1",
+                        params![key, exp],
+                    )?;
+                    exp
+                }
+                None => tx
+                    .query_row(
+                        "SELECT expires_at FROM members WHERE key = ?1 LIMIT 1",
+                        [&key],
+                        |r| r.get::<_, Option<i64>>(0),
+                    )
+                    .optional()?
+                    .flatten(),
+            };
+            tx.execute(
+                "INSERT OR REPLACE INTO members (key, member, expires_at) VALUES (?1, ?2, ?3)",
+                params![key, member, exp],
+            )?;
+            tx.commit()
+        })
+        .await
+    }
+
+    async fn set_remove(&self, key: &str, member: &str) -> Result<(), StoreError> {
+        let (key, member) = (key.to_owned(), member.to_owned());
+        self.call(move |c| {
+            c.execute(
+                "DELETE FROM members WHERE key = ?1 AND member = ?2",
+                params![key, member],
+            )
+            .map(drop)
+        })
+        .await
+    }
+
+    async fn set_members(&self, key: &str) -> Result<Vec<String>, StoreError> {
+        let key = key.to_owned();
+        self.call(move |c| {
+            let mut st = c.prepare_cached(&format!(
+                "SELECT member FROM members WHERE key = ?1 AND {LIVE}"
+            ))?;
+            let rows = st.query_map(params![key, now_ms()], |r| r.get(0))?;
+            rows.collect()
+        })
+        .await
+    }
+
+    async fn keys_with_prefix(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        let prefix = prefix.to_owned();
+        self.call(move |c| {
+            // `key >= prefix` narrows the index range; substr() makes the match exact
+            // without LIKE/GLOB escaping.
+            let mut st = c.prepare_cached(&format!(
+                "SELECT key FROM kv WHERE key >= ?1 AND substr(key, 1, length(?1)) = ?1 AND {LIVE}
+                 UNION
+                 SELECT DISTINCT key FROM members WHERE key >= ?1 AND substr(key, 1, length(?1)) = ?1 AND {LIVE}"
+            ))?;
+            let rows = st.query_map(params![prefix, now_ms()], |r| r.get(0))?;
+            rows.collect()
+        })
+        .await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.call(|c| {
+            c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))
+                .map(drop)
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn sweep_removes_expired_rows_only() {
+        let s = SqliteStore::open_memory().await.unwrap();
+        s.put("gone", b"v", Some(Duration::from_millis(1)))
+            .await
+            .unwrap();
+        s.set_add("gone-set", "m", Some(Duration::from_millis(1)))
+            .await
+            .unwrap();
+        s.put("kept", b"v", Some(Duration::from_secs(60)))
+            .await
+            .unwrap();
+        s.put("forever", b"v", None).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(s.sweep().await.unwrap(), 2);
+        assert_eq!(s.sweep().await.unwrap(), 0);
+        assert!(s.get("kept").await.unwrap().is_some());
+        assert!(s.get("forever").await.unwrap().is_some());
+    }
+
+    #[tokio::test]
+    async fn sweeper_does_not_keep_the_store_alive() {
+        let s = SqliteStore::open_memory().await.unwrap();
+        let weak = Arc::downgrade(&s.inner);
+        drop(s);
+        assert!(weak.upgrade().is_none());
+    }
+}
