@@ -8,7 +8,12 @@ use std::process::ExitCode;
 #[command(name = "latch", version, about = "A self-hosted login broker")]
 pub struct Cli {
     /// Path to providers.toml
-    #[arg(long, global = true, env = "LATCH_CONFIG", default_value = "./providers.toml")]
+    #[arg(
+        long,
+        global = true,
+        env = "LATCH_CONFIG",
+        default_value = "./providers.toml"
+    )]
     pub config: PathBuf,
     /// Log format
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
@@ -34,7 +39,9 @@ pub enum Command {
 pub fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),
@@ -44,7 +51,10 @@ pub fn init_tracing(format: LogFormat) {
 fn load(path: &std::path::Path) -> Result<Config, ExitCode> {
     config::load(path).map_err(|errors| {
         eprintln!("{errors}");
-        eprintln!("latch: {} is not valid; nothing was started", path.display());
+        eprintln!(
+            "latch: {} is not valid; nothing was started",
+            path.display()
+        );
         ExitCode::from(2)
     })
 }

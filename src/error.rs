@@ -188,9 +188,10 @@ impl From<crate::store::StoreError> for AuthError {
             crate::store::StoreError::Unavailable(reason) => {
                 AuthError::new(ErrorCode::StoreUnavailable, reason)
             }
-            crate::store::StoreError::Backend(reason) => {
-                AuthError::new(ErrorCode::StoreUnavailable, format!("store error: {reason}"))
-            }
+            crate::store::StoreError::Backend(reason) => AuthError::new(
+                ErrorCode::StoreUnavailable,
+                format!("store error: {reason}"),
+            ),
         }
     }
 }

@@ -98,7 +98,12 @@ pub async fn finish(
         .state
         .as_deref()
         .filter(|s| !s.is_empty() && s.len() <= 256)
-        .ok_or_else(|| AuthError::new(ErrorCode::InvalidState, "callback without a state parameter"))?;
+        .ok_or_else(|| {
+            AuthError::new(
+                ErrorCode::InvalidState,
+                "callback without a state parameter",
+            )
+        })?;
     // Taking the record makes the state single-use, even under concurrent replays.
     let record = store.take(&flow_key(state)).await?.ok_or_else(|| {
         AuthError::new(
@@ -106,8 +111,12 @@ pub async fn finish(
             "state unknown, expired (10 min) or already used",
         )
     })?;
-    let record: FlowRecord = serde_json::from_slice(&record)
-        .map_err(|e| AuthError::new(ErrorCode::InvalidState, format!("unreadable flow record: {e}")))?;
+    let record: FlowRecord = serde_json::from_slice(&record).map_err(|e| {
+        AuthError::new(
+            ErrorCode::InvalidState,
+            format!("unreadable flow record: {e}"),
+        )
+    })?;
     let bound = binding.is_some_and(|b| constant_time_eq(&sha256_hex(b), &record.binding));
     if !bound {
         return Err(AuthError::new(
@@ -160,8 +169,11 @@ pub async fn finish(
         );
         let code = match error {
             "access_denied" => ErrorCode::AccessDenied,
-            "unauthorized_client" | "invalid_client" | "invalid_scope"
-            | "unsupported_response_type" | "invalid_request" => ErrorCode::Configuration,
+            "unauthorized_client"
+            | "invalid_client"
+            | "invalid_scope"
+            | "unsupported_response_type"
+            | "invalid_request" => ErrorCode::Configuration,
             _ => ErrorCode::OAuthCallbackError,
         };
         return Err(AuthError::new(code, reason));

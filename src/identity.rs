@@ -80,9 +80,17 @@ impl Users {
             updated_at: now,
         };
         self.save(&user).await?;
-        if self.store.put_new(&account, user.id.as_bytes(), None).await? {
+        if self
+            .store
+            .put_new(&account, user.id.as_bytes(), None)
+            .await?
+        {
             self.store
-                .set_add(&user_accounts_key(&user.id), &format!("{provider}:{}", profile.subject), None)
+                .set_add(
+                    &user_accounts_key(&user.id),
+                    &format!("{provider}:{}", profile.subject),
+                    None,
+                )
                 .await?;
             return Ok(user);
         }

@@ -25,7 +25,8 @@ pub async fn build(config: Config, listener: &TcpListener) -> Result<Arc<App>, S
     let local_addr = listener.local_addr()?;
     let sqlite_path = config.store.sqlite_path();
     let store: Arc<dyn Store> = store::open(&config.store.url, sqlite_path.as_deref()).await?;
-    let templates = Templates::new(config.server.templates.clone()).map_err(StartError::Templates)?;
+    let templates =
+        Templates::new(config.server.templates.clone()).map_err(StartError::Templates)?;
     let providers = Providers::new(&config, http::build_client(), local_addr);
     let https = config.server.public_url.scheme() == "https";
     let cookies = CookiePolicy::new(https, config.session.cookie_domain.clone());
@@ -56,7 +57,10 @@ pub async fn run(
     );
     for p in app.providers.iter() {
         if p.dev.is_some() {
-            tracing::warn!(provider = p.id(), "development provider enabled: anyone can sign in as anyone");
+            tracing::warn!(
+                provider = p.id(),
+                "development provider enabled: anyone can sign in as anyone"
+            );
         }
     }
     axum::serve(listener, web::router(app))

@@ -67,7 +67,11 @@ impl Sessions {
     }
 
     /// Starts a session; returns the cookie token (a fresh one at every sign-in).
-    pub async fn create(&self, user_id: &str, provider: &str) -> Result<(String, Session), StoreError> {
+    pub async fn create(
+        &self,
+        user_id: &str,
+        provider: &str,
+    ) -> Result<(String, Session), StoreError> {
         let token = random_token(32);
         let id = sha256_hex(&token);
         let t = now();
@@ -78,16 +82,27 @@ impl Sessions {
             last_seen: t,
         };
         let bytes = serde_json::to_vec(&record).expect("session records serialize");
-        self.store.put(&key(&id), &bytes, Some(self.ttl(&record))).await?;
+        self.store
+            .put(&key(&id), &bytes, Some(self.ttl(&record)))
+            .await?;
         self.store
             .set_add(&user_index(user_id), &id, Some(self.config.max_age))
             .await?;
         let expires = self.expires_at(&record);
-        Ok((token, Session { id, record, expires }))
+        Ok((
+            token,
+            Session {
+                id,
+                record,
+                expires,
+            },
+        ))
     }
 
     fn expires_at(&self, r: &SessionRecord) -> DateTime<Utc> {
-        Utc.timestamp_opt(self.end(r), 0).single().unwrap_or_else(Utc::now)
+        Utc.timestamp_opt(self.end(r), 0)
+            .single()
+            .unwrap_or_else(Utc::now)
     }
 
     /// The live session behind a cookie token, extending it when `update_age` has passed.
@@ -112,10 +127,16 @@ impl Sessions {
         if t - record.last_seen >= self.config.update_age.as_secs() as i64 {
             record.last_seen = t;
             let bytes = serde_json::to_vec(&record).expect("session records serialize");
-            self.store.put(&key(&id), &bytes, Some(self.ttl(&record))).await?;
+            self.store
+                .put(&key(&id), &bytes, Some(self.ttl(&record)))
+                .await?;
         }
         let expires = self.expires_at(&record);
-        Ok(Some(Session { id, record, expires }))
+        Ok(Some(Session {
+            id,
+            record,
+            expires,
+        }))
     }
 
     /// Ends the session behind a cookie token (a no-op if there is none).
@@ -126,7 +147,9 @@ impl Sessions {
         let id = sha256_hex(token);
         if let Some(bytes) = self.store.take(&key(&id)).await? {
             if let Ok(record) = serde_json::from_slice::<SessionRecord>(&bytes) {
-                self.store.set_remove(&user_index(&record.user_id), &id).await?;
+                self.store
+                    .set_remove(&user_index(&record.user_id), &id)
+                    .await?;
             }
         }
         Ok(())

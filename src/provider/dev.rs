@@ -110,7 +110,10 @@ impl DevProvider {
     }
 
     /// Checks an authorization request; the error text is shown on the provider's page.
-    pub fn check_authorize(&self, params: &HashMap<String, String>) -> Result<AuthorizeRequest, String> {
+    pub fn check_authorize(
+        &self,
+        params: &HashMap<String, String>,
+    ) -> Result<AuthorizeRequest, String> {
         let get = |k: &str| params.get(k).cloned();
         let client_id = get("client_id").ok_or("client_id is missing")?;
         if client_id != self.client_id {
@@ -140,10 +143,17 @@ impl DevProvider {
     }
 
     /// Records a sign-in as `email` and returns the redirect back to the client.
-    pub fn approve(&self, request: &AuthorizeRequest, email: &str, name: Option<&str>) -> Result<String, String> {
+    pub fn approve(
+        &self,
+        request: &AuthorizeRequest,
+        email: &str,
+        name: Option<&str>,
+    ) -> Result<String, String> {
         let email = email.trim();
         let valid = email.len() <= 254
-            && email.split_once('@').is_some_and(|(l, d)| !l.is_empty() && d.contains('.') || d == "localhost");
+            && email
+                .split_once('@')
+                .is_some_and(|(l, d)| !l.is_empty() && d.contains('.') || d == "localhost");
         if !valid {
             return Err("enter an email address like ada@example.com".into());
         }
@@ -154,7 +164,10 @@ impl DevProvider {
             sha256_hex(&code),
             Grant {
                 email: email.to_string(),
-                name: name.map(str::trim).filter(|n| !n.is_empty()).map(str::to_string),
+                name: name
+                    .map(str::trim)
+                    .filter(|n| !n.is_empty())
+                    .map(str::to_string),
                 nonce: request.nonce.clone(),
                 code_challenge: request.code_challenge.clone(),
                 expires: Instant::now() + CODE_TTL,
@@ -173,39 +186,76 @@ impl DevProvider {
     }
 
     /// The token endpoint: client authentication, single-use code, PKCE, then an ID token.
-    pub fn token(&self, basic: Option<(String, String)>, form: &HashMap<String, String>) -> Result<Value, TokenError> {
+    pub fn token(
+        &self,
+        basic: Option<(String, String)>,
+        form: &HashMap<String, String>,
+    ) -> Result<Value, TokenError> {
         let (client_id, secret) = basic
-            .or_else(|| Some((form.get("client_id")?.clone(), form.get("client_secret")?.clone())))
-            .ok_or(TokenError(401, "invalid_client", "client authentication is required"))?;
+            .or_else(|| {
+                Some((
+                    form.get("client_id")?.clone(),
+                    form.get("client_secret")?.clone(),
+                ))
+            })
+            .ok_or(TokenError(
+                401,
+                "invalid_client",
+                "client authentication is required",
+            ))?;
         if client_id != self.client_id || !constant_time_eq(&secret, &self.client_secret) {
-            return Err(TokenError(401, "invalid_client", "unknown client or wrong secret"));
+            return Err(TokenError(
+                401,
+                "invalid_client",
+                "unknown client or wrong secret",
+            ));
         }
         if form.get("grant_type").map(String::as_str) != Some("authorization_code") {
-            return Err(TokenError(400, "unsupported_grant_type", "only authorization_code"));
+            return Err(TokenError(
+                400,
+                "unsupported_grant_type",
+                "only authorization_code",
+            ));
         }
         if form.get("redirect_uri") != Some(&self.redirect_uri) {
-            return Err(TokenError(400, "invalid_grant", "redirect_uri does not match"));
+            return Err(TokenError(
+                400,
+                "invalid_grant",
+                "redirect_uri does not match",
+            ));
         }
-        let code = form.get("code").ok_or(TokenError(400, "invalid_request", "code is missing"))?;
+        let code = form
+            .get("code")
+            .ok_or(TokenError(400, "invalid_request", "code is missing"))?;
         let grant = self
             .codes
             .lock()
             .expect("dev provider lock")
             .remove(&sha256_hex(code))
             .filter(|g| g.expires > Instant::now())
-            .ok_or(TokenError(400, "invalid_grant", "unknown, expired or used code"))?;
-        let verifier = form
-            .get("code_verifier")
-            .ok_or(TokenError(400, "invalid_grant", "code_verifier is missing"))?;
+            .ok_or(TokenError(
+                400,
+                "invalid_grant",
+                "unknown, expired or used code",
+            ))?;
+        let verifier = form.get("code_verifier").ok_or(TokenError(
+            400,
+            "invalid_grant",
+            "code_verifier is missing",
+        ))?;
         if !constant_time_eq(&sha256_b64url(verifier.as_bytes()), &grant.code_challenge) {
             return Err(TokenError(400, "invalid_grant", "PKCE verification failed"));
         }
         let now = chrono::Utc::now().timestamp();
         let subject = format!("dev-{}", &sha256_hex(&grant.email.to_lowercase())[..20]);
-        let name = grant
-            .name
-            .clone()
-            .unwrap_or_else(|| grant.email.split('@').next().unwrap_or_default().to_string());
+        let name = grant.name.clone().unwrap_or_else(|| {
+            grant
+                .email
+                .split('@')
+                .next()
+                .unwrap_or_default()
+                .to_string()
+        });
         let profile = json!({
             "sub": subject,
             "email": grant.email,

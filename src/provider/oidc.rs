@@ -276,10 +276,8 @@ impl OidcClient {
                     .is_none_or(|m| m.iter().any(|m| m == "client_secret_basic"));
                 if basic_only {
                     // RFC 6749 2.3.1: both parts form-urlencoded before base64.
-                    request = request.basic_auth(
-                        form_encode(&self.client_id),
-                        Some(form_encode(&secret)),
-                    );
+                    request = request
+                        .basic_auth(form_encode(&self.client_id), Some(form_encode(&secret)));
                 } else {
                     form.push(("client_id", self.client_id.clone()));
                     form.push(("client_secret", secret.into_owned()));
@@ -534,14 +532,26 @@ mod tests {
     #[test]
     fn token_errors_are_oauth_errors_even_in_200() {
         let err = parse_token_response(200, br#"{"error":"bad_verification_code"}"#).unwrap_err();
-        assert!(matches!(err, ExchangeError::OAuth { ref error, .. } if error == "bad_verification_code"));
+        assert!(
+            matches!(err, ExchangeError::OAuth { ref error, .. } if error == "bad_verification_code")
+        );
         let err = parse_token_response(400, br#"{"error":"invalid_grant"}"#).unwrap_err();
         assert!(matches!(err, ExchangeError::OAuth { .. }));
         let err = parse_token_response(500, b"<html>oops</html>").unwrap_err();
-        assert!(matches!(err, ExchangeError::Call(CallError::Status { status: 500, .. })));
+        assert!(matches!(
+            err,
+            ExchangeError::Call(CallError::Status { status: 500, .. })
+        ));
         let err = parse_token_response(200, b"{}").unwrap_err();
-        assert!(matches!(err, ExchangeError::Call(CallError::Malformed { .. })));
-        let ok = parse_token_response(200, br#"{"access_token":"a","token_type":"Bearer","expires_in":"60"}"#).unwrap();
+        assert!(matches!(
+            err,
+            ExchangeError::Call(CallError::Malformed { .. })
+        ));
+        let ok = parse_token_response(
+            200,
+            br#"{"access_token":"a","token_type":"Bearer","expires_in":"60"}"#,
+        )
+        .unwrap();
         assert_eq!(ok.expires_in, Some(60));
     }
 
@@ -556,6 +566,10 @@ mod tests {
         let other = json!({"sub": "2"});
         assert!(profile_from_claims(&id, Some(&other)).is_err());
         let unverified = json!({"sub": "1", "email": "a@x.test"});
-        assert!(!profile_from_claims(&unverified, None).unwrap().email_verified);
+        assert!(
+            !profile_from_claims(&unverified, None)
+                .unwrap()
+                .email_verified
+        );
     }
 }

@@ -16,7 +16,11 @@ pub(super) fn csrf_token_for(app: &AppState, headers: &HeaderMap) -> (String, Op
         Some(token) => (token.to_string(), None),
         None => {
             let (token, cookie) = csrf::issue(app.secret());
-            let header = app.cookies.set(&app.cookies.csrf, &cookie, std::time::Duration::from_secs(24 * 3600));
+            let header = app.cookies.set(
+                &app.cookies.csrf,
+                &cookie,
+                std::time::Duration::from_secs(24 * 3600),
+            );
             (token, Some(header))
         }
     }
@@ -32,7 +36,10 @@ pub async fn csrf(State(app): State<AppState>, headers: HeaderMap) -> Response {
 }
 
 /// `{"user":{...},"expires":"..."}` for a live session, `{}` otherwise.
-pub async fn session(State(app): State<AppState>, headers: HeaderMap) -> Result<Response, WebError> {
+pub async fn session(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, WebError> {
     let json_err = |e: crate::store::StoreError| WebError::json(AuthError::from(e));
     let Some(token) = super::cookies::read(&headers, &app.cookies.session) else {
         return Ok(Json(json!({})).into_response());
@@ -44,7 +51,12 @@ pub async fn session(State(app): State<AppState>, headers: HeaderMap) -> Result<
             .append(SET_COOKIE, app.cookies.clear(&app.cookies.session));
         return Ok(response);
     };
-    let Some(user) = app.users.get(&session.record.user_id).await.map_err(json_err)? else {
+    let Some(user) = app
+        .users
+        .get(&session.record.user_id)
+        .await
+        .map_err(json_err)?
+    else {
         return Ok(Json(json!({})).into_response());
     };
     Ok(Json(json!({

@@ -36,7 +36,13 @@ impl CookiePolicy {
         }
     }
 
-    fn build(&self, name: &str, value: &str, max_age: Option<Duration>, same_site: SameSite) -> HeaderValue {
+    fn build(
+        &self,
+        name: &str,
+        value: &str,
+        max_age: Option<Duration>,
+        same_site: SameSite,
+    ) -> HeaderValue {
         let mut cookie = format!("{name}={value}; Path=/; HttpOnly");
         if let Some(age) = max_age {
             cookie.push_str(&format!("; Max-Age={}", age.as_secs()));
@@ -92,7 +98,9 @@ mod tests {
         assert_eq!(shared.csrf, "__Host-latch.csrf-token");
         let v = shared.set(&shared.session, "abc", Duration::from_secs(60));
         let v = v.to_str().unwrap();
-        assert!(v.contains("Secure") && v.contains("HttpOnly") && v.contains("Domain=.example.com"));
+        assert!(
+            v.contains("Secure") && v.contains("HttpOnly") && v.contains("Domain=.example.com")
+        );
         let csrf = shared.set(&shared.csrf, "abc", Duration::from_secs(60));
         assert!(!csrf.to_str().unwrap().contains("Domain"));
     }

@@ -43,6 +43,10 @@ mod tests {
         // A cookie forged without the secret is refused even when the tokens match.
         let forged = format!("{token}|AAAA");
         assert!(!verify(secret, Some(&forged), Some(&token)));
-        assert!(!verify(b"another secret another secret!!!", Some(&cookie), Some(&token)));
+        assert!(!verify(
+            b"another secret another secret!!!",
+            Some(&cookie),
+            Some(&token)
+        ));
     }
 }

@@ -17,9 +17,15 @@ use std::sync::Arc;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/dev/{provider}/.well-known/openid-configuration", get(discovery))
+        .route(
+            "/dev/{provider}/.well-known/openid-configuration",
+            get(discovery),
+        )
         .route("/dev/{provider}/jwks", get(jwks))
-        .route("/dev/{provider}/authorize", get(authorize_page).post(authorize_submit))
+        .route(
+            "/dev/{provider}/authorize",
+            get(authorize_page).post(authorize_submit),
+        )
         .route("/dev/{provider}/token", axum::routing::post(token))
         .route("/dev/{provider}/userinfo", get(userinfo))
 }
@@ -31,11 +37,17 @@ fn dev(app: &AppState, id: &str) -> Result<Arc<DevProvider>, WebError> {
         .ok_or_else(|| WebError::new(ErrorCode::NotFound, "no development provider with that id"))
 }
 
-async fn discovery(State(app): State<AppState>, Path(id): Path<String>) -> Result<Json<serde_json::Value>, WebError> {
+async fn discovery(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, WebError> {
     Ok(Json(dev(&app, &id)?.discovery()))
 }
 
-async fn jwks(State(app): State<AppState>, Path(id): Path<String>) -> Result<Json<serde_json::Value>, WebError> {
+async fn jwks(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, WebError> {
     Ok(Json(dev(&app, &id)?.jwks()))
 }
 
@@ -87,9 +99,9 @@ async fn authorize_page(
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Response, WebError> {
     let provider = dev(&app, &id)?;
-    provider
-        .check_authorize(&params)
-        .map_err(|reason| WebError::new(ErrorCode::InvalidRequest, format!("dev provider: {reason}")))?;
+    provider.check_authorize(&params).map_err(|reason| {
+        WebError::new(ErrorCode::InvalidRequest, format!("dev provider: {reason}"))
+    })?;
     render_authorize(&app, &ctx, &id, &params, "ada@example.com", None)
 }
 
@@ -101,15 +113,16 @@ async fn authorize_submit(
 ) -> Result<Response, WebError> {
     let provider = dev(&app, &id)?;
     let form = parse_form(&body);
-    let request = provider
-        .check_authorize(&form)
-        .map_err(|reason| WebError::new(ErrorCode::InvalidRequest, format!("dev provider: {reason}")))?;
+    let request = provider.check_authorize(&form).map_err(|reason| {
+        WebError::new(ErrorCode::InvalidRequest, format!("dev provider: {reason}"))
+    })?;
     let email = form.get("email").map(String::as_str).unwrap_or("");
     match provider.approve(&request, email, form.get("name").map(String::as_str)) {
         Ok(location) => {
             let mut response = StatusCode::FOUND.into_response();
-            let location = HeaderValue::from_str(&location)
-                .map_err(|_| WebError::new(ErrorCode::InternalError, "redirect not a header value"))?;
+            let location = HeaderValue::from_str(&location).map_err(|_| {
+                WebError::new(ErrorCode::InternalError, "redirect not a header value")
+            })?;
             response.headers_mut().insert(LOCATION, location);
             Ok(response)
         }
@@ -123,8 +136,12 @@ async fn authorize_submit(
 
 fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
     let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
-    let encoded = value.strip_prefix("Basic ").or_else(|| value.strip_prefix("basic "))?;
-    let decoded = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).ok()?;
+    let encoded = value
+        .strip_prefix("Basic ")
+        .or_else(|| value.strip_prefix("basic "))?;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
     let decoded = String::from_utf8(decoded).ok()?;
     let (id, secret) = decoded.split_once(':')?;
     let unescape = |s: &str| {
@@ -147,14 +164,26 @@ async fn token(
     Ok(match provider.token(basic_credentials(&headers), &form) {
         Ok(tokens) => Json(tokens).into_response(),
         Err(e) => {
-            tracing::warn!(error = e.1, reason = e.2, "dev provider token request refused");
+            tracing::warn!(
+                error = e.1,
+                reason = e.2,
+                "dev provider token request refused"
+            );
             let status = StatusCode::from_u16(e.0).unwrap_or(StatusCode::BAD_REQUEST);
-            (status, Json(json!({"error": e.1, "error_description": e.2}))).into_response()
+            (
+                status,
+                Json(json!({"error": e.1, "error_description": e.2})),
+            )
+                .into_response()
         }
     })
 }
 
-async fn userinfo(State(app): State<AppState>, Path(id): Path<String>, headers: HeaderMap) -> Result<Response, WebError> {
+async fn userinfo(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, WebError> {
     let provider = dev(&app, &id)?;
     let token = headers
         .get(AUTHORIZATION)
@@ -163,8 +192,15 @@ async fn userinfo(State(app): State<AppState>, Path(id): Path<String>, headers: 
     Ok(match token.and_then(|t| provider.userinfo(t)) {
         Some(claims) => Json(claims).into_response(),
         None => {
-            let mut r = (StatusCode::UNAUTHORIZED, Json(json!({"error": "invalid_token"}))).into_response();
-            r.headers_mut().insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer error=\"invalid_token\""));
+            let mut r = (
+                StatusCode::UNAUTHORIZED,
+                Json(json!({"error": "invalid_token"})),
+            )
+                .into_response();
+            r.headers_mut().insert(
+                WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer error=\"invalid_token\""),
+            );
             r
         }
     })

@@ -87,7 +87,11 @@ fn wants_json(req: &Request) -> bool {
     accept_json || api_path || return_redirect
 }
 
-pub async fn request_context(State(app): State<AppState>, mut req: Request, next: Next) -> Response {
+pub async fn request_context(
+    State(app): State<AppState>,
+    mut req: Request,
+    next: Next,
+) -> Response {
     let request_id = req
         .headers()
         .get("x-request-id")
@@ -157,7 +161,15 @@ fn render(app: &AppState, ctx: &RequestContext, error: &AuthError, json: bool) -
         Ok(html) => (status, Html(html)).into_response(),
         Err(e) => {
             tracing::error!(error = %e, "error page template failed");
-            (status, format!("{}: {}\nrequest id: {}\n", code, code.message(), ctx.request_id))
+            (
+                status,
+                format!(
+                    "{}: {}\nrequest id: {}\n",
+                    code,
+                    code.message(),
+                    ctx.request_id
+                ),
+            )
                 .into_response()
         }
     }
@@ -168,9 +180,15 @@ fn security_headers(response: &mut Response, ctx: &RequestContext, request_id: &
     if let Ok(v) = HeaderValue::from_str(request_id) {
         headers.insert("x-request-id", v);
     }
-    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
     // The callback URL carries a code and state: never leak it to another origin.
-    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     if !headers.contains_key(header::CACHE_CONTROL) {
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

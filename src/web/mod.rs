@@ -72,7 +72,10 @@ pub fn router(app: AppState) -> Router {
             "/callback/{provider}",
             get(signin::callback_get).post(signin::callback_post),
         )
-        .route("/signout", get(pages::signout_page).post(signin::signout_post))
+        .route(
+            "/signout",
+            get(pages::signout_page).post(signin::signout_post),
+        )
         .route("/error", get(pages::error_page))
         .route("/session", get(api::session))
         .route("/csrf", get(api::csrf))
@@ -95,4 +98,3 @@ pub fn router(app: AppState) -> Router {
         .layer(DefaultBodyLimit::max(64 * 1024))
         .with_state(app)
 }
-

@@ -12,7 +12,10 @@ use std::collections::HashMap;
 
 fn html(app: &AppState, name: &str, ctx: minijinja::Value) -> Result<Response, WebError> {
     let page = app.templates.render(name, ctx).map_err(|e| {
-        WebError::new(ErrorCode::InternalError, format!("template {name} failed: {e}"))
+        WebError::new(
+            ErrorCode::InternalError,
+            format!("template {name} failed: {e}"),
+        )
     })?;
     Ok(Html(page).into_response())
 }

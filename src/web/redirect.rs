@@ -7,7 +7,10 @@ use crate::config::Config;
 pub enum Target {
     Allowed(String),
     /// Refused; carries the fallback and why (for the log line).
-    Refused { fallback: String, reason: String },
+    Refused {
+        fallback: String,
+        reason: String,
+    },
 }
 
 pub fn check_callback_url(config: &Config, raw: Option<&str>) -> Target {
@@ -38,13 +41,20 @@ pub fn check_callback_url(config: &Config, raw: Option<&str>) -> Target {
         };
     }
     let trusted = url.origin() == public.origin()
-        || config.server.trusted_origins.iter().any(|o| o.matches(&url));
+        || config
+            .server
+            .trusted_origins
+            .iter()
+            .any(|o| o.matches(&url));
     if trusted {
         Target::Allowed(url.to_string())
     } else {
         Target::Refused {
             fallback,
-            reason: format!("callbackUrl origin {} is not trusted", url.origin().ascii_serialization()),
+            reason: format!(
+                "callbackUrl origin {} is not trusted",
+                url.origin().ascii_serialization()
+            ),
         }
     }
 }

@@ -23,8 +23,11 @@ fn redirect(url: &str, json: bool, cookies: Vec<HeaderValue>) -> Response {
                 r.headers_mut().insert(LOCATION, location);
                 r
             }
-            Err(_) => WebError::new(ErrorCode::InternalError, "redirect target not a header value")
-                .into_response(),
+            Err(_) => WebError::new(
+                ErrorCode::InternalError,
+                "redirect target not a header value",
+            )
+            .into_response(),
         }
     };
     for cookie in cookies {
@@ -41,9 +44,18 @@ fn wants_url_json(headers: &HeaderMap, form: &HashMap<String, String>) -> bool {
     header || form.get("json").is_some_and(|v| v == "true")
 }
 
-fn check_csrf(app: &AppState, headers: &HeaderMap, form: &HashMap<String, String>, json: bool) -> Result<(), WebError> {
+fn check_csrf(
+    app: &AppState,
+    headers: &HeaderMap,
+    form: &HashMap<String, String>,
+    json: bool,
+) -> Result<(), WebError> {
     let cookie = cookies::read(headers, &app.cookies.csrf);
-    if csrf::verify(app.secret(), cookie, form.get("csrfToken").map(String::as_str)) {
+    if csrf::verify(
+        app.secret(),
+        cookie,
+        form.get("csrfToken").map(String::as_str),
+    ) {
         return Ok(());
     }
     let reason = match (cookie.is_some(), form.contains_key("csrfToken")) {
@@ -66,7 +78,10 @@ async fn begin(
     let provider = app.providers.get(provider_id).ok_or_else(|| {
         wrap(AuthError::new(
             ErrorCode::UnknownProvider,
-            format!("no provider {:?}", provider_id.chars().take(64).collect::<String>()),
+            format!(
+                "no provider {:?}",
+                provider_id.chars().take(64).collect::<String>()
+            ),
         ))
     })?;
     let callback_url = safe_callback_url(&app.config, callback_url);
@@ -90,7 +105,14 @@ pub async fn start_get(
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Result<Response, WebError> {
-    begin(&app, &headers, &provider, query.get("callbackUrl").map(String::as_str), false).await
+    begin(
+        &app,
+        &headers,
+        &provider,
+        query.get("callbackUrl").map(String::as_str),
+        false,
+    )
+    .await
 }
 
 /// `POST /signin/{provider}`: the Auth.js form post, CSRF-checked.
@@ -103,7 +125,14 @@ pub async fn start_post(
     let form = parse_form(&body);
     let json = wants_url_json(&headers, &form);
     check_csrf(&app, &headers, &form, json)?;
-    begin(&app, &headers, &provider, form.get("callbackUrl").map(String::as_str), json).await
+    begin(
+        &app,
+        &headers,
+        &provider,
+        form.get("callbackUrl").map(String::as_str),
+        json,
+    )
+    .await
 }
 
 fn params_from(map: HashMap<String, String>) -> CallbackParams {
@@ -145,7 +174,10 @@ async fn callback(
     let provider = app.providers.get(provider_id).ok_or_else(|| {
         WebError::new(
             ErrorCode::UnknownProvider,
-            format!("callback for unknown provider {:?}", provider_id.chars().take(64).collect::<String>()),
+            format!(
+                "callback for unknown provider {:?}",
+                provider_id.chars().take(64).collect::<String>()
+            ),
         )
     })?;
     let binding = cookies::read(headers, &app.cookies.flow);
@@ -175,10 +207,10 @@ pub async fn signout_post(
     let json = wants_url_json(&headers, &form);
     check_csrf(&app, &headers, &form, json)?;
     if let Some(token) = cookies::read(&headers, &app.cookies.session) {
-        app.sessions
-            .delete(token)
-            .await
-            .map_err(|e| WebError { error: e.into(), json })?;
+        app.sessions.delete(token).await.map_err(|e| WebError {
+            error: e.into(),
+            json,
+        })?;
         tracing::info!("signed out");
     }
     let target = safe_callback_url(&app.config, form.get("callbackUrl").map(String::as_str));

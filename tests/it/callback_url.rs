@@ -6,7 +6,9 @@ use reqwest::StatusCode;
 #[tokio::test]
 async fn callback_url_attacks_fall_back_to_public_url() {
     let app = Setup::default()
-        .server("trusted_origins = [\"http://app.example.test:8080\", \"https://*.trusted.example\"]")
+        .server(
+            "trusted_origins = [\"http://app.example.test:8080\", \"https://*.trusted.example\"]",
+        )
         .spawn()
         .await;
     let public = format!("{}/", app.origin);
@@ -23,13 +25,26 @@ async fn callback_url_attacks_fall_back_to_public_url() {
         ("http://app.example.test:8081/", None),
         ("https://app.example.test:8080/", None),
         ("http://user@app.example.test:8080/", None),
-        ("/dashboard?tab=1", Some(format!("{}/dashboard?tab=1", app.origin))),
-        ("http://app.example.test:8080/page", Some("http://app.example.test:8080/page".into())),
-        ("https://a.trusted.example/x", Some("https://a.trusted.example/x".into())),
+        (
+            "/dashboard?tab=1",
+            Some(format!("{}/dashboard?tab=1", app.origin)),
+        ),
+        (
+            "http://app.example.test:8080/page",
+            Some("http://app.example.test:8080/page".into()),
+        ),
+        (
+            "https://a.trusted.example/x",
+            Some("https://a.trusted.example/x".into()),
+        ),
     ];
     let browser = Browser::new();
     for (attack, expected) in cases {
-        let url = format!("{}?callbackUrl={}", app.url("/signin/dev"), crate::signin_dev::urlencode(attack));
+        let url = format!(
+            "{}?callbackUrl={}",
+            app.url("/signin/dev"),
+            crate::signin_dev::urlencode(attack)
+        );
         let start = browser.get(&url).await;
         let authorize = location(&start, StatusCode::FOUND);
         let mut form: Vec<(String, String)> = url::Url::parse(&authorize)
@@ -39,7 +54,9 @@ async fn callback_url_attacks_fall_back_to_public_url() {
             .collect();
         form.push(("email".into(), "eve@example.com".into()));
         let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        let approved = browser.post_form(&app.url("/dev/dev/authorize"), &form).await;
+        let approved = browser
+            .post_form(&app.url("/dev/dev/authorize"), &form)
+            .await;
         let callback = location(&approved, StatusCode::FOUND);
         assert!(query_param(&callback, "code").is_some());
         let done = browser.get(&callback).await;

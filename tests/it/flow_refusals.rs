@@ -9,20 +9,31 @@ use std::time::Duration;
 
 async fn setup() -> (Hostile, TestApp) {
     let hostile = Hostile::start().await;
-    let app = Setup::default().with_providers(hostile.provider_toml()).spawn().await;
+    let app = Setup::default()
+        .with_providers(hostile.provider_toml())
+        .spawn()
+        .await;
     (hostile, app)
 }
 
 /// Starts at latch, passes the provider, returns the callback response.
 async fn run_flow(app: &TestApp, browser: &Browser) -> reqwest::Response {
-    let start = browser.get(&app.url("/signin/hostile?callbackUrl=/home")).await;
+    let start = browser
+        .get(&app.url("/signin/hostile?callbackUrl=/home"))
+        .await;
     let authorize = location(&start, StatusCode::FOUND);
     let back = browser.get(&authorize).await;
     let callback = location(&back, StatusCode::FOUND);
     browser.get(&callback).await
 }
 
-async fn assert_refused(app: &TestApp, browser: &Browser, response: reqwest::Response, code: &str, status: StatusCode) {
+async fn assert_refused(
+    app: &TestApp,
+    browser: &Browser,
+    response: reqwest::Response,
+    code: &str,
+    status: StatusCode,
+) {
     assert_eq!(response.status(), status, "expected {code}");
     assert!(response.headers().get("x-request-id").is_some());
     assert!(
@@ -35,7 +46,12 @@ async fn assert_refused(app: &TestApp, browser: &Browser, response: reqwest::Res
     );
     let body = response.text().await.unwrap();
     assert!(body.contains(code), "page names {code}: {body}");
-    let session: Value = browser.get(&app.url("/session")).await.json().await.unwrap();
+    let session: Value = browser
+        .get(&app.url("/session"))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(session, json!({}));
 }
 
@@ -59,39 +75,86 @@ async fn a_well_behaved_hostile_provider_signs_in() {
     let (_hostile, app) = setup().await;
     let browser = Browser::new();
     let done = run_flow(&app, &browser).await;
-    assert_eq!(location(&done, StatusCode::FOUND), format!("{}/home", app.origin));
-    let session: Value = browser.get(&app.url("/session")).await.json().await.unwrap();
+    assert_eq!(
+        location(&done, StatusCode::FOUND),
+        format!("{}/home", app.origin)
+    );
+    let session: Value = browser
+        .get(&app.url("/session"))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(session["user"]["email"], "mallory@example.test");
 }
 
 #[tokio::test]
 async fn bad_signature() {
-    refused_with(Behavior { signing: Signing::WrongKey, ..Behavior::default() }, "InvalidIdToken", StatusCode::UNAUTHORIZED).await;
+    refused_with(
+        Behavior {
+            signing: Signing::WrongKey,
+            ..Behavior::default()
+        },
+        "InvalidIdToken",
+        StatusCode::UNAUTHORIZED,
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn alg_none() {
-    refused_with(Behavior { signing: Signing::AlgNone, ..Behavior::default() }, "InvalidIdToken", StatusCode::UNAUTHORIZED).await;
+    refused_with(
+        Behavior {
+            signing: Signing::AlgNone,
+            ..Behavior::default()
+        },
+        "InvalidIdToken",
+        StatusCode::UNAUTHORIZED,
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn hs256_keyed_with_the_public_key() {
-    refused_with(Behavior { signing: Signing::Hs256WithPublicKey, ..Behavior::default() }, "InvalidIdToken", StatusCode::UNAUTHORIZED).await;
+    refused_with(
+        Behavior {
+            signing: Signing::Hs256WithPublicKey,
+            ..Behavior::default()
+        },
+        "InvalidIdToken",
+        StatusCode::UNAUTHORIZED,
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn wrong_issuer() {
-    refused_with(claims(|c| c["iss"] = json!("https://evil.example")), "InvalidIdToken", StatusCode::UNAUTHORIZED).await;
+    refused_with(
+        claims(|c| c["iss"] = json!("https://evil.example")),
+        "InvalidIdToken",
+        StatusCode::UNAUTHORIZED,
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn wrong_audience() {
-    refused_with(claims(|c| c["aud"] = json!("someone-else")), "InvalidIdToken", StatusCode::UNAUTHORIZED).await;
+    refused_with(
+        claims(|c| c["aud"] = json!("someone-else")),
+        "InvalidIdToken",
+        StatusCode::UNAUTHORIZED,
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn several_audiences_without_azp() {
-    refused_with(claims(|c| c["aud"] = json!(["latch-test", "other-app"])), "InvalidIdToken", StatusCode::UNAUTHORIZED).await;
+    refused_with(
+        claims(|c| c["aud"] = json!(["latch-test", "other-app"])),
+        "InvalidIdToken",
+        StatusCode::UNAUTHORIZED,
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -122,7 +185,12 @@ async fn several_audiences_with_our_azp_are_accepted() {
 #[tokio::test]
 async fn expired_beyond_skew() {
     let now = chrono::Utc::now().timestamp();
-    refused_with(claims(move |c| c["exp"] = json!(now - 120)), "InvalidIdToken", StatusCode::UNAUTHORIZED).await;
+    refused_with(
+        claims(move |c| c["exp"] = json!(now - 120)),
+        "InvalidIdToken",
+        StatusCode::UNAUTHORIZED,
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -137,7 +205,12 @@ async fn expired_within_skew_is_accepted() {
 #[tokio::test]
 async fn issued_in_the_future() {
     let now = chrono::Utc::now().timestamp();
-    refused_with(claims(move |c| c["iat"] = json!(now + 600)), "InvalidIdToken", StatusCode::UNAUTHORIZED).await;
+    refused_with(
+        claims(move |c| c["iat"] = json!(now + 600)),
+        "InvalidIdToken",
+        StatusCode::UNAUTHORIZED,
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -154,20 +227,42 @@ async fn nonce_missing() {
 
 #[tokio::test]
 async fn nonce_wrong() {
-    refused_with(claims(|c| c["nonce"] = json!("not-the-nonce")), "InvalidIdToken", StatusCode::UNAUTHORIZED).await;
+    refused_with(
+        claims(|c| c["nonce"] = json!("not-the-nonce")),
+        "InvalidIdToken",
+        StatusCode::UNAUTHORIZED,
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn unknown_kid_is_refused_after_one_refetch() {
     let (hostile, app) = setup().await;
-    hostile.set(Behavior { signing: Signing::SecondKey, ..Behavior::default() });
+    hostile.set(Behavior {
+        signing: Signing::SecondKey,
+        ..Behavior::default()
+    });
     let browser = Browser::new();
     let response = run_flow(&app, &browser).await;
-    assert_refused(&app, &browser, response, "InvalidIdToken", StatusCode::UNAUTHORIZED).await;
+    assert_refused(
+        &app,
+        &browser,
+        response,
+        "InvalidIdToken",
+        StatusCode::UNAUTHORIZED,
+    )
+    .await;
     assert_eq!(hostile.jwks_hits(), 2, "initial fetch plus one refetch");
     // A second unknown kid within 30 s does not refetch again.
     let response = run_flow(&app, &browser).await;
-    assert_refused(&app, &browser, response, "InvalidIdToken", StatusCode::UNAUTHORIZED).await;
+    assert_refused(
+        &app,
+        &browser,
+        response,
+        "InvalidIdToken",
+        StatusCode::UNAUTHORIZED,
+    )
+    .await;
     assert_eq!(hostile.jwks_hits(), 2, "refetch is rate limited");
 }
 
@@ -179,16 +274,28 @@ async fn rotated_key_found_on_refetch() {
     assert_eq!(run_flow(&app, &browser).await.status(), StatusCode::FOUND);
     assert_eq!(hostile.jwks_hits(), 1);
     // The provider rotates: new tokens use a key the cache does not have.
-    hostile.set(Behavior { signing: Signing::SecondKey, publish_second: true, ..Behavior::default() });
+    hostile.set(Behavior {
+        signing: Signing::SecondKey,
+        publish_second: true,
+        ..Behavior::default()
+    });
     let done = run_flow(&app, &browser).await;
-    assert_eq!(done.status(), StatusCode::FOUND, "{}", done.text().await.unwrap());
+    assert_eq!(
+        done.status(),
+        StatusCode::FOUND,
+        "{}",
+        done.text().await.unwrap()
+    );
     assert_eq!(hostile.jwks_hits(), 2);
 }
 
 #[tokio::test]
 async fn callback_iss_mismatch() {
     refused_with(
-        Behavior { iss_param: Some(Some("https://other-idp.example".into())), ..Behavior::default() },
+        Behavior {
+            iss_param: Some(Some("https://other-idp.example".into())),
+            ..Behavior::default()
+        },
         "IssuerMismatch",
         StatusCode::BAD_REQUEST,
     )
@@ -198,7 +305,10 @@ async fn callback_iss_mismatch() {
 #[tokio::test]
 async fn access_denied_at_the_provider() {
     refused_with(
-        Behavior { authorize_error: Some("access_denied".into()), ..Behavior::default() },
+        Behavior {
+            authorize_error: Some("access_denied".into()),
+            ..Behavior::default()
+        },
         "AccessDenied",
         StatusCode::FORBIDDEN,
     )
@@ -208,7 +318,10 @@ async fn access_denied_at_the_provider() {
 #[tokio::test]
 async fn other_provider_error() {
     refused_with(
-        Behavior { authorize_error: Some("temporarily_unavailable".into()), ..Behavior::default() },
+        Behavior {
+            authorize_error: Some("temporarily_unavailable".into()),
+            ..Behavior::default()
+        },
         "OAuthCallbackError",
         StatusCode::BAD_REQUEST,
     )
@@ -217,19 +330,33 @@ async fn other_provider_error() {
 
 #[tokio::test]
 async fn token_endpoint_500() {
-    refused_with(Behavior { token_status: Some(500), ..Behavior::default() }, "ProviderError", StatusCode::BAD_GATEWAY).await;
+    refused_with(
+        Behavior {
+            token_status: Some(500),
+            ..Behavior::default()
+        },
+        "ProviderError",
+        StatusCode::BAD_GATEWAY,
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn token_endpoint_too_slow() {
     let started = std::time::Instant::now();
     refused_with(
-        Behavior { token_delay: Some(Duration::from_secs(5)), ..Behavior::default() },
+        Behavior {
+            token_delay: Some(Duration::from_secs(5)),
+            ..Behavior::default()
+        },
         "ProviderTimeout",
         StatusCode::GATEWAY_TIMEOUT,
     )
     .await;
-    assert!(started.elapsed() < Duration::from_secs(5), "the 2 s provider timeout applies");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "the 2 s provider timeout applies"
+    );
 }
 
 #[tokio::test]
@@ -255,9 +382,23 @@ async fn state_tampered_or_missing() {
     let state = query_param(&callback, "state").unwrap();
     let tampered = callback.replace(&state, &format!("{state}x"));
     let response = browser.get(&tampered).await;
-    assert_refused(&app, &browser, response, "InvalidState", StatusCode::BAD_REQUEST).await;
+    assert_refused(
+        &app,
+        &browser,
+        response,
+        "InvalidState",
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
     let response = browser.get(&app.url("/callback/hostile?code=abc")).await;
-    assert_refused(&app, &browser, response, "InvalidState", StatusCode::BAD_REQUEST).await;
+    assert_refused(
+        &app,
+        &browser,
+        response,
+        "InvalidState",
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -270,7 +411,14 @@ async fn state_from_another_browser() {
     let callback = location(&back, StatusCode::FOUND);
     // The attacker's callback URL opened in the victim's browser (login CSRF).
     let response = victim.get(&callback).await;
-    assert_refused(&app, &victim, response, "InvalidState", StatusCode::BAD_REQUEST).await;
+    assert_refused(
+        &app,
+        &victim,
+        response,
+        "InvalidState",
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
 }
 
 #[tokio::test]

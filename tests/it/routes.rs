@@ -10,7 +10,9 @@ async fn signin_post_needs_a_valid_csrf_token() {
     let app = Setup::default().spawn().await;
     let browser = Browser::new();
     // No cookie at all.
-    let r = browser.post_form(&app.url("/signin/dev"), &[("csrfToken", "x")]).await;
+    let r = browser
+        .post_form(&app.url("/signin/dev"), &[("csrfToken", "x")])
+        .await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
     assert!(r.text().await.unwrap().contains("MissingCSRF"));
     // Cookie present, wrong token; JSON client gets JSON.
@@ -55,7 +57,9 @@ async fn error_page_has_the_codes_status_and_never_echoes_input() {
     let request_id = r.headers()["x-request-id"].to_str().unwrap().to_string();
     let html = r.text().await.unwrap();
     assert!(html.contains("AccessDenied") && html.contains(&request_id));
-    let r = browser.get(&app.url("/error?error=%3Cscript%3Ealert(1)%3C/script%3E")).await;
+    let r = browser
+        .get(&app.url("/error?error=%3Cscript%3Ealert(1)%3C/script%3E"))
+        .await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     assert!(!r.text().await.unwrap().contains("<script>alert"));
     let page = browser.get(&app.url("/signin?error=%3Cb%3Ex")).await;
@@ -67,7 +71,10 @@ async fn error_page_has_the_codes_status_and_never_echoes_input() {
 async fn health_readiness_and_malformed_input() {
     let app = Setup::default().spawn().await;
     let browser = Browser::new();
-    assert_eq!(browser.get(&app.url("/healthz")).await.status(), StatusCode::OK);
+    assert_eq!(
+        browser.get(&app.url("/healthz")).await.status(),
+        StatusCode::OK
+    );
     let ready: Value = browser.get(&app.url("/readyz")).await.json().await.unwrap();
     assert_eq!(ready["status"], "ready");
     // A garbage session cookie is simply no session.
@@ -77,11 +84,17 @@ async fn health_readiness_and_malformed_input() {
     assert_eq!(s, serde_json::json!({}));
     // A huge body is refused with 413, not a 500.
     let big = "a".repeat(200 * 1024);
-    let r = browser.send(browser.client.post(app.url("/signin/dev")).body(big)).await;
+    let r = browser
+        .send(browser.client.post(app.url("/signin/dev")).body(big))
+        .await;
     assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
     // Malformed percent-encoding and odd methods never give a 500.
-    let r = browser.get(&app.url("/callback/dev?state=%ZZ&code=%")).await;
+    let r = browser
+        .get(&app.url("/callback/dev?state=%ZZ&code=%"))
+        .await;
     assert!(r.status().is_client_error(), "{}", r.status());
-    let r = browser.send(browser.client.delete(app.url("/session"))).await;
+    let r = browser
+        .send(browser.client.delete(app.url("/session")))
+        .await;
     assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
 }

@@ -135,7 +135,12 @@ impl Browser {
 
 /// The `Location` of a redirect, resolved against the request URL, asserting the status.
 pub fn location(response: &Response, status: StatusCode) -> String {
-    assert_eq!(response.status(), status, "unexpected status for {}", response.url());
+    assert_eq!(
+        response.status(),
+        status,
+        "unexpected status for {}",
+        response.url()
+    );
     let raw = response
         .headers()
         .get(LOCATION)

@@ -156,7 +156,10 @@ async fn jwks(State(s): State<Arc<Inner>>) -> Json<Value> {
 }
 
 /// Redirects straight back to the client (no login page): with a code, or an error.
-async fn authorize(State(s): State<Arc<Inner>>, Query(q): Query<HashMap<String, String>>) -> Response {
+async fn authorize(
+    State(s): State<Arc<Inner>>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
     let b = s.behavior.lock().unwrap();
     let mut url = url::Url::parse(&q["redirect_uri"]).unwrap();
     {
@@ -167,7 +170,10 @@ async fn authorize(State(s): State<Arc<Inner>>, Query(q): Query<HashMap<String, 
             }
             None => {
                 let code = format!("code-{}", rand_suffix());
-                s.codes.lock().unwrap().insert(code.clone(), q.get("nonce").cloned());
+                s.codes
+                    .lock()
+                    .unwrap()
+                    .insert(code.clone(), q.get("nonce").cloned());
                 pairs.append_pair("code", &code);
             }
         }
@@ -202,11 +208,30 @@ fn sign(s: &Inner, signing: &Signing, claims: &Value) -> String {
         _ => ("ES256", "main"),
     };
     let header = json!({"alg": alg, "typ": "JWT", "kid": kid});
-    let input = format!("{}.{}", b64(header.to_string().as_bytes()), b64(claims.to_string().as_bytes()));
+    let input = format!(
+        "{}.{}",
+        b64(header.to_string().as_bytes()),
+        b64(claims.to_string().as_bytes())
+    );
     let signature = match signing {
-        Signing::Good => s.key.sign(&rng, input.as_bytes()).unwrap().as_ref().to_vec(),
-        Signing::WrongKey => s.other_key.sign(&rng, input.as_bytes()).unwrap().as_ref().to_vec(),
-        Signing::SecondKey => s.second_key.sign(&rng, input.as_bytes()).unwrap().as_ref().to_vec(),
+        Signing::Good => s
+            .key
+            .sign(&rng, input.as_bytes())
+            .unwrap()
+            .as_ref()
+            .to_vec(),
+        Signing::WrongKey => s
+            .other_key
+            .sign(&rng, input.as_bytes())
+            .unwrap()
+            .as_ref()
+            .to_vec(),
+        Signing::SecondKey => s
+            .second_key
+            .sign(&rng, input.as_bytes())
+            .unwrap()
+            .as_ref()
+            .to_vec(),
         Signing::AlgNone => Vec::new(),
         Signing::Hs256WithPublicKey => {
             let public = jwk(&s.key, "main").to_string();
@@ -219,7 +244,9 @@ fn sign(s: &Inner, signing: &Signing, claims: &Value) -> String {
 }
 
 async fn token(State(s): State<Arc<Inner>>, body: String) -> Response {
-    let form: HashMap<String, String> = url::form_urlencoded::parse(body.as_bytes()).into_owned().collect();
+    let form: HashMap<String, String> = url::form_urlencoded::parse(body.as_bytes())
+        .into_owned()
+        .collect();
     let (delay, status) = {
         let b = s.behavior.lock().unwrap();
         (b.token_delay, b.token_status)
@@ -228,10 +255,21 @@ async fn token(State(s): State<Arc<Inner>>, body: String) -> Response {
         tokio::time::sleep(delay).await;
     }
     if let Some(status) = status {
-        return (StatusCode::from_u16(status).unwrap(), "<html>upstream exploded</html>").into_response();
+        return (
+            StatusCode::from_u16(status).unwrap(),
+            "<html>upstream exploded</html>",
+        )
+            .into_response();
     }
-    let Some(nonce) = form.get("code").and_then(|c| s.codes.lock().unwrap().remove(c)) else {
-        return (StatusCode::BAD_REQUEST, Json(json!({"error": "invalid_grant"}))).into_response();
+    let Some(nonce) = form
+        .get("code")
+        .and_then(|c| s.codes.lock().unwrap().remove(c))
+    else {
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"error": "invalid_grant"})),
+        )
+            .into_response();
     };
     let now = chrono::Utc::now().timestamp();
     let mut claims = json!({
@@ -254,5 +292,7 @@ async fn token(State(s): State<Arc<Inner>>, body: String) -> Response {
 }
 
 async fn userinfo() -> Json<Value> {
-    Json(json!({"sub": "hostile-user-1", "email": "mallory@example.test", "email_verified": true, "name": "Mallory"}))
+    Json(
+        json!({"sub": "hostile-user-1", "email": "mallory@example.test", "email_verified": true, "name": "Mallory"}),
+    )
 }
