@@ -63,7 +63,7 @@ mod tests {
     fn pkce_s256_matches_rfc7636_example() {
         assert_eq!(
             sha256_b64url(b"dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
-            "E9Melhoe2OwtL8DXzK4qgC0u5dN4R42Yd6-rA2uEjtM"
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
         );
     }
 
