@@ -27,9 +27,13 @@ pub struct Session {
     pub expires: DateTime<Utc>,
 }
 
+/// Unix seconds now; injectable so expiry can be tested without waiting.
+pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
+
 pub struct Sessions {
     store: Arc<dyn Store>,
     config: SessionConfig,
+    clock: Clock,
 }
 
 fn key(id: &str) -> String {
@@ -40,13 +44,21 @@ fn user_index(user_id: &str) -> String {
     format!("user_sessions:{user_id}")
 }
 
-fn now() -> i64 {
-    Utc::now().timestamp()
-}
-
 impl Sessions {
     pub fn new(store: Arc<dyn Store>, config: SessionConfig) -> Self {
-        Sessions { store, config }
+        Self::with_clock(store, config, Arc::new(|| Utc::now().timestamp()))
+    }
+
+    pub fn with_clock(store: Arc<dyn Store>, config: SessionConfig, clock: Clock) -> Self {
+        Sessions {
+            store,
+            config,
+            clock,
+        }
+    }
+
+    fn now(&self) -> i64 {
+        (self.clock)()
     }
 
     pub fn max_age(&self) -> Duration {
@@ -63,7 +75,7 @@ impl Sessions {
     }
 
     fn ttl(&self, r: &SessionRecord) -> Duration {
-        Duration::from_secs((self.end(r) - now()).max(1) as u64)
+        Duration::from_secs((self.end(r) - self.now()).max(1) as u64)
     }
 
     /// Starts a session; returns the cookie token (a fresh one at every sign-in).
@@ -74,7 +86,7 @@ impl Sessions {
     ) -> Result<(String, Session), StoreError> {
         let token = random_token(32);
         let id = sha256_hex(&token);
-        let t = now();
+        let t = self.now();
         let record = SessionRecord {
             user_id: user_id.to_string(),
             provider: provider.to_string(),
@@ -119,7 +131,7 @@ impl Sessions {
             self.store.delete(&key(&id)).await?;
             return Ok(None);
         };
-        let t = now();
+        let t = self.now();
         if t >= self.end(&record) {
             self.store.delete(&key(&id)).await?;
             return Ok(None);
@@ -162,4 +174,100 @@ fn plausible_token(token: &str) -> bool {
         && token
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicI64, Ordering};
+
+    const HOUR: u64 = 3600;
+
+    async fn setup() -> (Sessions, Arc<AtomicI64>, Arc<dyn Store>) {
+        let store = crate::store::open("memory://", None).await.unwrap();
+        let time = Arc::new(AtomicI64::new(1_000_000));
+        let t = time.clone();
+        let config = SessionConfig {
+            max_age: Duration::from_secs(30 * 24 * HOUR),
+            idle_timeout: Duration::from_secs(7 * 24 * HOUR),
+            update_age: Duration::from_secs(24 * HOUR),
+            cookie_domain: None,
+        };
+        let sessions = Sessions::with_clock(
+            store.clone(),
+            config,
+            Arc::new(move || t.load(Ordering::SeqCst)),
+        );
+        (sessions, time, store)
+    }
+
+    fn advance(time: &AtomicI64, secs: u64) {
+        time.fetch_add(secs as i64, Ordering::SeqCst);
+    }
+
+    #[tokio::test]
+    async fn idle_sessions_end_and_active_ones_are_extended() {
+        let (sessions, time, _) = setup().await;
+        let (token, _) = sessions.create("u1", "dev").await.unwrap();
+        // Used every 6 days: each use after update_age pushes the idle limit out.
+        for _ in 0..3 {
+            advance(&time, 6 * 24 * HOUR);
+            let s = sessions.load(&token).await.unwrap().expect("still alive");
+            assert_eq!(s.record.last_seen, time.load(Ordering::SeqCst));
+        }
+        // Then unused for more than 7 days: gone.
+        advance(&time, 7 * 24 * HOUR + 1);
+        assert!(sessions.load(&token).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn absolute_lifetime_ends_even_an_active_session() {
+        let (sessions, time, _) = setup().await;
+        let (token, created) = sessions.create("u1", "dev").await.unwrap();
+        let start = time.load(Ordering::SeqCst);
+        for _ in 0..4 {
+            advance(&time, 6 * 24 * HOUR);
+            assert!(sessions.load(&token).await.unwrap().is_some());
+        }
+        // 30 days after sign-in it ends however recently it was used.
+        time.store(start + 30 * 24 * 3600, Ordering::SeqCst);
+        assert!(sessions.load(&token).await.unwrap().is_none());
+        assert!(created.expires.timestamp() <= start + 30 * 24 * 3600);
+    }
+
+    #[tokio::test]
+    async fn reads_within_update_age_do_not_write() {
+        let (sessions, time, store) = setup().await;
+        let (token, session) = sessions.create("u1", "dev").await.unwrap();
+        let before = store.get(&format!("session:{}", session.id)).await.unwrap();
+        advance(&time, HOUR);
+        sessions.load(&token).await.unwrap().unwrap();
+        let after = store.get(&format!("session:{}", session.id)).await.unwrap();
+        assert_eq!(before, after, "no write within update_age");
+    }
+
+    #[tokio::test]
+    async fn only_the_hash_is_stored_and_delete_ends_it() {
+        let (sessions, _, store) = setup().await;
+        let (token, session) = sessions.create("u1", "dev").await.unwrap();
+        assert_eq!(session.id, sha256_hex(&token));
+        assert!(store
+            .get(&format!("session:{token}"))
+            .await
+            .unwrap()
+            .is_none());
+        assert_eq!(
+            store.set_members("user_sessions:u1").await.unwrap(),
+            vec![session.id.clone()]
+        );
+        sessions.delete(&token).await.unwrap();
+        assert!(sessions.load(&token).await.unwrap().is_none());
+        assert!(store
+            .set_members("user_sessions:u1")
+            .await
+            .unwrap()
+            .is_empty());
+        // Malformed tokens never reach the store.
+        assert!(sessions.load("short").await.unwrap().is_none());
+    }
 }

@@ -4,6 +4,7 @@ mod support;
 mod callback_url;
 mod flow_refusals;
 mod oidc_provider;
+mod redis_sessions;
 mod routes;
 mod signin_dev;
 mod store_contract;
