@@ -36,6 +36,11 @@ impl CookiePolicy {
         }
     }
 
+    /// Is `public_url` https (every cookie `Secure`)?
+    pub fn is_secure(&self) -> bool {
+        self.secure
+    }
+
     fn build(
         &self,
         name: &str,

@@ -17,17 +17,43 @@ use tracing::Instrument;
 pub struct WebError {
     pub error: AuthError,
     pub json: bool,
+    /// A page shown on request (`/error?error=`), not a refusal: no warning in the log.
+    pub quiet: bool,
 }
 
 impl WebError {
     pub fn page(error: AuthError) -> Self {
-        WebError { error, json: false }
+        WebError {
+            error,
+            json: false,
+            quiet: false,
+        }
     }
     pub fn json(error: AuthError) -> Self {
-        WebError { error, json: true }
+        WebError {
+            error,
+            json: true,
+            quiet: false,
+        }
+    }
+    /// The error page for `code`, shown because it was asked for.
+    pub fn shown(code: ErrorCode) -> Self {
+        WebError {
+            error: AuthError::new(code, "error page shown"),
+            json: false,
+            quiet: true,
+        }
     }
     pub fn new(code: ErrorCode, reason: impl Into<String>) -> Self {
         Self::page(AuthError::new(code, reason))
+    }
+    /// A page or JSON, as the client asked.
+    pub fn answer(error: AuthError, json: bool) -> Self {
+        if json {
+            Self::json(error)
+        } else {
+            Self::page(error)
+        }
     }
 }
 
@@ -48,6 +74,7 @@ impl From<crate::store::StoreError> for WebError {
 struct PendingError {
     error: AuthError,
     json: bool,
+    quiet: bool,
 }
 
 impl IntoResponse for WebError {
@@ -56,6 +83,7 @@ impl IntoResponse for WebError {
         response.extensions_mut().insert(PendingError {
             error: self.error,
             json: self.json,
+            quiet: self.quiet,
         });
         response
     }
@@ -114,7 +142,9 @@ pub async fn request_context(
     if let Some(pending) = response.extensions_mut().remove::<PendingError>() {
         let _entered = span.enter();
         let status = pending.error.code.status();
-        if status.is_server_error() {
+        if pending.quiet {
+            tracing::debug!(code = %pending.error.code, "error page shown");
+        } else if status.is_server_error() {
             tracing::error!(code = %pending.error.code, status = status.as_u16(), reason = %pending.error.reason, "request failed");
         } else {
             tracing::warn!(code = %pending.error.code, status = status.as_u16(), reason = %pending.error.reason, "request refused");
@@ -129,7 +159,7 @@ pub async fn request_context(
         response = rendered;
     }
     tracing::debug!(parent: &span, status = response.status().as_u16(), elapsed_ms = started.elapsed().as_millis() as u64, "served");
-    security_headers(&mut response, &ctx, &request_id);
+    security_headers(&mut response, &ctx, &request_id, app.cookies.is_secure());
     response
 }
 
@@ -175,8 +205,14 @@ fn render(app: &AppState, ctx: &RequestContext, error: &AuthError, json: bool) -
     }
 }
 
-fn security_headers(response: &mut Response, ctx: &RequestContext, request_id: &str) {
+fn security_headers(response: &mut Response, ctx: &RequestContext, request_id: &str, https: bool) {
     let headers = response.headers_mut();
+    if https {
+        headers.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000; includeSubDomains"),
+        );
+    }
     if let Ok(v) = HeaderValue::from_str(request_id) {
         headers.insert("x-request-id", v);
     }

@@ -2,7 +2,7 @@
 use super::api::csrf_token_for;
 use super::redirect::safe_callback_url;
 use super::{AppState, RequestContext, WebError};
-use crate::error::{AuthError, ErrorCode};
+use crate::error::ErrorCode;
 use axum::extract::{Query, State};
 use axum::http::header::{HeaderMap, SET_COOKIE};
 use axum::response::{Html, IntoResponse, Response};
@@ -103,5 +103,5 @@ pub async fn signout_page(
 /// `/error?error=<Code>`: the page for that code with its status.
 pub async fn error_page(Query(query): Query<HashMap<String, String>>) -> WebError {
     let code = ErrorCode::parse(query.get("error").map(String::as_str).unwrap_or("Default"));
-    WebError::page(AuthError::new(code, "error page requested"))
+    WebError::shown(code)
 }

@@ -64,7 +64,7 @@ fn check_csrf(
         (true, true) => "csrfToken does not match the CSRF cookie",
     };
     let error = AuthError::new(ErrorCode::MissingCSRF, reason);
-    Err(WebError { error, json })
+    Err(WebError::answer(error, json))
 }
 
 async fn begin(
@@ -74,7 +74,7 @@ async fn begin(
     callback_url: Option<&str>,
     json: bool,
 ) -> Result<Response, WebError> {
-    let wrap = |error: AuthError| WebError { error, json };
+    let wrap = |error: AuthError| WebError::answer(error, json);
     let provider = app.providers.get(provider_id).ok_or_else(|| {
         wrap(AuthError::new(
             ErrorCode::UnknownProvider,
@@ -207,10 +207,10 @@ pub async fn signout_post(
     let json = wants_url_json(&headers, &form);
     check_csrf(&app, &headers, &form, json)?;
     if let Some(token) = cookies::read(&headers, &app.cookies.session) {
-        app.sessions.delete(token).await.map_err(|e| WebError {
-            error: e.into(),
-            json,
-        })?;
+        app.sessions
+            .delete(token)
+            .await
+            .map_err(|e| WebError::answer(e.into(), json))?;
         tracing::info!("signed out");
     }
     let target = safe_callback_url(&app.config, form.get("callbackUrl").map(String::as_str));

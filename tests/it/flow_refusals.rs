@@ -437,3 +437,44 @@ async fn provider_unreachable_gives_an_error_page_not_a_hang() {
     assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
     assert!(response.text().await.unwrap().contains("ProviderError"));
 }
+
+#[tokio::test]
+async fn https_public_url_gives_secure_host_prefixed_cookies() {
+    let hostile = Hostile::start().await;
+    let app = Setup::default()
+        .public_url("https://login.example.test")
+        .with_providers(hostile.provider_toml())
+        .spawn()
+        .await;
+    let browser = Browser::new();
+    let start = browser
+        .get(&app.url("/signin/hostile?callbackUrl=/home"))
+        .await;
+    let flow = crate::support::browser::set_cookie_line(&start, "__Host-latch.flow")
+        .expect("prefixed flow cookie");
+    assert!(
+        flow.contains("Secure") && flow.contains("Path=/") && !flow.contains("Domain"),
+        "{flow}"
+    );
+    let back = browser.get(&location(&start, StatusCode::FOUND)).await;
+    let callback = location(&back, StatusCode::FOUND);
+    // The provider sends the browser to the public name; reach the same server directly.
+    let callback = callback.replace("https://login.example.test", &app.origin);
+    let done = browser.get(&callback).await;
+    let session = crate::support::browser::set_cookie_line(&done, "__Host-latch.session-token")
+        .expect("prefixed session cookie");
+    assert!(
+        session.contains("Secure")
+            && session.contains("HttpOnly")
+            && session.contains("SameSite=Lax"),
+        "{session}"
+    );
+    assert_eq!(
+        location(&done, StatusCode::FOUND),
+        "https://login.example.test/home"
+    );
+    assert!(done.headers()["strict-transport-security"]
+        .to_str()
+        .unwrap()
+        .contains("max-age="));
+}

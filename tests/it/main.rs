@@ -2,6 +2,7 @@
 mod support;
 
 mod callback_url;
+mod cli;
 mod flow_refusals;
 mod oidc_provider;
 mod redis_sessions;

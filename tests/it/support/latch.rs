@@ -24,6 +24,8 @@ pub struct Setup {
     /// `[providers.*]` tables, with `{origin}` replaced by latch's own origin.
     pub providers: String,
     pub session: String,
+    /// `public_url` instead of the listener's own origin (e.g. an https name).
+    pub public_url: Option<String>,
 }
 
 impl Default for Setup {
@@ -34,6 +36,7 @@ impl Default for Setup {
             server_extra: String::new(),
             providers: "[providers.dev]\npreset = \"dev\"\n".into(),
             session: String::new(),
+            public_url: None,
         }
     }
 }
@@ -56,7 +59,13 @@ impl Setup {
         self
     }
 
+    pub fn public_url(mut self, url: &str) -> Self {
+        self.public_url = Some(url.into());
+        self
+    }
+
     pub fn toml(&self, origin: &str, listen: &str) -> String {
+        let origin = self.public_url.as_deref().unwrap_or(origin);
         format!(
             "[server]\nlisten = \"{listen}\"\npublic_url = \"{origin}\"\nbase_path = \"{base}\"\nsecret = \"{SECRET}\"\n{extra}\n\n[store]\nurl = \"{store}\"\n\n[session]\n{session}\n\n{providers}\n",
             base = self.base_path,
