@@ -13,6 +13,9 @@
 #   BENCH_CONNECTIONS  wrk connections                        (default 64)
 #   BENCH_STORES       stores to run, in order                (default "redis sqlite")
 #   BENCH_KEEP=1       keep the temp directory (configs, logs, raw wrk output)
+#   BENCH_REV          build this git revision (e.g. HEAD) from a clean export instead of the
+#                      working tree (useful while the working tree is mid-edit)
+#   LATCH_BIN          use this latch binary; skips the build
 #   CARGO_TARGET_DIR   where cargo puts target/release/latch (default <repo>/target)
 #
 # Everything listens on 127.0.0.1 only. Every process started here is stopped on exit.
@@ -26,7 +29,7 @@ THREADS="${BENCH_THREADS:-2}"
 CONNECTIONS="${BENCH_CONNECTIONS:-64}"
 STORES="${BENCH_STORES:-redis sqlite}"
 TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
-BIN="$TARGET_DIR/release/latch"
+BIN="${LATCH_BIN:-$TARGET_DIR/release/latch}"
 EMAIL="bench@example.com"
 
 log() { printf '[bench] %s\n' "$*" >&2; }
@@ -86,9 +89,27 @@ if [[ " $STORES " == *" redis "* ]] && ! command -v redis-server >/dev/null; the
   die "redis-server is required for the Redis run (apt-get install -y redis-server)"
 fi
 
-log "building latch (cargo build --release, CARGO_TARGET_DIR=$TARGET_DIR)"
-(cd "$ROOT" && CARGO_TARGET_DIR="$TARGET_DIR" cargo build --release --quiet)
+SRC="$ROOT"
+if [[ -n "${BENCH_REV:-}" ]]; then
+  # A stable path, and git archive keeps commit mtimes, so cargo rebuilds only what changed.
+  SRC="${TMPDIR:-/tmp}/latch-bench-src"
+  rm -rf "$SRC" && mkdir -p "$SRC"
+  git -C "$ROOT" archive "$BENCH_REV" | tar -x -C "$SRC"
+  VERSION="$(git -C "$ROOT" rev-parse --short "$BENCH_REV")"
+else
+  VERSION="$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')"
+  [[ -n "$(git -C "$ROOT" status --porcelain -- src Cargo.toml Cargo.lock 2>/dev/null)" ]] \
+    && VERSION="$VERSION+working-tree"
+fi
+if [[ -n "${LATCH_BIN:-}" ]]; then
+  VERSION="$LATCH_BIN"
+else
+  log "building latch in $SRC (cargo build --release, CARGO_TARGET_DIR=$TARGET_DIR)"
+  (cd "$SRC" && CARGO_TARGET_DIR="$TARGET_DIR" cargo build --release --quiet)
+fi
 [[ -x "$BIN" ]] || die "no binary at $BIN"
+# A private copy: another build in a shared CARGO_TARGET_DIR must not swap it mid-run.
+cp "$BIN" "$TMP/latch" && BIN="$TMP/latch"
 
 # ---------------------------------------------------------------- helpers
 free_port() {
@@ -269,7 +290,7 @@ done
 cores=$(nproc)
 cpu=$(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -n1)
 echo
-echo "latch $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?') — $(date -u +%Y-%m-%d)," \
+echo "latch $VERSION — $(date -u +%Y-%m-%d)," \
   "$cores cores ($cpu), wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency (wrk and latch share the cores)"
 echo
 printf '| %-6s | %-8s | %10s | %8s | %8s | %14s | %14s | %13s |\n' \

@@ -33,7 +33,13 @@ pub enum Command {
     /// Serve sign-in, sessions and the Auth.js routes
     Serve,
     /// Validate the configuration and print each provider's callback URL
-    Check,
+    Check {
+        /// Also fetch each OpenID provider's discovery document and print its endpoints
+        #[arg(long)]
+        discover: bool,
+    },
+    /// List the provider presets and the keys each needs
+    Presets,
 }
 
 pub fn init_tracing(format: LogFormat) {
@@ -59,17 +65,60 @@ fn load(path: &std::path::Path) -> Result<Config, ExitCode> {
     })
 }
 
-/// `latch check`: validate and print what to register at each provider.
-pub fn check(path: &std::path::Path) -> ExitCode {
+/// `latch check`: validate and print what to register at each provider; with `discover`,
+/// resolve each OpenID provider's endpoints from its discovery document.
+pub async fn check(path: &std::path::Path, discover: bool) -> ExitCode {
     let config = match load(path) {
         Ok(c) => c,
         Err(code) => return code,
     };
+    // Provider clients check what the file cannot (e.g. that an Apple key is a P-256 key).
+    let unbound = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    let providers =
+        match crate::provider::Providers::new(&config, crate::provider::http::build_client(), unbound) {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!("{}: {e}", path.display());
+                return ExitCode::from(2);
+            }
+        };
     println!("{}: OK", path.display());
-    println!("store: {}", config.store.url);
-    for p in &config.providers {
-        let callback = crate::provider::public_route(&config, &format!("/callback/{}", p.id));
-        println!("provider {:<16} callback URL: {callback}", p.id);
+    println!("store: {:?}", config.store);
+    let mut failed = false;
+    for p in providers.iter() {
+        println!("provider {:<20} callback URL: {}", p.id(), p.callback_url);
+        if !discover || p.dev.is_some() {
+            continue;
+        }
+        match p.describe_endpoints().await {
+            Ok(lines) => {
+                for line in lines {
+                    println!("    {line}");
+                }
+            }
+            Err(e) => {
+                failed = true;
+                println!("    discovery FAILED: {}", e.reason);
+            }
+        }
+    }
+    if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// `latch presets`: what each preset is and which keys it needs.
+pub fn presets() -> ExitCode {
+    for p in config::presets() {
+        println!("{:<20} {:<7} {}", p.id, p.kind, p.label);
+        if !p.required_keys.is_empty() {
+            println!("{:<28} required: {}", "", p.required_keys.join(", "));
+        }
+        if !p.optional_keys.is_empty() {
+            println!("{:<28} optional: {}", "", p.optional_keys.join(", "));
+        }
     }
     ExitCode::SUCCESS
 }

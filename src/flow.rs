@@ -3,13 +3,10 @@
 use crate::crypto::{constant_time_eq, random_token, sha256_b64url, sha256_hex};
 use crate::error::{AuthError, ErrorCode};
 use crate::identity::{User, Users};
-use crate::provider::http::CallError;
-use crate::provider::oidc::{profile_from_claims, ExchangeError, VerifyError};
-use crate::provider::Provider;
+use crate::provider::{CallbackExtras, Provider};
 use crate::store::Store;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
-use url::Url;
 
 /// How long a started sign-in may take.
 pub const FLOW_TTL: Duration = Duration::from_secs(600);
@@ -41,30 +38,21 @@ pub async fn start(
     callback_url: &str,
     binding: &str,
 ) -> Result<Started, AuthError> {
-    let discovery = provider.client.discovery().await.map_err(call_error)?;
     let state = random_token(32);
     let nonce = random_token(32);
     let pkce_verifier = random_token(32);
+    let url = provider
+        .authorization_url(&state, &nonce, &sha256_b64url(pkce_verifier.as_bytes()))
+        .await?;
     let record = FlowRecord {
         provider: provider.id().to_string(),
-        pkce_verifier: pkce_verifier.clone(),
-        nonce: nonce.clone(),
+        pkce_verifier,
+        nonce,
         callback_url: callback_url.to_string(),
         binding: sha256_hex(binding),
     };
     let bytes = serde_json::to_vec(&record).expect("flow records serialize");
     store.put(&flow_key(&state), &bytes, Some(FLOW_TTL)).await?;
-
-    let mut url: Url = discovery.authorization_endpoint.clone();
-    url.query_pairs_mut()
-        .append_pair("response_type", "code")
-        .append_pair("client_id", &provider.config.client_id)
-        .append_pair("redirect_uri", &provider.callback_url)
-        .append_pair("scope", &provider.config.scopes.join(" "))
-        .append_pair("state", &state)
-        .append_pair("nonce", &nonce)
-        .append_pair("code_challenge", &sha256_b64url(pkce_verifier.as_bytes()))
-        .append_pair("code_challenge_method", "S256");
     Ok(Started {
         authorization_url: url.to_string(),
     })
@@ -78,6 +66,8 @@ pub struct CallbackParams {
     pub error: Option<String>,
     pub error_description: Option<String>,
     pub iss: Option<String>,
+    /// Apple sends the user's name once, as JSON in a `user` form field.
+    pub user: Option<String>,
 }
 
 /// A finished sign-in: who signed in and where they wanted to go.
@@ -139,26 +129,8 @@ pub async fn finish(
         ));
     }
 
-    let discovery = provider.client.discovery().await.map_err(call_error)?;
     // RFC 9207: the authorization response names its issuer; a mismatch is a mix-up attack.
-    match params.iss.as_deref() {
-        Some(iss) if iss.trim_end_matches('/') != provider.client.issuer() => {
-            return Err(AuthError::new(
-                ErrorCode::IssuerMismatch,
-                format!(
-                    "callback iss {iss:?} is not the provider's issuer {:?}",
-                    provider.client.issuer()
-                ),
-            ))
-        }
-        None if discovery.authorization_response_iss_parameter_supported => {
-            return Err(AuthError::new(
-                ErrorCode::IssuerMismatch,
-                "provider advertises RFC 9207 but the callback has no iss parameter",
-            ))
-        }
-        _ => {}
-    }
+    provider.check_callback_issuer(params.iss.as_deref()).await?;
 
     if let Some(error) = params.error.as_deref() {
         let description = params.error_description.as_deref().unwrap_or("");
@@ -184,60 +156,19 @@ pub async fn finish(
         .filter(|c| !c.is_empty())
         .ok_or_else(|| AuthError::new(ErrorCode::OAuthCallbackError, "callback without a code"))?;
 
-    let tokens = provider
-        .client
-        .exchange_code(
-            code,
-            &record.pkce_verifier,
-            &provider.callback_url,
-            provider.client_secret(),
-        )
-        .await
-        .map_err(|e| match e {
-            ExchangeError::OAuth { ref error, .. } => {
-                let code = match error.as_str() {
-                    "invalid_client" | "unauthorized_client" => ErrorCode::Configuration,
-                    _ => ErrorCode::OAuthCallbackError,
-                };
-                AuthError::new(code, e.to_string())
-            }
-            ExchangeError::Call(call) => call_error(call),
-        })?;
-    let id_token = tokens.id_token.as_deref().ok_or_else(|| {
-        AuthError::new(
-            ErrorCode::InvalidIdToken,
-            "token response has no id_token (is the openid scope granted?)",
-        )
-    })?;
-    let claims = provider
-        .client
-        .verify_id_token(id_token, &record.nonce)
-        .await
-        .map_err(|e| match e {
-            VerifyError::Invalid(reason) => AuthError::new(ErrorCode::InvalidIdToken, reason),
-            VerifyError::Call(call) => call_error(call),
-        })?;
-    let userinfo = provider
-        .client
-        .userinfo(&tokens.access_token)
-        .await
-        .map_err(call_error)?;
-    let profile = profile_from_claims(&claims, userinfo.as_ref())
-        .map_err(|reason| AuthError::new(ErrorCode::InvalidIdToken, reason))?;
+    let extras = CallbackExtras {
+        apple_user: params.user.as_deref(),
+    };
+    let (profile, tokens) = provider
+        .authenticate(code, &record.pkce_verifier, &record.nonce, extras)
+        .await?;
+    // Access rules run before anything is created for the user.
+    provider.check_access(&profile, &tokens).await?;
     let user = users.sign_in(provider.id(), &profile).await?;
     Ok(Finished {
         user,
         callback_url: record.callback_url,
     })
-}
-
-/// Maps a failed provider call to the code users see.
-pub fn call_error(err: CallError) -> AuthError {
-    let code = match err {
-        CallError::Timeout { .. } => ErrorCode::ProviderTimeout,
-        _ => ErrorCode::ProviderError,
-    };
-    AuthError::new(code, err.to_string())
 }
 
 /// Provider-supplied text, shortened and stripped of control characters for the log.

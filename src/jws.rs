@@ -28,6 +28,30 @@ impl SigningKey {
         }
     }
 
+    /// A P-256 key from a PKCS#8 PEM ("-----BEGIN PRIVATE KEY-----"), e.g. an Apple `.p8`.
+    pub fn from_pkcs8_pem(pem: &str, kid: &str) -> Result<Self, String> {
+        use base64::Engine;
+        let body: String = pem
+            .lines()
+            .map(str::trim)
+            .skip_while(|l| *l != "-----BEGIN PRIVATE KEY-----")
+            .skip(1)
+            .take_while(|l| *l != "-----END PRIVATE KEY-----")
+            .collect();
+        if body.is_empty() {
+            return Err("not a PKCS#8 PEM (expected -----BEGIN PRIVATE KEY-----)".into());
+        }
+        let der = base64::engine::general_purpose::STANDARD
+            .decode(body)
+            .map_err(|_| "the PEM body is not base64".to_string())?;
+        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &der)
+            .map_err(|_| "not a P-256 (ES256) private key".to_string())?;
+        Ok(SigningKey {
+            kid: kid.to_string(),
+            pair,
+        })
+    }
+
     pub fn kid(&self) -> &str {
         &self.kid
     }
@@ -49,7 +73,11 @@ impl SigningKey {
 
     /// Signs `claims` as a compact JWS with `alg: ES256` and this key's `kid`.
     pub fn sign(&self, claims: &Value) -> String {
-        let header = json!({"alg": "ES256", "typ": "JWT", "kid": self.kid});
+        self.sign_with_header(json!({"alg": "ES256", "typ": "JWT", "kid": self.kid}), claims)
+    }
+
+    /// Signs with a caller-made header (Apple's client secret has no `typ`).
+    pub fn sign_with_header(&self, header: Value, claims: &Value) -> String {
         let signing_input = format!(
             "{}.{}",
             b64url(header.to_string().as_bytes()),
@@ -66,6 +94,18 @@ impl SigningKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn loads_a_pkcs8_pem() {
+        use base64::Engine;
+        let pair = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING).unwrap();
+        let der = pair.to_pkcs8v1().unwrap();
+        let b64 = base64::engine::general_purpose::STANDARD.encode(der.as_ref());
+        let pem = format!("-----BEGIN PRIVATE KEY-----\n{b64}\n-----END PRIVATE KEY-----\n");
+        let key = SigningKey::from_pkcs8_pem(&pem, "K1").unwrap();
+        assert_eq!(key.kid(), "K1");
+        assert!(SigningKey::from_pkcs8_pem("nonsense", "K").is_err());
+    }
 
     #[test]
     fn jwk_has_the_coordinates_and_token_has_three_parts() {

@@ -9,6 +9,7 @@ async fn main() -> ExitCode {
     cli::init_tracing(args.log_format);
     match args.command {
         Command::Serve => cli::serve(&args.config).await,
-        Command::Check => cli::check(&args.config),
+        Command::Check { discover } => cli::check(&args.config, discover).await,
+        Command::Presets => cli::presets(),
     }
 }

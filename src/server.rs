@@ -14,6 +14,8 @@ use tokio::net::TcpListener;
 pub enum StartError {
     #[error("store: {0}")]
     Store(#[from] store::StoreError),
+    #[error("provider: {0}")]
+    Provider(String),
     #[error("templates: {0}")]
     Templates(String),
     #[error("listener: {0}")]
@@ -27,7 +29,8 @@ pub async fn build(config: Config, listener: &TcpListener) -> Result<Arc<App>, S
     let store: Arc<dyn Store> = store::open(&config.store.url, sqlite_path.as_deref()).await?;
     let templates =
         Templates::new(config.server.templates.clone()).map_err(StartError::Templates)?;
-    let providers = Providers::new(&config, http::build_client(), local_addr);
+    let providers =
+        Providers::new(&config, http::build_client(), local_addr).map_err(StartError::Provider)?;
     let https = config.server.public_url.scheme() == "https";
     let cookies = CookiePolicy::new(https, config.session.cookie_domain.clone());
     Ok(Arc::new(App {

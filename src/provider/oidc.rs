@@ -1,7 +1,8 @@
 //! An OpenID Connect relying party for one issuer: discovery and JWKS (both cached), the
 //! authorization URL, the code exchange, ID token verification and userinfo.
 use super::http::{excerpt, send, CallError};
-use super::{Profile, TokenSet};
+use super::Profile;
+use crate::config::{IssuerRule, TokenAuth};
 use chrono::{Duration as ChronoDuration, Utc};
 use openidconnect::core::{
     CoreIdToken, CoreIdTokenVerifier, CoreJsonWebKeySet, CoreJwsSigningAlgorithm,
@@ -48,6 +49,9 @@ pub enum VerifyError {
 
 pub struct OidcClient {
     issuer: Url,
+    /// Multi-tenant Entra ID publishes `https://…/{tenantid}/v2.0` as its issuer: each token's
+    /// `iss` must then be that template filled with the token's own `tid`.
+    issuer_rule: IssuerRule,
     /// Where discovery is fetched when not at the issuer (the dev provider, reached on the
     /// listener's own address while its issuer is the public URL).
     discovery_base: Url,
@@ -68,6 +72,7 @@ struct JwksCache {
 impl OidcClient {
     pub fn new(
         issuer: Url,
+        issuer_rule: IssuerRule,
         discovery_base: Option<Url>,
         client_id: String,
         http: reqwest::Client,
@@ -76,6 +81,7 @@ impl OidcClient {
         OidcClient {
             discovery_base: discovery_base.unwrap_or_else(|| issuer.clone()),
             issuer,
+            issuer_rule,
             client_id,
             http,
             timeout,
@@ -114,7 +120,7 @@ impl OidcClient {
             endpoint: "discovery",
             reason: e.to_string(),
         })?;
-        if doc.issuer.trim_end_matches('/') != self.issuer() {
+        if !self.accepts_discovered_issuer(&doc.issuer) {
             return Err(CallError::Malformed {
                 endpoint: "discovery",
                 reason: format!(
@@ -127,6 +133,75 @@ impl OidcClient {
         let doc = Arc::new(doc);
         *cached = Some((doc.clone(), Instant::now()));
         Ok(doc)
+    }
+
+    fn accepts_discovered_issuer(&self, discovered: &str) -> bool {
+        let discovered = discovered.trim_end_matches('/');
+        match self.issuer_rule {
+            IssuerRule::Exact => discovered == self.issuer(),
+            // Same origin, and the tenant segment is the placeholder.
+            IssuerRule::EntraTenantFromTid => {
+                discovered.contains("{tenantid}")
+                    && Url::parse(&discovered.replace("{tenantid}", "t"))
+                        .is_ok_and(|u| u.origin() == self.issuer.origin())
+            }
+        }
+    }
+
+    /// The `iss` a token (or a callback) must carry. For multi-tenant Entra ID that depends on
+    /// the token's `tid`; `None` when it cannot be known.
+    async fn expected_issuer(&self, tid: Option<&str>) -> Result<Option<String>, CallError> {
+        match self.issuer_rule {
+            // Exactly as the provider publishes it (Auth0's ends in '/'), which discovery has
+            // checked against the configured issuer.
+            IssuerRule::Exact => Ok(Some(self.discovery().await?.issuer.clone())),
+            IssuerRule::EntraTenantFromTid => {
+                let template = self.discovery().await?.issuer.clone();
+                Ok(tid
+                    .filter(|t| is_tenant_id(t))
+                    .map(|t| template.trim_end_matches('/').replace("{tenantid}", t)))
+            }
+        }
+    }
+
+    /// Does a callback's RFC 9207 `iss` name this provider?
+    pub async fn callback_issuer_matches(&self, iss: &str) -> Result<bool, CallError> {
+        let iss = iss.trim_end_matches('/');
+        match self.issuer_rule {
+            IssuerRule::Exact => Ok(iss == self.issuer()),
+            IssuerRule::EntraTenantFromTid => {
+                let template = self.discovery().await?.issuer.clone();
+                let template = template.trim_end_matches('/');
+                let Some((prefix, suffix)) = template.split_once("{tenantid}") else {
+                    return Ok(false);
+                };
+                Ok(iss
+                    .strip_prefix(prefix)
+                    .and_then(|rest| rest.strip_suffix(suffix))
+                    .is_some_and(is_tenant_id))
+            }
+        }
+    }
+
+    /// The token endpoint authentication to use: the configured one, unless it is the default
+    /// (basic) and the provider says it only takes `client_secret_post`.
+    pub async fn token_auth(&self, configured: TokenAuth) -> Result<TokenAuth, CallError> {
+        if configured != TokenAuth::ClientSecretBasic {
+            return Ok(configured);
+        }
+        let discovery = self.discovery().await?;
+        let post_only = discovery
+            .token_endpoint_auth_methods_supported
+            .as_ref()
+            .is_some_and(|m| {
+                !m.iter().any(|m| m == "client_secret_basic")
+                    && m.iter().any(|m| m == "client_secret_post")
+            });
+        Ok(if post_only {
+            TokenAuth::ClientSecretPost
+        } else {
+            configured
+        })
     }
 
     async fn fetch_jwks(&self, uri: &Url) -> Result<CoreJsonWebKeySet, CallError> {
@@ -175,8 +250,14 @@ impl OidcClient {
         let token: CoreIdToken = raw
             .parse()
             .map_err(|e| VerifyError::Invalid(format!("malformed ID token: {e}")))?;
+        let unverified = unverified_payload(raw)
+            .ok_or_else(|| VerifyError::Invalid("claims are not a JSON object".into()))?;
+        let tid = unverified.get("tid").and_then(|t| t.as_str());
+        let issuer = self.expected_issuer(tid).await?.ok_or_else(|| {
+            VerifyError::Invalid("multi-tenant issuer: the token has no valid tid claim".into())
+        })?;
         let keys = self.keys(false).await?;
-        match self.check(&token, nonce, &keys) {
+        match self.check(&token, nonce, &keys, &issuer) {
             Err(ClaimsVerificationError::SignatureVerification(
                 SignatureVerificationError::NoMatchingKey,
             )) => {
@@ -188,16 +269,15 @@ impl OidcClient {
                             .into(),
                     ));
                 }
-                self.check(&token, nonce, &fresh)
+                self.check(&token, nonce, &fresh, &issuer)
                     .map_err(|e| VerifyError::Invalid(describe(&e)))?;
             }
             Err(e) => return Err(VerifyError::Invalid(describe(&e))),
             Ok(()) => {}
         }
-        let claims = unverified_payload(raw)
-            .ok_or_else(|| VerifyError::Invalid("claims are not a JSON object".into()))?;
-        self.check_azp(&claims)?;
-        Ok(claims)
+        // The signature is now verified, so the payload read above is the token's.
+        self.check_azp(&unverified)?;
+        Ok(unverified)
     }
 
     fn check(
@@ -205,8 +285,9 @@ impl OidcClient {
         token: &CoreIdToken,
         nonce: &str,
         keys: &CoreJsonWebKeySet,
+        issuer: &str,
     ) -> Result<(), ClaimsVerificationError> {
-        let issuer = IssuerUrl::new(self.issuer_string())
+        let issuer = IssuerUrl::new(issuer.to_string())
             .map_err(|e| ClaimsVerificationError::Other(e.to_string()))?;
         let verifier: CoreIdTokenVerifier = CoreIdTokenVerifier::new_public_client(
             ClientId::new(self.client_id.clone()),
@@ -246,47 +327,6 @@ impl OidcClient {
             )),
             None => Ok(()),
         }
-    }
-
-    /// Exchanges an authorization code (with the PKCE verifier) at the token endpoint.
-    pub async fn exchange_code(
-        &self,
-        code: &str,
-        verifier: &str,
-        redirect_uri: &str,
-        client_secret: Option<&[u8]>,
-    ) -> Result<TokenSet, ExchangeError> {
-        let discovery = self.discovery().await?;
-        let mut form = vec![
-            ("grant_type", "authorization_code".to_string()),
-            ("code", code.to_string()),
-            ("redirect_uri", redirect_uri.to_string()),
-            ("code_verifier", verifier.to_string()),
-        ];
-        let mut request = self
-            .http
-            .post(discovery.token_endpoint.clone())
-            .header(reqwest::header::ACCEPT, "application/json");
-        match client_secret {
-            Some(secret) => {
-                let secret = String::from_utf8_lossy(secret);
-                let basic_only = discovery
-                    .token_endpoint_auth_methods_supported
-                    .as_ref()
-                    .is_none_or(|m| m.iter().any(|m| m == "client_secret_basic"));
-                if basic_only {
-                    // RFC 6749 2.3.1: both parts form-urlencoded before base64.
-                    request = request
-                        .basic_auth(form_encode(&self.client_id), Some(form_encode(&secret)));
-                } else {
-                    form.push(("client_id", self.client_id.clone()));
-                    form.push(("client_secret", secret.into_owned()));
-                }
-            }
-            None => form.push(("client_id", self.client_id.clone())),
-        }
-        let (status, body) = send("token", request.form(&form), self.timeout).await?;
-        parse_token_response(status, &body)
     }
 
     /// Fetches userinfo claims with the access token; `None` when the provider has no endpoint.
@@ -333,6 +373,11 @@ const ASYMMETRIC_ALGS: [CoreJwsSigningAlgorithm; 9] = [
     CoreJwsSigningAlgorithm::EdDsa,
 ];
 
+/// Entra tenant ids are GUIDs.
+fn is_tenant_id(tid: &str) -> bool {
+    tid.len() == 36 && tid.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-')
+}
+
 fn describe(err: &ClaimsVerificationError) -> String {
     match err {
         ClaimsVerificationError::SignatureVerification(e) => format!("signature: {e}"),
@@ -370,92 +415,6 @@ fn unverified_payload(raw: &str) -> Option<serde_json::Value> {
         .ok()?;
     let value: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
     value.is_object().then_some(value)
-}
-
-fn form_encode(s: &str) -> String {
-    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
-}
-
-/// Why the code exchange failed.
-#[derive(Debug, thiserror::Error)]
-pub enum ExchangeError {
-    /// The token endpoint answered with an OAuth error (RFC 6749 5.2).
-    #[error("token endpoint refused: {error}{}", description.as_deref().map(|d| format!(" ({d})")).unwrap_or_default())]
-    OAuth {
-        error: String,
-        description: Option<String>,
-    },
-    #[error(transparent)]
-    Call(#[from] CallError),
-}
-
-#[derive(Deserialize)]
-struct OAuthErrorBody {
-    error: String,
-    #[serde(default)]
-    error_description: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct TokenBody {
-    access_token: String,
-    #[serde(default)]
-    token_type: Option<String>,
-    #[serde(default)]
-    id_token: Option<String>,
-    #[serde(default)]
-    refresh_token: Option<String>,
-    #[serde(default)]
-    expires_in: Option<serde_json::Value>,
-    #[serde(default)]
-    scope: Option<String>,
-}
-
-/// Reads a token endpoint answer: OAuth error JSON (even in a 200, as GitHub sends it),
-/// a token set, or something unusable.
-pub fn parse_token_response(status: u16, body: &[u8]) -> Result<TokenSet, ExchangeError> {
-    if let Ok(err) = serde_json::from_slice::<OAuthErrorBody>(body) {
-        if status < 500 {
-            return Err(ExchangeError::OAuth {
-                error: err.error,
-                description: err.error_description,
-            });
-        }
-    }
-    if !(200..300).contains(&status) {
-        return Err(CallError::Status {
-            endpoint: "token",
-            status,
-            detail: format!(": {}", excerpt(body)),
-        }
-        .into());
-    }
-    let parsed: TokenBody = serde_json::from_slice(body).map_err(|e| CallError::Malformed {
-        endpoint: "token",
-        // serde's message names the field, never the value.
-        reason: e.to_string(),
-    })?;
-    if let Some(kind) = &parsed.token_type {
-        if !kind.eq_ignore_ascii_case("bearer") && !kind.eq_ignore_ascii_case("dpop") {
-            return Err(CallError::Malformed {
-                endpoint: "token",
-                reason: format!("token_type {kind:?} is not Bearer"),
-            }
-            .into());
-        }
-    }
-    let expires_in = parsed.expires_in.and_then(|v| match v {
-        serde_json::Value::Number(n) => n.as_u64(),
-        serde_json::Value::String(s) => s.parse().ok(),
-        _ => None,
-    });
-    Ok(TokenSet {
-        access_token: parsed.access_token,
-        id_token: parsed.id_token,
-        refresh_token: parsed.refresh_token,
-        expires_in,
-        scope: parsed.scope,
-    })
 }
 
 /// Maps standard claims (ID token, then userinfo for what it lacks) to a profile.
@@ -527,32 +486,6 @@ mod tests {
             well_known(&b).as_str(),
             "https://sso.example/realms/x/.well-known/openid-configuration"
         );
-    }
-
-    #[test]
-    fn token_errors_are_oauth_errors_even_in_200() {
-        let err = parse_token_response(200, br#"{"error":"bad_verification_code"}"#).unwrap_err();
-        assert!(
-            matches!(err, ExchangeError::OAuth { ref error, .. } if error == "bad_verification_code")
-        );
-        let err = parse_token_response(400, br#"{"error":"invalid_grant"}"#).unwrap_err();
-        assert!(matches!(err, ExchangeError::OAuth { .. }));
-        let err = parse_token_response(500, b"<html>oops</html>").unwrap_err();
-        assert!(matches!(
-            err,
-            ExchangeError::Call(CallError::Status { status: 500, .. })
-        ));
-        let err = parse_token_response(200, b"{}").unwrap_err();
-        assert!(matches!(
-            err,
-            ExchangeError::Call(CallError::Malformed { .. })
-        ));
-        let ok = parse_token_response(
-            200,
-            br#"{"access_token":"a","token_type":"Bearer","expires_in":"60"}"#,
-        )
-        .unwrap();
-        assert_eq!(ok.expires_in, Some(60));
     }
 
     #[test]

@@ -8,6 +8,8 @@ use std::time::Duration;
 pub enum SameSite {
     Lax,
     Strict,
+    /// Sent on cross-site POSTs too (`form_post` callbacks); browsers require `Secure`.
+    None,
 }
 
 #[derive(Debug, Clone)]
@@ -17,6 +19,8 @@ pub struct CookiePolicy {
     pub session: String,
     pub csrf: String,
     pub flow: String,
+    /// The flow binding for `response_mode=form_post` providers.
+    pub flow_cross_site: String,
 }
 
 impl CookiePolicy {
@@ -32,6 +36,7 @@ impl CookiePolicy {
             session: format!("{session_prefix}latch.session-token"),
             csrf: format!("{host_prefix}latch.csrf-token"),
             flow: format!("{host_prefix}latch.flow"),
+            flow_cross_site: format!("{host_prefix}latch.flow-xs"),
             session_domain: cookie_domain,
         }
     }
@@ -55,8 +60,9 @@ impl CookiePolicy {
         cookie.push_str(match same_site {
             SameSite::Lax => "; SameSite=Lax",
             SameSite::Strict => "; SameSite=Strict",
+            SameSite::None => "; SameSite=None",
         });
-        if self.secure {
+        if self.secure || same_site == SameSite::None {
             cookie.push_str("; Secure");
         }
         if name == self.session {
@@ -69,6 +75,10 @@ impl CookiePolicy {
 
     pub fn set(&self, name: &str, value: &str, max_age: Duration) -> HeaderValue {
         self.build(name, value, Some(max_age), SameSite::Lax)
+    }
+
+    pub fn set_cross_site(&self, name: &str, value: &str, max_age: Duration) -> HeaderValue {
+        self.build(name, value, Some(max_age), SameSite::None)
     }
 
     pub fn clear(&self, name: &str) -> HeaderValue {

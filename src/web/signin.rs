@@ -87,6 +87,7 @@ async fn begin(
     let callback_url = safe_callback_url(&app.config, callback_url);
     // One binding per browser, reused by parallel flows in several tabs.
     let binding = cookies::read(headers, &app.cookies.flow)
+        .or_else(|| cookies::read(headers, &app.cookies.flow_cross_site))
         .filter(|b| b.len() == 43)
         .map(str::to_string)
         .unwrap_or_else(|| random_token(32));
@@ -94,7 +95,12 @@ async fn begin(
         .await
         .map_err(wrap)?;
     tracing::info!(provider = provider.id(), "sign-in started");
-    let cookie = app.cookies.set(&app.cookies.flow, &binding, FLOW_TTL);
+    // `form_post` callbacks are cross-site POSTs, which carry only SameSite=None cookies.
+    let cookie = if provider.uses_form_post() {
+        app.cookies.set_cross_site(&app.cookies.flow_cross_site, &binding, FLOW_TTL)
+    } else {
+        app.cookies.set(&app.cookies.flow, &binding, FLOW_TTL)
+    };
     Ok(redirect(&started.authorization_url, json, vec![cookie]))
 }
 
@@ -143,6 +149,7 @@ fn params_from(map: HashMap<String, String>) -> CallbackParams {
         error: map.remove("error"),
         error_description: map.remove("error_description"),
         iss: map.remove("iss"),
+        user: map.remove("user"),
     }
 }
 
@@ -180,7 +187,11 @@ async fn callback(
             ),
         )
     })?;
-    let binding = cookies::read(headers, &app.cookies.flow);
+    let binding = if provider.uses_form_post() {
+        cookies::read(headers, &app.cookies.flow_cross_site)
+    } else {
+        cookies::read(headers, &app.cookies.flow)
+    };
     let finished = flow::finish(&*app.store, &app.users, provider, params, binding).await?;
     // A fresh session id at every sign-in; the previous session (if any) ends.
     if let Some(old) = cookies::read(headers, &app.cookies.session) {

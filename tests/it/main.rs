@@ -1,6 +1,7 @@
 //! The one integration-test binary: every extra binary costs a link.
 mod support;
 
+mod access_and_oauth2;
 mod callback_url;
 mod cli;
 mod flow_refusals;

@@ -1,0 +1,151 @@
+//! Plain OAuth 2.0 providers with a profile mapping, and per-provider access rules.
+use crate::signin_dev::urlencode;
+use crate::support::browser::{location, Browser};
+use crate::support::latch::{Setup, TestApp};
+use axum::extract::Query;
+use axum::response::{IntoResponse, Json};
+use axum::routing::{get, post};
+use axum::Router;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// Signs in through the dev provider as `email`; returns the callback response.
+async fn dev_sign_in(app: &TestApp, browser: &Browser, email: &str) -> reqwest::Response {
+    let start = browser.get(&app.url("/signin/dev?callbackUrl=/")).await;
+    let authorize = location(&start, StatusCode::FOUND);
+    let mut form: Vec<(String, String)> = url::Url::parse(&authorize)
+        .unwrap()
+        .query_pairs()
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    form.push(("email".into(), email.into()));
+    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let approved = browser.post_form(&app.url("/dev/dev/authorize"), &form).await;
+    browser.get(&location(&approved, StatusCode::FOUND)).await
+}
+
+async fn user_count(db: &std::path::Path) -> usize {
+    let store = latch::store::open(&format!("sqlite://{}", db.display()), Some(db)).await.unwrap();
+    store.keys_with_prefix("user:").await.unwrap().len()
+}
+
+#[tokio::test]
+async fn email_rules_allow_and_refuse_creating_nothing_on_refusal() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("latch.db");
+    let app = Setup::default()
+        .store(format!("sqlite://{}", db.display()))
+        .with_providers(
+            "[providers.dev]\npreset = \"dev\"\nallowed_email_domains = [\"corp.test\"]\nallowed_emails = [\"guest@partner.test\"]\n",
+        )
+        .spawn()
+        .await;
+    let browser = Browser::new();
+    let refused = dev_sign_in(&app, &browser, "mallory@evil.test").await;
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    assert!(refused.text().await.unwrap().contains("AccessDenied"));
+    assert_eq!(user_count(&db).await, 0, "no user is created on refusal");
+    let session: Value = browser.get(&app.url("/session")).await.json().await.unwrap();
+    assert_eq!(session, json!({}));
+
+    for allowed in ["ann@corp.test", "guest@partner.test"] {
+        let ok = dev_sign_in(&app, &browser, allowed).await;
+        assert_eq!(ok.status(), StatusCode::FOUND, "{allowed}");
+    }
+    assert_eq!(user_count(&db).await, 2);
+}
+
+/// A plain OAuth 2.0 provider whose profile is nested, with knobs for broken answers.
+struct Plain {
+    base: String,
+    userinfo: Arc<Mutex<Value>>,
+}
+
+async fn plain_provider() -> Plain {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+    let userinfo = Arc::new(Mutex::new(json!({
+        "data": {"account": {"uid": 9001, "mail": "kim@plain.test", "mail_ok": true, "display": "Kim", "photo": {"url": "https://img.plain.test/k.png"}}}
+    })));
+    let info = userinfo.clone();
+    let app = Router::new()
+        .route(
+            "/authorize",
+            get(|Query(q): Query<HashMap<String, String>>| async move {
+                let to = format!("{}?code=c1&state={}", q["redirect_uri"], urlencode(&q["state"]));
+                (StatusCode::FOUND, [("location", to)]).into_response()
+            }),
+        )
+        .route(
+            "/token",
+            post(|body: String| async move {
+                assert!(body.contains("code_verifier="), "PKCE is always on");
+                Json(json!({"access_token": "at", "token_type": "bearer"}))
+            }),
+        )
+        .route("/me", get(move || async move { Json(info.lock().unwrap().clone()) }));
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    Plain { base, userinfo }
+}
+
+fn plain_toml(base: &str) -> String {
+    format!(
+        r#"[providers.plain]
+type = "oauth2"
+name = "Plain"
+authorization_url = "{base}/authorize"
+token_url = "{base}/token"
+userinfo_url = "{base}/me"
+client_id = "c"
+client_secret = "s"
+token_endpoint_auth_method = "client_secret_post"
+
+[providers.plain.profile]
+id = "data.account.uid"
+email = "data.account.mail"
+email_verified = "data.account.mail_ok"
+name = "data.account.display"
+image = "data.account.photo.url"
+"#
+    )
+}
+
+async fn plain_flow(app: &TestApp, browser: &Browser) -> reqwest::Response {
+    let start = browser.get(&app.url("/signin/plain")).await;
+    let back = browser.get(&location(&start, StatusCode::FOUND)).await;
+    browser.get(&location(&back, StatusCode::FOUND)).await
+}
+
+#[tokio::test]
+async fn oauth2_provider_with_dotted_profile_mapping() {
+    let plain = plain_provider().await;
+    let app = Setup::default().with_providers(plain_toml(&plain.base)).spawn().await;
+    let browser = Browser::new();
+    let providers: Value = browser.get(&app.url("/providers")).await.json().await.unwrap();
+    assert_eq!(providers["plain"]["type"], "oauth");
+    let done = plain_flow(&app, &browser).await;
+    assert_eq!(done.status(), StatusCode::FOUND);
+    let session: Value = browser.get(&app.url("/session")).await.json().await.unwrap();
+    assert_eq!(session["user"]["email"], "kim@plain.test");
+    assert_eq!(session["user"]["name"], "Kim");
+    assert_eq!(session["user"]["image"], "https://img.plain.test/k.png");
+}
+
+#[tokio::test]
+async fn oauth2_answer_missing_the_id_is_a_clear_error() {
+    let plain = plain_provider().await;
+    *plain.userinfo.lock().unwrap() = json!({"data": {"account": {"mail": "kim@plain.test"}}});
+    let app = Setup::default().with_providers(plain_toml(&plain.base)).spawn().await;
+    let browser = Browser::new();
+    let done = plain_flow(&app, &browser).await;
+    assert_eq!(done.status(), StatusCode::BAD_GATEWAY);
+    assert!(done.text().await.unwrap().contains("ProviderError"));
+    // A mis-typed field too.
+    *plain.userinfo.lock().unwrap() = json!({"data": {"account": {"uid": 1, "display": ["not", "text"]}}});
+    let done = plain_flow(&app, &browser).await;
+    assert_eq!(done.status(), StatusCode::BAD_GATEWAY);
+    let session: Value = browser.get(&app.url("/session")).await.json().await.unwrap();
+    assert_eq!(session, json!({}));
+}
