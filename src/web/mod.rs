@@ -2,6 +2,7 @@
 mod api;
 pub mod cookies;
 pub mod csrf;
+pub mod logos;
 mod dev_routes;
 mod errors;
 mod ops;

@@ -37,6 +37,7 @@ pub async fn signin_page(
                 name => p.config.name.clone(),
                 action_url => p.signin_url.clone(),
                 is_dev => p.dev.is_some(),
+                logo => p.config.logo.as_deref().and_then(super::logos::data_uri),
             }
         })
         .collect();
