@@ -6,6 +6,7 @@ mod callback_url;
 mod cli;
 mod flow_refusals;
 mod oidc_provider;
+mod presets;
 mod redis_sessions;
 mod routes;
 mod signin_dev;
