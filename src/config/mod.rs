@@ -355,4 +355,6 @@ pub struct ProfileMapping {
 }
 
 #[cfg(test)]
+mod preset_tests;
+#[cfg(test)]
 mod tests;
