@@ -917,3 +917,30 @@ fn preset_list() {
     assert!(!d.optional_keys.contains(&"issuer"));
     assert!(!d.optional_keys.contains(&"client_secret"));
 }
+
+#[test]
+fn commented_examples_in_the_sample_file_load() {
+    // Uncomment `# [providers...]` headers and `# key = value` lines.
+    let text: String = include_str!("../../providers.toml")
+        .lines()
+        .map(|l| {
+            let body = l.strip_prefix("# ").unwrap_or("");
+            let key = body.split(" = ").next().unwrap_or("");
+            let is_key = body.contains(" = ")
+                && !key.is_empty()
+                && key.chars().all(|c| c.is_ascii_lowercase() || c == '_');
+            if body.starts_with("[providers.") || is_key {
+                body
+            } else {
+                l
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let c = load_str(Path::new("providers.toml"), &text, &|name| {
+        (name != "LATCH_LISTEN").then(|| "value".to_string())
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let ids: Vec<_> = c.providers.iter().map(|p| p.id.as_str()).collect();
+    assert_eq!(ids, ["dev", "google", "github", "acme", "corp"]);
+}
