@@ -867,7 +867,14 @@ fn endpoint(
             None => {
                 ctx.err(
                     &key_path,
-                    format!("`{key}` is required with type = \"oauth2\": an https URL, e.g. {key} = \"https://provider.example/oauth/{}\"", key.trim_end_matches("_url")),
+                    format!(
+                        "`{key}` is required with type = \"oauth2\": an https URL, e.g. {key} = \"https://provider.example/{}\"",
+                        match key {
+                            "authorization_url" => "oauth/authorize",
+                            "token_url" => "oauth/token",
+                            _ => "api/me",
+                        }
+                    ),
                 );
                 return None;
             }
