@@ -16,6 +16,7 @@ use std::time::Duration;
 
 pub use duration::parse_duration;
 pub use origin::OriginPattern;
+pub use provider::{presets, PresetInfo};
 
 use source::Source;
 
@@ -237,22 +238,123 @@ pub struct ProviderConfig {
     /// The table key; `[a-z0-9][a-z0-9_-]*`.
     pub id: String,
     pub name: String,
+    /// The preset this provider was built from (`"github"`, `"apple"`, ...);
+    /// `None` for `type = "oidc"` / `type = "oauth2"`.
+    pub preset: Option<String>,
     pub kind: ProviderKind,
     pub client_id: String,
     pub client_secret: Option<Secret>,
     pub scopes: Vec<String>,
     pub link_by_email: bool,
     pub timeout: Duration,
+    /// Key `token_endpoint_auth_method`.
+    pub token_auth: TokenAuth,
+    /// Key `response_mode`.
+    pub response_mode: ResponseMode,
+    /// Who may sign in through this provider.
+    pub access: AccessRules,
+    /// A preset's logo id (the preset id); key `logo` may name another preset's
+    /// logo. `None` shows a letter badge.
+    pub logo: Option<String>,
+    /// Extra query parameters on the authorization request (preset defaults
+    /// first, then the file's `authorization_params`, which override by name).
+    pub authorization_params: Vec<(String, String)>,
+    /// Sign in with Apple: what latch needs to mint its client secret.
+    pub apple: Option<AppleKey>,
 }
 
+/// How the client authenticates at the token endpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenAuth {
+    /// `client_secret_basic` (the default): HTTP Basic authentication.
+    ClientSecretBasic,
+    /// `client_secret_post`: `client_id` and `client_secret` in the form body.
+    ClientSecretPost,
+    /// `none`: a public client; only `client_id` is sent.
+    None,
+}
+
+/// How the provider returns the authorization response.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ResponseMode {
+    /// `query` (the default): a GET to the callback.
+    Query,
+    /// `form_post`: a POST of a form to the callback.
+    FormPost,
+}
+
+/// Sign-in restrictions; empty lists restrict nothing.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AccessRules {
+    /// Lowercase domain names, no leading `@`.
+    pub allowed_email_domains: Vec<String>,
+    /// Lowercase email addresses.
+    pub allowed_emails: Vec<String>,
+    /// GitHub organisation logins (preset github only).
+    pub allowed_orgs: Vec<String>,
+}
+
+/// Sign in with Apple: the key that signs latch's client secret JWT.
+/// `Debug` does not show the private key.
+#[derive(Clone, Debug)]
+pub struct AppleKey {
+    pub team_id: String,
+    pub key_id: String,
+    /// PKCS#8 PEM text (`-----BEGIN PRIVATE KEY-----`), read from
+    /// `private_key_file` at load time.
+    pub private_key: Secret,
+}
+
+// Built once at start-up; keeping the fields inline keeps the variants easy to match on.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug)]
 pub enum ProviderKind {
-    /// `type = "oidc"`: discovery from `issuer` (https, or http on a loopback host).
-    Oidc { issuer: url::Url },
+    /// OpenID Connect: discovery from `issuer` (https, or http on a loopback host).
+    Oidc {
+        issuer: url::Url,
+        issuer_rule: IssuerRule,
+    },
+    /// Plain OAuth 2.0: explicit endpoints, profile from the userinfo JSON.
+    OAuth2 {
+        authorization_url: url::Url,
+        token_url: url::Url,
+        userinfo_url: url::Url,
+        /// GitHub: `{api}/user/emails`.
+        emails_url: Option<url::Url>,
+        /// GitHub: the API root (for organisation membership checks).
+        api_url: Option<url::Url>,
+        profile: ProfileMapping,
+        /// The RFC 9207 `iss` the callback must carry, if the provider sends one.
+        issuer: Option<String>,
+    },
     /// `preset = "dev"`: the development OpenID provider inside latch; only
     /// allowed when `server.public_url` is a loopback address.
     Dev,
 }
 
+/// How an ID token's `iss` is checked against the configured issuer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IssuerRule {
+    /// `iss` must equal the issuer.
+    Exact,
+    /// Microsoft Entra ID multi-tenant endpoints (`common`, `organizations`,
+    /// `consumers`): the discovered issuer contains `{tenantid}`, which is
+    /// replaced by the token's `tid` claim before comparing.
+    EntraTenantFromTid,
+}
+
+/// Where the profile fields are in the userinfo JSON: dotted paths such as
+/// `"data.user.id"`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProfileMapping {
+    pub id: String,
+    pub email: Option<String>,
+    pub email_verified: Option<String>,
+    pub name: Option<String>,
+    pub image: Option<String>,
+}
+
+#[cfg(test)]
+mod preset_tests;
 #[cfg(test)]
 mod tests;

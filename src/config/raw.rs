@@ -1,6 +1,8 @@
 //! Raw serde structs: the file as written, before `${ENV}` expansion and validation.
 //! Every field is optional so that validation can report all missing keys at once.
 
+use std::collections::BTreeMap;
+
 use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 
@@ -51,6 +53,80 @@ pub(crate) struct RawProvider {
     pub scopes: Option<Vec<String>>,
     pub link_by_email: Option<bool>,
     pub timeout: Option<RawDuration>,
+    pub token_endpoint_auth_method: Option<String>,
+    pub response_mode: Option<String>,
+    pub allowed_email_domains: Option<Vec<String>>,
+    pub allowed_emails: Option<Vec<String>>,
+    pub allowed_orgs: Option<Vec<String>>,
+    pub logo: Option<String>,
+    pub authorization_params: Option<BTreeMap<String, String>>,
+    // type = "oauth2" and the OAuth 2.0 presets
+    pub authorization_url: Option<String>,
+    pub token_url: Option<String>,
+    pub userinfo_url: Option<String>,
+    pub profile: Option<RawProfile>,
+    // preset = "github"
+    pub base_url: Option<String>,
+    pub api_url: Option<String>,
+    // preset = "microsoft-entra-id"
+    pub tenant: Option<String>,
+    // preset = "apple"
+    pub team_id: Option<String>,
+    pub key_id: Option<String>,
+    pub private_key_file: Option<String>,
+}
+
+impl RawProvider {
+    /// The keys set in the file (besides `preset` and `type`).
+    pub fn present_keys(&self) -> Vec<&'static str> {
+        let keys = [
+            ("name", self.name.is_some()),
+            ("issuer", self.issuer.is_some()),
+            ("client_id", self.client_id.is_some()),
+            ("client_secret", self.client_secret.is_some()),
+            ("scopes", self.scopes.is_some()),
+            ("link_by_email", self.link_by_email.is_some()),
+            ("timeout", self.timeout.is_some()),
+            (
+                "token_endpoint_auth_method",
+                self.token_endpoint_auth_method.is_some(),
+            ),
+            ("response_mode", self.response_mode.is_some()),
+            (
+                "allowed_email_domains",
+                self.allowed_email_domains.is_some(),
+            ),
+            ("allowed_emails", self.allowed_emails.is_some()),
+            ("allowed_orgs", self.allowed_orgs.is_some()),
+            ("logo", self.logo.is_some()),
+            ("authorization_params", self.authorization_params.is_some()),
+            ("authorization_url", self.authorization_url.is_some()),
+            ("token_url", self.token_url.is_some()),
+            ("userinfo_url", self.userinfo_url.is_some()),
+            ("profile", self.profile.is_some()),
+            ("base_url", self.base_url.is_some()),
+            ("api_url", self.api_url.is_some()),
+            ("tenant", self.tenant.is_some()),
+            ("team_id", self.team_id.is_some()),
+            ("key_id", self.key_id.is_some()),
+            ("private_key_file", self.private_key_file.is_some()),
+        ];
+        keys.into_iter()
+            .filter(|(_, set)| *set)
+            .map(|(k, _)| k)
+            .collect()
+    }
+}
+
+/// `[providers.<id>.profile]`: dotted JSON paths into the userinfo response.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawProfile {
+    pub id: Option<String>,
+    pub email: Option<String>,
+    pub email_verified: Option<String>,
+    pub name: Option<String>,
+    pub image: Option<String>,
 }
 
 /// A string that must never be echoed: its deserializer's errors do not quote the

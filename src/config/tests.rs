@@ -124,6 +124,7 @@ timeout = "3s"
 type = "oidc"
 issuer = "http://127.0.0.1:9000/realms/x"
 client_id = "x"
+token_endpoint_auth_method = "none"
 "#;
     let c = ok(text);
     assert_eq!(c.path, Path::new("providers.toml"));
@@ -146,7 +147,9 @@ client_id = "x"
     let corp = &c.providers[0];
     assert_eq!(corp.name, "Corp SSO");
     match &corp.kind {
-        ProviderKind::Oidc { issuer } => assert_eq!(issuer.host_str(), Some("sso.corp.example")),
+        ProviderKind::Oidc { issuer, .. } => {
+            assert_eq!(issuer.host_str(), Some("sso.corp.example"))
+        }
         other => panic!("{other:?}"),
     }
     assert_eq!(corp.client_id, "latch");
@@ -163,6 +166,14 @@ client_id = "x"
     assert!(!another.link_by_email);
     assert_eq!(another.timeout, Duration::from_secs(10));
     assert!(another.client_secret.is_none());
+    assert_eq!(another.token_auth, TokenAuth::None);
+    assert_eq!(corp.token_auth, TokenAuth::ClientSecretBasic);
+    assert_eq!(corp.response_mode, ResponseMode::Query);
+    assert_eq!(corp.preset, None);
+    assert_eq!(corp.logo, None);
+    assert!(corp.authorization_params.is_empty());
+    assert!(corp.apple.is_none());
+    assert_eq!(corp.access, AccessRules::default());
 }
 
 #[test]
@@ -176,11 +187,11 @@ fn env_expansion_and_escape() {
 
 #[test]
 fn every_bad_key_is_reported() {
-    let text = "[server]\nsecret = \"${LATCH_SECRET}\"\nlisten = 3000\n[session]\nmax_age = \"1y\"\n[providers.x]\ntype = \"oidc\"\nissuer = \"http://sso.example.com\"\nlink_by_email = \"yes\"\n[providers.y]\npreset = \"google\"\n";
+    let text = "[server]\nsecret = \"${LATCH_SECRET}\"\nlisten = 3000\n[session]\nmax_age = \"1y\"\n[providers.x]\ntype = \"oidc\"\nissuer = \"http://sso.example.com\"\nlink_by_email = \"yes\"\nclient_id = \"c\"\nclient_secret = \"s\"\n[providers.y]\npreset = \"googel\"\n";
     let e = load_with(text, &env).unwrap_err();
     let lines: Vec<_> = e.0.iter().map(|e| e.line.unwrap()).collect();
     // the provider with a wrongly typed key is still validated: its http issuer is refused too
-    assert_eq!(lines, [3, 5, 8, 9, 11], "{e}");
+    assert_eq!(lines, [3, 5, 8, 9, 13], "{e}");
     assert_eq!(e.0[2].key, "providers.x.issuer");
     assert_eq!(e.to_string().lines().count(), 5);
     let e = load_with("[server\nx = 1\ny = = 2\n", &env).unwrap_err();
@@ -293,7 +304,7 @@ url = "postgres://db"
 [tokens]
 unknown = 1
 [providers.a]
-preset = "google"
+preset = "googel"
 [providers.b]
 type = "saml"
 "#;
@@ -314,8 +325,15 @@ type = "saml"
     assert!(e[2].message.contains(
         "sqlite://, redis://, rediss://, redis+sentinel://, redis+cluster://, memory://"
     ));
-    assert_eq!(e[4].message, "unknown preset \"google\"; available: dev");
-    assert!(e[5].message.contains("valid types: oidc"), "{}", e[5]);
+    assert_eq!(
+        e[4].message,
+        "unknown preset \"googel\"; available: google, github, gitlab, microsoft-entra-id, apple, discord, slack, linkedin, facebook, twitch, okta, auth0, keycloak, dev"
+    );
+    assert!(
+        e[5].message.contains("valid types: oidc, oauth2"),
+        "{}",
+        e[5]
+    );
 }
 
 #[test]
@@ -356,7 +374,7 @@ fn provider_rules() {
     assert!(e[0].message.contains("`issuer` is required"));
 
     let e = errs(&with(
-        "[providers.c]\ntype = \"oidc\"\nissuer = \"http://sso.example.com\"\nclient_id = \"c\"\n",
+        "[providers.c]\ntype = \"oidc\"\nissuer = \"http://sso.example.com\"\nclient_id = \"c\"\nclient_secret = \"s\"\n",
     ));
     assert_eq!(e[0].key, "providers.c.issuer");
     assert!(e[0].message.contains("https"));
@@ -366,7 +384,7 @@ fn provider_rules() {
     ));
     assert!(e[0].message.contains("`client_id` is required"));
 
-    let e = errs(&with("[providers.c]\ntype = \"oidc\"\nissuer = \"https://sso\"\nclient_id = \"c\"\nscopes = [\"email\"]\n"));
+    let e = errs(&with("[providers.c]\ntype = \"oidc\"\nissuer = \"https://sso\"\nclient_id = \"c\"\nclient_secret = \"s\"\nscopes = [\"email\"]\n"));
     assert_eq!(e[0].key, "providers.c.scopes");
     assert!(e[0].message.contains("openid"));
 
@@ -377,7 +395,20 @@ fn provider_rules() {
     assert_eq!(e[0].key, "providers.c.type");
 
     let e = errs(&with("[providers.c]\ntype = \"oauth2\"\n"));
-    assert!(e[0].message.contains("not supported yet"));
+    let keys: Vec<_> = e.iter().map(|e| e.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        [
+            "providers.c.authorization_url",
+            "providers.c.token_url",
+            "providers.c.userinfo_url",
+            "providers.c.profile",
+            "providers.c.client_id",
+            "providers.c.client_secret"
+        ],
+        "{e:?}"
+    );
+    assert!(e.iter().all(|e| e.line == Some(3)), "{e:?}");
 }
 
 #[test]

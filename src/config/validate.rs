@@ -245,7 +245,7 @@ pub(crate) fn validate(ctx: &mut Ctx, path: &Path, base_dir: PathBuf) -> Option<
     let tokens = ctx
         .section::<RawTokens>("tokens")
         .and_then(|raw| tokens(ctx, raw));
-    let providers = providers(ctx, public_url.as_ref());
+    let providers = providers(ctx, public_url.as_ref(), &base_dir);
 
     if !ctx.errors.is_empty() {
         return None;
@@ -626,6 +626,7 @@ fn tokens(ctx: &mut Ctx, raw: RawTokens) -> Option<TokensConfig> {
 fn providers(
     ctx: &mut Ctx,
     public_url: Option<&Url>,
+    base_dir: &Path,
 ) -> Option<Vec<crate::config::ProviderConfig>> {
     let path = KeyPath::new(&["providers"]);
     let src = ctx.src;
@@ -657,7 +658,7 @@ fn providers(
             ok = false;
             continue;
         };
-        match provider::provider(ctx, &id, raw, public_url) {
+        match provider::provider(ctx, &id, raw, public_url, base_dir) {
             Some(pc) => out.push(pc),
             None => ok = false,
         }
