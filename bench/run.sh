@@ -16,6 +16,8 @@
 #   BENCH_REV          build this git revision (e.g. HEAD) from a clean export instead of the
 #                      working tree (useful while the working tree is mid-edit)
 #   LATCH_BIN          use this latch binary; skips the build
+#   BENCH_PRELOAD      LD_PRELOAD for latch, e.g. /usr/lib/x86_64-linux-gnu/libjemalloc.so.2
+#                      to compare allocators without rebuilding
 #   CARGO_TARGET_DIR   where cargo puts target/release/latch (default <repo>/target)
 #
 # Everything listens on 127.0.0.1 only. Every process started here is stopped on exit.
@@ -220,6 +222,7 @@ field() { sed -n "s/^BENCH .*\b$2=\([0-9.]*\).*/\1/p" "$1"; }
 
 # ---------------------------------------------------------------- the runs
 RESULTS="$TMP/results.tsv"
+LOAD_BEFORE="$(cut -d' ' -f1-3 /proc/loadavg)"
 : >"$RESULTS"
 
 for store in $STORES; do
@@ -242,7 +245,7 @@ for store in $STORES; do
   base="http://127.0.0.1:$port"
   write_config "$dir/providers.toml" "$port" "$store_url"
   log "$store: latch serve on $base, store $store_url"
-  RUST_LOG=warn "$BIN" serve --config "$dir/providers.toml" >"$dir/latch.log" 2>&1 &
+  RUST_LOG=warn LD_PRELOAD="${BENCH_PRELOAD:-}" "$BIN" serve --config "$dir/providers.toml" >"$dir/latch.log" 2>&1 &
   LATCH_PID=$!
   PIDS+=("$LATCH_PID")
   wait_http "$base/healthz" "$LATCH_PID" || { cat "$dir/latch.log" >&2; die "latch did not come up"; }
@@ -293,16 +296,14 @@ echo
 echo "latch $VERSION — $(date -u +%Y-%m-%d)," \
   "$cores cores ($cpu), wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency (wrk and latch share the cores)"
 echo
-printf '| %-6s | %-8s | %10s | %8s | %8s | %14s | %14s | %13s |\n' \
-  store route 'req/s' 'p50 ms' 'p99 ms' 'latch CPU µs/req' 'redis CPU µs/req' 'peak RSS MiB'
-printf '|%s|%s|%s|%s|%s|%s|%s|%s|\n' '--------' '----------' '-----------:' '---------:' '---------:' \
-  '-----------------:' '-----------------:' '--------------:'
+row() { printf '| %-6s | %-8s | %7s | %6s | %6s | %14s | %14s | %12s |\n' "$@"; }
+row store route 'req/s' 'p50 ms' 'p99 ms' 'latch CPU µs/req' 'redis CPU µs/req' 'peak RSS MiB'
+echo '|--------|----------|--------:|-------:|-------:|-----------------:|-----------------:|-------------:|'
 while IFS=$'\t' read -r store route rps p50 p99 cpu_req rcpu_req non2xx serr; do
   hwm=$(awk -v s="$store" '$1 == s { printf "%.1f", $3 / 1024 }' "$TMP/rss.tsv")
   rc="$rcpu_req"; [[ "$store" != redis ]] && rc="–"
-  printf '| %-6s | %-8s | %10.0f | %8.2f | %8.2f | %16s | %16s | %14s |\n' \
-    "$store" "$route" "$rps" "$(awk -v u="$p50" 'BEGIN{print u/1000}')" \
-    "$(awk -v u="$p99" 'BEGIN{print u/1000}')" "$cpu_req" "$rc" "$hwm"
+  row "$store" "$route" "$(printf '%.0f' "$rps")" "$(awk -v u="$p50" 'BEGIN{printf "%.2f", u/1000}')" \
+    "$(awk -v u="$p99" 'BEGIN{printf "%.2f", u/1000}')" "$cpu_req" "$rc" "$hwm"
 done <"$RESULTS"
 echo
 for store in $STORES; do
@@ -315,4 +316,7 @@ for store in $STORES; do
         (s == "redis" ? (r >= 0.5 ? "  (aim ≥ 0.5 met)" : "  (aim ≥ 0.5 NOT met)") : "")
     }' "$RESULTS"
 done
-echo "peak RSS = VmHWM of the latch process after both runs (RSS at start: $(awk '{printf "%s %.1f MiB  ", $1, $2/1024}' "$TMP/rss.tsv"))"
+echo "peak RSS = VmHWM of the latch process after both runs; RSS at start:" \
+  "$(awk '{printf "%s%s %.1f MiB", (NR > 1 ? ", " : ""), $1, $2 / 1024}' "$TMP/rss.tsv")"
+echo "load average before: $LOAD_BEFORE; after: $(cut -d' ' -f1-3 /proc/loadavg)" \
+  "${BENCH_PRELOAD:+; LD_PRELOAD=$BENCH_PRELOAD}"

@@ -74,14 +74,17 @@ pub async fn check(path: &std::path::Path, discover: bool) -> ExitCode {
     };
     // Provider clients check what the file cannot (e.g. that an Apple key is a P-256 key).
     let unbound = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
-    let providers =
-        match crate::provider::Providers::new(&config, crate::provider::http::build_client(), unbound) {
-            Ok(p) => p,
-            Err(e) => {
-                eprintln!("{}: {e}", path.display());
-                return ExitCode::from(2);
-            }
-        };
+    let providers = match crate::provider::Providers::new(
+        &config,
+        crate::provider::http::build_client(),
+        unbound,
+    ) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("{}: {e}", path.display());
+            return ExitCode::from(2);
+        }
+    };
     println!("{}: OK", path.display());
     println!("store: {:?}", config.store);
     let mut failed = false;

@@ -130,7 +130,9 @@ pub async fn finish(
     }
 
     // RFC 9207: the authorization response names its issuer; a mismatch is a mix-up attack.
-    provider.check_callback_issuer(params.iss.as_deref()).await?;
+    provider
+        .check_callback_issuer(params.iss.as_deref())
+        .await?;
 
     if let Some(error) = params.error.as_deref() {
         let description = params.error_description.as_deref().unwrap_or("");

@@ -73,7 +73,10 @@ impl SigningKey {
 
     /// Signs `claims` as a compact JWS with `alg: ES256` and this key's `kid`.
     pub fn sign(&self, claims: &Value) -> String {
-        self.sign_with_header(json!({"alg": "ES256", "typ": "JWT", "kid": self.kid}), claims)
+        self.sign_with_header(
+            json!({"alg": "ES256", "typ": "JWT", "kid": self.kid}),
+            claims,
+        )
     }
 
     /// Signs with a caller-made header (Apple's client secret has no `typ`).

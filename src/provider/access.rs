@@ -14,12 +14,14 @@ pub fn check_email(rules: &AccessRules, profile: &Profile) -> Result<(), String>
     };
     let email = email.to_ascii_lowercase();
     let domain = email.rsplit_once('@').map(|(_, d)| d).unwrap_or_default();
-    let listed = rules.allowed_emails.iter().any(|e| *e == email);
+    let listed = rules.allowed_emails.contains(&email);
     let domain_listed = rules.allowed_email_domains.iter().any(|d| d == domain);
     if listed || domain_listed {
         Ok(())
     } else {
-        Err(format!("email domain {domain:?} is not allowed for this provider"))
+        Err(format!(
+            "email domain {domain:?} is not allowed for this provider"
+        ))
     }
 }
 
@@ -49,8 +51,14 @@ mod tests {
         assert!(check_email(&rules, &profile("Ann@Corp.test", true)).is_ok());
         assert!(check_email(&rules, &profile("guest@partner.test", true)).is_ok());
         assert!(check_email(&rules, &profile("other@partner.test", true)).is_err());
-        assert!(check_email(&rules, &profile("ann@corp.test", false)).is_err(), "unverified");
-        assert!(check_email(&rules, &profile("ann@sub.corp.test", true)).is_err(), "exact domain");
+        assert!(
+            check_email(&rules, &profile("ann@corp.test", false)).is_err(),
+            "unverified"
+        );
+        assert!(
+            check_email(&rules, &profile("ann@sub.corp.test", true)).is_err(),
+            "exact domain"
+        );
         assert!(check_email(&rules, &profile("ann@corp.test.evil", true)).is_err());
     }
 }

@@ -67,7 +67,10 @@ mod tests {
     fn reads_the_name_apple_sends_once() {
         let user = r#"{"name":{"firstName":"Ada","lastName":"Lovelace"},"email":"a@privaterelay.appleid.com"}"#;
         assert_eq!(name_from_user_field(user).as_deref(), Some("Ada Lovelace"));
-        assert_eq!(name_from_user_field(r#"{"name":{"firstName":"Ada"}}"#).as_deref(), Some("Ada"));
+        assert_eq!(
+            name_from_user_field(r#"{"name":{"firstName":"Ada"}}"#).as_deref(),
+            Some("Ada")
+        );
         assert_eq!(name_from_user_field("not json"), None);
     }
 }

@@ -30,7 +30,12 @@ pub async fn primary_verified_email(
     token: &str,
     timeout: Duration,
 ) -> Result<Option<String>, CallError> {
-    let (status, body) = send("github emails", get(http, emails_url.clone(), token), timeout).await?;
+    let (status, body) = send(
+        "github emails",
+        get(http, emails_url.clone(), token),
+        timeout,
+    )
+    .await?;
     if status == 403 || status == 404 {
         // The user:email scope was not granted: no email rather than a failed sign-in.
         return Ok(None);
@@ -42,10 +47,11 @@ pub async fn primary_verified_email(
             detail: String::new(),
         });
     }
-    let emails: Vec<EmailEntry> = serde_json::from_slice(&body).map_err(|e| CallError::Malformed {
-        endpoint: "github emails",
-        reason: e.to_string(),
-    })?;
+    let emails: Vec<EmailEntry> =
+        serde_json::from_slice(&body).map_err(|e| CallError::Malformed {
+            endpoint: "github emails",
+            reason: e.to_string(),
+        })?;
     Ok(emails
         .into_iter()
         .find(|e| e.primary && e.verified)
@@ -75,10 +81,11 @@ pub async fn is_member(
     let (status, body) = send("github org membership", get(http, url, token), timeout).await?;
     match status {
         200 => {
-            let m: Membership = serde_json::from_slice(&body).map_err(|e| CallError::Malformed {
-                endpoint: "github org membership",
-                reason: e.to_string(),
-            })?;
+            let m: Membership =
+                serde_json::from_slice(&body).map_err(|e| CallError::Malformed {
+                    endpoint: "github org membership",
+                    reason: e.to_string(),
+                })?;
             Ok(m.state == "active")
         }
         403 | 404 => Ok(false),

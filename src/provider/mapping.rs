@@ -20,7 +20,10 @@ fn text(value: &Value, path: &str) -> Result<Option<String>, String> {
         Some(Value::String(s)) if s.is_empty() => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.clone())),
         Some(Value::Number(n)) => Ok(Some(n.to_string())),
-        Some(other) => Err(format!("field {path:?} is {}, expected a string", kind(other))),
+        Some(other) => Err(format!(
+            "field {path:?} is {}, expected a string",
+            kind(other)
+        )),
     }
 }
 
@@ -29,7 +32,10 @@ fn flag(value: &Value, path: &str) -> Result<bool, String> {
         None | Some(Value::Null) => Ok(false),
         Some(Value::Bool(b)) => Ok(*b),
         Some(Value::String(s)) if s == "true" || s == "false" => Ok(s == "true"),
-        Some(other) => Err(format!("field {path:?} is {}, expected a boolean", kind(other))),
+        Some(other) => Err(format!(
+            "field {path:?} is {}, expected a boolean",
+            kind(other)
+        )),
     }
 }
 
@@ -47,10 +53,17 @@ fn kind(v: &Value) -> &'static str {
 /// Applies the mapping. The id must be present; everything else is optional.
 pub fn profile(userinfo: &Value, mapping: &ProfileMapping) -> Result<Profile, String> {
     if !userinfo.is_object() {
-        return Err(format!("userinfo answer is {}, expected an object", kind(userinfo)));
+        return Err(format!(
+            "userinfo answer is {}, expected an object",
+            kind(userinfo)
+        ));
     }
-    let subject = text(userinfo, &mapping.id)?
-        .ok_or_else(|| format!("userinfo answer has no {:?} field (the profile id)", mapping.id))?;
+    let subject = text(userinfo, &mapping.id)?.ok_or_else(|| {
+        format!(
+            "userinfo answer has no {:?} field (the profile id)",
+            mapping.id
+        )
+    })?;
     let field = |path: &Option<String>| match path {
         Some(p) => text(userinfo, p),
         None => Ok(None),
@@ -98,8 +111,15 @@ mod tests {
     fn missing_id_and_wrong_types_are_named() {
         let err = profile(&json!({"data": {}}), &mapping()).unwrap_err();
         assert!(err.contains("data.user.id"), "{err}");
-        let err = profile(&json!({"data": {"user": {"id": "1", "name": {"first": "x"}}}}), &mapping()).unwrap_err();
-        assert!(err.contains("data.user.name") && err.contains("an object"), "{err}");
+        let err = profile(
+            &json!({"data": {"user": {"id": "1", "name": {"first": "x"}}}}),
+            &mapping(),
+        )
+        .unwrap_err();
+        assert!(
+            err.contains("data.user.name") && err.contains("an object"),
+            "{err}"
+        );
         let err = profile(&json!([1]), &mapping()).unwrap_err();
         assert!(err.contains("an array"), "{err}");
     }

@@ -123,9 +123,12 @@ impl Provider {
                 .map_err(call_error)?
                 .authorization_endpoint
                 .clone(),
-            (None, ProviderKind::OAuth2 {
-                authorization_url, ..
-            }) => authorization_url.clone(),
+            (
+                None,
+                ProviderKind::OAuth2 {
+                    authorization_url, ..
+                },
+            ) => authorization_url.clone(),
             (None, _) => unreachable!("every non-OAuth2 provider has an OIDC client"),
         };
         {
@@ -158,13 +161,20 @@ impl Provider {
         let mismatch = |iss: &str| {
             AuthError::new(
                 ErrorCode::IssuerMismatch,
-                format!("callback iss {iss:?} does not name provider {:?}", self.id()),
+                format!(
+                    "callback iss {iss:?} does not name provider {:?}",
+                    self.id()
+                ),
             )
         };
         match (&self.oidc, &self.config.kind) {
             (Some(oidc), _) => match iss {
                 Some(iss) => {
-                    if !oidc.callback_issuer_matches(iss).await.map_err(call_error)? {
+                    if !oidc
+                        .callback_issuer_matches(iss)
+                        .await
+                        .map_err(call_error)?
+                    {
                         return Err(mismatch(iss));
                     }
                 }
@@ -204,7 +214,10 @@ impl Provider {
         let (endpoint, auth) = match (&self.oidc, &self.config.kind) {
             (Some(oidc), _) => {
                 let discovery = oidc.discovery().await.map_err(call_error)?;
-                let auth = oidc.token_auth(self.config.token_auth).await.map_err(call_error)?;
+                let auth = oidc
+                    .token_auth(self.config.token_auth)
+                    .await
+                    .map_err(call_error)?;
                 (discovery.token_endpoint.clone(), auth)
             }
             (None, ProviderKind::OAuth2 { token_url, .. }) => {
@@ -331,7 +344,10 @@ impl Provider {
                     profile.email = email;
                 }
                 if profile.name.is_none() {
-                    profile.name = info.get("login").and_then(|l| l.as_str()).map(str::to_string);
+                    profile.name = info
+                        .get("login")
+                        .and_then(|l| l.as_str())
+                        .map(str::to_string);
                 }
             }
             Some("discord") => {
@@ -369,12 +385,15 @@ impl Provider {
                 }
                 lines
             }
-            (None, ProviderKind::OAuth2 {
-                authorization_url,
-                token_url,
-                userinfo_url,
-                ..
-            }) => vec![
+            (
+                None,
+                ProviderKind::OAuth2 {
+                    authorization_url,
+                    token_url,
+                    userinfo_url,
+                    ..
+                },
+            ) => vec![
                 format!("authorization_url: {authorization_url}"),
                 format!("token_url:         {token_url}"),
                 format!("userinfo_url:      {userinfo_url}"),
@@ -384,7 +403,11 @@ impl Provider {
     }
 
     /// The provider's access rules; `AccessDenied` names which one refused.
-    pub async fn check_access(&self, profile: &Profile, tokens: &TokenSet) -> Result<(), AuthError> {
+    pub async fn check_access(
+        &self,
+        profile: &Profile,
+        tokens: &TokenSet,
+    ) -> Result<(), AuthError> {
         let rules = &self.config.access;
         access::check_email(rules, profile)
             .map_err(|reason| AuthError::new(ErrorCode::AccessDenied, reason))?;
@@ -401,9 +424,15 @@ impl Provider {
             ));
         };
         for org in &rules.allowed_orgs {
-            let member = github::is_member(&self.http, api, org, &tokens.access_token, self.config.timeout)
-                .await
-                .map_err(call_error)?;
+            let member = github::is_member(
+                &self.http,
+                api,
+                org,
+                &tokens.access_token,
+                self.config.timeout,
+            )
+            .await
+            .map_err(call_error)?;
             if member {
                 return Ok(());
             }
@@ -437,7 +466,11 @@ pub fn public_route(config: &Config, path: &str) -> String {
 impl Providers {
     /// Builds clients for every provider. `local_addr` is where this process listens; the
     /// development provider's back channel (discovery, token, JWKS) is reached there.
-    pub fn new(config: &Config, http: reqwest::Client, local_addr: SocketAddr) -> Result<Self, String> {
+    pub fn new(
+        config: &Config,
+        http: reqwest::Client,
+        local_addr: SocketAddr,
+    ) -> Result<Self, String> {
         let mut list = Vec::new();
         for pc in &config.providers {
             let callback_url = public_route(config, &format!("/callback/{}", pc.id));
@@ -445,7 +478,10 @@ impl Providers {
             let mut client_secret = pc.client_secret.clone();
             let mut dev = None;
             let oidc = match &pc.kind {
-                ProviderKind::Oidc { issuer, issuer_rule } => Some(OidcClient::new(
+                ProviderKind::Oidc {
+                    issuer,
+                    issuer_rule,
+                } => Some(OidcClient::new(
                     issuer.clone(),
                     *issuer_rule,
                     None,

@@ -35,7 +35,8 @@ impl CodeExchange<'_> {
         match (self.auth, self.client_secret) {
             (TokenAuth::ClientSecretBasic, Some(secret)) => {
                 // RFC 6749 2.3.1: both parts form-urlencoded before base64.
-                request = request.basic_auth(form_encode(self.client_id), Some(form_encode(secret)));
+                request =
+                    request.basic_auth(form_encode(self.client_id), Some(form_encode(secret)));
             }
             (TokenAuth::ClientSecretPost, Some(secret)) => {
                 form.push(("client_id", self.client_id.to_string()));
@@ -179,5 +180,4 @@ mod tests {
         .unwrap();
         assert_eq!(ok.expires_in, Some(60));
     }
-
 }

@@ -2,9 +2,9 @@
 mod api;
 pub mod cookies;
 pub mod csrf;
-pub mod logos;
 mod dev_routes;
 mod errors;
+pub mod logos;
 mod ops;
 mod pages;
 pub mod redirect;

@@ -97,7 +97,8 @@ async fn begin(
     tracing::info!(provider = provider.id(), "sign-in started");
     // `form_post` callbacks are cross-site POSTs, which carry only SameSite=None cookies.
     let cookie = if provider.uses_form_post() {
-        app.cookies.set_cross_site(&app.cookies.flow_cross_site, &binding, FLOW_TTL)
+        app.cookies
+            .set_cross_site(&app.cookies.flow_cross_site, &binding, FLOW_TTL)
     } else {
         app.cookies.set(&app.cookies.flow, &binding, FLOW_TTL)
     };

@@ -22,12 +22,16 @@ async fn dev_sign_in(app: &TestApp, browser: &Browser, email: &str) -> reqwest::
         .collect();
     form.push(("email".into(), email.into()));
     let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let approved = browser.post_form(&app.url("/dev/dev/authorize"), &form).await;
+    let approved = browser
+        .post_form(&app.url("/dev/dev/authorize"), &form)
+        .await;
     browser.get(&location(&approved, StatusCode::FOUND)).await
 }
 
 async fn user_count(db: &std::path::Path) -> usize {
-    let store = latch::store::open(&format!("sqlite://{}", db.display()), Some(db)).await.unwrap();
+    let store = latch::store::open(&format!("sqlite://{}", db.display()), Some(db))
+        .await
+        .unwrap();
     store.keys_with_prefix("user:").await.unwrap().len()
 }
 
@@ -47,7 +51,12 @@ async fn email_rules_allow_and_refuse_creating_nothing_on_refusal() {
     assert_eq!(refused.status(), StatusCode::FORBIDDEN);
     assert!(refused.text().await.unwrap().contains("AccessDenied"));
     assert_eq!(user_count(&db).await, 0, "no user is created on refusal");
-    let session: Value = browser.get(&app.url("/session")).await.json().await.unwrap();
+    let session: Value = browser
+        .get(&app.url("/session"))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(session, json!({}));
 
     for allowed in ["ann@corp.test", "guest@partner.test"] {
@@ -74,7 +83,11 @@ async fn plain_provider() -> Plain {
         .route(
             "/authorize",
             get(|Query(q): Query<HashMap<String, String>>| async move {
-                let to = format!("{}?code=c1&state={}", q["redirect_uri"], urlencode(&q["state"]));
+                let to = format!(
+                    "{}?code=c1&state={}",
+                    q["redirect_uri"],
+                    urlencode(&q["state"])
+                );
                 (StatusCode::FOUND, [("location", to)]).into_response()
             }),
         )
@@ -85,7 +98,10 @@ async fn plain_provider() -> Plain {
                 Json(json!({"access_token": "at", "token_type": "bearer"}))
             }),
         )
-        .route("/me", get(move || async move { Json(info.lock().unwrap().clone()) }));
+        .route(
+            "/me",
+            get(move || async move { Json(info.lock().unwrap().clone()) }),
+        );
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     Plain { base, userinfo }
 }
@@ -121,13 +137,26 @@ async fn plain_flow(app: &TestApp, browser: &Browser) -> reqwest::Response {
 #[tokio::test]
 async fn oauth2_provider_with_dotted_profile_mapping() {
     let plain = plain_provider().await;
-    let app = Setup::default().with_providers(plain_toml(&plain.base)).spawn().await;
+    let app = Setup::default()
+        .with_providers(plain_toml(&plain.base))
+        .spawn()
+        .await;
     let browser = Browser::new();
-    let providers: Value = browser.get(&app.url("/providers")).await.json().await.unwrap();
+    let providers: Value = browser
+        .get(&app.url("/providers"))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(providers["plain"]["type"], "oauth");
     let done = plain_flow(&app, &browser).await;
     assert_eq!(done.status(), StatusCode::FOUND);
-    let session: Value = browser.get(&app.url("/session")).await.json().await.unwrap();
+    let session: Value = browser
+        .get(&app.url("/session"))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(session["user"]["email"], "kim@plain.test");
     assert_eq!(session["user"]["name"], "Kim");
     assert_eq!(session["user"]["image"], "https://img.plain.test/k.png");
@@ -137,15 +166,24 @@ async fn oauth2_provider_with_dotted_profile_mapping() {
 async fn oauth2_answer_missing_the_id_is_a_clear_error() {
     let plain = plain_provider().await;
     *plain.userinfo.lock().unwrap() = json!({"data": {"account": {"mail": "kim@plain.test"}}});
-    let app = Setup::default().with_providers(plain_toml(&plain.base)).spawn().await;
+    let app = Setup::default()
+        .with_providers(plain_toml(&plain.base))
+        .spawn()
+        .await;
     let browser = Browser::new();
     let done = plain_flow(&app, &browser).await;
     assert_eq!(done.status(), StatusCode::BAD_GATEWAY);
     assert!(done.text().await.unwrap().contains("ProviderError"));
     // A mis-typed field too.
-    *plain.userinfo.lock().unwrap() = json!({"data": {"account": {"uid": 1, "display": ["not", "text"]}}});
+    *plain.userinfo.lock().unwrap() =
+        json!({"data": {"account": {"uid": 1, "display": ["not", "text"]}}});
     let done = plain_flow(&app, &browser).await;
     assert_eq!(done.status(), StatusCode::BAD_GATEWAY);
-    let session: Value = browser.get(&app.url("/session")).await.json().await.unwrap();
+    let session: Value = browser
+        .get(&app.url("/session"))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(session, json!({}));
 }

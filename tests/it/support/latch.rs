@@ -83,6 +83,11 @@ impl Setup {
 
     /// Runs on a listener bound earlier (when a provider must know latch's port first).
     pub async fn spawn_on(self, listener: TcpListener) -> TestApp {
+        // latch's log lines appear with a failing test's output.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter("latch=debug")
+            .with_test_writer()
+            .try_init();
         let addr = listener.local_addr().unwrap();
         let origin = format!("http://127.0.0.1:{}", addr.port());
         let text = self.toml(&origin, &addr.to_string());

@@ -153,7 +153,7 @@ impl Entra {
 
     pub fn provider_toml(&self) -> String {
         format!(
-            "[providers.microsoft-entra-id]\npreset = \"microsoft-entra-id\"\ntenant = \"common\"\nissuer = \"{}\"\nclient_id = \"{CLIENT_ID}\"\nclient_secret = \"{CLIENT_SECRET}\"\n",
+            "[providers.microsoft-entra-id]\npreset = \"microsoft-entra-id\"\nissuer = \"{}\"\nclient_id = \"{CLIENT_ID}\"\nclient_secret = \"{CLIENT_SECRET}\"\n",
             self.common_issuer()
         )
     }
