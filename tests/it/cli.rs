@@ -100,3 +100,108 @@ fn the_dev_provider_is_refused_on_a_public_host() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("providers.dev"), "{stderr}");
 }
+
+/// Serves a discovery document for any issuer path under it (`/<name>/.well-known/...`).
+async fn discovery_server() -> String {
+    use axum::extract::Path;
+    use axum::routing::get;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+    let origin = base.clone();
+    let app = axum::Router::new().route(
+        "/{name}/.well-known/openid-configuration",
+        get(move |Path(name): Path<String>| {
+            let issuer = format!("{origin}/{name}");
+            async move {
+                axum::Json(serde_json::json!({
+                    "issuer": issuer,
+                    "authorization_endpoint": format!("{issuer}/authorize"),
+                    "token_endpoint": format!("{issuer}/token"),
+                    "jwks_uri": format!("{issuer}/jwks"),
+                    "userinfo_endpoint": format!("{issuer}/userinfo"),
+                    "response_types_supported": ["code"],
+                    "subject_types_supported": ["public"],
+                    "id_token_signing_alg_values_supported": ["RS256"],
+                }))
+            }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    base
+}
+
+#[tokio::test]
+async fn check_discover_resolves_every_discovery_based_preset() {
+    let base = discovery_server().await;
+    let presets = [
+        "google", "gitlab", "slack", "linkedin", "twitch", "okta", "auth0", "keycloak",
+    ];
+    let mut config = GOOD.to_string();
+    for p in presets {
+        config.push_str(&format!(
+            "\n[providers.{p}]\npreset = \"{p}\"\nissuer = \"{base}/{p}\"\nclient_id = \"id\"\nclient_secret = \"secret\"\n"
+        ));
+    }
+    let out = tokio::task::spawn_blocking(move || latch(&["check", "--discover"], &config))
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for p in presets {
+        assert!(
+            stdout.contains(&format!("token_endpoint:         {base}/{p}/token")),
+            "{p}: {stdout}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn check_discover_reports_a_missing_discovery_document() {
+    let base = discovery_server().await;
+    // The server has no document at its root.
+    let config = format!(
+        "{GOOD}\n[providers.corp]\ntype = \"oidc\"\nissuer = \"{base}\"\nclient_id = \"id\"\nclient_secret = \"s\"\n"
+    );
+    let out = tokio::task::spawn_blocking(move || latch(&["check", "--discover"], &config))
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("discovery FAILED"), "{stdout}");
+}
+
+#[test]
+fn presets_lists_every_preset_with_its_keys() {
+    let out = Command::new(env!("CARGO_BIN_EXE_latch"))
+        .arg("presets")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for p in [
+        "google",
+        "github",
+        "gitlab",
+        "microsoft-entra-id",
+        "apple",
+        "discord",
+        "slack",
+        "linkedin",
+        "facebook",
+        "twitch",
+        "okta",
+        "auth0",
+        "keycloak",
+        "dev",
+    ] {
+        assert!(stdout.contains(p), "{p} missing: {stdout}");
+    }
+    assert!(
+        stdout.contains("team_id"),
+        "apple's required keys: {stdout}"
+    );
+}
