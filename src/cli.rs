@@ -1,4 +1,5 @@
-//! Command line: `latch serve` and `latch check`.
+//! Command line: `latch serve`, `latch check`, `latch presets`; the admin commands
+//! (`latch users`, `latch sessions`) are in [`crate::admin`].
 use crate::config::{self, Config};
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -40,6 +41,12 @@ pub enum Command {
     },
     /// List the provider presets and the keys each needs
     Presets,
+    /// Administer users in the configured store: list, show, delete, unlink
+    #[command(subcommand)]
+    Users(crate::admin::UsersCommand),
+    /// Administer sessions in the configured store: list, revoke
+    #[command(subcommand)]
+    Sessions(crate::admin::SessionsCommand),
 }
 
 pub fn init_tracing(format: LogFormat) {

@@ -106,6 +106,109 @@ impl Users {
             .await?
             .ok_or_else(|| StoreError::Backend("account points at a missing user".into()))
     }
+
+    /// Every user, oldest first (ties by id). Scans the store: for admin use, not requests.
+    pub async fn list(&self) -> Result<Vec<User>, StoreError> {
+        let mut users = Vec::new();
+        for key in self.store.keys_with_prefix("user:").await? {
+            // A user deleted between the scan and the read is simply not listed.
+            if let Some(user) = self.get(&key["user:".len()..]).await? {
+                users.push(user);
+            }
+        }
+        users.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        Ok(users)
+    }
+
+    /// The users whose email is `email` (ASCII case-insensitive), oldest first. Emails are not
+    /// unique: two provider accounts that are not linked may carry the same address. Scans
+    /// the store: for admin use, not requests.
+    pub async fn find_by_email(&self, email: &str) -> Result<Vec<User>, StoreError> {
+        let email = email.trim();
+        Ok(self
+            .list()
+            .await?
+            .into_iter()
+            .filter(|u| {
+                u.email
+                    .as_deref()
+                    .is_some_and(|e| e.eq_ignore_ascii_case(email))
+            })
+            .collect())
+    }
+
+    /// The provider accounts that sign in as this user, sorted by provider then subject.
+    pub async fn accounts(&self, id: &str) -> Result<Vec<LinkedAccount>, StoreError> {
+        let mut accounts: Vec<LinkedAccount> = self
+            .store
+            .set_members(&user_accounts_key(id))
+            .await?
+            .iter()
+            .filter_map(|m| LinkedAccount::parse(m))
+            .collect();
+        accounts.sort();
+        Ok(accounts)
+    }
+
+    /// Removes the user, its provider accounts and its account index; false if there was no
+    /// such user. Sessions are the caller's: end them with `Sessions::revoke_user` too.
+    /// An account key is removed only while it still points at this user.
+    pub async fn delete(&self, id: &str) -> Result<bool, StoreError> {
+        let existed = self.get(id).await?.is_some();
+        for account in self.accounts(id).await? {
+            self.remove_account_key(id, &account).await?;
+        }
+        self.store.delete(&user_accounts_key(id)).await?;
+        let deleted = self.store.delete(&user_key(id)).await?;
+        Ok(existed || deleted)
+    }
+
+    /// Removes the user's accounts at `provider`. Refuses to remove the user's last account
+    /// (who could then no longer sign in) unless `allow_last`.
+    pub async fn unlink(
+        &self,
+        id: &str,
+        provider: &str,
+        allow_last: bool,
+    ) -> Result<Unlink, StoreError> {
+        if self.get(id).await?.is_none() {
+            return Ok(Unlink::NoSuchUser);
+        }
+        let accounts = self.accounts(id).await?;
+        let (gone, kept): (Vec<_>, Vec<_>) =
+            accounts.into_iter().partition(|a| a.provider == provider);
+        if gone.is_empty() {
+            return Ok(Unlink::NotLinked { accounts: kept });
+        }
+        if kept.is_empty() && !allow_last {
+            return Ok(Unlink::LastAccount { accounts: gone });
+        }
+        for account in &gone {
+            self.remove_account_key(id, account).await?;
+            self.store
+                .set_remove(&user_accounts_key(id), &account.member())
+                .await?;
+        }
+        Ok(Unlink::Unlinked {
+            removed: gone,
+            remaining: kept,
+        })
+    }
+
+    /// Deletes `account:{provider}:{subject}` if it points at `user_id`.
+    async fn remove_account_key(
+        &self,
+        user_id: &str,
+        account: &LinkedAccount,
+    ) -> Result<(), StoreError> {
+        let key = account_key(&account.provider, &account.subject);
+        if let Some(owner) = self.store.get(&key).await? {
+            if owner == user_id.as_bytes() {
+                self.store.delete(&key).await?;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Copies changed profile fields onto the user; true when something changed.
@@ -126,4 +229,45 @@ fn refresh(user: &mut User, profile: &Profile) -> bool {
         user.updated_at = Utc::now().timestamp();
     }
     changed
+}
+
+/// A provider account of a user: (provider id, subject at that provider).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct LinkedAccount {
+    pub provider: String,
+    pub subject: String,
+}
+
+impl LinkedAccount {
+    /// From a `user_accounts` set member, `"{provider}:{subject}"` (provider ids have no `:`).
+    fn parse(member: &str) -> Option<Self> {
+        let (provider, subject) = member.split_once(':')?;
+        Some(LinkedAccount {
+            provider: provider.to_string(),
+            subject: subject.to_string(),
+        })
+    }
+
+    fn member(&self) -> String {
+        format!("{}:{}", self.provider, self.subject)
+    }
+}
+
+/// What [`Users::unlink`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Unlink {
+    /// The accounts at that provider are gone; `remaining` still sign in as the user.
+    Unlinked {
+        removed: Vec<LinkedAccount>,
+        remaining: Vec<LinkedAccount>,
+    },
+    NoSuchUser,
+    /// The user has no account at that provider; these are the accounts it has.
+    NotLinked {
+        accounts: Vec<LinkedAccount>,
+    },
+    /// Refused: these are the user's only accounts.
+    LastAccount {
+        accounts: Vec<LinkedAccount>,
+    },
 }

@@ -1,6 +1,7 @@
 //! latch: a self-hosted login broker. Apps send users to `/signin`; latch runs the OAuth 2.0 /
 //! OpenID Connect flow with a provider, maps the identity to a local user and keeps a
 //! first-party session.
+pub mod admin;
 pub mod cli;
 pub mod config;
 pub mod crypto;

@@ -11,5 +11,7 @@ async fn main() -> ExitCode {
         Command::Serve => cli::serve(&args.config).await,
         Command::Check { discover } => cli::check(&args.config, discover).await,
         Command::Presets => cli::presets(),
+        Command::Users(command) => latch::admin::users(&args.config, command).await,
+        Command::Sessions(command) => latch::admin::sessions(&args.config, command).await,
     }
 }

@@ -166,6 +166,70 @@ impl Sessions {
         }
         Ok(())
     }
+
+    /// The user's live sessions, oldest first, without extending them. Index entries whose
+    /// session has ended are dropped from the index on the way.
+    pub async fn list_for_user(&self, user_id: &str) -> Result<Vec<Session>, StoreError> {
+        let index = user_index(user_id);
+        let t = self.now();
+        let mut sessions = Vec::new();
+        for id in self.store.set_members(&index).await? {
+            let record = match self.store.get(&key(&id)).await? {
+                Some(bytes) => serde_json::from_slice::<SessionRecord>(&bytes).ok(),
+                None => None,
+            };
+            match record {
+                Some(record) if record.user_id == user_id && t < self.end(&record) => {
+                    let expires = self.expires_at(&record);
+                    sessions.push(Session {
+                        id,
+                        record,
+                        expires,
+                    });
+                }
+                _ => self.store.set_remove(&index, &id).await?,
+            }
+        }
+        sessions.sort_by(|a, b| (a.record.created_at, &a.id).cmp(&(b.record.created_at, &b.id)));
+        Ok(sessions)
+    }
+
+    /// Ends every session of the user ("sign out everywhere"); returns how many were live.
+    pub async fn revoke_user(&self, user_id: &str) -> Result<usize, StoreError> {
+        let index = user_index(user_id);
+        let t = self.now();
+        let mut revoked = 0;
+        for id in self.store.set_members(&index).await? {
+            if let Some(bytes) = self.store.take(&key(&id)).await? {
+                if serde_json::from_slice::<SessionRecord>(&bytes).is_ok_and(|r| t < self.end(&r)) {
+                    revoked += 1;
+                }
+            }
+            // Member by member: a session created meanwhile keeps its index entry.
+            self.store.set_remove(&index, &id).await?;
+        }
+        Ok(revoked)
+    }
+
+    /// Ends every session of every user; returns how many were live. Scans the store.
+    pub async fn revoke_all(&self) -> Result<usize, StoreError> {
+        let t = self.now();
+        let mut revoked = 0;
+        for k in self.store.keys_with_prefix("session:").await? {
+            let Some(bytes) = self.store.take(&k).await? else {
+                continue;
+            };
+            if let Ok(record) = serde_json::from_slice::<SessionRecord>(&bytes) {
+                if t < self.end(&record) {
+                    revoked += 1;
+                }
+                self.store
+                    .set_remove(&user_index(&record.user_id), &k["session:".len()..])
+                    .await?;
+            }
+        }
+        Ok(revoked)
+    }
 }
 
 /// Cookie tokens are 43 URL-safe characters; anything else is not worth a store lookup.
