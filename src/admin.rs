@@ -61,9 +61,10 @@ pub enum SessionsCommand {
         json: bool,
     },
     /// End sessions (no confirmation); prints how many were revoked
+    #[command(group(clap::ArgGroup::new("whose").required(true).args(["user", "all"])))]
     Revoke {
         /// End every session of this user (id, or an email that exactly one user has)
-        #[arg(long, required_unless_present = "all", conflicts_with = "all")]
+        #[arg(long)]
         user: Option<String>,
         /// End every session of every user
         #[arg(long)]

@@ -2,6 +2,7 @@
 mod support;
 
 mod access_and_oauth2;
+mod admin_cli;
 mod callback_url;
 mod cli;
 mod flow_refusals;
