@@ -5,6 +5,7 @@ mod access_and_oauth2;
 mod callback_url;
 mod cli;
 mod flow_refusals;
+mod linking_and_verify;
 mod oidc_provider;
 mod presets;
 mod redis_sessions;
