@@ -106,14 +106,7 @@ pub async fn verify(State(app): State<AppState>, headers: HeaderMap) -> Result<R
     let Some(session) = app.sessions.load(token).await.map_err(json_err)? else {
         return Ok(unauthorized());
     };
-    let Some(user) = app
-        .users
-        .get(&session.record.user_id)
-        .await
-        .map_err(json_err)?
-    else {
-        return Ok(unauthorized());
-    };
+    let record = &session.record;
     let mut response = axum::http::StatusCode::OK.into_response();
     let out = response.headers_mut();
     let mut put = |name: &'static str, value: Option<&str>| {
@@ -122,8 +115,8 @@ pub async fn verify(State(app): State<AppState>, headers: HeaderMap) -> Result<R
             out.insert(name, v);
         }
     };
-    put("x-auth-request-user", Some(&user.id));
-    put("x-auth-request-email", user.email.as_deref());
-    put("x-auth-request-name", user.name.as_deref());
+    put("x-auth-request-user", Some(&record.user_id));
+    put("x-auth-request-email", record.profile.email.as_deref());
+    put("x-auth-request-name", record.profile.name.as_deref());
     Ok(response)
 }

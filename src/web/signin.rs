@@ -218,10 +218,7 @@ async fn callback(
     if let Some(old) = cookies::read(headers, &app.cookies.session) {
         app.sessions.delete(old).await?;
     }
-    let (token, session) = app
-        .sessions
-        .create(&finished.user.id, provider.id())
-        .await?;
+    let (token, session) = app.sessions.create(&finished.user, provider.id()).await?;
     tracing::info!(provider = provider.id(), user = %finished.user.id, session = %session.id, "signed in");
     let cookie = app
         .cookies
