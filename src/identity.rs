@@ -152,6 +152,31 @@ impl Users {
         Ok(())
     }
 
+    /// Makes `user` the owner of the account unless it already has one; true if it did.
+    async fn claim_account(
+        &self,
+        user: &User,
+        provider: &str,
+        subject: &str,
+    ) -> Result<bool, StoreError> {
+        let account = account_key(provider, subject);
+        if !self
+            .store
+            .put_new(&account, user.id.as_bytes(), None)
+            .await?
+        {
+            return Ok(false);
+        }
+        self.store
+            .set_add(
+                &user_accounts_key(&user.id),
+                &format!("{provider}:{subject}"),
+                None,
+            )
+            .await?;
+        Ok(true)
+    }
+
     /// Attaches the account to `user`; if another request attached it first, that owner wins.
     async fn link(
         &self,
@@ -161,17 +186,9 @@ impl Users {
     ) -> Result<User, SignInError> {
         let account = account_key(provider, &profile.subject);
         if self
-            .store
-            .put_new(&account, user.id.as_bytes(), None)
+            .claim_account(&user, provider, &profile.subject)
             .await?
         {
-            self.store
-                .set_add(
-                    &user_accounts_key(&user.id),
-                    &format!("{provider}:{}", profile.subject),
-                    None,
-                )
-                .await?;
             tracing::info!(user = %user.id, provider, "account linked");
             return Ok(user);
         }
@@ -202,17 +219,9 @@ impl Users {
         };
         self.save(&user).await?;
         if self
-            .store
-            .put_new(&account, user.id.as_bytes(), None)
+            .claim_account(&user, provider, &profile.subject)
             .await?
         {
-            self.store
-                .set_add(
-                    &user_accounts_key(&user.id),
-                    &format!("{provider}:{}", profile.subject),
-                    None,
-                )
-                .await?;
             self.index_email(&user).await?;
             return Ok(user);
         }
