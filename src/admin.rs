@@ -473,12 +473,12 @@ mod tests {
         let (admin, store) = admin().await;
         let a = admin
             .users
-            .sign_in("dev", &profile("s1", "A@example.com"))
+            .sign_in("dev", &profile("s1", "A@example.com"), None, false)
             .await
             .unwrap();
         let b = admin
             .users
-            .sign_in("dev", &profile("s2", "b@example.com"))
+            .sign_in("dev", &profile("s2", "b@example.com"), None, false)
             .await
             .unwrap();
         let ids: Vec<_> = admin
@@ -500,9 +500,9 @@ mod tests {
                 subject: "s1".into()
             }]
         );
-        admin.sessions.create(&a.id, "dev").await.unwrap();
-        admin.sessions.create(&a.id, "dev").await.unwrap();
-        admin.sessions.create(&b.id, "dev").await.unwrap();
+        admin.sessions.create(&a, "dev").await.unwrap();
+        admin.sessions.create(&a, "dev").await.unwrap();
+        admin.sessions.create(&b, "dev").await.unwrap();
         assert_eq!(admin.sessions.list_for_user(&a.id).await.unwrap().len(), 2);
 
         let out = admin
@@ -529,10 +529,15 @@ mod tests {
         // Signing in again with the same account makes a fresh user.
         let again = admin
             .users
-            .sign_in("dev", &profile("s1", "a@example.com"))
+            .sign_in("dev", &profile("s1", "a@example.com"), None, false)
             .await
             .unwrap();
         assert_ne!(again.id, a.id);
+        // The deleted user's email index entry went too, so the new user holds the address.
+        assert_eq!(
+            store.get("email:a@example.com").await.unwrap(),
+            Some(again.id.clone().into_bytes())
+        );
         assert!(!admin.users.delete("nobody").await.unwrap());
     }
 
@@ -541,7 +546,7 @@ mod tests {
         let (admin, store) = admin().await;
         let u = admin
             .users
-            .sign_in("dev", &profile("s1", "u@example.com"))
+            .sign_in("dev", &profile("s1", "u@example.com"), None, false)
             .await
             .unwrap();
         // A second account, as linking would record it.
@@ -590,10 +595,19 @@ mod tests {
     #[tokio::test]
     async fn revoke_user_and_all_count_live_sessions() {
         let (admin, store) = admin().await;
-        let (t1, _) = admin.sessions.create("u1", "dev").await.unwrap();
-        admin.sessions.create("u1", "dev").await.unwrap();
-        let (t3, _) = admin.sessions.create("u2", "dev").await.unwrap();
-        admin.sessions.create("u3", "dev").await.unwrap();
+        let user = |id: &str| User {
+            id: id.into(),
+            name: None,
+            email: None,
+            email_verified: false,
+            image: None,
+            created_at: 0,
+            updated_at: 0,
+        };
+        let (t1, _) = admin.sessions.create(&user("u1"), "dev").await.unwrap();
+        admin.sessions.create(&user("u1"), "dev").await.unwrap();
+        let (t3, _) = admin.sessions.create(&user("u2"), "dev").await.unwrap();
+        admin.sessions.create(&user("u3"), "dev").await.unwrap();
         assert_eq!(admin.sessions.revoke_user("u1").await.unwrap(), 2);
         assert!(admin.sessions.load(&t1).await.unwrap().is_none());
         assert!(admin.sessions.load(&t3).await.unwrap().is_some());
@@ -611,16 +625,18 @@ mod tests {
     #[tokio::test]
     async fn ambiguous_emails_are_refused_where_one_user_is_needed() {
         let (admin, _) = admin().await;
-        admin
-            .users
-            .sign_in("dev", &profile("s1", "same@example.com"))
-            .await
-            .unwrap();
-        admin
-            .users
-            .sign_in("corp", &profile("c1", "same@example.com"))
-            .await
-            .unwrap();
+        // Unverified emails never link, so two accounts with one address make two users.
+        for (provider, subject) in [("dev", "s1"), ("corp", "c1")] {
+            let unverified = Profile {
+                email_verified: false,
+                ..profile(subject, "same@example.com")
+            };
+            admin
+                .users
+                .sign_in(provider, &unverified, None, false)
+                .await
+                .unwrap();
+        }
         let err = admin.resolve("same@example.com").await.unwrap_err();
         assert!(err.message.contains("2 users"), "{}", err.message);
         let shown = admin

@@ -163,6 +163,8 @@ impl fmt::Display for ErrorCode {
 pub struct AuthError {
     pub code: ErrorCode,
     pub reason: String,
+    /// An extra sentence for the user (e.g. which provider to use instead); never secret.
+    pub hint: Option<String>,
 }
 
 impl AuthError {
@@ -170,7 +172,13 @@ impl AuthError {
         AuthError {
             code,
             reason: reason.into(),
+            hint: None,
         }
+    }
+
+    pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
     }
 }
 

@@ -2,7 +2,7 @@
 //! of SPEC §3, then the user and a fresh session).
 use crate::crypto::{constant_time_eq, random_token, sha256_b64url, sha256_hex};
 use crate::error::{AuthError, ErrorCode};
-use crate::identity::{User, Users};
+use crate::identity::{SignInError, User, Users};
 use crate::provider::{CallbackExtras, Provider};
 use crate::store::Store;
 use serde::{Deserialize, Serialize};
@@ -83,6 +83,8 @@ pub async fn finish(
     provider: &Provider,
     params: CallbackParams,
     binding: Option<&str>,
+    current_user: Option<&str>,
+    provider_name: impl Fn(&str) -> String,
 ) -> Result<Finished, AuthError> {
     let state = params
         .state
@@ -166,7 +168,39 @@ pub async fn finish(
         .await?;
     // Access rules run before anything is created for the user.
     provider.check_access(&profile, &tokens).await?;
-    let user = users.sign_in(provider.id(), &profile).await?;
+    let signed_in = users
+        .sign_in(
+            provider.id(),
+            &profile,
+            current_user,
+            provider.config.link_by_email,
+        )
+        .await;
+    let user = match signed_in {
+        Ok(user) => user,
+        Err(SignInError::Store(e)) => return Err(e.into()),
+        Err(SignInError::NotLinked {
+            reason,
+            existing_user,
+        }) => {
+            // Tell the user which provider their account uses.
+            let names: Vec<String> = users
+                .providers_of(&existing_user)
+                .await?
+                .iter()
+                .map(|id| provider_name(id))
+                .collect();
+            let error = AuthError::new(ErrorCode::OAuthAccountNotLinked, reason);
+            return Err(if names.is_empty() {
+                error
+            } else {
+                error.with_hint(format!(
+                    "Sign in with {}, as you did before.",
+                    names.join(" or ")
+                ))
+            });
+        }
+    };
     Ok(Finished {
         user,
         callback_url: record.callback_url,

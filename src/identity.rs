@@ -54,21 +54,159 @@ impl Users {
         self.store.put(&user_key(&user.id), &bytes, None).await
     }
 
-    /// The user owning this provider account, created on first sign-in; profile fields are
-    /// refreshed from the provider each time. Two racing first sign-ins make one user.
-    pub async fn sign_in(&self, provider: &str, profile: &Profile) -> Result<User, StoreError> {
+    /// The user who signs in with this provider account (SPEC §4):
+    /// - a known account signs in as its user (and refreshes the profile fields);
+    /// - a signed-in user (`current`) who signs in with a new account gets it linked;
+    /// - a new account whose *verified* email belongs to a user is linked only when the
+    ///   provider allows `link_by_email`; otherwise, and always for an unverified email,
+    ///   the sign-in is refused with `NotLinked`;
+    /// - anything else creates a user. Racing first sign-ins of one account make one user.
+    pub async fn sign_in(
+        &self,
+        provider: &str,
+        profile: &Profile,
+        current: Option<&str>,
+        link_by_email: bool,
+    ) -> Result<User, SignInError> {
         let account = account_key(provider, &profile.subject);
-        if let Some(id) = self.store.get(&account).await? {
-            let id = String::from_utf8_lossy(&id).into_owned();
-            if let Some(mut user) = self.get(&id).await? {
-                if refresh(&mut user, profile) {
-                    self.save(&user).await?;
-                }
-                return Ok(user);
+        if let Some(owner) = self.account_owner(&account).await? {
+            if let Some(current) = current.filter(|c| *c != owner.id) {
+                return Err(SignInError::NotLinked {
+                    reason: format!(
+                        "{provider} account already belongs to user {}, not the signed-in user {current}",
+                        owner.id
+                    ),
+                    existing_user: owner.id,
+                });
             }
-            // The account points at a deleted user: treat as a first sign-in.
-            self.store.delete(&account).await?;
+            return Ok(self.refresh_profile(owner, profile).await?);
         }
+        if let Some(current) = current {
+            if let Some(user) = self.get(current).await? {
+                return self.link(user, provider, profile).await;
+            }
+        }
+        if let Some(existing) = self.by_verified_email(profile.email.as_deref()).await? {
+            if link_by_email && profile.email_verified {
+                return self.link(existing, provider, profile).await;
+            }
+            let why = if profile.email_verified {
+                "link_by_email is off for this provider"
+            } else {
+                "the provider's email is not verified"
+            };
+            return Err(SignInError::NotLinked {
+                reason: format!(
+                    "a new {provider} account has the email of user {}, and {why}",
+                    existing.id
+                ),
+                existing_user: existing.id,
+            });
+        }
+        self.create(provider, profile).await
+    }
+
+    async fn account_owner(&self, account: &str) -> Result<Option<User>, StoreError> {
+        let Some(id) = self.store.get(account).await? else {
+            return Ok(None);
+        };
+        let id = String::from_utf8_lossy(&id).into_owned();
+        let user = self.get(&id).await?;
+        if user.is_none() {
+            // The account points at a deleted user: forget it, as for a first sign-in.
+            self.store.delete(account).await?;
+        }
+        Ok(user)
+    }
+
+    async fn refresh_profile(&self, mut user: User, profile: &Profile) -> Result<User, StoreError> {
+        if refresh(&mut user, profile) {
+            self.save(&user).await?;
+            self.index_email(&user).await?;
+        }
+        Ok(user)
+    }
+
+    /// The user whose verified email this is (emails are matched case-insensitively).
+    async fn by_verified_email(&self, email: Option<&str>) -> Result<Option<User>, StoreError> {
+        let Some(email) = email else { return Ok(None) };
+        let Some(id) = self.store.get(&email_key(email)).await? else {
+            return Ok(None);
+        };
+        let user = self.get(&String::from_utf8_lossy(&id)).await?;
+        Ok(user.filter(|u| {
+            u.email_verified
+                && u.email
+                    .as_deref()
+                    .is_some_and(|e| e.eq_ignore_ascii_case(email))
+        }))
+    }
+
+    /// Records a verified email as this user's, unless another user holds it.
+    async fn index_email(&self, user: &User) -> Result<(), StoreError> {
+        if let (Some(email), true) = (&user.email, user.email_verified) {
+            self.store
+                .put_new(&email_key(email), user.id.as_bytes(), None)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Makes `user` the owner of the account unless it already has one; true if it did.
+    async fn claim_account(
+        &self,
+        user: &User,
+        provider: &str,
+        subject: &str,
+    ) -> Result<bool, StoreError> {
+        let account = account_key(provider, subject);
+        if !self
+            .store
+            .put_new(&account, user.id.as_bytes(), None)
+            .await?
+        {
+            return Ok(false);
+        }
+        self.store
+            .set_add(
+                &user_accounts_key(&user.id),
+                &format!("{provider}:{subject}"),
+                None,
+            )
+            .await?;
+        Ok(true)
+    }
+
+    /// Attaches the account to `user`; if another request attached it first, that owner wins.
+    async fn link(
+        &self,
+        user: User,
+        provider: &str,
+        profile: &Profile,
+    ) -> Result<User, SignInError> {
+        let account = account_key(provider, &profile.subject);
+        if self
+            .claim_account(&user, provider, &profile.subject)
+            .await?
+        {
+            tracing::info!(user = %user.id, provider, "account linked");
+            return Ok(user);
+        }
+        let owner = self
+            .account_owner(&account)
+            .await?
+            .ok_or_else(|| StoreError::Backend("account vanished while linking".into()))?;
+        if owner.id != user.id {
+            return Err(SignInError::NotLinked {
+                reason: format!("{provider} account was just linked to user {}", owner.id),
+                existing_user: owner.id,
+            });
+        }
+        Ok(owner)
+    }
+
+    async fn create(&self, provider: &str, profile: &Profile) -> Result<User, SignInError> {
+        let account = account_key(provider, &profile.subject);
         let now = Utc::now().timestamp();
         let user = User {
             id: random_token(16),
@@ -81,30 +219,32 @@ impl Users {
         };
         self.save(&user).await?;
         if self
-            .store
-            .put_new(&account, user.id.as_bytes(), None)
+            .claim_account(&user, provider, &profile.subject)
             .await?
         {
-            self.store
-                .set_add(
-                    &user_accounts_key(&user.id),
-                    &format!("{provider}:{}", profile.subject),
-                    None,
-                )
-                .await?;
+            self.index_email(&user).await?;
             return Ok(user);
         }
         // Another request created this account first: use its user, drop ours.
         self.store.delete(&user_key(&user.id)).await?;
-        let winner = self
+        Ok(self
+            .account_owner(&account)
+            .await?
+            .ok_or_else(|| StoreError::Backend("account vanished during sign-in".into()))?)
+    }
+
+    /// The providers a user can sign in with (for telling them which one to use).
+    pub async fn providers_of(&self, user_id: &str) -> Result<Vec<String>, StoreError> {
+        let mut providers: Vec<String> = self
             .store
-            .get(&account)
+            .set_members(&user_accounts_key(user_id))
             .await?
-            .map(|id| String::from_utf8_lossy(&id).into_owned())
-            .ok_or_else(|| StoreError::Backend("account vanished during sign-in".into()))?;
-        self.get(&winner)
-            .await?
-            .ok_or_else(|| StoreError::Backend("account points at a missing user".into()))
+            .into_iter()
+            .filter_map(|a| a.split_once(':').map(|(p, _)| p.to_string()))
+            .collect();
+        providers.sort();
+        providers.dedup();
+        Ok(providers)
     }
 
     /// Every user, oldest first (ties by id). Scans the store: for admin use, not requests.
@@ -150,17 +290,21 @@ impl Users {
         Ok(accounts)
     }
 
-    /// Removes the user, its provider accounts and its account index; false if there was no
-    /// such user. Sessions are the caller's: end them with `Sessions::revoke_user` too.
-    /// An account key is removed only while it still points at this user.
+    /// Removes the user, its provider accounts, its account index and its email index entry;
+    /// false if there was no such user. Sessions are the caller's: end them with
+    /// `Sessions::revoke_user` too (session records carry the profile, so they outlive the
+    /// user otherwise). Index keys are removed only while they still point at this user.
     pub async fn delete(&self, id: &str) -> Result<bool, StoreError> {
-        let existed = self.get(id).await?.is_some();
+        let user = self.get(id).await?;
         for account in self.accounts(id).await? {
             self.remove_account_key(id, &account).await?;
         }
+        if let Some(email) = user.as_ref().and_then(|u| u.email.as_deref()) {
+            self.remove_if_owned(&email_key(email), id).await?;
+        }
         self.store.delete(&user_accounts_key(id)).await?;
         let deleted = self.store.delete(&user_key(id)).await?;
-        Ok(existed || deleted)
+        Ok(user.is_some() || deleted)
     }
 
     /// Removes the user's accounts at `provider`. Refuses to remove the user's last account
@@ -201,14 +345,35 @@ impl Users {
         user_id: &str,
         account: &LinkedAccount,
     ) -> Result<(), StoreError> {
-        let key = account_key(&account.provider, &account.subject);
-        if let Some(owner) = self.store.get(&key).await? {
+        self.remove_if_owned(&account_key(&account.provider, &account.subject), user_id)
+            .await
+    }
+
+    /// Deletes an index key (value = a user id) if it points at `user_id`.
+    async fn remove_if_owned(&self, key: &str, user_id: &str) -> Result<(), StoreError> {
+        if let Some(owner) = self.store.get(key).await? {
             if owner == user_id.as_bytes() {
-                self.store.delete(&key).await?;
+                self.store.delete(key).await?;
             }
         }
         Ok(())
     }
+}
+
+/// Why a sign-in did not produce a user.
+#[derive(Debug, thiserror::Error)]
+pub enum SignInError {
+    #[error("account not linked: {reason}")]
+    NotLinked {
+        reason: String,
+        existing_user: String,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+fn email_key(email: &str) -> String {
+    format!("email:{}", email.to_lowercase())
 }
 
 /// Copies changed profile fields onto the user; true when something changed.
@@ -270,4 +435,119 @@ pub enum Unlink {
     LastAccount {
         accounts: Vec<LinkedAccount>,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn profile(subject: &str, email: &str, verified: bool) -> Profile {
+        Profile {
+            subject: subject.into(),
+            email: Some(email.into()),
+            email_verified: verified,
+            name: Some("N".into()),
+            image: None,
+        }
+    }
+
+    async fn users() -> (Users, Arc<dyn Store>) {
+        let store = crate::store::open("memory://", None).await.unwrap();
+        (Users::new(store.clone()), store)
+    }
+
+    #[tokio::test]
+    async fn racing_first_sign_ins_make_one_user() {
+        let (users, store) = users().await;
+        let users = Arc::new(users);
+        let mut tasks = Vec::new();
+        for _ in 0..20 {
+            let users = users.clone();
+            tasks.push(tokio::spawn(async move {
+                users
+                    .sign_in("gh", &profile("42", "a@x.test", true), None, false)
+                    .await
+                    .unwrap()
+                    .id
+            }));
+        }
+        let mut ids = Vec::new();
+        for t in tasks {
+            ids.push(t.await.unwrap());
+        }
+        ids.dedup();
+        assert_eq!(ids.len(), 1, "{ids:?}");
+        assert_eq!(store.keys_with_prefix("user:").await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn linking_rules() {
+        let (users, _) = users().await;
+        let ann = users
+            .sign_in("gh", &profile("1", "ann@x.test", true), None, false)
+            .await
+            .unwrap();
+        // Same verified email on another provider without link_by_email: refused.
+        let err = users
+            .sign_in("google", &profile("g1", "Ann@X.test", true), None, false)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, SignInError::NotLinked { ref existing_user, .. } if *existing_user == ann.id)
+        );
+        // An unverified email never links, even with link_by_email.
+        let err = users
+            .sign_in("google", &profile("g1", "ann@x.test", false), None, true)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, SignInError::NotLinked { .. }));
+        // Verified and allowed: linked.
+        let linked = users
+            .sign_in("google", &profile("g1", "ann@x.test", true), None, true)
+            .await
+            .unwrap();
+        assert_eq!(linked.id, ann.id);
+        assert_eq!(
+            users.providers_of(&ann.id).await.unwrap(),
+            vec!["gh", "google"]
+        );
+        // A signed-in user links a new account whatever its email.
+        let other = users
+            .sign_in(
+                "gitlab",
+                &profile("l1", "someone@else.test", true),
+                Some(&ann.id),
+                false,
+            )
+            .await
+            .unwrap();
+        assert_eq!(other.id, ann.id);
+        // An account that belongs to someone else does not move to the signed-in user.
+        let bob = users
+            .sign_in("gh", &profile("2", "bob@x.test", true), None, false)
+            .await
+            .unwrap();
+        let err = users
+            .sign_in(
+                "gh",
+                &profile("2", "bob@x.test", true),
+                Some(&ann.id),
+                false,
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, SignInError::NotLinked { ref existing_user, .. } if *existing_user == bob.id)
+        );
+        // An unverified email creates a separate user when nobody holds that address verified.
+        let carl = users
+            .sign_in("gh", &profile("3", "carl@x.test", false), None, false)
+            .await
+            .unwrap();
+        let carl2 = users
+            .sign_in("google", &profile("g3", "carl@x.test", false), None, true)
+            .await
+            .unwrap();
+        assert_ne!(carl.id, carl2.id);
+    }
 }

@@ -4,6 +4,7 @@
 //! use extends it at most once per `update_age`, so reads rarely write.
 use crate::config::SessionConfig;
 use crate::crypto::{random_token, sha256_hex};
+use crate::identity::User;
 use crate::store::{Store, StoreError};
 use chrono::{DateTime, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
@@ -17,6 +18,27 @@ pub struct SessionRecord {
     /// Unix seconds.
     pub created_at: i64,
     pub last_seen: i64,
+    /// The user's profile as of sign-in, so `/session` and `/verify` read one record.
+    /// (Profiles change only at sign-in, which always makes a new session.)
+    #[serde(default)]
+    pub profile: SessionProfile,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct SessionProfile {
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub image: Option<String>,
+}
+
+impl From<&User> for SessionProfile {
+    fn from(user: &User) -> Self {
+        SessionProfile {
+            name: user.name.clone(),
+            email: user.email.clone(),
+            image: user.image.clone(),
+        }
+    }
 }
 
 pub struct Session {
@@ -81,9 +103,10 @@ impl Sessions {
     /// Starts a session; returns the cookie token (a fresh one at every sign-in).
     pub async fn create(
         &self,
-        user_id: &str,
+        user: &User,
         provider: &str,
     ) -> Result<(String, Session), StoreError> {
+        let user_id = &user.id;
         let token = random_token(32);
         let id = sha256_hex(&token);
         let t = self.now();
@@ -92,6 +115,7 @@ impl Sessions {
             provider: provider.to_string(),
             created_at: t,
             last_seen: t,
+            profile: user.into(),
         };
         let bytes = serde_json::to_vec(&record).expect("session records serialize");
         self.store
@@ -247,6 +271,18 @@ mod tests {
 
     const HOUR: u64 = 3600;
 
+    fn user(id: &str) -> User {
+        User {
+            id: id.into(),
+            name: Some("Ann".into()),
+            email: Some("ann@x.test".into()),
+            email_verified: true,
+            image: None,
+            created_at: 0,
+            updated_at: 0,
+        }
+    }
+
     async fn setup() -> (Sessions, Arc<AtomicI64>, Arc<dyn Store>) {
         let store = crate::store::open("memory://", None).await.unwrap();
         let time = Arc::new(AtomicI64::new(1_000_000));
@@ -272,7 +308,7 @@ mod tests {
     #[tokio::test]
     async fn idle_sessions_end_and_active_ones_are_extended() {
         let (sessions, time, _) = setup().await;
-        let (token, _) = sessions.create("u1", "dev").await.unwrap();
+        let (token, _) = sessions.create(&user("u1"), "dev").await.unwrap();
         // Used every 6 days: each use after update_age pushes the idle limit out.
         for _ in 0..3 {
             advance(&time, 6 * 24 * HOUR);
@@ -287,7 +323,7 @@ mod tests {
     #[tokio::test]
     async fn absolute_lifetime_ends_even_an_active_session() {
         let (sessions, time, _) = setup().await;
-        let (token, created) = sessions.create("u1", "dev").await.unwrap();
+        let (token, created) = sessions.create(&user("u1"), "dev").await.unwrap();
         let start = time.load(Ordering::SeqCst);
         for _ in 0..4 {
             advance(&time, 6 * 24 * HOUR);
@@ -302,7 +338,7 @@ mod tests {
     #[tokio::test]
     async fn reads_within_update_age_do_not_write() {
         let (sessions, time, store) = setup().await;
-        let (token, session) = sessions.create("u1", "dev").await.unwrap();
+        let (token, session) = sessions.create(&user("u1"), "dev").await.unwrap();
         let before = store.get(&format!("session:{}", session.id)).await.unwrap();
         advance(&time, HOUR);
         sessions.load(&token).await.unwrap().unwrap();
@@ -313,7 +349,7 @@ mod tests {
     #[tokio::test]
     async fn only_the_hash_is_stored_and_delete_ends_it() {
         let (sessions, _, store) = setup().await;
-        let (token, session) = sessions.create("u1", "dev").await.unwrap();
+        let (token, session) = sessions.create(&user("u1"), "dev").await.unwrap();
         assert_eq!(session.id, sha256_hex(&token));
         assert!(store
             .get(&format!("session:{token}"))

@@ -87,3 +87,36 @@ pub async fn providers(State(app): State<AppState>) -> Json<Value> {
     }
     Json(Value::Object(out))
 }
+
+/// `GET /verify`: forward auth for nginx `auth_request` and Traefik ForwardAuth. 200 with the
+/// user in `X-Auth-Request-*` headers for a live session (extending it per `update_age`), 401
+/// otherwise. A store outage is a 503, so the proxy fails closed and says why.
+pub async fn verify(State(app): State<AppState>, headers: HeaderMap) -> Result<Response, WebError> {
+    let json_err = |e: crate::store::StoreError| WebError::json(AuthError::from(e));
+    let unauthorized = || {
+        (
+            axum::http::StatusCode::UNAUTHORIZED,
+            Json(json!({"error": "SessionRequired"})),
+        )
+            .into_response()
+    };
+    let Some(token) = super::cookies::read(&headers, &app.cookies.session) else {
+        return Ok(unauthorized());
+    };
+    let Some(session) = app.sessions.load(token).await.map_err(json_err)? else {
+        return Ok(unauthorized());
+    };
+    let record = &session.record;
+    let mut response = axum::http::StatusCode::OK.into_response();
+    let out = response.headers_mut();
+    let mut put = |name: &'static str, value: Option<&str>| {
+        // Names may be UTF-8; control characters (header injection) are dropped.
+        if let Some(v) = value.and_then(|v| HeaderValue::from_bytes(v.as_bytes()).ok()) {
+            out.insert(name, v);
+        }
+    };
+    put("x-auth-request-user", Some(&record.user_id));
+    put("x-auth-request-email", record.profile.email.as_deref());
+    put("x-auth-request-name", record.profile.name.as_deref());
+    Ok(response)
+}

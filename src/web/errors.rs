@@ -105,7 +105,7 @@ fn wants_json(req: &Request) -> bool {
         .and_then(|v| v.to_str().ok())
         .is_some_and(|a| a.contains("application/json") && !a.contains("text/html"));
     let path = req.uri().path();
-    let api_path = ["/session", "/csrf", "/providers", "/readyz"]
+    let api_path = ["/session", "/csrf", "/providers", "/readyz", "/verify"]
         .iter()
         .any(|p| path.ends_with(p));
     let return_redirect = req.method() == Method::POST
@@ -170,6 +170,7 @@ fn render(app: &AppState, ctx: &RequestContext, error: &AuthError, json: bool) -
         let body = serde_json::json!({
             "error": code.as_str(),
             "message": code.message(),
+            "hint": error.hint,
             "requestId": ctx.request_id,
         });
         return (status, Json(body)).into_response();
@@ -180,6 +181,7 @@ fn render(app: &AppState, ctx: &RequestContext, error: &AuthError, json: bool) -
             title => code.heading(),
             heading => code.heading(),
             message => code.message(),
+            hint => error.hint.clone(),
             code => code.as_str(),
             status => status.as_u16(),
             request_id => ctx.request_id.clone(),

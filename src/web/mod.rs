@@ -81,6 +81,7 @@ pub fn router(app: AppState) -> Router {
         .route("/session", get(api::session))
         .route("/csrf", get(api::csrf))
         .route("/providers", get(api::providers))
+        .route("/verify", get(api::verify))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .merge(dev_routes::routes());

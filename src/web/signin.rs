@@ -193,15 +193,32 @@ async fn callback(
     } else {
         cookies::read(headers, &app.cookies.flow)
     };
-    let finished = flow::finish(&*app.store, &app.users, provider, params, binding).await?;
+    // A signed-in user who signs in with another provider links that account.
+    let current_user = match cookies::read(headers, &app.cookies.session) {
+        Some(token) => app.sessions.load(token).await?.map(|s| s.record.user_id),
+        None => None,
+    };
+    let names = |id: &str| {
+        app.providers
+            .get(id)
+            .map(|p| p.config.name.clone())
+            .unwrap_or_else(|| id.to_string())
+    };
+    let finished = flow::finish(
+        &*app.store,
+        &app.users,
+        provider,
+        params,
+        binding,
+        current_user.as_deref(),
+        names,
+    )
+    .await?;
     // A fresh session id at every sign-in; the previous session (if any) ends.
     if let Some(old) = cookies::read(headers, &app.cookies.session) {
         app.sessions.delete(old).await?;
     }
-    let (token, session) = app
-        .sessions
-        .create(&finished.user.id, provider.id())
-        .await?;
+    let (token, session) = app.sessions.create(&finished.user, provider.id()).await?;
     tracing::info!(provider = provider.id(), user = %finished.user.id, session = %session.id, "signed in");
     let cookie = app
         .cookies

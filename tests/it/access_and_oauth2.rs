@@ -60,6 +60,8 @@ async fn email_rules_allow_and_refuse_creating_nothing_on_refusal() {
     assert_eq!(session, json!({}));
 
     for allowed in ["ann@corp.test", "guest@partner.test"] {
+        // A browser each: a signed-in browser would link the second account instead.
+        let browser = Browser::new();
         let ok = dev_sign_in(&app, &browser, allowed).await;
         assert_eq!(ok.status(), StatusCode::FOUND, "{allowed}");
     }
