@@ -202,7 +202,7 @@ async fn admin_commands_on_a_running_instance_with_sqlite() {
     // --force removes the last account: the next sign-in with it is a new user.
     let out = latch(&config, &["users", "unlink", &ada, "dev", "--force"]).await;
     let text = out.ok();
-    assert!(text.contains(&format!("unlinked dev:dev-")), "{text}");
+    assert!(text.contains("unlinked dev:dev-"), "{text}");
     assert!(text.contains("no accounts left"), "{text}");
     let out = latch(&config, &["users", "show", &ada]).await;
     assert!(out.ok().contains("accounts: 0\n"), "{}", out.stdout);
