@@ -11,3 +11,4 @@ mod redis_sessions;
 mod routes;
 mod signin_dev;
 mod store_contract;
+mod tokens;
