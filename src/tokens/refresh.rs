@@ -364,7 +364,16 @@ mod tests {
                 cookie_domain: None,
             },
         );
-        let (_, session) = sessions.create("u1", "dev").await.unwrap();
+        let user = crate::identity::User {
+            id: "u1".into(),
+            name: None,
+            email: None,
+            email_verified: false,
+            image: None,
+            created_at: 0,
+            updated_at: 0,
+        };
+        let (_, session) = sessions.create(&user, "dev").await.unwrap();
         let families = RefreshFamilies::new(
             store.clone(),
             b"unit-test-secret-0123456789abcdef0123",
