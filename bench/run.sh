@@ -296,7 +296,7 @@ echo
 echo "latch $VERSION — $(date -u +%Y-%m-%d)," \
   "$cores cores ($cpu), wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency (wrk and latch share the cores)"
 echo
-row() { printf '| %-6s | %-8s | %7s | %6s | %6s | %14s | %14s | %12s |\n' "$@"; }
+row() { printf '| %-6s | %-8s | %7s | %6s | %6s | %16s | %16s | %12s |\n' "$@"; }
 row store route 'req/s' 'p50 ms' 'p99 ms' 'latch CPU µs/req' 'redis CPU µs/req' 'peak RSS MiB'
 echo '|--------|----------|--------:|-------:|-------:|-----------------:|-----------------:|-------------:|'
 while IFS=$'\t' read -r store route rps p50 p99 cpu_req rcpu_req non2xx serr; do

@@ -34,6 +34,13 @@ pub enum ErrorCode {
     StoreUnavailable,
     /// The request itself is malformed.
     InvalidRequest,
+    /// A token endpoint was called without a live session cookie.
+    SessionRequired,
+    /// The refresh token is missing, unknown, expired, revoked, or its session has ended.
+    InvalidRefreshToken,
+    /// An already rotated refresh token was presented again after the grace window: its
+    /// family and session were revoked (a stolen token is assumed).
+    RefreshTokenReused,
     /// No such page.
     NotFound,
     /// A bug in latch.
@@ -43,7 +50,7 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 16] = [
+    pub const ALL: [ErrorCode; 19] = [
         ErrorCode::Configuration,
         ErrorCode::AccessDenied,
         ErrorCode::OAuthCallbackError,
@@ -57,6 +64,9 @@ impl ErrorCode {
         ErrorCode::ProviderTimeout,
         ErrorCode::StoreUnavailable,
         ErrorCode::InvalidRequest,
+        ErrorCode::SessionRequired,
+        ErrorCode::InvalidRefreshToken,
+        ErrorCode::RefreshTokenReused,
         ErrorCode::NotFound,
         ErrorCode::InternalError,
         ErrorCode::Default,
@@ -77,6 +87,9 @@ impl ErrorCode {
             ErrorCode::ProviderTimeout => "ProviderTimeout",
             ErrorCode::StoreUnavailable => "StoreUnavailable",
             ErrorCode::InvalidRequest => "InvalidRequest",
+            ErrorCode::SessionRequired => "SessionRequired",
+            ErrorCode::InvalidRefreshToken => "InvalidRefreshToken",
+            ErrorCode::RefreshTokenReused => "RefreshTokenReused",
             ErrorCode::NotFound => "NotFound",
             ErrorCode::InternalError => "InternalError",
             ErrorCode::Default => "Default",
@@ -96,7 +109,10 @@ impl ErrorCode {
             ErrorCode::ProviderTimeout => StatusCode::GATEWAY_TIMEOUT,
             ErrorCode::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             ErrorCode::AccessDenied | ErrorCode::MissingCSRF => StatusCode::FORBIDDEN,
-            ErrorCode::InvalidIdToken => StatusCode::UNAUTHORIZED,
+            ErrorCode::InvalidIdToken
+            | ErrorCode::SessionRequired
+            | ErrorCode::InvalidRefreshToken
+            | ErrorCode::RefreshTokenReused => StatusCode::UNAUTHORIZED,
             ErrorCode::OAuthAccountNotLinked => StatusCode::CONFLICT,
             ErrorCode::UnknownProvider | ErrorCode::NotFound => StatusCode::NOT_FOUND,
             ErrorCode::InternalError => StatusCode::INTERNAL_SERVER_ERROR,
@@ -123,6 +139,9 @@ impl ErrorCode {
             ErrorCode::ProviderTimeout => "The sign-in provider did not answer",
             ErrorCode::StoreUnavailable => "Sign-in is temporarily unavailable",
             ErrorCode::InvalidRequest => "Bad request",
+            ErrorCode::SessionRequired => "You are not signed in",
+            ErrorCode::InvalidRefreshToken => "Your sign-in has expired",
+            ErrorCode::RefreshTokenReused => "You were signed out for your safety",
             ErrorCode::NotFound => "Page not found",
             ErrorCode::InternalError => "Something went wrong",
             ErrorCode::Default => "Sign-in failed",
@@ -144,6 +163,9 @@ impl ErrorCode {
             ErrorCode::ProviderTimeout => "The identity provider took too long to answer. Please try again in a moment.",
             ErrorCode::StoreUnavailable => "Sign-in storage cannot be reached right now. Please try again in a moment.",
             ErrorCode::InvalidRequest => "The request was malformed.",
+            ErrorCode::SessionRequired => "This needs a signed-in session. Please sign in and try again.",
+            ErrorCode::InvalidRefreshToken => "The refresh token is missing, expired or revoked, or its session has ended. Please sign in again.",
+            ErrorCode::RefreshTokenReused => "A refresh token that had already been used was presented again, which can mean it was stolen. Its session has been ended; please sign in again.",
             ErrorCode::NotFound => "There is nothing at this address.",
             ErrorCode::InternalError => "An unexpected error happened on our side.",
             ErrorCode::Default => "Sign-in could not be completed. Please try again.",

@@ -87,6 +87,11 @@ impl Users {
             }
         }
         if let Some(existing) = self.by_verified_email(profile.email.as_deref()).await? {
+            // A racing first sign-in of this same account may have just created the user
+            // whose email we found: then this is simply that user signing in.
+            if let Some(owner) = self.account_owner(&account).await? {
+                return Ok(self.refresh_profile(owner, profile).await?);
+            }
             if link_by_email && profile.email_verified {
                 return self.link(existing, provider, profile).await;
             }

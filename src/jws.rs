@@ -28,6 +28,34 @@ impl SigningKey {
         }
     }
 
+    /// A fresh P-256 key with key id `kid`, and its PKCS#8 v1 DER (to be sealed and stored).
+    pub fn generate_pkcs8(kid: &str) -> (Self, Vec<u8>) {
+        let pair = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING)
+            .expect("P-256 key generation does not fail");
+        let der = pair
+            .to_pkcs8v1()
+            .expect("a generated P-256 key serializes")
+            .as_ref()
+            .to_vec();
+        (
+            SigningKey {
+                kid: kid.to_string(),
+                pair,
+            },
+            der,
+        )
+    }
+
+    /// A P-256 key from PKCS#8 DER (as [`SigningKey::generate_pkcs8`] returns it).
+    pub fn from_pkcs8_der(der: &[u8], kid: &str) -> Result<Self, String> {
+        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, der)
+            .map_err(|_| "not a P-256 (ES256) private key".to_string())?;
+        Ok(SigningKey {
+            kid: kid.to_string(),
+            pair,
+        })
+    }
+
     /// A P-256 key from a PKCS#8 PEM ("-----BEGIN PRIVATE KEY-----"), e.g. an Apple `.p8`.
     pub fn from_pkcs8_pem(pem: &str, kid: &str) -> Result<Self, String> {
         use base64::Engine;
@@ -44,12 +72,7 @@ impl SigningKey {
         let der = base64::engine::general_purpose::STANDARD
             .decode(body)
             .map_err(|_| "the PEM body is not base64".to_string())?;
-        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &der)
-            .map_err(|_| "not a P-256 (ES256) private key".to_string())?;
-        Ok(SigningKey {
-            kid: kid.to_string(),
-            pair,
-        })
+        Self::from_pkcs8_der(&der, kid)
     }
 
     pub fn kid(&self) -> &str {
@@ -108,6 +131,14 @@ mod tests {
         let key = SigningKey::from_pkcs8_pem(&pem, "K1").unwrap();
         assert_eq!(key.kid(), "K1");
         assert!(SigningKey::from_pkcs8_pem("nonsense", "K").is_err());
+    }
+
+    #[test]
+    fn pkcs8_round_trip_keeps_the_public_key() {
+        let (key, der) = SigningKey::generate_pkcs8("K2");
+        let again = SigningKey::from_pkcs8_der(&der, "K2").unwrap();
+        assert_eq!(key.public_jwk(), again.public_jwk());
+        assert!(SigningKey::from_pkcs8_der(b"junk", "K").is_err());
     }
 
     #[test]

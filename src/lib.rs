@@ -13,6 +13,7 @@ pub mod provider;
 pub mod server;
 pub mod session;
 pub mod store;
+pub mod tokens;
 pub mod web;
 
 /// Installs aws-lc as the process's one TLS crypto provider (reqwest and redis use rustls

@@ -256,6 +256,29 @@ impl Sessions {
     }
 }
 
+impl Sessions {
+    /// Is the session with store id `id` (not the cookie token) still live? Never extends it.
+    pub async fn is_live(&self, id: &str) -> Result<bool, StoreError> {
+        let Some(bytes) = self.store.get(&key(id)).await? else {
+            return Ok(false);
+        };
+        Ok(serde_json::from_slice::<SessionRecord>(&bytes)
+            .is_ok_and(|record| self.now() < self.end(&record)))
+    }
+
+    /// Ends the session with store id `id` (token theft detected, revocation by id).
+    pub async fn end_by_id(&self, id: &str) -> Result<(), StoreError> {
+        if let Some(bytes) = self.store.take(&key(id)).await? {
+            if let Ok(record) = serde_json::from_slice::<SessionRecord>(&bytes) {
+                self.store
+                    .set_remove(&user_index(&record.user_id), id)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Cookie tokens are 43 URL-safe characters; anything else is not worth a store lookup.
 fn plausible_token(token: &str) -> bool {
     token.len() == 43

@@ -231,6 +231,11 @@ pub struct TokensConfig {
     pub access_ttl: Duration,
     pub refresh_ttl: Duration,
     pub audience: Vec<String>,
+    /// How long one signing key signs before the next one takes over.
+    pub key_rotation: Duration,
+    /// How long a just-rotated refresh token may still be presented (racing requests from
+    /// one browser) before its reuse counts as theft.
+    pub refresh_grace: Duration,
 }
 
 #[derive(Clone, Debug)]

@@ -38,6 +38,8 @@ pub(crate) struct RawTokens {
     pub access_ttl: Option<RawDuration>,
     pub refresh_ttl: Option<RawDuration>,
     pub audience: Option<Vec<String>>,
+    pub key_rotation: Option<RawDuration>,
+    pub refresh_grace: Option<RawDuration>,
 }
 
 #[derive(Deserialize, Default)]

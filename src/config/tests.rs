@@ -603,3 +603,24 @@ fn several_type_errors_in_one_section() {
         "{e:?}"
     );
 }
+
+#[test]
+fn token_rotation_keys() {
+    let c = ok(&with(""));
+    assert_eq!(c.tokens.key_rotation, Duration::from_secs(30 * 86_400));
+    assert_eq!(c.tokens.refresh_grace, Duration::from_secs(10));
+    let c = ok(&with(
+        "[tokens]\nkey_rotation = \"12h\"\nrefresh_grace = \"2s\"\n",
+    ));
+    assert_eq!(c.tokens.key_rotation, Duration::from_secs(12 * 3600));
+    assert_eq!(c.tokens.refresh_grace, Duration::from_secs(2));
+    let e = errs(&with(
+        "[tokens]\nkey_rotation = \"0s\"\nrefresh_grace = \"soon\"\n",
+    ));
+    assert_eq!(e.len(), 2, "{e:?}");
+    assert_eq!(e[0].key, "tokens.key_rotation");
+    assert_eq!(e[0].line, Some(4));
+    assert!(e[0].message.contains("greater than zero"), "{}", e[0]);
+    assert_eq!(e[1].key, "tokens.refresh_grace");
+    assert_eq!(e[1].line, Some(5));
+}

@@ -598,6 +598,16 @@ fn tokens(ctx: &mut Ctx, raw: RawTokens) -> Option<TokensConfig> {
         raw.refresh_ttl.as_ref(),
         Duration::from_secs(30 * 86_400),
     );
+    let key_rotation = ctx.duration(
+        &p.key("key_rotation"),
+        raw.key_rotation.as_ref(),
+        Duration::from_secs(30 * 86_400),
+    );
+    let refresh_grace = ctx.duration(
+        &p.key("refresh_grace"),
+        raw.refresh_grace.as_ref(),
+        Duration::from_secs(10),
+    );
     let aud_path = p.key("audience");
     let audience = ctx
         .strings(&aud_path, raw.audience.as_deref())
@@ -620,6 +630,8 @@ fn tokens(ctx: &mut Ctx, raw: RawTokens) -> Option<TokensConfig> {
         access_ttl: access_ttl?,
         refresh_ttl: refresh_ttl?,
         audience: audience?,
+        key_rotation: key_rotation?,
+        refresh_grace: refresh_grace?,
     })
 }
 

@@ -105,9 +105,19 @@ fn wants_json(req: &Request) -> bool {
         .and_then(|v| v.to_str().ok())
         .is_some_and(|a| a.contains("application/json") && !a.contains("text/html"));
     let path = req.uri().path();
-    let api_path = ["/session", "/csrf", "/providers", "/readyz", "/verify"]
-        .iter()
-        .any(|p| path.ends_with(p));
+    let api_path = [
+        "/session",
+        "/csrf",
+        "/providers",
+        "/readyz",
+        "/verify",
+        "/token",
+        "/refresh",
+        "/revoke",
+        "/.well-known/jwks.json",
+    ]
+    .iter()
+    .any(|p| path.ends_with(p));
     let return_redirect = req.method() == Method::POST
         && headers
             .get("x-auth-return-redirect")

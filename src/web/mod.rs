@@ -10,6 +10,7 @@ mod pages;
 pub mod redirect;
 mod signin;
 pub mod templates;
+mod tokens;
 
 use crate::config::Config;
 use crate::identity::Users;
@@ -84,7 +85,8 @@ pub fn router(app: AppState) -> Router {
         .route("/verify", get(api::verify))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
-        .merge(dev_routes::routes());
+        .merge(dev_routes::routes())
+        .merge(tokens::routes(&app));
     let base = app.config.server.base_path.clone();
     let routes = if base.is_empty() {
         routes

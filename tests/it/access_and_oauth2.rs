@@ -1,6 +1,6 @@
 //! Plain OAuth 2.0 providers with a profile mapping, and per-provider access rules.
-use crate::signin_dev::urlencode;
 use crate::support::browser::{location, Browser};
+use crate::support::dev::{dev_flow, urlencode};
 use crate::support::latch::{Setup, TestApp};
 use axum::extract::Query;
 use axum::response::{IntoResponse, Json};
@@ -10,23 +10,6 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-
-/// Signs in through the dev provider as `email`; returns the callback response.
-async fn dev_sign_in(app: &TestApp, browser: &Browser, email: &str) -> reqwest::Response {
-    let start = browser.get(&app.url("/signin/dev?callbackUrl=/")).await;
-    let authorize = location(&start, StatusCode::FOUND);
-    let mut form: Vec<(String, String)> = url::Url::parse(&authorize)
-        .unwrap()
-        .query_pairs()
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect();
-    form.push(("email".into(), email.into()));
-    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let approved = browser
-        .post_form(&app.url("/dev/dev/authorize"), &form)
-        .await;
-    browser.get(&location(&approved, StatusCode::FOUND)).await
-}
 
 async fn user_count(db: &std::path::Path) -> usize {
     let store = latch::store::open(&format!("sqlite://{}", db.display()), Some(db))
@@ -47,7 +30,7 @@ async fn email_rules_allow_and_refuse_creating_nothing_on_refusal() {
         .spawn()
         .await;
     let browser = Browser::new();
-    let refused = dev_sign_in(&app, &browser, "mallory@evil.test").await;
+    let refused = dev_flow(&app, &browser, "dev", "mallory@evil.test", "/").await;
     assert_eq!(refused.status(), StatusCode::FORBIDDEN);
     assert!(refused.text().await.unwrap().contains("AccessDenied"));
     assert_eq!(user_count(&db).await, 0, "no user is created on refusal");
@@ -62,7 +45,7 @@ async fn email_rules_allow_and_refuse_creating_nothing_on_refusal() {
     for allowed in ["ann@corp.test", "guest@partner.test"] {
         // A browser each: a signed-in browser would link the second account instead.
         let browser = Browser::new();
-        let ok = dev_sign_in(&app, &browser, allowed).await;
+        let ok = dev_flow(&app, &browser, "dev", allowed, "/").await;
         assert_eq!(ok.status(), StatusCode::FOUND, "{allowed}");
     }
     assert_eq!(user_count(&db).await, 2);

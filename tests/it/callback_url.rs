@@ -1,5 +1,6 @@
 //! No open redirect: `callbackUrl` may only lead to public_url's origin or trusted_origins.
-use crate::support::browser::{location, query_param, Browser};
+use crate::support::browser::{location, Browser};
+use crate::support::dev::dev_flow;
 use crate::support::latch::Setup;
 use reqwest::StatusCode;
 
@@ -40,26 +41,7 @@ async fn callback_url_attacks_fall_back_to_public_url() {
     ];
     let browser = Browser::new();
     for (attack, expected) in cases {
-        let url = format!(
-            "{}?callbackUrl={}",
-            app.url("/signin/dev"),
-            crate::signin_dev::urlencode(attack)
-        );
-        let start = browser.get(&url).await;
-        let authorize = location(&start, StatusCode::FOUND);
-        let mut form: Vec<(String, String)> = url::Url::parse(&authorize)
-            .unwrap()
-            .query_pairs()
-            .map(|(k, v)| (k.into_owned(), v.into_owned()))
-            .collect();
-        form.push(("email".into(), "eve@example.com".into()));
-        let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        let approved = browser
-            .post_form(&app.url("/dev/dev/authorize"), &form)
-            .await;
-        let callback = location(&approved, StatusCode::FOUND);
-        assert!(query_param(&callback, "code").is_some());
-        let done = browser.get(&callback).await;
+        let done = dev_flow(&app, &browser, "dev", "eve@example.com", attack).await;
         let landed = location(&done, StatusCode::FOUND);
         let want = expected.clone().unwrap_or_else(|| public.clone());
         assert_eq!(landed, want, "callbackUrl {attack:?}");

@@ -1,30 +1,12 @@
 //! Account linking through the real flow, and forward auth for reverse proxies.
 use crate::signin_dev::sign_in_with_dev;
-use crate::support::browser::{location, Browser};
+use crate::support::browser::Browser;
+use crate::support::dev::dev_flow;
 use crate::support::latch::{Setup, TestApp};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 const TWO_DEVS: &str = "[providers.dev]\npreset = \"dev\"\n\n[providers.second]\npreset = \"dev\"\nname = \"Second login\"\n\n[providers.trusting]\npreset = \"dev\"\nname = \"Trusting login\"\nlink_by_email = true\n";
-
-/// Signs in through the dev provider `id` as `email`; returns the callback response.
-async fn dev_flow(app: &TestApp, browser: &Browser, id: &str, email: &str) -> reqwest::Response {
-    let start = browser
-        .get(&app.url(&format!("/signin/{id}?callbackUrl=/")))
-        .await;
-    let authorize = location(&start, StatusCode::FOUND);
-    let mut form: Vec<(String, String)> = url::Url::parse(&authorize)
-        .unwrap()
-        .query_pairs()
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect();
-    form.push(("email".into(), email.into()));
-    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let approved = browser
-        .post_form(&app.url(&format!("/dev/{id}/authorize")), &form)
-        .await;
-    browser.get(&location(&approved, StatusCode::FOUND)).await
-}
 
 async fn user_id(app: &TestApp, browser: &Browser) -> String {
     let s: Value = browser
@@ -41,7 +23,7 @@ async fn signed_in_user_links_another_provider() {
     let app = Setup::default().with_providers(TWO_DEVS).spawn().await;
     let browser = Browser::new();
     assert_eq!(
-        dev_flow(&app, &browser, "dev", "ann@example.com")
+        dev_flow(&app, &browser, "dev", "ann@example.com", "/")
             .await
             .status(),
         StatusCode::FOUND
@@ -49,7 +31,7 @@ async fn signed_in_user_links_another_provider() {
     let ann = user_id(&app, &browser).await;
     // Signed in, Ann uses the second provider with another address: linked to her.
     assert_eq!(
-        dev_flow(&app, &browser, "second", "ann.private@example.org")
+        dev_flow(&app, &browser, "second", "ann.private@example.org", "/")
             .await
             .status(),
         StatusCode::FOUND
@@ -58,7 +40,7 @@ async fn signed_in_user_links_another_provider() {
     // Later, signed out, the second provider alone signs in as Ann.
     let fresh = Browser::new();
     assert_eq!(
-        dev_flow(&app, &fresh, "second", "ann.private@example.org")
+        dev_flow(&app, &fresh, "second", "ann.private@example.org", "/")
             .await
             .status(),
         StatusCode::FOUND
@@ -70,11 +52,11 @@ async fn signed_in_user_links_another_provider() {
 async fn same_email_elsewhere_is_not_linked_without_link_by_email() {
     let app = Setup::default().with_providers(TWO_DEVS).spawn().await;
     let first = Browser::new();
-    dev_flow(&app, &first, "dev", "bob@example.com").await;
+    dev_flow(&app, &first, "dev", "bob@example.com", "/").await;
     let bob = user_id(&app, &first).await;
 
     let other = Browser::new();
-    let refused = dev_flow(&app, &other, "second", "bob@example.com").await;
+    let refused = dev_flow(&app, &other, "second", "bob@example.com", "/").await;
     assert_eq!(refused.status(), StatusCode::CONFLICT);
     let page = refused.text().await.unwrap();
     assert!(page.contains("OAuthAccountNotLinked"), "{page}");
@@ -88,7 +70,7 @@ async fn same_email_elsewhere_is_not_linked_without_link_by_email() {
     // A provider with link_by_email = true joins the verified address to Bob.
     let trusting = Browser::new();
     assert_eq!(
-        dev_flow(&app, &trusting, "trusting", "bob@example.com")
+        dev_flow(&app, &trusting, "trusting", "bob@example.com", "/")
             .await
             .status(),
         StatusCode::FOUND

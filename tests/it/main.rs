@@ -13,3 +13,4 @@ mod redis_sessions;
 mod routes;
 mod signin_dev;
 mod store_contract;
+mod tokens;

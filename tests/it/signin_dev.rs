@@ -89,9 +89,7 @@ pub async fn sign_in_with_dev(
     location(&done, StatusCode::FOUND)
 }
 
-pub fn urlencode(s: &str) -> String {
-    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
-}
+pub use crate::support::dev::urlencode;
 
 async fn full_sign_in_and_out(app: TestApp) {
     let browser = Browser::new();

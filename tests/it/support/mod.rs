@@ -1,6 +1,7 @@
 //! Shared test fixtures.
 #![allow(dead_code)]
 pub mod browser;
+pub mod dev;
 pub mod fakes;
 pub mod hostile;
 pub mod latch;

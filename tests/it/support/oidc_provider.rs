@@ -8,7 +8,7 @@ pub const CLIENT_ID: &str = "latch-it";
 pub const CLIENT_SECRET: &str = "oidc-provider-test-secret";
 
 /// Installs the pinned packages once per test run (`npm ci`), so `cargo test` alone works.
-async fn install(dir: &'static str) {
+pub async fn install(dir: &'static str) {
     static INSTALLED: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
     INSTALLED
         .get_or_init(|| async move {

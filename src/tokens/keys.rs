@@ -1,0 +1,265 @@
+//! Signing keys shared by every latch instance.
+//!
+//! Time is cut into slots of `key_rotation`, counted from the Unix epoch; slot `n` has its own
+//! key, which signs from `n * period` until `(n + 1) * period` (its retirement) and is
+//! published until the last token it signed has expired (`retired_at + access_ttl`, plus a
+//! minute for clock skew between instances), which is exactly the store record's TTL.
+//! The key of a slot is created by whichever instance needs it first, with `put_new`, so two
+//! instances racing to create it agree on one key. The next slot's key is created and
+//! published ahead of its first use, so apps that cache the JWKS already know it.
+//! The private key is stored as PKCS#8 sealed with the server secret (purpose `signing-key`).
+use super::now_ms;
+use crate::crypto::{open, random_token, seal};
+use crate::jws::SigningKey;
+use crate::store::{Store, StoreError};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+const INDEX: &str = "signing_keys";
+const PURPOSE: &str = "signing-key";
+/// Published this much longer than strictly needed, for clock skew between instances.
+const SKEW: Duration = Duration::from_secs(60);
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct KeyRecord {
+    pub kid: String,
+    /// Unix ms: starts signing.
+    pub not_before: i64,
+    /// Unix ms: stops signing (the next key takes over).
+    pub retires_at: i64,
+    /// The public half, as published.
+    pub jwk: Value,
+    /// PKCS#8 DER sealed with the server secret.
+    pub private_key: String,
+}
+
+/// Why no key could be used.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("signing key {0}: {1}")]
+    Unusable(String, String),
+}
+
+impl From<KeyError> for crate::error::AuthError {
+    fn from(err: KeyError) -> Self {
+        match err {
+            KeyError::Store(e) => e.into(),
+            // The store holds a key this instance cannot open (another server.secret):
+            // a deployment fault, answered like an unusable store.
+            e @ KeyError::Unusable(..) => crate::error::AuthError::new(
+                crate::error::ErrorCode::StoreUnavailable,
+                e.to_string(),
+            ),
+        }
+    }
+}
+
+pub struct KeyRing {
+    store: Arc<dyn Store>,
+    secret: Vec<u8>,
+    period_ms: i64,
+    access_ttl: Duration,
+    clock: Arc<dyn Fn() -> i64 + Send + Sync>,
+    cache: Mutex<HashMap<i64, Arc<SigningKey>>>,
+}
+
+impl KeyRing {
+    pub fn new(
+        store: Arc<dyn Store>,
+        secret: &[u8],
+        rotation: Duration,
+        access_ttl: Duration,
+    ) -> Self {
+        Self::with_clock(store, secret, rotation, access_ttl, Arc::new(now_ms))
+    }
+
+    /// With an injected clock (Unix ms), for tests.
+    pub fn with_clock(
+        store: Arc<dyn Store>,
+        secret: &[u8],
+        rotation: Duration,
+        access_ttl: Duration,
+        clock: Arc<dyn Fn() -> i64 + Send + Sync>,
+    ) -> Self {
+        KeyRing {
+            store,
+            secret: secret.to_vec(),
+            period_ms: (rotation.as_millis() as i64).max(1),
+            access_ttl,
+            clock,
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn slot_now(&self) -> i64 {
+        (self.clock)().div_euclid(self.period_ms)
+    }
+
+    fn record_key(&self, slot: i64) -> String {
+        format!("signing_key:{}:{slot}", self.period_ms)
+    }
+
+    /// How long slot `slot`'s record must live from now: until its last token expires.
+    fn record_ttl(&self, slot: i64) -> Duration {
+        let retires = (slot + 1) * self.period_ms;
+        let until = retires + self.access_ttl.as_millis() as i64 + SKEW.as_millis() as i64;
+        Duration::from_millis((until - (self.clock)()).max(1) as u64)
+    }
+
+    fn index_ttl(&self) -> Duration {
+        Duration::from_millis(2 * self.period_ms as u64) + self.access_ttl + SKEW
+    }
+
+    /// The key that signs now.
+    pub async fn current(&self) -> Result<Arc<SigningKey>, KeyError> {
+        self.slot_key(self.slot_now()).await
+    }
+
+    /// The key of `slot`, created (by this or another instance) if it does not exist yet.
+    async fn slot_key(&self, slot: i64) -> Result<Arc<SigningKey>, KeyError> {
+        if let Some(key) = self.cache.lock().expect("key cache").get(&slot) {
+            return Ok(key.clone());
+        }
+        let record_key = self.record_key(slot);
+        let key = match self.store.get(&record_key).await? {
+            Some(bytes) => self.open_record(&record_key, &bytes)?,
+            None => {
+                let kid = random_token(12);
+                let (key, der) = SigningKey::generate_pkcs8(&kid);
+                let record = KeyRecord {
+                    kid,
+                    not_before: slot * self.period_ms,
+                    retires_at: (slot + 1) * self.period_ms,
+                    jwk: key.public_jwk(),
+                    private_key: seal(&self.secret, PURPOSE, &der),
+                };
+                let bytes = serde_json::to_vec(&record).expect("key records serialize");
+                let ttl = self.record_ttl(slot);
+                if self.store.put_new(&record_key, &bytes, Some(ttl)).await? {
+                    tracing::info!(kid = %record.kid, "new signing key created");
+                    key
+                } else {
+                    // Another instance created this slot's key first: use theirs.
+                    let bytes = self.store.get(&record_key).await?.ok_or_else(|| {
+                        KeyError::Unusable(record_key.clone(), "vanished after creation".into())
+                    })?;
+                    self.open_record(&record_key, &bytes)?
+                }
+            }
+        };
+        // Idempotent; every instance adds it so no instance signs with an unlisted key.
+        self.store
+            .set_add(INDEX, &record_key, Some(self.index_ttl()))
+            .await?;
+        let key = Arc::new(key);
+        let mut cache = self.cache.lock().expect("key cache");
+        let oldest_useful = slot - 2;
+        cache.retain(|s, _| *s >= oldest_useful);
+        Ok(cache.entry(slot).or_insert(key).clone())
+    }
+
+    fn open_record(&self, record_key: &str, bytes: &[u8]) -> Result<SigningKey, KeyError> {
+        let unusable = |why: &str| KeyError::Unusable(record_key.to_string(), why.to_string());
+        let record: KeyRecord =
+            serde_json::from_slice(bytes).map_err(|_| unusable("unreadable record"))?;
+        let der = open(&[&self.secret], PURPOSE, &record.private_key)
+            .ok_or_else(|| unusable("sealed with another server.secret"))?;
+        SigningKey::from_pkcs8_der(&der, &record.kid).map_err(|e| unusable(&e))
+    }
+
+    /// The public keys to publish, newest first: the next slot's key (not signing yet), the
+    /// current one, and retired ones whose tokens may still be valid.
+    pub async fn jwks(&self) -> Result<Value, KeyError> {
+        let slot = self.slot_now();
+        self.slot_key(slot).await?;
+        self.slot_key(slot + 1).await?;
+        let mut records = Vec::new();
+        for member in self.store.set_members(INDEX).await? {
+            match self.store.get(&member).await? {
+                Some(bytes) => match serde_json::from_slice::<KeyRecord>(&bytes) {
+                    Ok(record) => records.push(record),
+                    Err(_) => tracing::warn!(key = %member, "unreadable signing key record"),
+                },
+                // Expired: every token it signed has expired too.
+                None => self.store.set_remove(INDEX, &member).await?,
+            }
+        }
+        records.sort_by(|a, b| b.not_before.cmp(&a.not_before).then(a.kid.cmp(&b.kid)));
+        let keys: Vec<Value> = records.into_iter().map(|r| r.jwk).collect();
+        Ok(serde_json::json!({ "keys": keys }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicI64, Ordering};
+
+    const SECRET: &[u8] = b"unit-test-secret-0123456789abcdef0123";
+
+    async fn ring(
+        store: Arc<dyn Store>,
+        time: Arc<AtomicI64>,
+        rotation_s: u64,
+        ttl_s: u64,
+    ) -> KeyRing {
+        KeyRing::with_clock(
+            store,
+            SECRET,
+            Duration::from_secs(rotation_s),
+            Duration::from_secs(ttl_s),
+            Arc::new(move || time.load(Ordering::SeqCst)),
+        )
+    }
+
+    fn kids(jwks: &Value) -> Vec<String> {
+        jwks["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["kid"].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn two_instances_share_one_key_per_slot_and_rotate() {
+        let store = crate::store::open("memory://", None).await.unwrap();
+        let time = Arc::new(AtomicI64::new(1_000_000_000));
+        let a = ring(store.clone(), time.clone(), 100, 10).await;
+        let b = ring(store.clone(), time.clone(), 100, 10).await;
+        let (ka, kb) = tokio::join!(a.current(), b.current());
+        assert_eq!(ka.unwrap().kid(), kb.unwrap().kid(), "one key per slot");
+        let first = a.current().await.unwrap().kid().to_string();
+        // The JWKS already lists the next slot's key.
+        let listed = kids(&a.jwks().await.unwrap());
+        assert_eq!(listed.len(), 2);
+        assert!(listed.contains(&first));
+        assert_eq!(listed, kids(&b.jwks().await.unwrap()));
+
+        // The next slot: a new key signs; the old one is still published.
+        time.fetch_add(100_000, Ordering::SeqCst);
+        let second = b.current().await.unwrap().kid().to_string();
+        assert_ne!(first, second);
+        assert!(listed.contains(&second), "pre-published");
+        let listed = kids(&a.jwks().await.unwrap());
+        assert!(listed.contains(&first) && listed.contains(&second));
+        assert_eq!(listed.len(), 3);
+
+        // The private key in the store is sealed, and opens with the secret only.
+        let members = store.set_members(INDEX).await.unwrap();
+        let bytes = store.get(&members[0]).await.unwrap().unwrap();
+        let record: KeyRecord = serde_json::from_slice(&bytes).unwrap();
+        assert!(record.private_key.starts_with("v1."));
+        assert!(open(
+            &[b"another secret".as_slice()],
+            PURPOSE,
+            &record.private_key
+        )
+        .is_none());
+    }
+}

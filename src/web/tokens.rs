@@ -1,0 +1,259 @@
+//! `/token`, `/refresh`, `/revoke` and `/.well-known/jwks.json`: access tokens for apps,
+//! refresh-token rotation, revocation, and the public signing keys.
+use super::{cookies, parse_form, AppState, WebError};
+use crate::crypto::random_token;
+use crate::error::{AuthError, ErrorCode};
+use crate::tokens::keys::KeyRing;
+use crate::tokens::refresh::{Issued, RefreshFamilies, Refusal};
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::header::{HeaderMap, HeaderValue, CACHE_CONTROL, PRAGMA, SET_COOKIE};
+use axum::response::{IntoResponse, Json, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use serde_json::{json, Value};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The token routes' state: the app plus the signing keys and refresh families.
+pub struct TokenApp {
+    app: AppState,
+    keys: KeyRing,
+    families: RefreshFamilies,
+    refresh_cookie: String,
+}
+
+type TokenState = Arc<TokenApp>;
+
+/// The token routes, to be merged into the router under `base_path`.
+pub fn routes(app: &AppState) -> Router<AppState> {
+    let t = &app.config.tokens;
+    let state = Arc::new(TokenApp {
+        keys: KeyRing::new(
+            app.store.clone(),
+            app.secret(),
+            t.key_rotation,
+            t.access_ttl,
+        ),
+        families: RefreshFamilies::new(
+            app.store.clone(),
+            app.secret(),
+            t.refresh_ttl,
+            t.refresh_grace,
+        ),
+        refresh_cookie: if app.cookies.is_secure() {
+            "__Secure-latch.refresh-token".into()
+        } else {
+            "latch.refresh-token".into()
+        },
+        app: app.clone(),
+    });
+    // Signing keys exist from the first start on (created by whichever instance is first).
+    if let Ok(handle) = tokio::runtime::Handle::try_current() {
+        let early = state.clone();
+        handle.spawn(async move {
+            if let Err(e) = early.keys.jwks().await {
+                tracing::warn!(error = %e, "signing keys not ready yet; created on first use");
+            }
+        });
+    }
+    Router::new()
+        .route("/token", post(token))
+        .route("/refresh", post(refresh))
+        .route("/revoke", post(revoke))
+        .route("/.well-known/jwks.json", get(jwks))
+        .with_state(state)
+}
+
+fn refused(code: ErrorCode, reason: impl Into<String>) -> WebError {
+    WebError::json(AuthError::new(code, reason))
+}
+
+fn json_err(e: impl Into<AuthError>) -> WebError {
+    WebError::json(e.into())
+}
+
+impl TokenApp {
+    fn refresh_cookie(&self, value: &str, max_age: Duration) -> HeaderValue {
+        let mut cookie = format!(
+            "{}={value}; Path={}/refresh; HttpOnly; Max-Age={}; SameSite=Strict",
+            self.refresh_cookie,
+            self.app.config.server.base_path,
+            max_age.as_secs()
+        );
+        if self.app.cookies.is_secure() {
+            cookie.push_str("; Secure");
+        }
+        HeaderValue::from_str(&cookie).expect("refresh tokens are URL-safe")
+    }
+
+    fn clear_refresh_cookie(&self) -> HeaderValue {
+        self.refresh_cookie("", Duration::ZERO)
+    }
+
+    /// Signs an access token for `issued`'s user and session, and answers with it and the
+    /// refresh cookie.
+    async fn answer(&self, issued: Issued) -> Result<Response, WebError> {
+        let Some(user) = self
+            .app
+            .users
+            .get(&issued.user_id)
+            .await
+            .map_err(json_err)?
+        else {
+            return Err(refused(
+                ErrorCode::SessionRequired,
+                format!(
+                    "user {} of session {} no longer exists",
+                    issued.user_id, issued.session_id
+                ),
+            ));
+        };
+        let ttl = self.app.config.tokens.access_ttl;
+        let key = self.keys.current().await.map_err(json_err)?;
+        let now = chrono::Utc::now().timestamp();
+        let audience = &self.app.config.tokens.audience;
+        let aud = if audience.len() == 1 {
+            json!(audience[0])
+        } else {
+            json!(audience)
+        };
+        let claims = json!({
+            "iss": self.app.url(""),
+            "sub": user.id,
+            "aud": aud,
+            "exp": now + ttl.as_secs().max(1) as i64,
+            "iat": now,
+            "jti": random_token(16),
+            "sid": issued.session_id,
+            "email": user.email,
+            "name": user.name,
+        });
+        let access_token = key.sign(&claims);
+        let mut response = Json(json!({
+            "access_token": access_token,
+            "token_type": "Bearer",
+            "expires_in": ttl.as_secs().max(1),
+        }))
+        .into_response();
+        let headers = response.headers_mut();
+        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        headers.insert(PRAGMA, HeaderValue::from_static("no-cache"));
+        headers.append(
+            SET_COOKIE,
+            self.refresh_cookie(&issued.token, issued.max_age),
+        );
+        Ok(response)
+    }
+}
+
+/// `POST /token`: session cookie -> access token and a new refresh-token family.
+async fn token(State(t): State<TokenState>, headers: HeaderMap) -> Result<Response, WebError> {
+    let app = &t.app;
+    let Some(cookie) = cookies::read(&headers, &app.cookies.session) else {
+        return Err(refused(ErrorCode::SessionRequired, "no session cookie"));
+    };
+    let Some(session) = app.sessions.load(cookie).await.map_err(json_err)? else {
+        return Err(refused(
+            ErrorCode::SessionRequired,
+            "session cookie names no live session",
+        ));
+    };
+    let session_end_ms =
+        (session.record.created_at + app.sessions.max_age().as_secs() as i64).saturating_mul(1000);
+    let issued = t
+        .families
+        .create(&session.id, &session.record.user_id, session_end_ms)
+        .await
+        .map_err(json_err)?;
+    t.answer(issued).await
+}
+
+/// `POST /refresh`: refresh cookie -> new access token and the rotated refresh cookie.
+async fn refresh(State(t): State<TokenState>, headers: HeaderMap) -> Response {
+    let Some(token) = cookies::read(&headers, &t.refresh_cookie) else {
+        return refused(ErrorCode::InvalidRefreshToken, "no refresh cookie").into_response();
+    };
+    let outcome = match t.families.rotate(token, &t.app.sessions).await {
+        Ok(outcome) => outcome,
+        Err(e) => return json_err(e).into_response(),
+    };
+    let error = match outcome {
+        Ok(issued) => {
+            return t.answer(issued).await.into_response();
+        }
+        Err(Refusal::Unknown) => refused(
+            ErrorCode::InvalidRefreshToken,
+            "refresh token unknown, expired or revoked",
+        ),
+        Err(Refusal::SessionEnded) => refused(
+            ErrorCode::InvalidRefreshToken,
+            "the session behind the refresh token has ended",
+        ),
+        Err(Refusal::Reused { family_id }) => refused(
+            ErrorCode::RefreshTokenReused,
+            format!("rotated refresh token of family {family_id} reused after the grace window; family and session revoked"),
+        ),
+        Err(Refusal::Busy) => {
+            return refused(
+                ErrorCode::StoreUnavailable,
+                "refresh family lock held by another request for too long",
+            )
+            .into_response()
+        }
+    };
+    let mut response = error.into_response();
+    response
+        .headers_mut()
+        .append(SET_COOKIE, t.clear_refresh_cookie());
+    response
+}
+
+/// `POST /revoke`: with the session cookie, ends the session and all its refresh families;
+/// otherwise ends the family of the refresh token in the form field `token`.
+/// Answers 200 `{}` also for tokens that were already invalid (RFC 7009).
+async fn revoke(
+    State(t): State<TokenState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, WebError> {
+    let app = &t.app;
+    if let Some(cookie) = cookies::read(&headers, &app.cookies.session) {
+        if let Some(session) = app.sessions.load(cookie).await.map_err(json_err)? {
+            t.families
+                .revoke_session(&session.id)
+                .await
+                .map_err(json_err)?;
+            app.sessions.delete(cookie).await.map_err(json_err)?;
+            tracing::info!(session = %session.id, "session and its refresh tokens revoked");
+            let mut response = Json(json!({})).into_response();
+            let h = response.headers_mut();
+            h.append(SET_COOKIE, app.cookies.clear(&app.cookies.session));
+            h.append(SET_COOKIE, t.clear_refresh_cookie());
+            return Ok(response);
+        }
+    }
+    let form = parse_form(&body);
+    let Some(token) = form.get("token").filter(|t| !t.is_empty()) else {
+        return Err(refused(
+            ErrorCode::SessionRequired,
+            "no live session cookie and no `token` form field",
+        ));
+    };
+    let revoked = t.families.revoke_token(token).await.map_err(json_err)?;
+    if !revoked {
+        tracing::info!("revoke: the token named no live refresh family");
+    }
+    Ok(Json(json!({})).into_response())
+}
+
+/// `GET /.well-known/jwks.json`.
+async fn jwks(State(t): State<TokenState>) -> Result<Response, WebError> {
+    let keys: Value = t.keys.jwks().await.map_err(json_err)?;
+    let max_age = (t.app.config.tokens.key_rotation.as_secs() / 4).min(300);
+    let mut response = Json(keys).into_response();
+    if let Ok(v) = HeaderValue::from_str(&format!("public, max-age={max_age}")) {
+        response.headers_mut().insert(CACHE_CONTROL, v);
+    }
+    Ok(response)
+}

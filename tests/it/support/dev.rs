@@ -1,0 +1,38 @@
+//! Driving latch's built-in development provider the way a browser would, without checks
+//! (tests that check each hop use `signin_dev::sign_in_with_dev`).
+use super::browser::{location, Browser};
+use super::latch::TestApp;
+use reqwest::StatusCode;
+
+pub fn urlencode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// Starts at `/signin/{provider}?callbackUrl=`, signs in as `email` at the dev provider, and
+/// returns latch's answer to the callback.
+pub async fn dev_flow(
+    app: &TestApp,
+    browser: &Browser,
+    provider: &str,
+    email: &str,
+    callback: &str,
+) -> reqwest::Response {
+    let start = browser
+        .get(&app.url(&format!(
+            "/signin/{provider}?callbackUrl={}",
+            urlencode(callback)
+        )))
+        .await;
+    let authorize = location(&start, StatusCode::FOUND);
+    let mut form: Vec<(String, String)> = url::Url::parse(&authorize)
+        .unwrap()
+        .query_pairs()
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    form.push(("email".into(), email.into()));
+    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let approved = browser
+        .post_form(&app.url(&format!("/dev/{provider}/authorize")), &form)
+        .await;
+    browser.get(&location(&approved, StatusCode::FOUND)).await
+}
