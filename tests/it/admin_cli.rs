@@ -234,12 +234,24 @@ async fn admin_commands_on_redis_and_an_unreachable_store() {
     let out = latch(&config, &["users", "show", "linus@example.com"]).await;
     assert!(out.ok().contains("sessions: 2\n"), "{}", out.stdout);
 
+    // A refresh token minted from the session ends with it.
+    let token = linus2.send(linus2.client.post(app.url("/token"))).await;
+    assert_eq!(token.status(), reqwest::StatusCode::OK);
+    let refresh = linus2.send(linus2.client.post(app.url("/refresh"))).await;
+    assert_eq!(
+        refresh.status(),
+        reqwest::StatusCode::OK,
+        "the cookie reaches /refresh"
+    );
+
     let out = latch(&config, &["users", "delete", "linus@example.com"]).await;
     assert_eq!(
         out.ok(),
         format!("deleted user {linus_id} <linus@example.com>: 1 account, 2 sessions revoked\n")
     );
     assert_eq!(session(&app, &linus2).await, json!({}));
+    let refresh = linus2.send(linus2.client.post(app.url("/refresh"))).await;
+    assert_eq!(refresh.status(), reqwest::StatusCode::UNAUTHORIZED);
     let keys = crate::support::redis::raw_command(redis.port(), "KEYS *").unwrap();
     assert!(!keys.contains(&linus_id), "{keys}");
     assert!(!keys.contains("email:linus@example.com"), "{keys}");
