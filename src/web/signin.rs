@@ -235,12 +235,25 @@ pub async fn signout_post(
     let form = parse_form(&body);
     let json = wants_url_json(&headers, &form);
     check_csrf(&app, &headers, &form, json)?;
+    let store_error = |e: crate::store::StoreError| WebError::answer(e.into(), json);
+    let everywhere = form
+        .get("everywhere")
+        .is_some_and(|v| v == "1" || v == "true");
     if let Some(token) = cookies::read(&headers, &app.cookies.session) {
-        app.sessions
-            .delete(token)
-            .await
-            .map_err(|e| WebError::answer(e.into(), json))?;
-        tracing::info!("signed out");
+        let session = app.sessions.load(token).await.map_err(store_error)?;
+        match session {
+            Some(session) if everywhere => {
+                // Every session of this user, on every device; refresh tokens die with them.
+                let user = &session.record.user_id;
+                let ended = app.sessions.revoke_user(user).await.map_err(store_error)?;
+                app.sessions.delete(token).await.map_err(store_error)?;
+                tracing::info!(user = %user, sessions = ended, "signed out everywhere");
+            }
+            _ => {
+                app.sessions.delete(token).await.map_err(store_error)?;
+                tracing::info!("signed out");
+            }
+        }
     }
     let target = safe_callback_url(&app.config, form.get("callbackUrl").map(String::as_str));
     let clear = app.cookies.clear(&app.cookies.session);

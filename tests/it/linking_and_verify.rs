@@ -104,3 +104,37 @@ async fn verify_answers_forward_auth() {
         StatusCode::UNAUTHORIZED
     );
 }
+
+#[tokio::test]
+async fn sign_out_everywhere_ends_every_session_of_the_user() {
+    let app = Setup::default().spawn().await;
+    let laptop = Browser::new();
+    let phone = Browser::new();
+    let stranger = Browser::new();
+    sign_in_with_dev(&app, &laptop, "kim@example.com", "/").await;
+    sign_in_with_dev(&app, &phone, "kim@example.com", "/").await;
+    sign_in_with_dev(&app, &stranger, "lee@example.com", "/").await;
+    let kim = user_id(&app, &laptop).await;
+    assert_eq!(user_id(&app, &phone).await, kim);
+
+    let csrf: Value = laptop.get(&app.url("/csrf")).await.json().await.unwrap();
+    let csrf = csrf["csrfToken"].as_str().unwrap().to_string();
+    let r = laptop
+        .post_form(
+            &app.url("/signout"),
+            &[("csrfToken", &csrf), ("everywhere", "1")],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::FOUND);
+    for browser in [&laptop, &phone] {
+        let s: Value = browser
+            .get(&app.url("/session"))
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(s, json!({}));
+    }
+    // Other users are untouched.
+    assert_ne!(user_id(&app, &stranger).await, "");
+}
