@@ -12,5 +12,6 @@ mod presets;
 mod redis_sessions;
 mod routes;
 mod signin_dev;
+mod spa_example;
 mod store_contract;
 mod tokens;

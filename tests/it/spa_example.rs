@@ -1,0 +1,198 @@
+//! examples/spa: its API (`api.mjs`, jose against latch's JWKS) accepts latch's access
+//! tokens, refuses missing, forged and foreign ones, and accepts the token from a refresh.
+use crate::signin_dev::sign_in_with_dev;
+use crate::support::browser::Browser;
+use crate::support::latch::{Setup, TestApp};
+use reqwest::header::{AUTHORIZATION, WWW_AUTHENTICATE};
+use reqwest::{Response, StatusCode};
+use serde_json::Value;
+use std::process::Stdio;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/spa");
+
+/// Installs the example's pinned packages once per test run (`npm ci`), as
+/// `support::oidc_provider::install` does for the test provider.
+async fn install() {
+    static INSTALLED: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+    INSTALLED
+        .get_or_init(|| async {
+            if std::path::Path::new(DIR).join("node_modules/jose").is_dir() {
+                return;
+            }
+            let status = Command::new("npm")
+                .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
+                .current_dir(DIR)
+                .status()
+                .await
+                .expect("npm (Node.js 20+) is needed for the SPA example: apt-get install -y nodejs npm");
+            assert!(status.success(), "npm ci in examples/spa failed");
+        })
+        .await;
+}
+
+/// `node api.mjs` on a free port.
+struct Api {
+    origin: String,
+    _child: Child,
+}
+
+impl Api {
+    async fn start(env: &[(&str, &str)]) -> Api {
+        install().await;
+        let mut child = Command::new("node")
+            .arg("api.mjs")
+            .current_dir(DIR)
+            .env("PORT", "0")
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("node (Node.js 20+) is needed: apt-get install -y nodejs npm");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let line = tokio::time::timeout(std::time::Duration::from_secs(10), lines.next_line())
+            .await
+            .expect("api.mjs starts within 10 s")
+            .unwrap()
+            .expect("api.mjs prints LISTENING <port>");
+        let port: u16 = line
+            .strip_prefix("LISTENING ")
+            .and_then(|p| p.trim().parse().ok())
+            .unwrap_or_else(|| panic!("unexpected first line from api.mjs: {line}"));
+        Api {
+            origin: format!("http://127.0.0.1:{port}"),
+            _child: child,
+        }
+    }
+
+    async fn me(&self, token: Option<&str>) -> Response {
+        let mut request = reqwest::Client::new().get(format!("{}/api/me", self.origin));
+        if let Some(token) = token {
+            request = request.header(AUTHORIZATION, format!("Bearer {token}"));
+        }
+        request.send().await.unwrap()
+    }
+}
+
+async fn access_token(browser: &Browser, app: &TestApp, route: &str) -> String {
+    let response = browser.send(browser.client.post(app.url(route))).await;
+    assert_eq!(response.status(), StatusCode::OK, "POST {route}");
+    let body: Value = response.json().await.unwrap();
+    body["access_token"].as_str().unwrap().to_string()
+}
+
+async fn refused(response: Response) -> String {
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    response.headers()[WWW_AUTHENTICATE]
+        .to_str()
+        .unwrap()
+        .to_string()
+}
+
+/// The token with one character in the middle of its signature changed.
+fn tamper(token: &str) -> String {
+    let (signed, signature) = token.rsplit_once('.').unwrap();
+    let mut signature = signature.as_bytes().to_vec();
+    let middle = signature.len() / 2;
+    signature[middle] = if signature[middle] == b'A' {
+        b'B'
+    } else {
+        b'A'
+    };
+    format!("{signed}.{}", String::from_utf8(signature).unwrap())
+}
+
+#[tokio::test]
+async fn spa_example_api_verifies_latch_tokens() {
+    // The layout the example's README describes: latch under /auth.
+    let app = Setup::default().base_path("/auth").spawn().await;
+    let browser = Browser::new();
+    sign_in_with_dev(&app, &browser, "grace@example.com", "/").await;
+    let token = access_token(&browser, &app, "/token").await;
+
+    let issuer = app.url("");
+    let jwks = app.url("/.well-known/jwks.json");
+    let env = [
+        ("LATCH_ISSUER", issuer.as_str()),
+        ("LATCH_AUDIENCE", "api"),
+        ("LATCH_JWKS_URL", jwks.as_str()),
+        ("LATCH_PROXY", app.origin.as_str()),
+    ];
+    let billing = [
+        ("LATCH_ISSUER", issuer.as_str()),
+        ("LATCH_AUDIENCE", "billing"),
+        ("LATCH_JWKS_URL", jwks.as_str()),
+    ];
+    let (api, other_audience) = tokio::join!(Api::start(&env), Api::start(&billing));
+
+    // A valid token: the API answers with its claims.
+    let ok = api.me(Some(&token)).await;
+    assert_eq!(ok.status(), StatusCode::OK);
+    assert_eq!(ok.headers()["cache-control"], "no-store");
+    let me: Value = ok.json().await.unwrap();
+    assert_eq!(me["email"], "grace@example.com");
+    assert_eq!(me["name"], "grace");
+    let session: Value = browser
+        .get(&app.url("/session"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["sub"], session["user"]["id"]);
+
+    // No token: a bare challenge (RFC 6750 §3.1); a bad token: invalid_token.
+    let bare = refused(api.me(None).await).await;
+    assert!(
+        bare.starts_with("Bearer") && !bare.contains("error="),
+        "{bare}"
+    );
+    for bad in [tamper(&token), "not-a-jwt".to_string()] {
+        let challenge = refused(api.me(Some(&bad)).await).await;
+        assert!(challenge.contains("error=\"invalid_token\""), "{challenge}");
+    }
+    // The audience is checked: an API expecting another one refuses latch's "api" tokens.
+    let challenge = refused(other_audience.me(Some(&token)).await).await;
+    assert!(challenge.contains("error=\"invalid_token\""), "{challenge}");
+
+    // POST /refresh (the Browser sends the path-scoped refresh cookie): the new token works.
+    let refreshed = access_token(&browser, &app, "/refresh").await;
+    assert_ne!(refreshed, token);
+    let again = api.me(Some(&refreshed)).await;
+    assert_eq!(again.status(), StatusCode::OK);
+    let again: Value = again.json().await.unwrap();
+    assert_eq!(again["email"], "grace@example.com");
+
+    // The page and latch share the API's origin: /, /app.js, and latch under /auth.
+    let client = reqwest::Client::new();
+    let page = client.get(&api.origin).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(page.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .contains("script-src 'self'"));
+    assert!(page.text().await.unwrap().contains("app.js"));
+    let script = client
+        .get(format!("{}/app.js", api.origin))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(script.status(), StatusCode::OK);
+    assert!(script
+        .text()
+        .await
+        .unwrap()
+        .contains("async function apiFetch"));
+    let proxied = client
+        .get(format!("{}/auth/.well-known/jwks.json", api.origin))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(proxied.status(), StatusCode::OK);
+    let keys: Value = proxied.json().await.unwrap();
+    assert!(!keys["keys"].as_array().unwrap().is_empty());
+
+    app.stop().await;
+}
