@@ -28,19 +28,22 @@ type TokenState = Arc<TokenApp>;
 /// The token routes, to be merged into the router under `base_path`.
 pub fn routes(app: &AppState) -> Router<AppState> {
     let t = &app.config.tokens;
+    let previous = &app.config.server.keyring()[1..];
     let state = Arc::new(TokenApp {
         keys: KeyRing::new(
             app.store.clone(),
             app.secret(),
             t.key_rotation,
             t.access_ttl,
-        ),
+        )
+        .with_previous_secrets(previous),
         families: RefreshFamilies::new(
             app.store.clone(),
             app.secret(),
             t.refresh_ttl,
             t.refresh_grace,
-        ),
+        )
+        .with_previous_secrets(previous),
         refresh_cookie: if app.cookies.is_secure() {
             "__Secure-latch.refresh-token".into()
         } else {
