@@ -9,6 +9,7 @@ pub mod flow;
 pub mod identity;
 pub mod jws;
 pub mod provider;
+pub mod provider_tokens;
 pub mod server;
 pub mod session;
 pub mod store;
