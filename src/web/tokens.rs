@@ -17,13 +17,13 @@ use std::time::Duration;
 
 /// The token routes' state: the app plus the signing keys and refresh families.
 pub struct TokenApp {
-    app: AppState,
-    keys: KeyRing,
+    pub(super) app: AppState,
+    pub(super) keys: KeyRing,
     families: RefreshFamilies,
     refresh_cookie: String,
 }
 
-type TokenState = Arc<TokenApp>;
+pub(super) type TokenState = Arc<TokenApp>;
 
 /// The token routes, to be merged into the router under `base_path`.
 pub fn routes(app: &AppState) -> Router<AppState> {
@@ -65,6 +65,10 @@ pub fn routes(app: &AppState) -> Router<AppState> {
         .route("/refresh", post(refresh))
         .route("/revoke", post(revoke))
         .route("/.well-known/jwks.json", get(jwks))
+        .route(
+            "/provider-token/{provider}",
+            get(super::provider_tokens::provider_token),
+        )
         .with_state(state)
 }
 
