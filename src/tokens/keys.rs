@@ -248,7 +248,7 @@ impl KeyRing {
         if exp + SKEW.as_secs() as i64 <= now {
             return Err(format!("expired {} s ago", now - exp));
         }
-        if !claims["sub"].as_str().is_some_and(|s| !s.is_empty()) {
+        if claims["sub"].as_str().is_none_or(str::is_empty) {
             return Err("no sub".into());
         }
         Ok(claims)
