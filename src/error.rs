@@ -41,6 +41,15 @@ pub enum ErrorCode {
     /// An already rotated refresh token was presented again after the grace window: its
     /// family and session were revoked (a stolen token is assumed).
     RefreshTokenReused,
+    /// `GET /provider-token/...` without a valid latch access token (`Authorization: Bearer`).
+    InvalidAccessToken,
+    /// The provider does not hand its tokens to apps (`expose_tokens` is off).
+    TokensNotExposed,
+    /// The user has no account (or no kept tokens) at that provider.
+    NoProviderAccount,
+    /// The provider's tokens expired and cannot be refreshed (no refresh token, or the
+    /// provider refused it): the user must sign in with the provider again.
+    ProviderTokenExpired,
     /// No such page.
     NotFound,
     /// A bug in latch.
@@ -50,7 +59,7 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 19] = [
+    pub const ALL: [ErrorCode; 23] = [
         ErrorCode::Configuration,
         ErrorCode::AccessDenied,
         ErrorCode::OAuthCallbackError,
@@ -67,6 +76,10 @@ impl ErrorCode {
         ErrorCode::SessionRequired,
         ErrorCode::InvalidRefreshToken,
         ErrorCode::RefreshTokenReused,
+        ErrorCode::InvalidAccessToken,
+        ErrorCode::TokensNotExposed,
+        ErrorCode::NoProviderAccount,
+        ErrorCode::ProviderTokenExpired,
         ErrorCode::NotFound,
         ErrorCode::InternalError,
         ErrorCode::Default,
@@ -90,6 +103,10 @@ impl ErrorCode {
             ErrorCode::SessionRequired => "SessionRequired",
             ErrorCode::InvalidRefreshToken => "InvalidRefreshToken",
             ErrorCode::RefreshTokenReused => "RefreshTokenReused",
+            ErrorCode::InvalidAccessToken => "InvalidAccessToken",
+            ErrorCode::TokensNotExposed => "TokensNotExposed",
+            ErrorCode::NoProviderAccount => "NoProviderAccount",
+            ErrorCode::ProviderTokenExpired => "ProviderTokenExpired",
             ErrorCode::NotFound => "NotFound",
             ErrorCode::InternalError => "InternalError",
             ErrorCode::Default => "Default",
@@ -112,7 +129,11 @@ impl ErrorCode {
             ErrorCode::InvalidIdToken
             | ErrorCode::SessionRequired
             | ErrorCode::InvalidRefreshToken
-            | ErrorCode::RefreshTokenReused => StatusCode::UNAUTHORIZED,
+            | ErrorCode::RefreshTokenReused
+            | ErrorCode::InvalidAccessToken
+            | ErrorCode::ProviderTokenExpired => StatusCode::UNAUTHORIZED,
+            ErrorCode::TokensNotExposed => StatusCode::FORBIDDEN,
+            ErrorCode::NoProviderAccount => StatusCode::NOT_FOUND,
             ErrorCode::OAuthAccountNotLinked => StatusCode::CONFLICT,
             ErrorCode::UnknownProvider | ErrorCode::NotFound => StatusCode::NOT_FOUND,
             ErrorCode::InternalError => StatusCode::INTERNAL_SERVER_ERROR,
@@ -142,6 +163,10 @@ impl ErrorCode {
             ErrorCode::SessionRequired => "You are not signed in",
             ErrorCode::InvalidRefreshToken => "Your sign-in has expired",
             ErrorCode::RefreshTokenReused => "You were signed out for your safety",
+            ErrorCode::InvalidAccessToken => "Access token required",
+            ErrorCode::TokensNotExposed => "Provider tokens are not available",
+            ErrorCode::NoProviderAccount => "No account at this provider",
+            ErrorCode::ProviderTokenExpired => "Please sign in with the provider again",
             ErrorCode::NotFound => "Page not found",
             ErrorCode::InternalError => "Something went wrong",
             ErrorCode::Default => "Sign-in failed",
@@ -166,6 +191,10 @@ impl ErrorCode {
             ErrorCode::SessionRequired => "This needs a signed-in session. Please sign in and try again.",
             ErrorCode::InvalidRefreshToken => "The refresh token is missing, expired or revoked, or its session has ended. Please sign in again.",
             ErrorCode::RefreshTokenReused => "A refresh token that had already been used was presented again, which can mean it was stolen. Its session has been ended; please sign in again.",
+            ErrorCode::InvalidAccessToken => "This needs a valid access token from this site in an Authorization: Bearer header.",
+            ErrorCode::TokensNotExposed => "This sign-in provider is not configured to hand its tokens to apps.",
+            ErrorCode::NoProviderAccount => "You have not signed in with this provider, or no tokens from it are kept. Sign in with it first.",
+            ErrorCode::ProviderTokenExpired => "Your access at the identity provider has expired or was revoked. Please sign in with it again.",
             ErrorCode::NotFound => "There is nothing at this address.",
             ErrorCode::InternalError => "An unexpected error happened on our side.",
             ErrorCode::Default => "Sign-in could not be completed. Please try again.",

@@ -201,6 +201,8 @@ pub async fn finish(
             });
         }
     };
+    // Kept (sealed) only for providers with `expose_tokens`.
+    crate::provider_tokens::remember(store, provider, &profile.subject, &tokens).await?;
     Ok(Finished {
         user,
         callback_url: record.callback_url,

@@ -1,7 +1,10 @@
 //! ES256 signing keys and compact JWS, for tokens latch issues itself.
 use crate::crypto::{b64url, random_token};
 use aws_lc_rs::rand::SystemRandom;
-use aws_lc_rs::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
+use aws_lc_rs::signature::{
+    EcdsaKeyPair, KeyPair, UnparsedPublicKey, ECDSA_P256_SHA256_FIXED,
+    ECDSA_P256_SHA256_FIXED_SIGNING,
+};
 use serde_json::{json, Value};
 
 pub struct SigningKey {
@@ -117,6 +120,71 @@ impl SigningKey {
     }
 }
 
+/// The uncompressed SEC1 point (0x04 || x || y) of a P-256 public JWK.
+pub fn p256_point(jwk: &Value) -> Option<Vec<u8>> {
+    use base64::Engine;
+    if jwk["kty"] != "EC" || jwk["crv"] != "P-256" {
+        return None;
+    }
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let x = b64.decode(jwk["x"].as_str()?).ok()?;
+    let y = b64.decode(jwk["y"].as_str()?).ok()?;
+    if x.len() != 32 || y.len() != 32 {
+        return None;
+    }
+    let mut point = Vec::with_capacity(65);
+    point.push(4);
+    point.extend_from_slice(&x);
+    point.extend_from_slice(&y);
+    Some(point)
+}
+
+/// The `kid` of a compact JWS whose header says `alg: ES256`; `Err` with the reason otherwise.
+pub fn es256_kid(token: &str) -> Result<String, String> {
+    use base64::Engine;
+    let header = token.split('.').next().unwrap_or("");
+    let header = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(header)
+        .ok()
+        .and_then(|h| serde_json::from_slice::<Value>(&h).ok())
+        .ok_or("not a JWS (unreadable header)")?;
+    if header["alg"] != "ES256" {
+        return Err(format!("alg {} is not ES256", header["alg"]));
+    }
+    header["kid"]
+        .as_str()
+        .map(str::to_string)
+        .ok_or_else(|| "no kid in the header".to_string())
+}
+
+/// Checks a compact ES256 JWS against the P-256 public key `point` (SEC1 uncompressed) and
+/// returns its claims. Only the signature is checked here; claims are the caller's.
+pub fn verify_es256(token: &str, point: &[u8]) -> Result<Value, String> {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let mut parts = token.split('.');
+    let (Some(header), Some(payload), Some(signature), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err("not a compact JWS (three parts)".into());
+    };
+    let signature = b64
+        .decode(signature)
+        .map_err(|_| "signature is not base64url")?;
+    let signing_input = &token[..header.len() + 1 + payload.len()];
+    UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, point)
+        .verify(signing_input.as_bytes(), &signature)
+        .map_err(|_| "bad signature")?;
+    let claims = b64
+        .decode(payload)
+        .map_err(|_| "payload is not base64url")?;
+    let claims: Value = serde_json::from_slice(&claims).map_err(|_| "payload is not JSON")?;
+    if !claims.is_object() {
+        return Err("claims are not a JSON object".into());
+    }
+    Ok(claims)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -150,5 +218,26 @@ mod tests {
         let token = key.sign(&json!({"sub": "1"}));
         assert_eq!(token.split('.').count(), 3);
         assert!(!format!("{key:?}").contains(&token[..10]));
+    }
+
+    #[test]
+    fn es256_verification_checks_the_key_and_every_byte() {
+        let key = SigningKey::generate();
+        let token = key.sign(&json!({"sub": "u1"}));
+        let point = p256_point(&key.public_jwk()).unwrap();
+        assert_eq!(es256_kid(&token).unwrap(), key.kid());
+        assert_eq!(verify_es256(&token, &point).unwrap()["sub"], "u1");
+        let other = p256_point(&SigningKey::generate().public_jwk()).unwrap();
+        assert!(verify_es256(&token, &other).is_err());
+        let (input, sig) = token.rsplit_once('.').unwrap();
+        let forged = format!("{}.{sig}", input.replace(".", ".e30"));
+        assert!(verify_es256(&forged, &point).is_err());
+        assert!(verify_es256("a.b", &point).is_err());
+        let none = format!(
+            "{}.{}.",
+            b64url(br#"{"alg":"none","kid":"k"}"#),
+            b64url(b"{}")
+        );
+        assert!(es256_kid(&none).unwrap_err().contains("not ES256"));
     }
 }

@@ -10,6 +10,7 @@ pub mod flow;
 pub mod identity;
 pub mod jws;
 pub mod provider;
+pub mod provider_tokens;
 pub mod server;
 pub mod session;
 pub mod store;

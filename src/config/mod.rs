@@ -147,9 +147,23 @@ pub struct ServerConfig {
     /// `""` or `/segment[/segment...]`, no trailing `/`.
     pub base_path: String,
     pub secret: Secret,
+    /// Earlier values of `secret`, still accepted for opening sealed records (never for
+    /// sealing new ones), so a rotated secret keeps stored records readable.
+    pub previous_secrets: Vec<Secret>,
     pub trusted_origins: Vec<OriginPattern>,
     /// Template override directory, absolute (resolved against the config file's directory).
     pub templates: Option<PathBuf>,
+}
+
+impl ServerConfig {
+    /// The secrets that may open a sealed record: the current one first, then the previous
+    /// ones. New records are always sealed with the first.
+    pub fn keyring(&self) -> Vec<&[u8]> {
+        std::iter::once(&self.secret)
+            .chain(&self.previous_secrets)
+            .map(Secret::expose)
+            .collect()
+    }
 }
 
 /// Secret bytes. `Debug` prints `Secret(redacted)`; there is no `Display`.
@@ -251,6 +265,9 @@ pub struct ProviderConfig {
     pub client_secret: Option<Secret>,
     pub scopes: Vec<String>,
     pub link_by_email: bool,
+    /// `GET /provider-token/<id>` hands the user's provider access token to apps; provider
+    /// tokens are only kept (sealed) when this is on.
+    pub expose_tokens: bool,
     pub timeout: Duration,
     /// Key `token_endpoint_auth_method`.
     pub token_auth: TokenAuth,

@@ -360,6 +360,7 @@ const ALL_KEYS: &[&str] = &[
     "name",
     "scopes",
     "link_by_email",
+    "expose_tokens",
     "timeout",
     "token_endpoint_auth_method",
     "response_mode",
@@ -385,7 +386,8 @@ fn key_scope(key: &str, base: &Base) -> Result<(), String> {
     let dev = base.is(DEV);
     let only = |preset: &str| format!("applies only to preset \"{preset}\"");
     match key {
-        "name" | "client_id" | "scopes" | "link_by_email" | "timeout" | "logo"
+        "name" | "client_id" | "scopes" | "link_by_email" | "expose_tokens" | "timeout"
+        | "logo"
         | "allowed_email_domains" | "allowed_emails" => Ok(()),
         "client_secret" if dev => {
             Err("does not apply to preset \"dev\": the dev provider makes its own".to_string())
@@ -713,6 +715,7 @@ pub(crate) fn provider(
         client_secret: client_secret?,
         scopes: scopes?,
         link_by_email: raw.link_by_email.unwrap_or(false),
+        expose_tokens: raw.expose_tokens.unwrap_or(false),
         timeout: timeout?,
         token_auth: token_auth?,
         response_mode: response_mode?,

@@ -13,6 +13,7 @@ pub(crate) struct RawServer {
     pub public_url: Option<String>,
     pub base_path: Option<String>,
     pub secret: Option<RawSecret>,
+    pub previous_secrets: Option<RawSecretList>,
     pub trusted_origins: Option<Vec<String>>,
     pub templates: Option<String>,
 }
@@ -54,6 +55,7 @@ pub(crate) struct RawProvider {
     pub client_secret: Option<RawSecret>,
     pub scopes: Option<Vec<String>>,
     pub link_by_email: Option<bool>,
+    pub expose_tokens: Option<bool>,
     pub timeout: Option<RawDuration>,
     pub token_endpoint_auth_method: Option<String>,
     pub response_mode: Option<String>,
@@ -88,6 +90,7 @@ impl RawProvider {
             ("client_secret", self.client_secret.is_some()),
             ("scopes", self.scopes.is_some()),
             ("link_by_email", self.link_by_email.is_some()),
+            ("expose_tokens", self.expose_tokens.is_some()),
             ("timeout", self.timeout.is_some()),
             (
                 "token_endpoint_auth_method",
@@ -142,6 +145,51 @@ impl<'de> Deserialize<'de> for RawSecret {
             hint: "a secret must be a string (e.g. \"${LATCH_SECRET}\")",
         })
         .map(RawSecret)
+    }
+}
+
+/// A list of secrets; like [`RawSecret`], its errors never quote a value.
+pub(crate) struct RawSecretList(pub Vec<RawSecret>);
+
+impl<'de> Deserialize<'de> for RawSecretList {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct ListVisitor;
+        const HINT: &str =
+            "must be a list of strings (e.g. previous_secrets = [\"${OLD_LATCH_SECRET}\"])";
+        impl<'de> Visitor<'de> for ListVisitor {
+            type Value = Vec<RawSecret>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a list of secrets")
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut out = Vec::new();
+                while let Some(s) = seq.next_element::<RawSecret>()? {
+                    out.push(s);
+                }
+                Ok(out)
+            }
+            fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+                Err(E::custom(format_args!("invalid type: string; {HINT}")))
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+                Err(E::custom(format_args!("invalid type: boolean; {HINT}")))
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+                Err(E::custom(format_args!("invalid type: integer; {HINT}")))
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+                Err(E::custom(format_args!("invalid type: integer; {HINT}")))
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+                Err(E::custom(format_args!("invalid type: float; {HINT}")))
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, _: A) -> Result<Self::Value, A::Error> {
+                Err(de::Error::custom(format_args!(
+                    "invalid type: table or date-time; {HINT}"
+                )))
+            }
+        }
+        d.deserialize_any(ListVisitor).map(RawSecretList)
     }
 }
 

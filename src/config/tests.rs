@@ -624,3 +624,81 @@ fn token_rotation_keys() {
     assert_eq!(e[1].key, "tokens.refresh_grace");
     assert_eq!(e[1].line, Some(5));
 }
+
+#[test]
+fn previous_secrets_are_checked_redacted_and_form_the_keyring() {
+    let c = ok(&with(""));
+    assert!(c.server.previous_secrets.is_empty());
+    assert_eq!(c.server.keyring(), vec![SECRET.as_bytes()]);
+
+    let old = "an-old-secret-that-is-long-enough-0123456789";
+    let c = ok(&with(&format!(
+        "previous_secrets = [\"{old}\", \"${{CORP_SECRET}}-padded-to-32-bytes\"]\n"
+    )));
+    let ring = c.server.keyring();
+    assert_eq!(ring.len(), 3);
+    assert_eq!(ring[0], SECRET.as_bytes(), "the current secret comes first");
+    assert_eq!(ring[1], old.as_bytes());
+    let dbg = format!("{c:?}");
+    assert!(!dbg.contains(old) && !dbg.contains("corp-client-secret-value"));
+
+    let e = errs(&with(
+        "previous_secrets = [\"an-old-secret-that-is-long-enough-0123456789\", \"short-old-secret\"]\n",
+    ));
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert_eq!(e[0].key, "server.previous_secrets[1]");
+    assert_eq!(e[0].line, Some(3));
+    assert!(e[0].message.contains("32 bytes"));
+    assert!(!e[0].to_string().contains("short-old-secret"));
+
+    let e = errs(&with("previous_secrets = [\"${MISSING_OLD}\"]\n"));
+    assert_eq!(e[0].key, "server.previous_secrets[0]");
+    assert!(e[0].message.contains("MISSING_OLD"), "{}", e[0]);
+
+    let e = errs(&with(
+        "previous_secrets = \"one-string-not-a-list-0123456789abcdef\"\n",
+    ));
+    assert_eq!(e[0].key, "server.previous_secrets");
+    assert!(
+        !e[0].to_string().contains("one-string-not-a-list"),
+        "{}",
+        e[0]
+    );
+}
+
+#[test]
+fn expose_tokens_applies_to_every_provider_kind() {
+    let c = ok(&with(
+        "[providers.dev]\npreset = \"dev\"\nexpose_tokens = true\n\
+         [providers.corp]\ntype = \"oidc\"\nissuer = \"https://sso\"\nclient_id = \"c\"\nclient_secret = \"s\"\n\
+         [providers.gh]\npreset = \"github\"\nclient_id = \"c\"\nclient_secret = \"s\"\nexpose_tokens = true\n",
+    ));
+    let exposed: Vec<_> = c.providers.iter().map(|p| p.expose_tokens).collect();
+    assert_eq!(exposed, [true, false, true]);
+
+    let e = errs(&with(
+        "[providers.dev]\npreset = \"dev\"\nexpose_tokens = \"yes\"\n",
+    ));
+    assert_eq!(e[0].key, "providers.dev.expose_tokens");
+    assert_eq!(e[0].line, Some(5));
+    let e = errs(&with(
+        "[providers.dev]\npreset = \"dev\"\nexpose_token = true\n",
+    ));
+    assert!(e[0].message.contains("expose_token"), "{}", e[0]);
+}
+
+#[test]
+fn previous_secrets_of_the_wrong_type_are_not_echoed() {
+    for bad in [
+        "[\"ok-secret-long-enough-0123456789abcdef\", 123456789012345]",
+        "{ a = \"table-secret-0123456789abcdefghij\" }",
+    ] {
+        let e = errs(&with(&format!("previous_secrets = {bad}\n")));
+        let shown = e[0].to_string();
+        assert!(e[0].key.starts_with("server.previous_secrets"), "{shown}");
+        assert!(
+            !shown.contains("123456789012345") && !shown.contains("table-secret"),
+            "{shown}"
+        );
+    }
+}

@@ -329,19 +329,23 @@ fn server(ctx: &mut Ctx, raw: RawServer, base_dir: &Path) -> Option<ServerConfig
             );
             None
         }
-        Some(s) => ctx.string(&secret_path, &s.0).and_then(|s| {
-            if s.len() < MIN_SECRET_LEN {
-                ctx.err(
-                    &secret_path,
-                    format!(
-                        "is too short: it must be at least {MIN_SECRET_LEN} bytes after expansion (generate one with `openssl rand -base64 48`)"
-                    ),
-                );
-                None
-            } else {
-                Some(Secret::new(s.into_bytes()))
+        Some(s) => secret_value(ctx, &secret_path, &s.0),
+    };
+
+    let prev_path = p.key("previous_secrets");
+    let previous_secrets = match &raw.previous_secrets {
+        None => Some(Vec::new()),
+        Some(list) => {
+            let mut out = Vec::with_capacity(list.0.len());
+            let mut ok = true;
+            for (i, s) in list.0.iter().enumerate() {
+                match secret_value(ctx, &prev_path.index(i), &s.0) {
+                    Some(secret) => out.push(secret),
+                    None => ok = false,
+                }
             }
-        }),
+            ok.then_some(out)
+        }
     };
 
     let to_path = p.key("trusted_origins");
@@ -395,9 +399,25 @@ fn server(ctx: &mut Ctx, raw: RawServer, base_dir: &Path) -> Option<ServerConfig
         public_url: public_url?,
         base_path: base_path?,
         secret: secret?,
+        previous_secrets: previous_secrets?,
         trusted_origins: trusted_origins?,
         templates: templates?,
     })
+}
+
+/// A secret after `${ENV}` expansion; at least [`MIN_SECRET_LEN`] bytes. Errors never quote it.
+fn secret_value(ctx: &mut Ctx, path: &KeyPath, raw: &str) -> Option<Secret> {
+    let s = ctx.string(path, raw)?;
+    if s.len() < MIN_SECRET_LEN {
+        ctx.err(
+            path,
+            format!(
+                "is too short: it must be at least {MIN_SECRET_LEN} bytes after expansion (generate one with `openssl rand -base64 48`)"
+            ),
+        );
+        return None;
+    }
+    Some(Secret::new(s.into_bytes()))
 }
 
 fn parse_public_url(s: &str) -> Result<Url, String> {

@@ -17,7 +17,7 @@ use oidc::{profile_from_claims, OidcClient, VerifyError};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use token::{CodeExchange, ExchangeError};
+use token::{CodeExchange, ExchangeError, RefreshGrant};
 use url::Url;
 
 /// Who the provider says the user is.
@@ -66,6 +66,9 @@ pub struct Provider {
     apple: Option<apple::AppleSecret>,
     /// The built-in development provider behind this entry, if it is one.
     pub dev: Option<Arc<dev::DevProvider>>,
+    /// With `expose_tokens`: the server secret (first: it seals) and the previous ones (they
+    /// still open), for the provider's tokens at rest. `None`: tokens are not kept.
+    token_secrets: Option<Vec<Secret>>,
 }
 
 /// Maps a failed provider call to the code users see.
@@ -103,6 +106,14 @@ impl Provider {
             ProviderKind::OAuth2 { .. } => "oauth",
             ProviderKind::Oidc { .. } | ProviderKind::Dev => "oidc",
         }
+    }
+
+    /// The secrets that seal (first) and open this provider's kept tokens; `None` when the
+    /// provider does not set `expose_tokens` (its tokens are then not kept at all).
+    pub fn token_secrets(&self) -> Option<Vec<&[u8]>> {
+        self.token_secrets
+            .as_ref()
+            .map(|list| list.iter().map(Secret::expose).collect())
     }
 
     pub fn uses_form_post(&self) -> bool {
@@ -210,8 +221,9 @@ impl Provider {
         }
     }
 
-    async fn exchange(&self, code: &str, verifier: &str) -> Result<TokenSet, AuthError> {
-        let (endpoint, auth) = match (&self.oidc, &self.config.kind) {
+    /// The token endpoint and the client authentication to use there.
+    async fn token_endpoint(&self) -> Result<(Url, TokenAuth), AuthError> {
+        Ok(match (&self.oidc, &self.config.kind) {
             (Some(oidc), _) => {
                 let discovery = oidc.discovery().await.map_err(call_error)?;
                 let auth = oidc
@@ -224,7 +236,11 @@ impl Provider {
                 (token_url.clone(), self.config.token_auth)
             }
             (None, _) => unreachable!("every non-OAuth2 provider has an OIDC client"),
-        };
+        })
+    }
+
+    async fn exchange(&self, code: &str, verifier: &str) -> Result<TokenSet, AuthError> {
+        let (endpoint, auth) = self.token_endpoint().await?;
         let secret = match auth {
             TokenAuth::None => None,
             _ => self.client_secret(),
@@ -243,6 +259,41 @@ impl Provider {
         .send()
         .await
         .map_err(exchange_error)
+    }
+
+    /// A refresh-token grant (RFC 6749 section 6) at the token endpoint, authenticated like
+    /// the code exchange. A refused refresh token (`invalid_grant`) is `ProviderTokenExpired`:
+    /// the user must sign in again.
+    pub async fn refresh(&self, refresh_token: &str) -> Result<TokenSet, AuthError> {
+        let (endpoint, auth) = self.token_endpoint().await?;
+        let secret = match auth {
+            TokenAuth::None => None,
+            _ => self.client_secret(),
+        };
+        RefreshGrant {
+            http: &self.http,
+            endpoint: &endpoint,
+            client_id: &self.config.client_id,
+            auth,
+            client_secret: secret.as_deref(),
+            refresh_token,
+            timeout: self.config.timeout,
+        }
+        .send()
+        .await
+        .map_err(|err| match err {
+            ExchangeError::OAuth { ref error, .. } => {
+                let code = match error.as_str() {
+                    "invalid_grant" => ErrorCode::ProviderTokenExpired,
+                    "invalid_client" | "unauthorized_client" | "incorrect_client_credentials" => {
+                        ErrorCode::Configuration
+                    }
+                    _ => ErrorCode::ProviderError,
+                };
+                AuthError::new(code, format!("refresh: {err}"))
+            }
+            ExchangeError::Call(call) => call_error(call),
+        })
     }
 
     /// Exchanges the code and works out who signed in.
@@ -529,6 +580,12 @@ impl Providers {
                 client_secret,
                 apple,
                 dev,
+                token_secrets: pc.expose_tokens.then(|| {
+                    std::iter::once(&config.server.secret)
+                        .chain(&config.server.previous_secrets)
+                        .cloned()
+                        .collect()
+                }),
             }));
         }
         let by_id = list

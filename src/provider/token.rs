@@ -22,31 +22,83 @@ pub struct CodeExchange<'a> {
 
 impl CodeExchange<'_> {
     pub async fn send(self) -> Result<TokenSet, ExchangeError> {
-        let mut form = vec![
+        let form = vec![
             ("grant_type", "authorization_code".to_string()),
             ("code", self.code.to_string()),
             ("redirect_uri", self.redirect_uri.to_string()),
             ("code_verifier", self.verifier.to_string()),
         ];
-        let mut request = self
-            .http
-            .post(self.endpoint.clone())
-            .header(reqwest::header::ACCEPT, "application/json");
-        match (self.auth, self.client_secret) {
-            (TokenAuth::ClientSecretBasic, Some(secret)) => {
-                // RFC 6749 2.3.1: both parts form-urlencoded before base64.
-                request =
-                    request.basic_auth(form_encode(self.client_id), Some(form_encode(secret)));
-            }
-            (TokenAuth::ClientSecretPost, Some(secret)) => {
-                form.push(("client_id", self.client_id.to_string()));
-                form.push(("client_secret", secret.to_string()));
-            }
-            _ => form.push(("client_id", self.client_id.to_string())),
-        }
-        let (status, body) = send("token", request.form(&form), self.timeout).await?;
-        parse_token_response(status, &body)
+        post_token(
+            self.http,
+            self.endpoint,
+            self.client_id,
+            self.auth,
+            self.client_secret,
+            form,
+            self.timeout,
+        )
+        .await
     }
+}
+
+/// One refresh-token grant (RFC 6749 section 6), with the same client authentication as the
+/// code exchange.
+pub struct RefreshGrant<'a> {
+    pub http: &'a reqwest::Client,
+    pub endpoint: &'a Url,
+    pub client_id: &'a str,
+    pub auth: TokenAuth,
+    pub client_secret: Option<&'a str>,
+    pub refresh_token: &'a str,
+    pub timeout: Duration,
+}
+
+impl RefreshGrant<'_> {
+    pub async fn send(self) -> Result<TokenSet, ExchangeError> {
+        let form = vec![
+            ("grant_type", "refresh_token".to_string()),
+            ("refresh_token", self.refresh_token.to_string()),
+        ];
+        post_token(
+            self.http,
+            self.endpoint,
+            self.client_id,
+            self.auth,
+            self.client_secret,
+            form,
+            self.timeout,
+        )
+        .await
+    }
+}
+
+/// POSTs `form` to the token endpoint with the client authentication `auth` and reads the
+/// answer.
+async fn post_token(
+    http: &reqwest::Client,
+    endpoint: &Url,
+    client_id: &str,
+    auth: TokenAuth,
+    client_secret: Option<&str>,
+    mut form: Vec<(&'static str, String)>,
+    timeout: Duration,
+) -> Result<TokenSet, ExchangeError> {
+    let mut request = http
+        .post(endpoint.clone())
+        .header(reqwest::header::ACCEPT, "application/json");
+    match (auth, client_secret) {
+        (TokenAuth::ClientSecretBasic, Some(secret)) => {
+            // RFC 6749 2.3.1: both parts form-urlencoded before base64.
+            request = request.basic_auth(form_encode(client_id), Some(form_encode(secret)));
+        }
+        (TokenAuth::ClientSecretPost, Some(secret)) => {
+            form.push(("client_id", client_id.to_string()));
+            form.push(("client_secret", secret.to_string()));
+        }
+        _ => form.push(("client_id", client_id.to_string())),
+    }
+    let (status, body) = send("token", request.form(&form), timeout).await?;
+    parse_token_response(status, &body)
 }
 
 fn form_encode(s: &str) -> String {

@@ -62,6 +62,8 @@ impl From<KeyError> for crate::error::AuthError {
 pub struct KeyRing {
     store: Arc<dyn Store>,
     secret: Vec<u8>,
+    /// Earlier server secrets: they still open stored keys, never seal new ones.
+    previous: Vec<Vec<u8>>,
     period_ms: i64,
     access_ttl: Duration,
     clock: Arc<dyn Fn() -> i64 + Send + Sync>,
@@ -89,11 +91,24 @@ impl KeyRing {
         KeyRing {
             store,
             secret: secret.to_vec(),
+            previous: Vec::new(),
             period_ms: (rotation.as_millis() as i64).max(1),
             access_ttl,
             clock,
             cache: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Also opens keys sealed with these earlier server secrets (`server.previous_secrets`).
+    pub fn with_previous_secrets(mut self, previous: &[&[u8]]) -> Self {
+        self.previous = previous.iter().map(|s| s.to_vec()).collect();
+        self
+    }
+
+    fn secrets(&self) -> Vec<&[u8]> {
+        std::iter::once(self.secret.as_slice())
+            .chain(self.previous.iter().map(Vec::as_slice))
+            .collect()
     }
 
     fn slot_now(&self) -> i64 {
@@ -167,9 +182,76 @@ impl KeyRing {
         let unusable = |why: &str| KeyError::Unusable(record_key.to_string(), why.to_string());
         let record: KeyRecord =
             serde_json::from_slice(bytes).map_err(|_| unusable("unreadable record"))?;
-        let der = open(&[&self.secret], PURPOSE, &record.private_key)
+        let der = open(&self.secrets(), PURPOSE, &record.private_key)
             .ok_or_else(|| unusable("sealed with another server.secret"))?;
         SigningKey::from_pkcs8_der(&der, &record.kid).map_err(|e| unusable(&e))
+    }
+
+    /// Verifies an access token this latch (any instance sharing the store) signed: alg ES256,
+    /// a `kid` among the published keys, the signature, `iss`, an `aud` among `audiences`, and
+    /// `exp` (60 s of skew). `Ok(Err(reason))` for a token to refuse.
+    pub async fn verify(
+        &self,
+        token: &str,
+        issuer: &str,
+        audiences: &[String],
+    ) -> Result<Result<Value, String>, StoreError> {
+        let kid = match crate::jws::es256_kid(token) {
+            Ok(kid) => kid,
+            Err(why) => return Ok(Err(why)),
+        };
+        let mut point = None;
+        for member in self.store.set_members(INDEX).await? {
+            let Some(bytes) = self.store.get(&member).await? else {
+                continue;
+            };
+            if let Ok(record) = serde_json::from_slice::<KeyRecord>(&bytes) {
+                if record.kid == kid {
+                    point = crate::jws::p256_point(&record.jwk);
+                    break;
+                }
+            }
+        }
+        let Some(point) = point else {
+            return Ok(Err(format!("unknown kid {kid:?}")));
+        };
+        let claims = match crate::jws::verify_es256(token, &point) {
+            Ok(claims) => claims,
+            Err(why) => return Ok(Err(why)),
+        };
+        Ok(self.check_claims(claims, issuer, audiences))
+    }
+
+    fn check_claims(
+        &self,
+        claims: Value,
+        issuer: &str,
+        audiences: &[String],
+    ) -> Result<Value, String> {
+        if claims["iss"].as_str() != Some(issuer) {
+            return Err(format!("iss {} is not {issuer:?}", claims["iss"]));
+        }
+        let aud_ok = match &claims["aud"] {
+            Value::String(a) => audiences.contains(a),
+            Value::Array(list) => list
+                .iter()
+                .any(|a| a.as_str().is_some_and(|a| audiences.iter().any(|x| x == a))),
+            _ => false,
+        };
+        if !aud_ok {
+            return Err(format!("aud {} names none of {audiences:?}", claims["aud"]));
+        }
+        let now = (self.clock)().div_euclid(1000);
+        let Some(exp) = claims["exp"].as_i64() else {
+            return Err("no numeric exp".into());
+        };
+        if exp + SKEW.as_secs() as i64 <= now {
+            return Err(format!("expired {} s ago", now - exp));
+        }
+        if claims["sub"].as_str().is_none_or(str::is_empty) {
+            return Err("no sub".into());
+        }
+        Ok(claims)
     }
 
     /// The public keys to publish, newest first: the next slot's key (not signing yet), the
@@ -224,6 +306,74 @@ mod tests {
             .iter()
             .map(|k| k["kid"].as_str().unwrap().to_string())
             .collect()
+    }
+
+    #[tokio::test]
+    async fn verifies_its_own_tokens_and_opens_keys_with_previous_secrets() {
+        let store = crate::store::open("memory://", None).await.unwrap();
+        let time = Arc::new(AtomicI64::new(1_000_000_000));
+        let a = ring(store.clone(), time.clone(), 100, 10).await;
+        let key = a.current().await.unwrap();
+        let aud = vec!["api".to_string()];
+        let now = 1_000_000;
+        let claims = |exp: i64, aud: Value| serde_json::json!({"iss": "https://l", "sub": "u1", "aud": aud, "exp": exp});
+        let good = key.sign(&claims(now + 10, "api".into()));
+        assert_eq!(
+            a.verify(&good, "https://l", &aud).await.unwrap().unwrap()["sub"],
+            "u1"
+        );
+        let list = key.sign(&claims(now + 10, serde_json::json!(["x", "api"])));
+        assert!(a.verify(&list, "https://l", &aud).await.unwrap().is_ok());
+        for (bad, why) in [
+            (key.sign(&claims(now + 10, "other".into())), "aud"),
+            (key.sign(&claims(now - 61, "api".into())), "expired"),
+            (
+                SigningKey::generate().sign(&claims(now + 10, "api".into())),
+                "unknown kid",
+            ),
+        ] {
+            let refused = a
+                .verify(&bad, "https://l", &aud)
+                .await
+                .unwrap()
+                .unwrap_err();
+            assert!(refused.contains(why), "{refused}");
+        }
+        // Within the skew, still accepted; another issuer never.
+        let skewed = key.sign(&claims(now - 30, "api".into()));
+        assert!(a.verify(&skewed, "https://l", &aud).await.unwrap().is_ok());
+        assert!(a
+            .verify(&good, "https://other", &aud)
+            .await
+            .unwrap()
+            .is_err());
+
+        // The secret is rotated: the stored key opens only through previous_secrets.
+        let new_secret = b"rotated-unit-test-secret-0123456789abcdef".as_slice();
+        let clock = {
+            let time = time.clone();
+            Arc::new(move || time.load(Ordering::SeqCst))
+        };
+        let without = KeyRing::with_clock(
+            store.clone(),
+            new_secret,
+            Duration::from_secs(100),
+            Duration::from_secs(10),
+            clock.clone(),
+        );
+        assert!(matches!(
+            without.current().await,
+            Err(KeyError::Unusable(..))
+        ));
+        let with = KeyRing::with_clock(
+            store.clone(),
+            new_secret,
+            Duration::from_secs(100),
+            Duration::from_secs(10),
+            clock,
+        )
+        .with_previous_secrets(&[SECRET]);
+        assert_eq!(with.current().await.unwrap().kid(), key.kid());
     }
 
     #[tokio::test]

@@ -74,6 +74,8 @@ pub enum Refusal {
 pub struct RefreshFamilies {
     store: Arc<dyn Store>,
     secret: Vec<u8>,
+    /// Earlier server secrets: they still open sealed tokens, never seal new ones.
+    previous: Vec<Vec<u8>>,
     ttl: Duration,
     grace: Duration,
 }
@@ -91,9 +93,16 @@ impl RefreshFamilies {
         RefreshFamilies {
             store,
             secret: secret.to_vec(),
+            previous: Vec::new(),
             ttl,
             grace,
         }
+    }
+
+    /// Also opens tokens sealed with these earlier server secrets (`server.previous_secrets`).
+    pub fn with_previous_secrets(mut self, previous: &[&[u8]]) -> Self {
+        self.previous = previous.iter().map(|s| s.to_vec()).collect();
+        self
     }
 
     fn remaining(family: &Family) -> Duration {
@@ -219,8 +228,14 @@ impl RefreshFamilies {
         let within_grace = now - family.rotated_at <= self.grace.as_millis() as i64;
         if family.previous.as_deref() == Some(hash.as_str()) && within_grace {
             // A request that raced with the rotation: give it the same current token.
-            let current = open(&[&self.secret], PURPOSE, &family.current_sealed)
-                .and_then(|t| String::from_utf8(t).ok());
+            let current = open(
+                &std::iter::once(self.secret.as_slice())
+                    .chain(self.previous.iter().map(Vec::as_slice))
+                    .collect::<Vec<_>>(),
+                PURPOSE,
+                &family.current_sealed,
+            )
+            .and_then(|t| String::from_utf8(t).ok());
             if let Some(current) = current {
                 return Ok(Ok(Issued {
                     token: current,

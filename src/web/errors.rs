@@ -117,7 +117,8 @@ fn wants_json(req: &Request) -> bool {
         "/.well-known/jwks.json",
     ]
     .iter()
-    .any(|p| path.ends_with(p));
+    .any(|p| path.ends_with(p))
+        || path.contains("/provider-token/");
     let return_redirect = req.method() == Method::POST
         && headers
             .get("x-auth-return-redirect")
@@ -162,7 +163,7 @@ pub async fn request_context(
         let mut rendered = render(&app, &ctx, &pending.error, pending.json || json_client);
         // Keep headers a handler set deliberately (e.g. clearing a cookie).
         for (name, value) in response.headers() {
-            if name == header::SET_COOKIE {
+            if name == header::SET_COOKIE || name == header::WWW_AUTHENTICATE {
                 rendered.headers_mut().append(name, value.clone());
             }
         }

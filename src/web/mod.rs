@@ -7,6 +7,7 @@ mod errors;
 pub mod logos;
 mod ops;
 mod pages;
+mod provider_tokens;
 pub mod redirect;
 mod signin;
 pub mod templates;

@@ -17,30 +17,33 @@ use std::time::Duration;
 
 /// The token routes' state: the app plus the signing keys and refresh families.
 pub struct TokenApp {
-    app: AppState,
-    keys: KeyRing,
+    pub(super) app: AppState,
+    pub(super) keys: KeyRing,
     families: RefreshFamilies,
     refresh_cookie: String,
 }
 
-type TokenState = Arc<TokenApp>;
+pub(super) type TokenState = Arc<TokenApp>;
 
 /// The token routes, to be merged into the router under `base_path`.
 pub fn routes(app: &AppState) -> Router<AppState> {
     let t = &app.config.tokens;
+    let previous = &app.config.server.keyring()[1..];
     let state = Arc::new(TokenApp {
         keys: KeyRing::new(
             app.store.clone(),
             app.secret(),
             t.key_rotation,
             t.access_ttl,
-        ),
+        )
+        .with_previous_secrets(previous),
         families: RefreshFamilies::new(
             app.store.clone(),
             app.secret(),
             t.refresh_ttl,
             t.refresh_grace,
-        ),
+        )
+        .with_previous_secrets(previous),
         refresh_cookie: if app.cookies.is_secure() {
             "__Secure-latch.refresh-token".into()
         } else {
@@ -62,6 +65,10 @@ pub fn routes(app: &AppState) -> Router<AppState> {
         .route("/refresh", post(refresh))
         .route("/revoke", post(revoke))
         .route("/.well-known/jwks.json", get(jwks))
+        .route(
+            "/provider-token/{provider}",
+            get(super::provider_tokens::provider_token),
+        )
         .with_state(state)
 }
 

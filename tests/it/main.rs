@@ -9,6 +9,7 @@ mod flow_refusals;
 mod linking_and_verify;
 mod oidc_provider;
 mod presets;
+mod provider_tokens;
 mod redis_sessions;
 mod routes;
 mod signin_dev;

@@ -26,6 +26,8 @@ pub struct Setup {
     pub session: String,
     /// `public_url` instead of the listener's own origin (e.g. an https name).
     pub public_url: Option<String>,
+    /// `server.secret` (default [`SECRET`]).
+    pub secret: String,
 }
 
 impl Default for Setup {
@@ -37,6 +39,7 @@ impl Default for Setup {
             providers: "[providers.dev]\npreset = \"dev\"\n".into(),
             session: String::new(),
             public_url: None,
+            secret: SECRET.into(),
         }
     }
 }
@@ -59,6 +62,11 @@ impl Setup {
         self
     }
 
+    pub fn secret(mut self, secret: &str) -> Self {
+        self.secret = secret.into();
+        self
+    }
+
     pub fn public_url(mut self, url: &str) -> Self {
         self.public_url = Some(url.into());
         self
@@ -67,8 +75,9 @@ impl Setup {
     pub fn toml(&self, origin: &str, listen: &str) -> String {
         let origin = self.public_url.as_deref().unwrap_or(origin);
         format!(
-            "[server]\nlisten = \"{listen}\"\npublic_url = \"{origin}\"\nbase_path = \"{base}\"\nsecret = \"{SECRET}\"\n{extra}\n\n[store]\nurl = \"{store}\"\n\n[session]\n{session}\n\n{providers}\n",
+            "[server]\nlisten = \"{listen}\"\npublic_url = \"{origin}\"\nbase_path = \"{base}\"\nsecret = \"{secret}\"\n{extra}\n\n[store]\nurl = \"{store}\"\n\n[session]\n{session}\n\n{providers}\n",
             base = self.base_path,
+            secret = self.secret,
             extra = self.server_extra,
             store = self.store_url,
             session = self.session,
