@@ -350,18 +350,23 @@ impl Users {
         user_id: &str,
         account: &LinkedAccount,
     ) -> Result<(), StoreError> {
-        self.remove_if_owned(&account_key(&account.provider, &account.subject), user_id)
-            .await
-    }
-
-    /// Deletes an index key (value = a user id) if it points at `user_id`.
-    async fn remove_if_owned(&self, key: &str, user_id: &str) -> Result<(), StoreError> {
-        if let Some(owner) = self.store.get(key).await? {
-            if owner == user_id.as_bytes() {
-                self.store.delete(key).await?;
-            }
+        let key = account_key(&account.provider, &account.subject);
+        if self.remove_if_owned(&key, user_id).await? {
+            // The account's provider tokens (if kept) go with it.
+            let tokens = crate::provider_tokens::record_key(&account.provider, &account.subject);
+            self.store.delete(&tokens).await?;
         }
         Ok(())
+    }
+
+    /// Deletes an index key (value = a user id) if it points at `user_id`; true if it did.
+    async fn remove_if_owned(&self, key: &str, user_id: &str) -> Result<bool, StoreError> {
+        if let Some(owner) = self.store.get(key).await? {
+            if owner == user_id.as_bytes() {
+                return self.store.delete(key).await;
+            }
+        }
+        Ok(false)
     }
 }
 
@@ -483,6 +488,21 @@ mod tests {
         ids.dedup();
         assert_eq!(ids.len(), 1, "{ids:?}");
         assert_eq!(store.keys_with_prefix("user:").await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn deleting_a_user_drops_its_accounts_and_kept_provider_tokens() {
+        let (users, store) = users().await;
+        let ann = users
+            .sign_in("gh", &profile("1", "ann@x.test", true), None, false)
+            .await
+            .unwrap();
+        let tokens = crate::provider_tokens::record_key("gh", "1");
+        store.put(&tokens, b"v1.sealed", None).await.unwrap();
+        assert!(users.delete(&ann.id).await.unwrap());
+        assert!(store.get(&tokens).await.unwrap().is_none());
+        assert!(store.get(&account_key("gh", "1")).await.unwrap().is_none());
+        assert!(users.get(&ann.id).await.unwrap().is_none());
     }
 
     #[tokio::test]

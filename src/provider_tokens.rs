@@ -32,7 +32,7 @@ const POLL: Duration = Duration::from_millis(25);
 /// A token expiring within this much (at most half its lifetime) is refreshed first.
 const MARGIN_MS: i64 = 30_000;
 
-fn record_key(provider: &str, subject: &str) -> String {
+pub(crate) fn record_key(provider: &str, subject: &str) -> String {
     format!("provider_tokens:{provider}:{subject}")
 }
 
