@@ -938,7 +938,14 @@ fn commented_examples_in_the_sample_file_load() {
         .collect::<Vec<_>>()
         .join("\n");
     let c = load_str(Path::new("providers.toml"), &text, &|name| {
-        (name != "LATCH_LISTEN").then(|| "value".to_string())
+        // Secrets must be long enough to pass validation.
+        (name != "LATCH_LISTEN").then(|| {
+            if name.contains("SECRET") {
+                "s".repeat(48)
+            } else {
+                "value".to_string()
+            }
+        })
     })
     .unwrap_or_else(|e| panic!("{e}\n{text}"));
     let ids: Vec<_> = c.providers.iter().map(|p| p.id.as_str()).collect();
