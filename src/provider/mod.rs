@@ -17,7 +17,7 @@ use oidc::{profile_from_claims, OidcClient, VerifyError};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use token::{CodeExchange, ExchangeError, RefreshGrant};
+use token::{ExchangeError, TokenClient};
 use url::Url;
 
 /// Who the provider says the user is.
@@ -221,9 +221,9 @@ impl Provider {
         }
     }
 
-    /// The token endpoint and the client authentication to use there.
-    async fn token_endpoint(&self) -> Result<(Url, TokenAuth), AuthError> {
-        Ok(match (&self.oidc, &self.config.kind) {
+    /// A client for the token endpoint, with the client authentication to use there.
+    async fn token_client(&self) -> Result<TokenClient<'_>, AuthError> {
+        let (endpoint, auth) = match (&self.oidc, &self.config.kind) {
             (Some(oidc), _) => {
                 let discovery = oidc.discovery().await.map_err(call_error)?;
                 let auth = oidc
@@ -236,64 +236,50 @@ impl Provider {
                 (token_url.clone(), self.config.token_auth)
             }
             (None, _) => unreachable!("every non-OAuth2 provider has an OIDC client"),
+        };
+        let client_secret = match auth {
+            TokenAuth::None => None,
+            _ => self.client_secret(),
+        };
+        Ok(TokenClient {
+            http: &self.http,
+            endpoint,
+            client_id: &self.config.client_id,
+            auth,
+            client_secret,
+            timeout: self.config.timeout,
         })
     }
 
     async fn exchange(&self, code: &str, verifier: &str) -> Result<TokenSet, AuthError> {
-        let (endpoint, auth) = self.token_endpoint().await?;
-        let secret = match auth {
-            TokenAuth::None => None,
-            _ => self.client_secret(),
-        };
-        CodeExchange {
-            http: &self.http,
-            endpoint: &endpoint,
-            client_id: &self.config.client_id,
-            auth,
-            client_secret: secret.as_deref(),
-            code,
-            verifier,
-            redirect_uri: &self.callback_url,
-            timeout: self.config.timeout,
-        }
-        .send()
-        .await
-        .map_err(exchange_error)
+        self.token_client()
+            .await?
+            .exchange_code(code, verifier, &self.callback_url)
+            .await
+            .map_err(exchange_error)
     }
 
     /// A refresh-token grant (RFC 6749 section 6) at the token endpoint, authenticated like
     /// the code exchange. A refused refresh token (`invalid_grant`) is `ProviderTokenExpired`:
     /// the user must sign in again.
     pub async fn refresh(&self, refresh_token: &str) -> Result<TokenSet, AuthError> {
-        let (endpoint, auth) = self.token_endpoint().await?;
-        let secret = match auth {
-            TokenAuth::None => None,
-            _ => self.client_secret(),
-        };
-        RefreshGrant {
-            http: &self.http,
-            endpoint: &endpoint,
-            client_id: &self.config.client_id,
-            auth,
-            client_secret: secret.as_deref(),
-            refresh_token,
-            timeout: self.config.timeout,
-        }
-        .send()
-        .await
-        .map_err(|err| match err {
-            ExchangeError::OAuth { ref error, .. } => {
-                let code = match error.as_str() {
-                    "invalid_grant" => ErrorCode::ProviderTokenExpired,
-                    "invalid_client" | "unauthorized_client" | "incorrect_client_credentials" => {
-                        ErrorCode::Configuration
-                    }
-                    _ => ErrorCode::ProviderError,
-                };
-                AuthError::new(code, format!("refresh: {err}"))
-            }
-            ExchangeError::Call(call) => call_error(call),
-        })
+        self.token_client()
+            .await?
+            .refresh(refresh_token)
+            .await
+            .map_err(|err| match err {
+                ExchangeError::OAuth { ref error, .. } => {
+                    let code = match error.as_str() {
+                        "invalid_grant" => ErrorCode::ProviderTokenExpired,
+                        "invalid_client"
+                        | "unauthorized_client"
+                        | "incorrect_client_credentials" => ErrorCode::Configuration,
+                        _ => ErrorCode::ProviderError,
+                    };
+                    AuthError::new(code, format!("refresh: {err}"))
+                }
+                ExchangeError::Call(call) => call_error(call),
+            })
     }
 
     /// Exchanges the code and works out who signed in.

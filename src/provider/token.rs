@@ -7,98 +7,64 @@ use serde::Deserialize;
 use std::time::Duration;
 use url::Url;
 
-/// One code exchange.
-pub struct CodeExchange<'a> {
+/// A client at one token endpoint, with the client authentication the provider wants.
+pub struct TokenClient<'a> {
     pub http: &'a reqwest::Client,
-    pub endpoint: &'a Url,
+    pub endpoint: Url,
     pub client_id: &'a str,
     pub auth: TokenAuth,
-    pub client_secret: Option<&'a str>,
-    pub code: &'a str,
-    pub verifier: &'a str,
-    pub redirect_uri: &'a str,
+    /// The secret (or Apple's minted JWT); unused with `TokenAuth::None`.
+    pub client_secret: Option<String>,
     pub timeout: Duration,
 }
 
-impl CodeExchange<'_> {
-    pub async fn send(self) -> Result<TokenSet, ExchangeError> {
-        let form = vec![
+impl TokenClient<'_> {
+    /// The authorization-code grant, with the PKCE verifier.
+    pub async fn exchange_code(
+        &self,
+        code: &str,
+        verifier: &str,
+        redirect_uri: &str,
+    ) -> Result<TokenSet, ExchangeError> {
+        self.post(vec![
             ("grant_type", "authorization_code".to_string()),
-            ("code", self.code.to_string()),
-            ("redirect_uri", self.redirect_uri.to_string()),
-            ("code_verifier", self.verifier.to_string()),
-        ];
-        post_token(
-            self.http,
-            self.endpoint,
-            self.client_id,
-            self.auth,
-            self.client_secret,
-            form,
-            self.timeout,
-        )
+            ("code", code.to_string()),
+            ("redirect_uri", redirect_uri.to_string()),
+            ("code_verifier", verifier.to_string()),
+        ])
         .await
     }
-}
 
-/// One refresh-token grant (RFC 6749 section 6), with the same client authentication as the
-/// code exchange.
-pub struct RefreshGrant<'a> {
-    pub http: &'a reqwest::Client,
-    pub endpoint: &'a Url,
-    pub client_id: &'a str,
-    pub auth: TokenAuth,
-    pub client_secret: Option<&'a str>,
-    pub refresh_token: &'a str,
-    pub timeout: Duration,
-}
-
-impl RefreshGrant<'_> {
-    pub async fn send(self) -> Result<TokenSet, ExchangeError> {
-        let form = vec![
+    /// The refresh-token grant (RFC 6749 section 6).
+    pub async fn refresh(&self, refresh_token: &str) -> Result<TokenSet, ExchangeError> {
+        self.post(vec![
             ("grant_type", "refresh_token".to_string()),
-            ("refresh_token", self.refresh_token.to_string()),
-        ];
-        post_token(
-            self.http,
-            self.endpoint,
-            self.client_id,
-            self.auth,
-            self.client_secret,
-            form,
-            self.timeout,
-        )
+            ("refresh_token", refresh_token.to_string()),
+        ])
         .await
     }
-}
 
-/// POSTs `form` to the token endpoint with the client authentication `auth` and reads the
-/// answer.
-async fn post_token(
-    http: &reqwest::Client,
-    endpoint: &Url,
-    client_id: &str,
-    auth: TokenAuth,
-    client_secret: Option<&str>,
-    mut form: Vec<(&'static str, String)>,
-    timeout: Duration,
-) -> Result<TokenSet, ExchangeError> {
-    let mut request = http
-        .post(endpoint.clone())
-        .header(reqwest::header::ACCEPT, "application/json");
-    match (auth, client_secret) {
-        (TokenAuth::ClientSecretBasic, Some(secret)) => {
-            // RFC 6749 2.3.1: both parts form-urlencoded before base64.
-            request = request.basic_auth(form_encode(client_id), Some(form_encode(secret)));
+    /// POSTs `form` with the client authentication and reads the answer.
+    async fn post(&self, mut form: Vec<(&'static str, String)>) -> Result<TokenSet, ExchangeError> {
+        let mut request = self
+            .http
+            .post(self.endpoint.clone())
+            .header(reqwest::header::ACCEPT, "application/json");
+        match (self.auth, self.client_secret.as_deref()) {
+            (TokenAuth::ClientSecretBasic, Some(secret)) => {
+                // RFC 6749 2.3.1: both parts form-urlencoded before base64.
+                request =
+                    request.basic_auth(form_encode(self.client_id), Some(form_encode(secret)));
+            }
+            (TokenAuth::ClientSecretPost, Some(secret)) => {
+                form.push(("client_id", self.client_id.to_string()));
+                form.push(("client_secret", secret.to_string()));
+            }
+            _ => form.push(("client_id", self.client_id.to_string())),
         }
-        (TokenAuth::ClientSecretPost, Some(secret)) => {
-            form.push(("client_id", client_id.to_string()));
-            form.push(("client_secret", secret.to_string()));
-        }
-        _ => form.push(("client_id", client_id.to_string())),
+        let (status, body) = send("token", request.form(&form), self.timeout).await?;
+        parse_token_response(status, &body)
     }
-    let (status, body) = send("token", request.form(&form), timeout).await?;
-    parse_token_response(status, &body)
 }
 
 fn form_encode(s: &str) -> String {

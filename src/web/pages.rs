@@ -75,11 +75,8 @@ pub async fn signout_page(
     let mut user = None;
     if let Some(token) = super::cookies::read(&headers, &app.cookies.session) {
         if let Some(session) = app.sessions.load(token).await? {
-            user = app
-                .users
-                .get(&session.record.user_id)
-                .await?
-                .map(|u| context! { name => u.name, email => u.email });
+            let profile = session.record.profile;
+            user = Some(context! { name => profile.name, email => profile.email });
         }
     }
     let mut response = html(
