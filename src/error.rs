@@ -50,6 +50,11 @@ pub enum ErrorCode {
     /// The provider's tokens expired and cannot be refreshed (no refresh token, or the
     /// provider refused it): the user must sign in with the provider again.
     ProviderTokenExpired,
+    /// Too many requests from this client for this route (`[limits]`); answered with
+    /// `Retry-After`.
+    TooManyRequests,
+    /// The request body is larger than latch accepts.
+    PayloadTooLarge,
     /// No such page.
     NotFound,
     /// A bug in latch.
@@ -59,7 +64,7 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 23] = [
+    pub const ALL: [ErrorCode; 25] = [
         ErrorCode::Configuration,
         ErrorCode::AccessDenied,
         ErrorCode::OAuthCallbackError,
@@ -80,6 +85,8 @@ impl ErrorCode {
         ErrorCode::TokensNotExposed,
         ErrorCode::NoProviderAccount,
         ErrorCode::ProviderTokenExpired,
+        ErrorCode::TooManyRequests,
+        ErrorCode::PayloadTooLarge,
         ErrorCode::NotFound,
         ErrorCode::InternalError,
         ErrorCode::Default,
@@ -107,6 +114,8 @@ impl ErrorCode {
             ErrorCode::TokensNotExposed => "TokensNotExposed",
             ErrorCode::NoProviderAccount => "NoProviderAccount",
             ErrorCode::ProviderTokenExpired => "ProviderTokenExpired",
+            ErrorCode::TooManyRequests => "TooManyRequests",
+            ErrorCode::PayloadTooLarge => "PayloadTooLarge",
             ErrorCode::NotFound => "NotFound",
             ErrorCode::InternalError => "InternalError",
             ErrorCode::Default => "Default",
@@ -137,6 +146,8 @@ impl ErrorCode {
             ErrorCode::OAuthAccountNotLinked => StatusCode::CONFLICT,
             ErrorCode::UnknownProvider | ErrorCode::NotFound => StatusCode::NOT_FOUND,
             ErrorCode::InternalError => StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
+            ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorCode::OAuthCallbackError
             | ErrorCode::InvalidState
             | ErrorCode::IssuerMismatch
@@ -167,6 +178,8 @@ impl ErrorCode {
             ErrorCode::TokensNotExposed => "Provider tokens are not available",
             ErrorCode::NoProviderAccount => "No account at this provider",
             ErrorCode::ProviderTokenExpired => "Please sign in with the provider again",
+            ErrorCode::TooManyRequests => "Too many attempts",
+            ErrorCode::PayloadTooLarge => "Request too large",
             ErrorCode::NotFound => "Page not found",
             ErrorCode::InternalError => "Something went wrong",
             ErrorCode::Default => "Sign-in failed",
@@ -195,6 +208,8 @@ impl ErrorCode {
             ErrorCode::TokensNotExposed => "This sign-in provider is not configured to hand its tokens to apps.",
             ErrorCode::NoProviderAccount => "You have not signed in with this provider, or no tokens from it are kept. Sign in with it first.",
             ErrorCode::ProviderTokenExpired => "Your access at the identity provider has expired or was revoked. Please sign in with it again.",
+            ErrorCode::TooManyRequests => "Too many requests came from your network in a short time. Please wait a moment and try again.",
+            ErrorCode::PayloadTooLarge => "The request body is larger than this site accepts.",
             ErrorCode::NotFound => "There is nothing at this address.",
             ErrorCode::InternalError => "An unexpected error happened on our side.",
             ErrorCode::Default => "Sign-in could not be completed. Please try again.",

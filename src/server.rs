@@ -7,6 +7,7 @@ use crate::session::Sessions;
 use crate::store::{self, Store};
 use crate::web::{self, cookies::CookiePolicy, templates::Templates, App};
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 
@@ -66,7 +67,9 @@ pub async fn run(
             );
         }
     }
-    axum::serve(listener, web::router(app))
+    // The peer address keys the rate limits (`web::limits`).
+    let service = web::router(app).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, service)
         .with_graceful_shutdown(shutdown)
         .await?;
     tracing::info!("latch stopped");

@@ -5,6 +5,7 @@
 
 mod duration;
 mod expand;
+mod limits;
 mod origin;
 mod provider;
 mod raw;
@@ -15,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use duration::parse_duration;
+pub use limits::{IpNet, LimitsConfig, Rate};
 pub use origin::OriginPattern;
 pub use provider::{presets, PresetInfo};
 
@@ -134,6 +136,7 @@ pub struct Config {
     pub store: StoreConfig,
     pub session: SessionConfig,
     pub tokens: TokensConfig,
+    pub limits: LimitsConfig,
     /// In the order of the file.
     pub providers: Vec<ProviderConfig>,
 }
@@ -151,6 +154,8 @@ pub struct ServerConfig {
     /// sealing new ones), so a rotated secret keeps stored records readable.
     pub previous_secrets: Vec<Secret>,
     pub trusted_origins: Vec<OriginPattern>,
+    /// Peers whose `X-Forwarded-For` is believed (reverse proxies); empty: none.
+    pub trusted_proxies: Vec<IpNet>,
     /// Template override directory, absolute (resolved against the config file's directory).
     pub templates: Option<PathBuf>,
 }

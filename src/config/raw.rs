@@ -15,7 +15,17 @@ pub(crate) struct RawServer {
     pub secret: Option<RawSecret>,
     pub previous_secrets: Option<RawSecretList>,
     pub trusted_origins: Option<Vec<String>>,
+    pub trusted_proxies: Option<Vec<String>>,
     pub templates: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawLimits {
+    pub signin: Option<String>,
+    pub callback: Option<String>,
+    pub token: Option<String>,
+    pub refresh: Option<String>,
 }
 
 #[derive(Deserialize, Default)]

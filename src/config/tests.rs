@@ -702,3 +702,65 @@ fn previous_secrets_of_the_wrong_type_are_not_echoed() {
         );
     }
 }
+
+#[test]
+fn limits_defaults_and_values() {
+    let c = ok(&with(""));
+    assert_eq!(c.limits, LimitsConfig::default());
+    assert_eq!(c.limits.signin, Some(Rate::per_minute(30)));
+    assert_eq!(c.limits.token, Some(Rate::per_minute(60)));
+    assert!(c.server.trusted_proxies.is_empty());
+    let c = ok(&with(
+        "trusted_proxies = [\"10.0.0.0/8\", \"::1\"]\n[limits]\nsignin = \"5/s\"\ncallback = \"off\"\ntoken = \"100/h\"\nrefresh = \"10/15m\"\n",
+    ));
+    assert_eq!(
+        c.limits.signin,
+        Some(Rate {
+            count: 5,
+            per: Duration::from_secs(1)
+        })
+    );
+    assert_eq!(c.limits.callback, None);
+    assert_eq!(c.limits.token.unwrap().per, Duration::from_secs(3600));
+    assert_eq!(c.limits.refresh.unwrap().per, Duration::from_secs(900));
+    assert_eq!(c.server.trusted_proxies.len(), 2);
+    assert!(c.server.trusted_proxies[0].contains("10.1.2.3".parse().unwrap()));
+    assert!(c.server.trusted_proxies[0].contains("::ffff:10.1.2.3".parse().unwrap()));
+    assert!(!c.server.trusted_proxies[0].contains("11.0.0.1".parse().unwrap()));
+    assert!(c.server.trusted_proxies[1].contains("::1".parse().unwrap()));
+    assert!(!c.server.trusted_proxies[1].contains("127.0.0.1".parse().unwrap()));
+}
+
+#[test]
+fn limits_errors_have_lines_and_keys() {
+    let e = errs(&with(
+        "trusted_proxies = [\n  \"10.0.0.0/8\",\n  \"10.0.0.0/33\",\n  \"proxy.local\",\n]\n[limits]\nsignin = \"0/min\"\ntoken = \"fast\"\nrefresh = \"3/fortnight\"\nburst = 3\n",
+    ));
+    let keys: Vec<_> = e.iter().map(|e| (e.line, e.key.as_str())).collect();
+    assert_eq!(
+        keys,
+        vec![
+            (Some(5), "server.trusted_proxies[1]"),
+            (Some(6), "server.trusted_proxies[2]"),
+            (Some(9), "limits.signin"),
+            (Some(10), "limits.token"),
+            (Some(11), "limits.refresh"),
+            (Some(12), "limits.burst"),
+        ],
+        "{e:?}"
+    );
+    assert!(e[0].message.contains("0 to 32"), "{}", e[0].message);
+    assert!(e[2].message.contains("\"off\""), "{}", e[2].message);
+}
+
+#[test]
+fn ip_networks() {
+    assert!(IpNet::parse("0.0.0.0/0")
+        .unwrap()
+        .contains("8.8.8.8".parse().unwrap()));
+    assert!(IpNet::parse("fd00::/8")
+        .unwrap()
+        .contains("fd12::1".parse().unwrap()));
+    assert!(IpNet::parse("fd00::/129").is_err());
+    assert!(IpNet::parse("").is_err());
+}

@@ -13,11 +13,18 @@ use super::duration::parse_duration;
 use super::expand::expand;
 use super::origin::OriginPattern;
 use super::provider;
-use super::raw::{RawDuration, RawProvider, RawServer, RawSession, RawStore, RawTokens};
+use super::raw::{RawDuration, RawLimits, RawProvider, RawServer, RawSession, RawStore, RawTokens};
 use super::source::{KeyPath, Source};
 use super::{Config, ConfigError, Secret, ServerConfig, SessionConfig, StoreConfig, TokensConfig};
 
-const SECTIONS: &[&str] = &["server", "store", "session", "tokens", "providers"];
+const SECTIONS: &[&str] = &[
+    "server",
+    "store",
+    "session",
+    "tokens",
+    "limits",
+    "providers",
+];
 pub(crate) const STORE_SCHEMES: &[&str] = &[
     "sqlite",
     "redis",
@@ -245,6 +252,9 @@ pub(crate) fn validate(ctx: &mut Ctx, path: &Path, base_dir: PathBuf) -> Option<
     let tokens = ctx
         .section::<RawTokens>("tokens")
         .and_then(|raw| tokens(ctx, raw));
+    let limits = ctx
+        .section::<RawLimits>("limits")
+        .and_then(|raw| super::limits::limits(ctx, raw));
     let providers = providers(ctx, public_url.as_ref(), &base_dir);
 
     if !ctx.errors.is_empty() {
@@ -256,6 +266,7 @@ pub(crate) fn validate(ctx: &mut Ctx, path: &Path, base_dir: PathBuf) -> Option<
         store: store?,
         session: session?,
         tokens: tokens?,
+        limits: limits?,
         providers: providers?,
     })
 }
@@ -366,6 +377,12 @@ fn server(ctx: &mut Ctx, raw: RawServer, base_dir: &Path) -> Option<ServerConfig
             ok.then_some(out)
         });
 
+    let trusted_proxies = super::limits::trusted_proxies(
+        ctx,
+        &p.key("trusted_proxies"),
+        raw.trusted_proxies.as_deref(),
+    );
+
     let tpl_path = p.key("templates");
     let templates = ctx
         .opt_string(&tpl_path, raw.templates.as_deref())
@@ -401,6 +418,7 @@ fn server(ctx: &mut Ctx, raw: RawServer, base_dir: &Path) -> Option<ServerConfig
         secret: secret?,
         previous_secrets: previous_secrets?,
         trusted_origins: trusted_origins?,
+        trusted_proxies: trusted_proxies?,
         templates: templates?,
     })
 }

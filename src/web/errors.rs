@@ -6,7 +6,7 @@ use crate::crypto::random_token;
 use crate::error::{AuthError, ErrorCode};
 use axum::extract::{Request, State};
 use axum::http::header::{self, HeaderValue};
-use axum::http::Method;
+use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Json, Response};
 use minijinja::context;
@@ -150,6 +150,21 @@ pub async fn request_context(
     let started = std::time::Instant::now();
     let mut response = next.run(req).instrument(span.clone()).await;
 
+    // axum's own body-limit rejection (`DefaultBodyLimit`) is plain text: answer it like
+    // every other refusal.
+    if response.status() == StatusCode::PAYLOAD_TOO_LARGE
+        && response.extensions().get::<PendingError>().is_none()
+    {
+        response.extensions_mut().insert(PendingError {
+            error: AuthError::new(
+                ErrorCode::PayloadTooLarge,
+                "request body over the 64 KiB limit",
+            ),
+            json: false,
+            quiet: false,
+        });
+    }
+
     if let Some(pending) = response.extensions_mut().remove::<PendingError>() {
         let _entered = span.enter();
         let status = pending.error.code.status();
@@ -163,7 +178,10 @@ pub async fn request_context(
         let mut rendered = render(&app, &ctx, &pending.error, pending.json || json_client);
         // Keep headers a handler set deliberately (e.g. clearing a cookie).
         for (name, value) in response.headers() {
-            if name == header::SET_COOKIE || name == header::WWW_AUTHENTICATE {
+            if name == header::SET_COOKIE
+                || name == header::WWW_AUTHENTICATE
+                || name == header::RETRY_AFTER
+            {
                 rendered.headers_mut().append(name, value.clone());
             }
         }

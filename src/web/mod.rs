@@ -4,6 +4,7 @@ pub mod cookies;
 pub mod csrf;
 mod dev_routes;
 mod errors;
+mod limits;
 pub mod logos;
 mod ops;
 mod pages;
@@ -96,6 +97,11 @@ pub fn router(app: AppState) -> Router {
     };
     routes
         .fallback(ops::not_found)
+        // Inside `request_context`, which renders its 429s.
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(limits::Limiter::new(&app.config)),
+            limits::enforce,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),
             errors::request_context,

@@ -6,6 +6,7 @@ mod admin_cli;
 mod callback_url;
 mod cli;
 mod flow_refusals;
+mod limits;
 mod linking_and_verify;
 mod oidc_provider;
 mod presets;

@@ -24,6 +24,8 @@ pub struct Setup {
     /// `[providers.*]` tables, with `{origin}` replaced by latch's own origin.
     pub providers: String,
     pub session: String,
+    /// Lines for `[limits]`.
+    pub limits: String,
     /// `public_url` instead of the listener's own origin (e.g. an https name).
     pub public_url: Option<String>,
     /// `server.secret` (default [`SECRET`]).
@@ -38,6 +40,7 @@ impl Default for Setup {
             server_extra: String::new(),
             providers: "[providers.dev]\npreset = \"dev\"\n".into(),
             session: String::new(),
+            limits: String::new(),
             public_url: None,
             secret: SECRET.into(),
         }
@@ -62,6 +65,11 @@ impl Setup {
         self
     }
 
+    pub fn limits(mut self, lines: &str) -> Self {
+        self.limits = lines.into();
+        self
+    }
+
     pub fn secret(mut self, secret: &str) -> Self {
         self.secret = secret.into();
         self
@@ -75,12 +83,13 @@ impl Setup {
     pub fn toml(&self, origin: &str, listen: &str) -> String {
         let origin = self.public_url.as_deref().unwrap_or(origin);
         format!(
-            "[server]\nlisten = \"{listen}\"\npublic_url = \"{origin}\"\nbase_path = \"{base}\"\nsecret = \"{secret}\"\n{extra}\n\n[store]\nurl = \"{store}\"\n\n[session]\n{session}\n\n{providers}\n",
+            "[server]\nlisten = \"{listen}\"\npublic_url = \"{origin}\"\nbase_path = \"{base}\"\nsecret = \"{secret}\"\n{extra}\n\n[store]\nurl = \"{store}\"\n\n[session]\n{session}\n\n[limits]\n{limits}\n\n{providers}\n",
             base = self.base_path,
             secret = self.secret,
             extra = self.server_extra,
             store = self.store_url,
             session = self.session,
+            limits = self.limits,
             providers = self.providers.replace("{origin}", origin),
         )
     }

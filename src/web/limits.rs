@@ -1,0 +1,324 @@
+//! Per-client request rates (`[limits]`): an in-process token bucket per route class and
+//! client address. The client is the TCP peer, or — only when the peer is one of
+//! `server.trusted_proxies` — the right-most address in `X-Forwarded-For` that is not a
+//! trusted proxy. IPv6 clients are counted per /64 (one host usually owns a whole /64).
+//! Counts live in this process: with several instances each one limits on its own.
+use super::WebError;
+use crate::config::{Config, IpNet, Rate};
+use crate::error::{AuthError, ErrorCode};
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::header::{self, HeaderMap, HeaderValue};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How often idle buckets are dropped.
+const PRUNE_EVERY: Duration = Duration::from_secs(60);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RouteClass {
+    Signin,
+    Callback,
+    Token,
+    Refresh,
+}
+
+impl RouteClass {
+    fn name(self) -> &'static str {
+        match self {
+            RouteClass::Signin => "signin",
+            RouteClass::Callback => "callback",
+            RouteClass::Token => "token",
+            RouteClass::Refresh => "refresh",
+        }
+    }
+
+    /// The class of a path below `base_path`, if it is limited at all.
+    fn of(path: &str) -> Option<RouteClass> {
+        let below = |prefix: &str| {
+            path.strip_prefix(prefix)
+                .is_some_and(|rest| !rest.is_empty() && !rest.contains('/'))
+        };
+        if below("/signin/") {
+            Some(RouteClass::Signin)
+        } else if below("/callback/") {
+            Some(RouteClass::Callback)
+        } else if path == "/token" {
+            Some(RouteClass::Token)
+        } else if path == "/refresh" {
+            Some(RouteClass::Refresh)
+        } else {
+            None
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Bucket {
+    tokens: f64,
+    updated: Instant,
+}
+
+struct Buckets {
+    map: HashMap<(RouteClass, IpAddr), Bucket>,
+    pruned: Instant,
+}
+
+pub struct Limiter {
+    base_path: String,
+    trusted: Vec<IpNet>,
+    signin: Option<Rate>,
+    callback: Option<Rate>,
+    token: Option<Rate>,
+    refresh: Option<Rate>,
+    buckets: Mutex<Buckets>,
+}
+
+/// Refill per second and capacity of a rate.
+fn params(rate: Rate) -> (f64, f64) {
+    let cap = f64::from(rate.count);
+    (cap / rate.per.as_secs_f64(), cap)
+}
+
+impl Limiter {
+    pub fn new(config: &Config) -> Limiter {
+        let l = &config.limits;
+        Limiter {
+            base_path: config.server.base_path.clone(),
+            trusted: config.server.trusted_proxies.clone(),
+            signin: l.signin,
+            callback: l.callback,
+            token: l.token,
+            refresh: l.refresh,
+            buckets: Mutex::new(Buckets {
+                map: HashMap::new(),
+                pruned: Instant::now(),
+            }),
+        }
+    }
+
+    fn rate(&self, class: RouteClass) -> Option<Rate> {
+        match class {
+            RouteClass::Signin => self.signin,
+            RouteClass::Callback => self.callback,
+            RouteClass::Token => self.token,
+            RouteClass::Refresh => self.refresh,
+        }
+    }
+
+    /// Takes one token from the client's bucket, or says how long until one is there.
+    pub fn check(&self, class: RouteClass, client: IpAddr, now: Instant) -> Result<(), Duration> {
+        let Some(rate) = self.rate(class) else {
+            return Ok(());
+        };
+        let (per_sec, cap) = params(rate);
+        let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        if now.saturating_duration_since(buckets.pruned) >= PRUNE_EVERY {
+            self.prune(&mut buckets.map, now);
+            buckets.pruned = now;
+        }
+        let bucket = buckets
+            .map
+            .entry((class, client_key(client)))
+            .or_insert(Bucket {
+                tokens: cap,
+                updated: now,
+            });
+        let elapsed = now.saturating_duration_since(bucket.updated).as_secs_f64();
+        bucket.tokens = (bucket.tokens + elapsed * per_sec).min(cap);
+        bucket.updated = now;
+        if bucket.tokens >= 1.0 {
+            bucket.tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(Duration::from_secs_f64((1.0 - bucket.tokens) / per_sec))
+        }
+    }
+
+    /// Drops buckets that have refilled completely: they are as good as new.
+    fn prune(&self, map: &mut HashMap<(RouteClass, IpAddr), Bucket>, now: Instant) {
+        map.retain(|(class, _), b| match self.rate(*class) {
+            None => false,
+            Some(rate) => {
+                let (per_sec, cap) = params(rate);
+                let elapsed = now.saturating_duration_since(b.updated).as_secs_f64();
+                b.tokens + elapsed * per_sec < cap
+            }
+        });
+    }
+
+    /// The client's address: see the module documentation.
+    pub fn client_ip(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
+        let peer = peer.to_canonical();
+        if !self.is_trusted(peer) {
+            return peer;
+        }
+        let hops: Vec<&str> = headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .filter(|h| !h.is_empty())
+            .collect();
+        let mut client = peer;
+        for hop in hops.iter().rev() {
+            match parse_hop(hop) {
+                Some(ip) => {
+                    client = ip;
+                    if !self.is_trusted(ip) {
+                        break;
+                    }
+                }
+                // Garbage from (or before) the last trusted hop: stop at that hop.
+                None => break,
+            }
+        }
+        client
+    }
+
+    fn is_trusted(&self, ip: IpAddr) -> bool {
+        self.trusted.iter().any(|n| n.contains(ip))
+    }
+}
+
+/// An `X-Forwarded-For` element: `203.0.113.7`, `2001:db8::1`, `203.0.113.7:4711`,
+/// `[2001:db8::1]:4711`.
+fn parse_hop(hop: &str) -> Option<IpAddr> {
+    hop.parse::<IpAddr>()
+        .ok()
+        .or_else(|| hop.parse::<SocketAddr>().ok().map(|s| s.ip()))
+        .map(|ip| ip.to_canonical())
+}
+
+/// IPv6 addresses count per /64.
+fn client_key(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !u128::from(u64::MAX))),
+        v4 => v4,
+    }
+}
+
+/// The middleware: answers 429 `TooManyRequests` with `Retry-After` (whole seconds).
+pub async fn enforce(State(limiter): State<Arc<Limiter>>, req: Request, next: Next) -> Response {
+    let path = req.uri().path();
+    let path = path
+        .strip_prefix(limiter.base_path.as_str())
+        .unwrap_or(path);
+    let Some(class) = RouteClass::of(path) else {
+        return next.run(req).await;
+    };
+    // Served without connect info (never by `server::run`): nothing to key on.
+    let Some(ConnectInfo(peer)) = req.extensions().get::<ConnectInfo<SocketAddr>>().copied() else {
+        return next.run(req).await;
+    };
+    let client = limiter.client_ip(peer.ip(), req.headers());
+    match limiter.check(class, client, Instant::now()) {
+        Ok(()) => next.run(req).await,
+        Err(wait) => {
+            let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+            let error = AuthError::new(
+                ErrorCode::TooManyRequests,
+                format!(
+                    "rate limit {} exceeded by client {client} (peer {}); retry in {secs}s",
+                    class.name(),
+                    peer.ip()
+                ),
+            );
+            let mut response = WebError::page(error).into_response();
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            response
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limiter(extra: &str) -> Limiter {
+        let text = format!(
+            "[server]\nsecret = \"0123456789abcdef0123456789abcdef\"\n{extra}\n[limits]\nsignin = \"2/10s\"\ncallback = \"off\"\n"
+        );
+        let config =
+            crate::config::load_str(std::path::Path::new("t.toml"), &text, &|_| None).unwrap();
+        Limiter::new(&config)
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn classes() {
+        assert_eq!(RouteClass::of("/signin/dev"), Some(RouteClass::Signin));
+        assert_eq!(RouteClass::of("/signin"), None);
+        assert_eq!(RouteClass::of("/signin/"), None);
+        assert_eq!(RouteClass::of("/callback/x"), Some(RouteClass::Callback));
+        assert_eq!(RouteClass::of("/token"), Some(RouteClass::Token));
+        assert_eq!(RouteClass::of("/refresh"), Some(RouteClass::Refresh));
+        assert_eq!(RouteClass::of("/session"), None);
+    }
+
+    #[test]
+    fn bucket_refills_and_is_per_client_and_class() {
+        let l = limiter("");
+        let t0 = Instant::now();
+        let a = ip("192.0.2.1");
+        assert!(l.check(RouteClass::Signin, a, t0).is_ok());
+        assert!(l.check(RouteClass::Signin, a, t0).is_ok());
+        let wait = l.check(RouteClass::Signin, a, t0).unwrap_err();
+        assert_eq!(wait.as_secs_f64().ceil() as u64, 5);
+        assert!(l.check(RouteClass::Signin, ip("192.0.2.2"), t0).is_ok());
+        assert!(l.check(RouteClass::Token, a, t0).is_ok());
+        assert!(l
+            .check(RouteClass::Signin, a, t0 + Duration::from_secs(5))
+            .is_ok());
+        // "off"
+        for _ in 0..100 {
+            assert!(l.check(RouteClass::Callback, a, t0).is_ok());
+        }
+        // IPv6 counts per /64.
+        let v6a = ip("2001:db8::1");
+        let v6b = ip("2001:db8::ffff:2");
+        assert!(l.check(RouteClass::Signin, v6a, t0).is_ok());
+        assert!(l.check(RouteClass::Signin, v6b, t0).is_ok());
+        assert!(l.check(RouteClass::Signin, v6a, t0).is_err());
+        // Full buckets are pruned.
+        l.check(RouteClass::Signin, ip("192.0.2.9"), t0 + PRUNE_EVERY * 2)
+            .unwrap();
+        assert_eq!(l.buckets.lock().unwrap().map.len(), 1);
+    }
+
+    #[test]
+    fn forwarded_for_only_from_trusted_peers() {
+        let mut h = HeaderMap::new();
+        h.append("x-forwarded-for", "1.1.1.1, 203.0.113.9".parse().unwrap());
+        h.append("x-forwarded-for", "10.0.0.2:4711".parse().unwrap());
+        let untrusted = limiter("");
+        assert_eq!(untrusted.client_ip(ip("10.0.0.1"), &h), ip("10.0.0.1"));
+        let trusted = limiter("trusted_proxies = [\"10.0.0.0/8\"]");
+        // Right-most untrusted: 1.1.1.1 may be spoofed by the client.
+        assert_eq!(trusted.client_ip(ip("10.0.0.1"), &h), ip("203.0.113.9"));
+        assert_eq!(trusted.client_ip(ip("192.0.2.1"), &h), ip("192.0.2.1"));
+        assert_eq!(
+            trusted.client_ip(ip("::ffff:10.0.0.1"), &h),
+            ip("203.0.113.9")
+        );
+        let mut g = HeaderMap::new();
+        g.append(
+            "x-forwarded-for",
+            "1.1.1.1, junk, 10.0.0.3".parse().unwrap(),
+        );
+        assert_eq!(trusted.client_ip(ip("10.0.0.1"), &g), ip("10.0.0.3"));
+        assert_eq!(
+            trusted.client_ip(ip("10.0.0.1"), &HeaderMap::new()),
+            ip("10.0.0.1")
+        );
+    }
+}
