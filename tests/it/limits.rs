@@ -5,6 +5,7 @@ use reqwest::{Client, RequestBuilder, Response, StatusCode};
 use serde_json::Value;
 
 fn client() -> Client {
+    latch::install_crypto_provider();
     Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
