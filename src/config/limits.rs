@@ -82,14 +82,15 @@ impl Rate {
         let Some((count, per)) = t.split_once('/') else {
             return Err(format!("invalid rate \"{s}\": {help}"));
         };
-        let count: u32 =
-            match count.trim().parse() {
-                Ok(0) => return Err(format!(
+        let count: u32 = match count.trim().parse() {
+            Ok(0) => {
+                return Err(format!(
                     "invalid rate \"{s}\": the count must be at least 1 (use \"off\" to disable)"
-                )),
-                Ok(n) => n,
-                Err(_) => return Err(format!("invalid rate \"{s}\": {help}")),
-            };
+                ))
+            }
+            Ok(n) => n,
+            Err(_) => return Err(format!("invalid rate \"{s}\": {help}")),
+        };
         let per = match per.trim() {
             "s" | "sec" | "second" => Duration::from_secs(1),
             "m" | "min" | "minute" => Duration::from_secs(60),
