@@ -125,14 +125,16 @@ async fn access_token_verifies_with_jose_and_refresh_cookie_is_scoped() {
 
     // The refresh cookie: HttpOnly, SameSite=Strict, only sent to the refresh route.
     assert!(cookie.starts_with("latch.refresh-token="), "{cookie}");
-    for attr in [
-        "HttpOnly",
-        "SameSite=Strict",
-        "Path=/api/auth/refresh",
-        "Max-Age=7200",
-    ] {
+    for attr in ["HttpOnly", "SameSite=Strict", "Path=/api/auth/refresh"] {
         assert!(cookie.split("; ").any(|a| a == attr), "{attr} in {cookie}");
     }
+    // What is left of the family's 2 h life: a second may have passed on a busy machine.
+    let max_age: u64 = cookie
+        .split("; ")
+        .find_map(|a| a.strip_prefix("Max-Age="))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no Max-Age in {cookie}"));
+    assert!((7195..=7200).contains(&max_age), "{cookie}");
     assert!(!cookie.contains("Secure"), "http: not Secure");
     assert_eq!(cookie_value(&cookie).len(), 43);
 
