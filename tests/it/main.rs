@@ -7,6 +7,7 @@ mod callback_url;
 mod cli;
 mod flow_refusals;
 mod linking_and_verify;
+mod observability;
 mod oidc_provider;
 mod presets;
 mod provider_tokens;
