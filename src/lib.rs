@@ -14,6 +14,7 @@ pub mod provider_tokens;
 pub mod server;
 pub mod session;
 pub mod store;
+pub mod telemetry;
 pub mod tokens;
 pub mod web;
 

@@ -26,8 +26,11 @@ pub enum StartError {
 /// Builds the application state for a server listening on `listener`.
 pub async fn build(config: Config, listener: &TcpListener) -> Result<Arc<App>, StartError> {
     let local_addr = listener.local_addr()?;
+    // The process's metrics recorder, installed before anything is counted.
+    crate::telemetry::handle();
     let sqlite_path = config.store.sqlite_path();
-    let store: Arc<dyn Store> = store::open(&config.store.url, sqlite_path.as_deref()).await?;
+    let store: Arc<dyn Store> =
+        store::metered(store::open(&config.store.url, sqlite_path.as_deref()).await?);
     let templates =
         Templates::new(config.server.templates.clone()).map_err(StartError::Templates)?;
     let providers =

@@ -56,10 +56,16 @@ pub async fn send(
             }
         }
     };
-    let response = request.timeout(timeout).send().await.map_err(classify)?;
-    let status = response.status().as_u16();
-    let body = response.bytes().await.map_err(classify)?;
-    Ok((status, body))
+    let started = std::time::Instant::now();
+    let result = async {
+        let response = request.timeout(timeout).send().await.map_err(classify)?;
+        let status = response.status().as_u16();
+        let body = response.bytes().await.map_err(classify)?;
+        Ok((status, body))
+    }
+    .await;
+    crate::telemetry::provider_call(endpoint, started.elapsed());
+    result
 }
 
 /// reqwest's Display includes the URL, which may carry a code or token in its query.

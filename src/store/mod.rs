@@ -22,9 +22,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+mod metered;
 mod redis;
 mod sqlite;
 
+pub use self::metered::metered;
 pub use self::redis::RedisStore;
 pub use self::sqlite::SqliteStore;
 

@@ -148,7 +148,14 @@ pub async fn request_context(
     req.extensions_mut().insert(ctx.clone());
     let span = tracing::info_span!("request", request_id = %request_id, %method, %path);
     let started = std::time::Instant::now();
-    let mut response = next.run(req).instrument(span.clone()).await;
+    let flow_route = flow_route(&app, &path);
+    let provider = flow_route.map_or("none", |(_, p)| p).to_string();
+    let mut response =
+        crate::telemetry::with_provider(provider.clone(), next.run(req).instrument(span.clone()))
+            .await;
+    if let Some((FlowRoute::Callback, _)) = flow_route {
+        crate::telemetry::callback_duration(&provider, started.elapsed());
+    }
 
     // axum's own body-limit rejection (`DefaultBodyLimit`) is plain text: answer it like
     // every other refusal.
@@ -168,6 +175,9 @@ pub async fn request_context(
     if let Some(pending) = response.extensions_mut().remove::<PendingError>() {
         let _entered = span.enter();
         let status = pending.error.code.status();
+        if let Some((FlowRoute::Start | FlowRoute::Callback, _)) = flow_route {
+            crate::telemetry::signin_failed(&provider, pending.error.code.as_str());
+        }
         if pending.quiet {
             tracing::debug!(code = %pending.error.code, "error page shown");
         } else if status.is_server_error() {
@@ -187,9 +197,38 @@ pub async fn request_context(
         }
         response = rendered;
     }
+    crate::telemetry::http_request(response.status().as_u16());
     tracing::debug!(parent: &span, status = response.status().as_u16(), elapsed_ms = started.elapsed().as_millis() as u64, "served");
     security_headers(&mut response, &ctx, &request_id, app.cookies.is_secure());
     response
+}
+
+#[derive(Clone, Copy)]
+enum FlowRoute {
+    Start,
+    Callback,
+    ProviderToken,
+}
+
+/// For `/signin/{provider}`, `/callback/{provider}` and `/provider-token/{provider}`: which,
+/// and the provider's configured id (`unknown` for anything else, so request input never
+/// becomes a metric label).
+fn flow_route<'a>(app: &'a AppState, path: &str) -> Option<(FlowRoute, &'a str)> {
+    let rest = path.strip_prefix(app.config.server.base_path.as_str())?;
+    let (route, id) = if let Some(id) = rest.strip_prefix("/signin/") {
+        (FlowRoute::Start, id)
+    } else if let Some(id) = rest.strip_prefix("/callback/") {
+        (FlowRoute::Callback, id)
+    } else {
+        (
+            FlowRoute::ProviderToken,
+            rest.strip_prefix("/provider-token/")?,
+        )
+    };
+    if id.is_empty() || id.contains('/') {
+        return None;
+    }
+    Some((route, app.providers.get(id).map_or("unknown", |p| p.id())))
 }
 
 fn render(app: &AppState, ctx: &RequestContext, error: &AuthError, json: bool) -> Response {

@@ -87,6 +87,7 @@ pub fn router(app: AppState) -> Router {
         .route("/verify", get(api::verify))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
         .merge(dev_routes::routes())
         .merge(tokens::routes(&app));
     let base = app.config.server.base_path.clone();

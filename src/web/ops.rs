@@ -28,6 +28,18 @@ pub async fn readyz(State(app): State<AppState>) -> Response {
         .into_response()
 }
 
+/// Prometheus text exposition of the process's metrics.
+pub async fn metrics() -> Response {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        crate::telemetry::handle().render(),
+    )
+        .into_response()
+}
+
 pub async fn not_found() -> WebError {
     WebError::new(ErrorCode::NotFound, "no route")
 }

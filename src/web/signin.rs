@@ -95,6 +95,7 @@ async fn begin(
         .await
         .map_err(wrap)?;
     tracing::info!(provider = provider.id(), "sign-in started");
+    crate::telemetry::signin_started(provider.id());
     // `form_post` callbacks are cross-site POSTs, which carry only SameSite=None cookies.
     let cookie = if provider.uses_form_post() {
         app.cookies
@@ -220,6 +221,7 @@ async fn callback(
     }
     let (token, session) = app.sessions.create(&finished.user, provider.id()).await?;
     tracing::info!(provider = provider.id(), user = %finished.user.id, session = %session.id, "signed in");
+    crate::telemetry::signin_completed(provider.id());
     let cookie = app
         .cookies
         .set(&app.cookies.session, &token, app.sessions.max_age());

@@ -137,6 +137,7 @@ impl TokenApp {
             "name": user.name,
         });
         let access_token = key.sign(&claims);
+        crate::telemetry::token_issued();
         let mut response = Json(json!({
             "access_token": access_token,
             "token_type": "Bearer",
@@ -187,6 +188,7 @@ async fn refresh(State(t): State<TokenState>, headers: HeaderMap) -> Response {
     };
     let error = match outcome {
         Ok(issued) => {
+            crate::telemetry::token_refreshed();
             return t.answer(issued).await.into_response();
         }
         Err(Refusal::Unknown) => refused(
@@ -197,10 +199,13 @@ async fn refresh(State(t): State<TokenState>, headers: HeaderMap) -> Response {
             ErrorCode::InvalidRefreshToken,
             "the session behind the refresh token has ended",
         ),
-        Err(Refusal::Reused { family_id }) => refused(
+        Err(Refusal::Reused { family_id }) => {
+            crate::telemetry::refresh_reuse_detected();
+            refused(
             ErrorCode::RefreshTokenReused,
             format!("rotated refresh token of family {family_id} reused after the grace window; family and session revoked"),
-        ),
+            )
+        }
         Err(Refusal::Busy) => {
             return refused(
                 ErrorCode::StoreUnavailable,

@@ -8,6 +8,7 @@ mod cli;
 mod flow_refusals;
 mod limits;
 mod linking_and_verify;
+mod observability;
 mod oidc_provider;
 mod presets;
 mod provider_tokens;
