@@ -3,10 +3,12 @@ mod support;
 
 mod access_and_oauth2;
 mod admin_cli;
+mod browser;
 mod callback_url;
 mod cli;
 mod flow_refusals;
 mod linking_and_verify;
+mod nextauth;
 mod oidc_provider;
 mod presets;
 mod provider_tokens;
