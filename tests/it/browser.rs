@@ -61,7 +61,9 @@ pub async fn run_script(script: &str, env: &[(&str, &str)]) -> Value {
         .lines()
         .rev()
         .find_map(|l| serde_json::from_str(l).ok())
-        .unwrap_or_else(|| panic!("{script} printed no JSON report\nstdout: {stdout}\nstderr: {stderr}"));
+        .unwrap_or_else(|| {
+            panic!("{script} printed no JSON report\nstdout: {stdout}\nstderr: {stderr}")
+        });
     assert_eq!(
         report["ok"],
         true,
@@ -74,7 +76,11 @@ pub async fn run_script(script: &str, env: &[(&str, &str)]) -> Value {
 
 /// Signs in and out in Chromium; returns the script's report after the common checks.
 async fn browser_flow(app: &TestApp, mode: &str, who: &str, screenshot: Option<&str>) -> Value {
-    let mut env = vec![("LATCH_BASE", app.base.as_str()), ("MODE", mode), ("EMAIL", who)];
+    let mut env = vec![
+        ("LATCH_BASE", app.base.as_str()),
+        ("MODE", mode),
+        ("EMAIL", who),
+    ];
     if let Some(path) = screenshot {
         env.push(("SCREENSHOT", path));
     }
@@ -108,7 +114,10 @@ async fn chromium_signs_in_and_out_with_the_dev_provider() {
     assert!(Path::new(screenshot).is_file());
     assert_eq!(report["title"], "Sign in");
     assert!(
-        report["buttons"][0].as_str().unwrap().contains("Sign in with"),
+        report["buttons"][0]
+            .as_str()
+            .unwrap()
+            .contains("Sign in with"),
         "{report}"
     );
     assert!(
@@ -137,14 +146,16 @@ async fn chromium_keyboard_only_sign_in_and_out() {
     let app = Setup::default().spawn().await;
     let report = browser_flow(&app, "dev-keyboard", "linus@example.com", None).await;
     assert_eq!(
-        report["sessionAfterSignIn"]["user"]["email"],
-        "linus@example.com",
+        report["sessionAfterSignIn"]["user"]["email"], "linus@example.com",
         "{report}"
     );
     // Each control is reached with a few Tab presses, none is skipped.
     for step in ["signin", "email", "signout"] {
         let tabs = report["tabs"][step].as_u64().unwrap();
-        assert!((1..=6).contains(&tabs), "{step}: {tabs} Tab presses: {report}");
+        assert!(
+            (1..=6).contains(&tabs),
+            "{step}: {tabs} Tab presses: {report}"
+        );
     }
     app.stop().await;
 }

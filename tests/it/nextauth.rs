@@ -44,7 +44,10 @@ async fn next_auth_react_client_works_unchanged() {
     let url = signin["body"]["url"].as_str().unwrap();
     assert!(url.starts_with(&app.url("/dev/dev/authorize?")), "{url}");
     assert_eq!(report["signInReturned"], "undefined", "{report}");
-    assert_eq!(report["providerUrl"], url, "the browser went to latch's {{url}}");
+    assert_eq!(
+        report["providerUrl"], url,
+        "the browser went to latch's {{url}}"
+    );
 
     // getSession() after the provider step.
     let session = &report["sessionAfterSignIn"];
