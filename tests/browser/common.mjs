@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-export const STEP_TIMEOUT = 5000;
+export const STEP_TIMEOUT = 10000;
 
 export async function launch() {
   const userDataDir = mkdtempSync(join(tmpdir(), 'latch-chromium-'));
