@@ -3,11 +3,13 @@ mod support;
 
 mod access_and_oauth2;
 mod admin_cli;
+mod browser;
 mod callback_url;
 mod cli;
 mod flow_refusals;
 mod limits;
 mod linking_and_verify;
+mod nextauth;
 mod observability;
 mod oidc_provider;
 mod presets;
