@@ -27,6 +27,7 @@ pub enum UsersCommand {
     /// Show a user (by id or email), its linked accounts and live sessions
     Show {
         /// User id or email
+        #[arg(allow_hyphen_values = true)]
         user: String,
         /// One JSON object per user: {"user","accounts","sessions"}
         #[arg(long)]
@@ -35,11 +36,13 @@ pub enum UsersCommand {
     /// Delete a user, its provider accounts and every session
     Delete {
         /// User id (or an email that exactly one user has)
+        #[arg(allow_hyphen_values = true)]
         user: String,
     },
     /// Remove a user's account at a provider (the last account only with --force)
     Unlink {
         /// User id (or an email that exactly one user has)
+        #[arg(allow_hyphen_values = true)]
         user: String,
         /// Provider id, as in providers.toml
         provider: String,
@@ -54,7 +57,7 @@ pub enum SessionsCommand {
     /// List a user's live sessions: id, provider, created, last seen, expires (tab-separated)
     List {
         /// User id (or an email that exactly one user has)
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         user: String,
         /// One JSON object per line
         #[arg(long)]
@@ -64,7 +67,7 @@ pub enum SessionsCommand {
     #[command(group(clap::ArgGroup::new("whose").required(true).args(["user", "all"])))]
     Revoke {
         /// End every session of this user (id, or an email that exactly one user has)
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         user: Option<String>,
         /// End every session of every user
         #[arg(long)]

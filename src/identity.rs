@@ -1,7 +1,6 @@
 //! Local users and the provider accounts that sign in as them.
 //! A provider account (provider id, subject) belongs to exactly one user; the first sign-in
 //! creates the user, later ones refresh the profile fields.
-use crate::crypto::random_token;
 use crate::provider::Profile;
 use crate::store::{Store, StoreError};
 use chrono::Utc;
@@ -214,7 +213,7 @@ impl Users {
         let account = account_key(provider, &profile.subject);
         let now = Utc::now().timestamp();
         let user = User {
-            id: random_token(16),
+            id: new_user_id(),
             name: profile.name.clone(),
             email: profile.email.clone(),
             email_verified: profile.email_verified,
@@ -380,6 +379,13 @@ pub enum SignInError {
     },
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// 128 random bits in hex: URL- and shell-safe, and never taken for a command-line flag.
+fn new_user_id() -> String {
+    let mut bytes = [0u8; 16];
+    rand::RngCore::fill_bytes(&mut rand::rng(), &mut bytes);
+    hex::encode(bytes)
 }
 
 fn email_key(email: &str) -> String {

@@ -296,3 +296,13 @@ async fn stores_the_cli_cannot_administer_are_refused() {
     assert_eq!(out.code, Some(2), "{}", out.stderr);
     assert!(out.stderr.contains("providers.toml"), "{}", out.stderr);
 }
+
+#[test]
+fn a_user_id_that_starts_with_a_hyphen_is_an_id_not_a_flag() {
+    // Ids made by earlier versions are base64url and may start with '-'.
+    use clap::Parser;
+    let cli = latch::cli::Cli::try_parse_from(["latch", "users", "show", "-v4XYZ"]);
+    assert!(cli.is_ok(), "{:?}", cli.err());
+    let cli = latch::cli::Cli::try_parse_from(["latch", "sessions", "revoke", "--user", "-abc"]);
+    assert!(cli.is_ok(), "{:?}", cli.err());
+}
