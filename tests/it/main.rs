@@ -5,6 +5,7 @@ mod access_and_oauth2;
 mod admin_cli;
 mod callback_url;
 mod cli;
+mod compose;
 mod flow_refusals;
 mod linking_and_verify;
 mod oidc_provider;
