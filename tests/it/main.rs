@@ -6,6 +6,7 @@ mod admin_cli;
 mod browser;
 mod callback_url;
 mod cli;
+mod compose;
 mod flow_refusals;
 mod limits;
 mod linking_and_verify;

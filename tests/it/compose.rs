@@ -1,0 +1,516 @@
+//! The container and compose demo (SPEC §5): `Dockerfile`, `docker-compose.yml` and
+//! `deploy/`. No Docker engine runs in the tests, so the files are checked for what the demo
+//! relies on, the mounted latch config is loaded for real, and the demo's nginx config is run
+//! with the system's nginx in front of a real latch, signing in through the dev provider.
+use crate::support::browser::{location, Browser};
+use crate::support::dev::urlencode;
+use crate::support::latch::{Setup, TestApp};
+use reqwest::StatusCode;
+use serde_norway::Value;
+use std::net::TcpListener as StdListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn repo(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
+}
+
+fn read(path: &str) -> String {
+    std::fs::read_to_string(repo(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+fn compose() -> Value {
+    serde_norway::from_str(&read("docker-compose.yml")).expect("docker-compose.yml is YAML")
+}
+
+fn service<'a>(compose: &'a Value, name: &str) -> &'a Value {
+    compose["services"]
+        .get(name)
+        .unwrap_or_else(|| panic!("docker-compose.yml has no service {name:?}"))
+}
+
+fn str_of<'a>(v: &'a Value, what: &str) -> &'a str {
+    v.as_str()
+        .unwrap_or_else(|| panic!("{what}: expected a string, got {v:?}"))
+}
+
+fn strings(v: &Value, what: &str) -> Vec<String> {
+    v.as_sequence()
+        .unwrap_or_else(|| panic!("{what}: expected a list, got {v:?}"))
+        .iter()
+        .map(|s| str_of(s, what).to_string())
+        .collect()
+}
+
+/// `${NAME:-default}` → `default` (compose interpolation), asserting that shape.
+fn compose_default(v: &str, name: &str) -> String {
+    let inner = v
+        .strip_prefix(&format!("${{{name}:-"))
+        .and_then(|s| s.strip_suffix('}'))
+        .unwrap_or_else(|| panic!("expected ${{{name}:-<demo default>}}, got {v:?}"));
+    inner.to_string()
+}
+
+/// A bind mount `./host:container[:ro]`: the host path must exist in the repository.
+fn bind_mount(volumes: &[String], container: &str) -> String {
+    let mount = volumes
+        .iter()
+        .find(|v| v.split(':').nth(1) == Some(container))
+        .unwrap_or_else(|| panic!("nothing mounted at {container}: {volumes:?}"));
+    let parts: Vec<&str> = mount.split(':').collect();
+    assert_eq!(parts.get(2), Some(&"ro"), "{mount} should be read-only");
+    let host = parts[0]
+        .strip_prefix("./")
+        .expect("a path relative to the repo");
+    assert!(
+        repo(host).exists(),
+        "{mount}: {host} is not in the repository"
+    );
+    host.trim_end_matches('/').to_string()
+}
+
+fn healthcheck_test(svc: &Value, name: &str) -> Vec<String> {
+    let hc = &svc["healthcheck"];
+    assert!(hc.is_mapping(), "service {name} has no healthcheck");
+    strings(&hc["test"], &format!("{name}.healthcheck.test"))
+}
+
+#[test]
+fn compose_file_describes_the_demo() {
+    let c = compose();
+    let names: Vec<&str> = c["services"]
+        .as_mapping()
+        .expect("services")
+        .keys()
+        .map(|k| k.as_str().unwrap())
+        .collect();
+    for name in ["latch", "redis", "demo"] {
+        assert!(names.contains(&name), "service {name} missing: {names:?}");
+    }
+
+    // latch: built from this repository, config mounted read-only, demo secret marked.
+    let latch = service(&c, "latch");
+    assert_eq!(str_of(&latch["build"], "latch.build"), ".");
+    let env = &latch["environment"];
+    let secret = compose_default(str_of(&env["LATCH_SECRET"], "LATCH_SECRET"), "LATCH_SECRET");
+    assert!(secret.len() >= 32, "the demo secret must pass validation");
+    assert!(
+        secret.contains("demo"),
+        "the default secret is marked as a demo value"
+    );
+    assert_eq!(str_of(&env["LATCH_LISTEN"], "LATCH_LISTEN"), "0.0.0.0:3000");
+    let config_file = bind_mount(
+        &strings(&latch["volumes"], "latch.volumes"),
+        "/etc/latch/providers.toml",
+    );
+    assert_eq!(config_file, "deploy/latch/providers.toml");
+    assert_eq!(
+        healthcheck_test(latch, "latch"),
+        ["CMD", "latch-healthcheck"]
+    );
+    assert_eq!(
+        str_of(
+            &latch["depends_on"]["redis"]["condition"],
+            "latch.depends_on.redis"
+        ),
+        "service_healthy"
+    );
+    assert!(
+        latch.get("ports").is_none(),
+        "latch is reached through nginx only (one origin)"
+    );
+
+    // The mounted config is valid with the compose environment, and is what the demo needs.
+    let text = read(&config_file);
+    let config = latch::config::load_str(&repo(&config_file), &text, &|name| match name {
+        "LATCH_SECRET" => Some(secret.clone()),
+        "LATCH_LISTEN" => Some("0.0.0.0:3000".into()),
+        _ => None,
+    })
+    .unwrap_or_else(|e| panic!("{config_file} is invalid:\n{e}"));
+    assert_eq!(config.server.public_url.as_str(), "http://localhost:8080/");
+    assert_eq!(config.server.base_path, "/auth");
+    assert_eq!(config.server.listen, "0.0.0.0:3000");
+    assert_eq!(config.store.url, "redis://redis:6379");
+    assert!(config.providers.iter().any(|p| p.id == "dev"));
+    for commented in ["# [providers.google]", "# [providers.github]"] {
+        assert!(text.contains(commented), "{config_file} shows {commented}");
+    }
+    // The health check asks base_path + /healthz.
+    assert_eq!(
+        str_of(
+            &env["LATCH_HEALTHCHECK_PATH"],
+            "latch.environment.LATCH_HEALTHCHECK_PATH"
+        ),
+        format!("{}/healthz", config.server.base_path)
+    );
+
+    // redis: the official image, append-only file on a named volume, pinged.
+    let redis = service(&c, "redis");
+    assert_eq!(str_of(&redis["image"], "redis.image"), "redis:7");
+    let command = strings(&redis["command"], "redis.command").join(" ");
+    assert!(command.contains("--appendonly yes"), "{command}");
+    assert!(strings(&redis["volumes"], "redis.volumes").contains(&"redis-data:/data".into()));
+    assert!(
+        c["volumes"].get("redis-data").is_some(),
+        "top-level volume redis-data"
+    );
+    assert_eq!(
+        healthcheck_test(redis, "redis"),
+        ["CMD", "redis-cli", "ping"]
+    );
+
+    // demo: stock nginx on 8080 with this repository's config and page.
+    let demo = service(&c, "demo");
+    assert_eq!(str_of(&demo["image"], "demo.image"), "nginx:1.27");
+    assert_eq!(strings(&demo["ports"], "demo.ports"), ["8080:80"]);
+    let volumes = strings(&demo["volumes"], "demo.volumes");
+    assert_eq!(
+        bind_mount(&volumes, "/etc/nginx/conf.d/default.conf"),
+        "deploy/nginx/default.conf"
+    );
+    assert_eq!(bind_mount(&volumes, "/usr/share/nginx/html"), "deploy/demo");
+    assert!(repo("deploy/demo/index.html").is_file());
+    let nginx = read("deploy/nginx/default.conf");
+    assert!(nginx.contains("server latch:3000;"));
+    assert!(nginx.contains("location /auth/ {"));
+    assert!(nginx.contains("auth_request /_latch/verify;"));
+    assert!(nginx.contains("proxy_pass http://latch/auth/verify;"));
+}
+
+#[test]
+fn dockerfile_builds_in_one_stage_and_runs_in_another() {
+    let text = read("Dockerfile");
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.starts_with('#'))
+        .collect();
+    let from: Vec<&str> = lines
+        .iter()
+        .copied()
+        .filter(|l| l.starts_with("FROM "))
+        .collect();
+    assert_eq!(from.len(), 2, "a builder and a runtime stage: {from:?}");
+    assert!(
+        from[0].starts_with("FROM rust:") && from[0].contains("-slim-bookworm AS builder"),
+        "{}",
+        from[0]
+    );
+    assert!(
+        from[1].starts_with("FROM debian:bookworm-slim"),
+        "{}",
+        from[1]
+    );
+    assert!(text.contains("cargo build --release --locked"));
+    assert!(text.contains("COPY --from=builder "));
+
+    // Everything after the runtime FROM.
+    let runtime_start = lines.iter().position(|l| *l == from[1]).unwrap();
+    let runtime = &lines[runtime_start..];
+    let has = |prefix: &str| runtime.iter().any(|l| l.starts_with(prefix));
+    let user = runtime
+        .iter()
+        .find_map(|l| l.strip_prefix("USER "))
+        .expect("the runtime stage sets USER");
+    let user = user.split(':').next().unwrap();
+    assert!(!["root", "0"].contains(&user), "USER {user} is root");
+    assert!(has("HEALTHCHECK "));
+    assert!(has("EXPOSE 3000"));
+    assert!(has("ENTRYPOINT [\"latch\"]"));
+    assert!(has(
+        "CMD [\"serve\", \"--config\", \"/etc/latch/providers.toml\"]"
+    ));
+    assert!(text.contains("LATCH_LISTEN=0.0.0.0:3000"));
+
+    // Every COPY source exists and is not excluded from the build context.
+    let ignored: Vec<String> = read(".dockerignore")
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| l.trim_end_matches('/').to_string())
+        .collect();
+    for line in lines.iter().filter(|l| l.starts_with("COPY ")) {
+        if line.contains("--from=") {
+            continue;
+        }
+        let words: Vec<&str> = line.split_whitespace().skip(1).collect();
+        for source in &words[..words.len() - 1] {
+            assert!(repo(source).exists(), "{line}: {source} does not exist");
+            let first = source.split('/').next().unwrap();
+            assert!(
+                !ignored.iter().any(|i| i == first || i == source),
+                "{line}: {source} is excluded by .dockerignore"
+            );
+        }
+    }
+    assert!(ignored.contains(&"target".to_string()));
+}
+
+fn find_nginx() -> PathBuf {
+    let candidates = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .unwrap_or_default()
+        .into_iter()
+        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/usr/local/sbin")])
+        .map(|d| d.join("nginx"));
+    for candidate in candidates {
+        if candidate.is_file() {
+            return candidate;
+        }
+    }
+    panic!(
+        "nginx is not installed; this test runs deploy/nginx/default.conf with it \
+         (apt-get install -y nginx-light)"
+    );
+}
+
+/// nginx running the demo config from a temporary prefix; killed on drop.
+struct Nginx {
+    child: Child,
+    origin: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    StdListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `from` must be in `text` (so a change to the config is noticed here), replaced by `to`.
+fn rewrite(text: &str, from: &str, to: &str) -> String {
+    assert!(
+        text.contains(from),
+        "deploy/nginx/default.conf has no {from:?}"
+    );
+    text.replace(from, to)
+}
+
+fn start_nginx(port: u16, latch: &TestApp) -> Nginx {
+    let nginx = find_nginx();
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    // nginx's workers may run as another user (when the tests run as root).
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let html = root.join("html");
+    std::fs::create_dir(&html).unwrap();
+    for entry in std::fs::read_dir(repo("deploy/demo")).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), html.join(entry.file_name())).unwrap();
+    }
+
+    let conf = read("deploy/nginx/default.conf");
+    let conf = rewrite(
+        &conf,
+        "server latch:3000;",
+        &format!("server {};", latch.addr),
+    );
+    let conf = rewrite(&conf, "listen 80;", &format!("listen 127.0.0.1:{port};"));
+    let conf = rewrite(
+        &conf,
+        "root /usr/share/nginx/html;",
+        &format!("root {};", html.display()),
+    );
+    std::fs::write(root.join("default.conf"), conf).unwrap();
+    let r = root.display();
+    // What the nginx image's /etc/nginx/nginx.conf provides around conf.d/*.conf.
+    let main = format!(
+        "worker_processes 1;\n\
+         events {{ worker_connections 64; }}\n\
+         http {{\n\
+           types {{ text/html html; }}\n\
+           default_type application/octet-stream;\n\
+           access_log off;\n\
+           client_body_temp_path {r}/body;\n\
+           proxy_temp_path {r}/proxy;\n\
+           fastcgi_temp_path {r}/fastcgi;\n\
+           uwsgi_temp_path {r}/uwsgi;\n\
+           scgi_temp_path {r}/scgi;\n\
+           include {r}/default.conf;\n\
+         }}\n"
+    );
+    std::fs::write(root.join("nginx.conf"), main).unwrap();
+
+    let child = Command::new(&nginx)
+        .arg("-p")
+        .arg(root)
+        .arg("-c")
+        .arg(root.join("nginx.conf"))
+        .arg("-g")
+        .arg(format!(
+            "daemon off; master_process off; pid {r}/nginx.pid; error_log stderr;"
+        ))
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}", nginx.display()));
+    let mut nginx = Nginx {
+        child,
+        origin: format!("http://127.0.0.1:{port}"),
+        _dir: dir,
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(status) = nginx.child.try_wait().unwrap() {
+            panic!("nginx exited with {status} (its errors are above)");
+        }
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return nginx;
+        }
+        assert!(Instant::now() < deadline, "nginx did not listen on {port}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[tokio::test]
+async fn demo_nginx_config_signs_in_through_latch() {
+    let port = free_port();
+    let origin = format!("http://127.0.0.1:{port}");
+    // As in the demo: latch under /auth on nginx's origin (loopback, so the dev provider is
+    // allowed; its back channel is latch's own listener).
+    let app = Setup::default()
+        .base_path("/auth")
+        .public_url(&origin)
+        .spawn()
+        .await;
+    let nginx = start_nginx(port, &app);
+    assert_eq!(nginx.origin, origin);
+    let page = format!("{origin}/");
+    let browser = Browser::new();
+
+    // Not signed in: the page sends the browser to latch's sign-in page, then back.
+    let first = browser.get(&page).await;
+    let signin = location(&first, StatusCode::FOUND);
+    assert_eq!(
+        signin,
+        format!("{origin}/auth/signin?callbackUrl={origin}/"),
+        "401 from /verify becomes the sign-in redirect"
+    );
+    // A client-sent user header changes nothing.
+    let forged = browser
+        .send(
+            browser
+                .client
+                .get(&page)
+                .header("X-Auth-Request-Email", "mallory@example.com"),
+        )
+        .await;
+    assert_eq!(forged.status(), StatusCode::FOUND);
+
+    let signin_page = browser.get(&signin).await;
+    assert_eq!(signin_page.status(), StatusCode::OK);
+    let html = signin_page.text().await.unwrap().replace("&#x2f;", "/");
+    assert!(
+        html.contains(&format!("action=\"{origin}/auth/signin/dev\"")),
+        "the dev provider's button posts to nginx's origin: {html}"
+    );
+
+    // The dev provider, every hop through nginx.
+    let email = "compose-demo@example.com";
+    let start = browser
+        .get(&format!(
+            "{origin}/auth/signin/dev?callbackUrl={}",
+            urlencode(&page)
+        ))
+        .await;
+    let authorize = location(&start, StatusCode::FOUND);
+    assert!(
+        authorize.starts_with(&format!("{origin}/auth/")),
+        "the dev provider's page is on nginx's origin: {authorize}"
+    );
+    let authorize = url::Url::parse(&authorize).unwrap();
+    let mut form: Vec<(String, String)> = authorize
+        .query_pairs()
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    form.push(("email".into(), email.into()));
+    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let approved = browser
+        .post_form(&format!("{origin}{}", authorize.path()), &form)
+        .await;
+    let callback = location(&approved, StatusCode::FOUND);
+    assert!(
+        callback.starts_with(&format!("{origin}/auth/callback/dev?")),
+        "{callback}"
+    );
+    let landed = browser.get(&callback).await;
+    assert_eq!(location(&landed, StatusCode::FOUND), page);
+
+    // Back at the page: nginx let it through and shows latch's X-Auth-Request-* values.
+    let shown = browser.get(&page).await;
+    assert_eq!(
+        shown.status(),
+        StatusCode::OK,
+        "signed in, the page is served"
+    );
+    let header = |name: &str| {
+        shown
+            .headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_string())
+    };
+    assert_eq!(header("x-auth-request-email").as_deref(), Some(email));
+    let user = header("x-auth-request-user").expect("X-Auth-Request-User");
+    assert!(!user.is_empty());
+    assert!(header("content-type").unwrap().starts_with("text/html"));
+    let body = shown.text().await.unwrap();
+    assert!(
+        body.contains(&format!("<dd id=\"email\">{email}</dd>")),
+        "{body}"
+    );
+    assert!(
+        body.contains(&format!("<dd id=\"user\">{user}</dd>")),
+        "{body}"
+    );
+    assert!(!body.contains("<!--#"), "SSI was processed: {body}");
+
+    // latch's own routes are reachable through nginx, health check included.
+    let health = browser.get(&format!("{origin}/auth/healthz")).await;
+    assert_eq!(health.status(), StatusCode::OK);
+
+    drop(nginx);
+    app.stop().await;
+}
+
+/// The image's HEALTHCHECK script (bash /dev/tcp, no curl) against a real latch.
+#[tokio::test]
+async fn healthcheck_script_reports_latch_health() {
+    let app = Setup::default().base_path("/auth").spawn().await;
+    let run = |path: &'static str, addr: String| {
+        tokio::process::Command::new("bash")
+            .arg(repo("deploy/latch/healthcheck"))
+            .env("LATCH_HEALTHCHECK_ADDR", addr)
+            .env("LATCH_HEALTHCHECK_PATH", path)
+            .output()
+    };
+    let ok = run("/auth/healthz", app.addr.to_string()).await.unwrap();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let wrong_path = run("/healthz", app.addr.to_string()).await.unwrap();
+    assert!(!wrong_path.status.success(), "404 is unhealthy");
+    let addr = app.addr.to_string();
+    app.stop().await;
+    let down = run("/auth/healthz", addr).await.unwrap();
+    assert!(!down.status.success(), "nothing listening is unhealthy");
+
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(repo("deploy/latch/healthcheck"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert!(mode & 0o111 != 0, "deploy/latch/healthcheck is executable");
+}
