@@ -6,10 +6,17 @@ use crate::provider::{http, Providers};
 use crate::session::Sessions;
 use crate::store::{self, Store};
 use crate::web::{self, cookies::CookiePolicy, templates::Templates, App};
+use axum::extract::ConnectInfo;
+use axum::Router;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto::Builder;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::net::TcpListener;
+use tower::ServiceExt;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -70,13 +77,68 @@ pub async fn run(
             );
         }
     }
-    // The peer address keys the rate limits (`web::limits`).
-    let service = web::router(app).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, service)
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    serve(listener, web::router(app), shutdown).await;
     tracing::info!("latch stopped");
     Ok(())
+}
+
+/// Request headers larger than this (all of them together) get a 431.
+const MAX_HEADER_BYTES: usize = 16 * 1024;
+/// More header fields than this get a 431.
+const MAX_HEADERS: usize = 100;
+/// How long in-flight requests may take to finish after a shutdown signal.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The accept loop: HTTP/1 and HTTP/2 with header-size limits, the peer address in each
+/// request (`ConnectInfo`, which keys the rate limits), and a graceful shutdown that lets
+/// requests in flight finish.
+async fn serve(listener: TcpListener, router: Router, shutdown: impl Future<Output = ()>) {
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .max_buf_size(MAX_HEADER_BYTES)
+        .max_headers(MAX_HEADERS);
+    builder
+        .http2()
+        .max_header_list_size(MAX_HEADER_BYTES as u32);
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait a little rather than spin.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let router = router.clone();
+        let service = tower::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+            let mut request = request.map(axum::body::Body::new);
+            request.extensions_mut().insert(ConnectInfo(peer));
+            router.clone().oneshot(request)
+        });
+        let connection = builder
+            .serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(service))
+            .into_owned();
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("requests still running {DRAIN_TIMEOUT:?} after shutdown; closing them");
+    }
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

@@ -192,3 +192,30 @@ async fn security_headers_on_pages_and_json() {
     // HSTS on https: flow_refusals::https_public_url_gives_secure_host_prefixed_cookies.
     app.stop().await;
 }
+
+#[tokio::test]
+async fn oversized_request_headers_get_431() {
+    latch::install_crypto_provider();
+    let app = crate::support::latch::Setup::default().spawn().await;
+    let client = reqwest::Client::new();
+    let ok = client
+        .get(app.url("/healthz"))
+        .header("x-padding", "a".repeat(4 * 1024))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), reqwest::StatusCode::OK);
+    let big = client
+        .get(app.url("/healthz"))
+        .header("x-padding", "a".repeat(32 * 1024))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        big.status(),
+        reqwest::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE
+    );
+    // The server is still there for the next client.
+    let again = client.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(again.status(), reqwest::StatusCode::OK);
+}
