@@ -102,7 +102,7 @@ pub async fn check(path: &std::path::Path, discover: bool) -> ExitCode {
         }
     };
     println!("{}: OK", path.display());
-    println!("store: {:?}", config.store);
+    println!("store: {}", config.store.redacted_url());
     let mut failed = false;
     for p in providers.iter() {
         println!("provider {:<20} callback URL: {}", p.id(), p.callback_url);

@@ -219,18 +219,24 @@ impl StoreConfig {
     }
 }
 
-impl std::fmt::Debug for StoreConfig {
-    /// Hides a password in the URL (`redis://:pw@host` -> `redis://:***@host`).
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let url = match url::Url::parse(&self.url) {
+impl StoreConfig {
+    /// The URL with any password hidden (`redis://:pw@host` -> `redis://:***@host`), for
+    /// printing.
+    pub fn redacted_url(&self) -> String {
+        match url::Url::parse(&self.url) {
             Ok(mut u) if u.password().is_some() => {
                 let _ = u.set_password(Some("***"));
                 u.to_string()
             }
             _ => self.url.clone(),
-        };
+        }
+    }
+}
+
+impl std::fmt::Debug for StoreConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("StoreConfig")
-            .field("url", &url)
+            .field("url", &self.redacted_url())
             .field("base_dir", &self.base_dir)
             .finish()
     }
