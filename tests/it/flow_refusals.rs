@@ -3,6 +3,7 @@
 use crate::support::browser::{location, query_param, Browser};
 use crate::support::hostile::{Behavior, Hostile, Signing};
 use crate::support::latch::{Setup, TestApp};
+use crate::support::refusal::assert_refused;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -25,34 +26,6 @@ async fn run_flow(app: &TestApp, browser: &Browser) -> reqwest::Response {
     let back = browser.get(&authorize).await;
     let callback = location(&back, StatusCode::FOUND);
     browser.get(&callback).await
-}
-
-async fn assert_refused(
-    app: &TestApp,
-    browser: &Browser,
-    response: reqwest::Response,
-    code: &str,
-    status: StatusCode,
-) {
-    assert_eq!(response.status(), status, "expected {code}");
-    assert!(response.headers().get("x-request-id").is_some());
-    assert!(
-        response
-            .headers()
-            .get_all("set-cookie")
-            .iter()
-            .all(|c| !c.to_str().unwrap().starts_with("latch.session-token=")),
-        "no session cookie on refusal"
-    );
-    let body = response.text().await.unwrap();
-    assert!(body.contains(code), "page names {code}: {body}");
-    let session: Value = browser
-        .get(&app.url("/session"))
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(session, json!({}));
 }
 
 async fn refused_with(behavior: Behavior, code: &str, status: StatusCode) {

@@ -13,6 +13,7 @@ use crate::support::fakes::facebook::{self, Facebook};
 use crate::support::fakes::github::{self, Email, GitHub};
 use crate::support::fakes::{self, parse_form_post};
 use crate::support::latch::{Setup, TestApp};
+use crate::support::refusal::assert_refused;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
@@ -89,33 +90,6 @@ async fn assert_signed_in(app: &TestApp, browser: &Browser, done: reqwest::Respo
     let session = session(app, browser).await;
     assert!(session["user"].is_object(), "{session}");
     session
-}
-
-async fn assert_refused(
-    app: &TestApp,
-    browser: &Browser,
-    response: reqwest::Response,
-    code: &str,
-    status: StatusCode,
-) {
-    assert_ne!(
-        response.status(),
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "never a 500 ({code})"
-    );
-    assert_eq!(response.status(), status, "expected {code}");
-    assert!(
-        response
-            .headers()
-            .get_all("set-cookie")
-            .iter()
-            .all(|c| !c.to_str().unwrap().starts_with("latch.session-token=")),
-        "no session cookie on refusal"
-    );
-    let body = response.text().await.unwrap();
-    assert!(body.contains(code), "page names {code}: {body}");
-    assert!(browser.cookie("latch.session-token").is_none());
-    assert_eq!(session(app, browser).await, json!({}));
 }
 
 fn email_of(session: &Value) -> Option<&str> {

@@ -7,3 +7,4 @@ pub mod hostile;
 pub mod latch;
 pub mod oidc_provider;
 pub mod redis;
+pub mod refusal;
