@@ -143,8 +143,7 @@ pub async fn start_post(
     .await
 }
 
-fn params_from(map: HashMap<String, String>) -> CallbackParams {
-    let mut map = map;
+fn params_from(mut map: HashMap<String, String>) -> CallbackParams {
     CallbackParams {
         state: map.remove("state"),
         code: map.remove("code"),
