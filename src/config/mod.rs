@@ -3,6 +3,7 @@
 //! Every mistake in the file is reported at once, each with the file, line and key
 //! and what would be valid ([`ConfigErrors`]).
 
+mod connections;
 mod duration;
 mod expand;
 mod limits;
@@ -15,6 +16,7 @@ mod validate;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use connections::ConnectionLimits;
 pub use duration::parse_duration;
 pub use limits::{IpNet, LimitsConfig, Rate};
 pub use origin::OriginPattern;
@@ -158,6 +160,10 @@ pub struct ServerConfig {
     pub trusted_proxies: Vec<IpNet>,
     /// Template override directory, absolute (resolved against the config file's directory).
     pub templates: Option<PathBuf>,
+    /// Timeouts and caps of the accept loop.
+    pub connections: ConnectionLimits,
+    /// A second listener that alone serves `/metrics` (the main one answers 404 for it).
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 impl ServerConfig {

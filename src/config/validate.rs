@@ -411,6 +411,14 @@ fn server(ctx: &mut Ctx, raw: RawServer, base_dir: &Path) -> Option<ServerConfig
             }
         });
 
+    let connections = super::connections::connections(ctx, &p, &raw);
+    let metrics_listen = super::connections::metrics_listen(
+        ctx,
+        &p.key("metrics_listen"),
+        raw.metrics_listen.as_deref(),
+        listen.as_deref(),
+    );
+
     Some(ServerConfig {
         listen: listen?,
         public_url: public_url?,
@@ -420,6 +428,8 @@ fn server(ctx: &mut Ctx, raw: RawServer, base_dir: &Path) -> Option<ServerConfig
         trusted_origins: trusted_origins?,
         trusted_proxies: trusted_proxies?,
         templates: templates?,
+        connections: connections?,
+        metrics_listen: metrics_listen?,
     })
 }
 
