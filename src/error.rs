@@ -55,6 +55,10 @@ pub enum ErrorCode {
     TooManyRequests,
     /// The request body is larger than latch accepts.
     PayloadTooLarge,
+    /// The request's headers (with its URL) are larger than latch accepts.
+    RequestHeaderFieldsTooLarge,
+    /// The route exists but not for this method (`Allow` lists those it has).
+    MethodNotAllowed,
     /// No such page.
     NotFound,
     /// A bug in latch.
@@ -64,7 +68,7 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 25] = [
+    pub const ALL: [ErrorCode; 27] = [
         ErrorCode::Configuration,
         ErrorCode::AccessDenied,
         ErrorCode::OAuthCallbackError,
@@ -87,6 +91,8 @@ impl ErrorCode {
         ErrorCode::ProviderTokenExpired,
         ErrorCode::TooManyRequests,
         ErrorCode::PayloadTooLarge,
+        ErrorCode::RequestHeaderFieldsTooLarge,
+        ErrorCode::MethodNotAllowed,
         ErrorCode::NotFound,
         ErrorCode::InternalError,
         ErrorCode::Default,
@@ -116,6 +122,8 @@ impl ErrorCode {
             ErrorCode::ProviderTokenExpired => "ProviderTokenExpired",
             ErrorCode::TooManyRequests => "TooManyRequests",
             ErrorCode::PayloadTooLarge => "PayloadTooLarge",
+            ErrorCode::RequestHeaderFieldsTooLarge => "RequestHeaderFieldsTooLarge",
+            ErrorCode::MethodNotAllowed => "MethodNotAllowed",
             ErrorCode::NotFound => "NotFound",
             ErrorCode::InternalError => "InternalError",
             ErrorCode::Default => "Default",
@@ -148,6 +156,8 @@ impl ErrorCode {
             ErrorCode::InternalError => StatusCode::INTERNAL_SERVER_ERROR,
             ErrorCode::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::RequestHeaderFieldsTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ErrorCode::OAuthCallbackError
             | ErrorCode::InvalidState
             | ErrorCode::IssuerMismatch
@@ -180,6 +190,8 @@ impl ErrorCode {
             ErrorCode::ProviderTokenExpired => "Please sign in with the provider again",
             ErrorCode::TooManyRequests => "Too many attempts",
             ErrorCode::PayloadTooLarge => "Request too large",
+            ErrorCode::RequestHeaderFieldsTooLarge => "Request headers too large",
+            ErrorCode::MethodNotAllowed => "Method not allowed",
             ErrorCode::NotFound => "Page not found",
             ErrorCode::InternalError => "Something went wrong",
             ErrorCode::Default => "Sign-in failed",
@@ -210,6 +222,8 @@ impl ErrorCode {
             ErrorCode::ProviderTokenExpired => "Your access at the identity provider has expired or was revoked. Please sign in with it again.",
             ErrorCode::TooManyRequests => "Too many requests came from your network in a short time. Please wait a moment and try again.",
             ErrorCode::PayloadTooLarge => "The request body is larger than this site accepts.",
+            ErrorCode::RequestHeaderFieldsTooLarge => "The request's headers or cookies are larger than this site accepts. Clearing this site's cookies usually helps.",
+            ErrorCode::MethodNotAllowed => "This address does not accept that kind of request.",
             ErrorCode::NotFound => "There is nothing at this address.",
             ErrorCode::InternalError => "An unexpected error happened on our side.",
             ErrorCode::Default => "Sign-in could not be completed. Please try again.",

@@ -191,6 +191,7 @@ pub async fn request_context(
             if name == header::SET_COOKIE
                 || name == header::WWW_AUTHENTICATE
                 || name == header::RETRY_AFTER
+                || name == header::ALLOW
             {
                 rendered.headers_mut().append(name, value.clone());
             }
