@@ -114,6 +114,7 @@ pub async fn run_with(
         }
     };
     let main = serve(
+        "main",
         listener,
         web::router(app.clone()),
         limits,
@@ -122,7 +123,14 @@ pub async fn run_with(
     );
     match metrics {
         Some(m) => {
-            let metrics = serve(m, web::metrics_router(app), limits, trusted, signal());
+            let metrics = serve(
+                "metrics",
+                m,
+                web::metrics_router(app),
+                limits,
+                trusted,
+                signal(),
+            );
             tokio::join!(main, metrics);
         }
         None => main.await,
@@ -143,6 +151,7 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// each request (`ConnectInfo`, which keys the rate limits), and a graceful shutdown that
 /// lets requests in flight finish.
 async fn serve(
+    name: &'static str,
     listener: TcpListener,
     router: Router,
     limits: ConnectionLimits,
@@ -162,7 +171,7 @@ async fn serve(
         .timer(TokioTimer::new())
         .keep_alive_interval(Some(limits.keep_alive_timeout))
         .max_header_list_size(HYPER_MAX_HEADER_BYTES as u32);
-    let tracker = connections::Tracker::new(limits, trusted_proxies);
+    let tracker = connections::Tracker::new(name, limits, trusted_proxies);
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
@@ -213,8 +222,12 @@ async fn serve(
                 cut = activity.cutoff(&limits) => {
                     // Dropping the connection closes the socket.
                     tracing::debug!(%peer, limit = cut.as_str(), "connection closed");
-                    metrics::counter!("latch_connections_closed_total", "limit" => cut.as_str())
-                        .increment(1);
+                    metrics::counter!(
+                        "latch_connections_closed_total",
+                        "listener" => name,
+                        "limit" => cut.as_str()
+                    )
+                    .increment(1);
                 }
             }
         });

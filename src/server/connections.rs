@@ -43,6 +43,8 @@ impl Refused {
 
 /// Counts open connections, in all and per client address.
 pub struct Tracker {
+    /// The metrics label: `main` or `metrics` (`server.metrics_listen`).
+    listener: &'static str,
     limits: ConnectionLimits,
     trusted: Vec<IpNet>,
     counts: Mutex<Counts>,
@@ -62,8 +64,13 @@ pub struct Permit {
 }
 
 impl Tracker {
-    pub fn new(limits: ConnectionLimits, trusted: Vec<IpNet>) -> Arc<Tracker> {
+    pub fn new(
+        listener: &'static str,
+        limits: ConnectionLimits,
+        trusted: Vec<IpNet>,
+    ) -> Arc<Tracker> {
         Arc::new(Tracker {
+            listener,
             limits,
             trusted,
             counts: Mutex::new(Counts {
@@ -101,6 +108,7 @@ impl Tracker {
             if counts.warned.is_none_or(|t| now - t >= WARN_EVERY) {
                 tracing::warn!(
                     %peer,
+                    listener = self.listener,
                     limit = why.as_str(),
                     refused = counts.refused_unlogged,
                     "connection limit reached: new connections closed at once (at most one such line a minute; `refused` counts them)"
@@ -110,15 +118,20 @@ impl Tracker {
             } else {
                 tracing::debug!(%peer, limit = why.as_str(), "connection refused");
             }
-            metrics::counter!("latch_connections_refused_total", "limit" => why.as_str())
-                .increment(1);
+            metrics::counter!(
+                "latch_connections_refused_total",
+                "listener" => self.listener,
+                "limit" => why.as_str()
+            )
+            .increment(1);
             return Err(why);
         }
         counts.total += 1;
         if let Some(k) = key {
             *counts.per_ip.entry(k).or_insert(0) += 1;
         }
-        metrics::gauge!("latch_connections_open").set(counts.total as f64);
+        metrics::gauge!("latch_connections_open", "listener" => self.listener)
+            .set(counts.total as f64);
         Ok(Permit {
             tracker: self.clone(),
             key,
@@ -138,7 +151,8 @@ impl Drop for Permit {
                 }
             }
         }
-        metrics::gauge!("latch_connections_open").set(counts.total as f64);
+        metrics::gauge!("latch_connections_open", "listener" => self.tracker.listener)
+            .set(counts.total as f64);
     }
 }
 
@@ -377,7 +391,11 @@ mod tests {
 
     #[test]
     fn caps_per_ip_and_in_all_and_permits_free_places() {
-        let t = Tracker::new(limits(3, 2), vec![IpNet::parse("10.0.0.0/8").unwrap()]);
+        let t = Tracker::new(
+            "main",
+            limits(3, 2),
+            vec![IpNet::parse("10.0.0.0/8").unwrap()],
+        );
         let a1 = t.admit(ip("192.0.2.1")).unwrap();
         let _a2 = t.admit(ip("::ffff:192.0.2.1")).unwrap();
         assert_eq!(t.admit(ip("192.0.2.1")).err(), Some(Refused::PerIp));
@@ -388,7 +406,7 @@ mod tests {
         assert_eq!(t.admit(ip("10.0.0.5")).err(), Some(Refused::Global));
         assert_eq!(t.admit(ip("192.0.2.2")).err(), Some(Refused::Global));
         // IPv6 counts per /64.
-        let t = Tracker::new(limits(10, 1), vec![]);
+        let t = Tracker::new("main", limits(10, 1), vec![]);
         let _v = t.admit(ip("2001:db8::1")).unwrap();
         assert_eq!(t.admit(ip("2001:db8::2")).err(), Some(Refused::PerIp));
         assert!(t.admit(ip("2001:db8:0:1::1")).is_ok());

@@ -344,7 +344,10 @@ async fn metrics_listen_serves_metrics_there_alone() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     let body = r.text().await.unwrap();
-    assert!(body.contains("latch_connections_open"), "{body}");
+    assert!(
+        body.contains("latch_connections_open{listener=\"metrics\"} 1"),
+        "{body}"
+    );
     assert!(body.contains("latch_http_requests_total"), "{body}");
     let r = c
         .get(format!("http://{metrics_addr}/session"))
