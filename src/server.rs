@@ -141,7 +141,7 @@ pub async fn run_with(
 
 /// hyper's own caps on a request head. Past them hyper answers a bare 431 itself (it never
 /// calls latch); the smaller limits in `web::limits::header_size` answer a rendered 431 below.
-const HYPER_MAX_HEADER_BYTES: usize = 64 * 1024;
+const HYPER_MAX_HEADER_BYTES: usize = 32 * 1024;
 const HYPER_MAX_HEADERS: usize = 200;
 /// How long in-flight requests may take to finish after a shutdown signal.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
