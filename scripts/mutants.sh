@@ -46,6 +46,7 @@ summary=()
 for file in "${files[@]}"; do
   filters=${FILTERS[$file]:-}
   out="mutants.out/$(echo "$file" | tr '/' '_')"
+  mkdir -p "$out"
     args=(--file "$file" --output "$out" --jobs "${MUTANTS_JOBS:-1}" --timeout 300
     -- --lib --test it)
   if [ -n "$filters" ]; then
@@ -53,9 +54,10 @@ for file in "${files[@]}"; do
     args+=(-- $filters)
   fi
   cargo mutants "${args[@]}" || true
-  caught=$(wc -l < "$out/mutants.out/caught.txt" 2>/dev/null || echo 0)
-  missed=$(wc -l < "$out/mutants.out/missed.txt" 2>/dev/null || echo 0)
-  timeout=$(wc -l < "$out/mutants.out/timeout.txt" 2>/dev/null || echo 0)
+  count() { if [ -f "$out/mutants.out/$1.txt" ]; then wc -l < "$out/mutants.out/$1.txt"; else echo 0; fi; }
+  caught=$(count caught)
+  missed=$(count missed)
+  timeout=$(count timeout)
   summary+=("$file: $caught caught, $missed missed, $timeout timed out")
 done
 printf '%s\n' "${summary[@]}"
