@@ -142,6 +142,37 @@ pub fn presets() -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// Re-reads the configuration file at every `SIGHUP` (SPEC §5); a file with mistakes is
+/// reported, each with file:line:key, and not sent, so the running configuration stays.
+fn reload_on_sighup(path: std::path::PathBuf) -> crate::server::Reloads {
+    let (send, reloads) = tokio::sync::mpsc::channel(1);
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+            tracing::warn!("SIGHUP cannot be watched; reloading needs a restart");
+            return;
+        };
+        while hangups.recv().await.is_some() {
+            match crate::config::load(&path) {
+                Ok(config) => {
+                    tracing::info!(file = %path.display(), "SIGHUP: configuration re-read");
+                    if send.send(config).await.is_err() {
+                        return;
+                    }
+                }
+                Err(errors) => tracing::error!(
+                    file = %path.display(),
+                    "SIGHUP: reload refused, the running configuration stays:\n{errors}"
+                ),
+            }
+        }
+    });
+    #[cfg(not(unix))]
+    drop(send);
+    reloads
+}
+
 pub async fn serve(path: &std::path::Path) -> ExitCode {
     let config = match load(path) {
         Ok(c) => c,
@@ -154,7 +185,19 @@ pub async fn serve(path: &std::path::Path) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match crate::server::run(config, listener, crate::server::shutdown_signal()).await {
+    let metrics = match config.server.metrics_listen {
+        Some(addr) => match tokio::net::TcpListener::bind(addr).await {
+            Ok(l) => Some(l),
+            Err(e) => {
+                eprintln!("latch: cannot listen on server.metrics_listen {addr}: {e}");
+                return ExitCode::from(1);
+            }
+        },
+        None => None,
+    };
+    let reloads = reload_on_sighup(path.to_path_buf());
+    let shutdown = crate::server::shutdown_signal();
+    match crate::server::run_reloadable(config, listener, metrics, Some(reloads), shutdown).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("latch: {e}");
