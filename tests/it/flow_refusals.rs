@@ -3,7 +3,7 @@
 use crate::support::browser::{location, query_param, Browser};
 use crate::support::hostile::{Behavior, Hostile, Signing};
 use crate::support::latch::{Setup, TestApp};
-use crate::support::refusal::assert_refused;
+use crate::support::refusal::{assert_callback_refused, assert_refused};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -339,10 +339,16 @@ async fn state_replayed() {
     let start = browser.get(&app.url("/signin/hostile")).await;
     let back = browser.get(&location(&start, StatusCode::FOUND)).await;
     let callback = location(&back, StatusCode::FOUND);
+    let binding = browser.cookie("latch.flow").expect("flow cookie").value;
     assert_eq!(browser.get(&callback).await.status(), StatusCode::FOUND);
+    assert!(
+        browser.cookie("latch.flow").is_none(),
+        "the flow cookie is cleared once the callback is done"
+    );
+    // Even with the binding cookie put back, the state was used once and for all.
+    browser.set_cookie("127.0.0.1", "latch.flow", &binding);
     let replay = browser.get(&callback).await;
-    assert_eq!(replay.status(), StatusCode::BAD_REQUEST);
-    assert!(replay.text().await.unwrap().contains("InvalidState"));
+    assert_callback_refused(&app, &browser, replay, "InvalidState").await;
 }
 
 #[tokio::test]
