@@ -112,8 +112,8 @@ pub struct Finished {
 ///
 /// `binding` is the browser-binding cookie sent with the callback; `presented` is the live
 /// session whose cookie came with it (none for a cross-site `form_post`). Linking uses the
-/// user recorded at the start; `presented` only serves to refuse a callback that reaches a
-/// browser signed in as someone else than whoever started the flow (a planted flow).
+/// user recorded at the start; `presented` only serves to refuse a callback that would give
+/// a browser signed in as one user another user's account or link (a planted flow).
 #[allow(clippy::too_many_arguments)]
 pub async fn finish(
     store: &dyn Store,
@@ -170,12 +170,8 @@ pub async fn finish(
     // Taking the record makes the state single-use, even under concurrent replays: of two
     // callbacks that both passed the checks above, only one gets it.
     let taken = store.take(&key).await?.ok_or_else(unknown)?;
+    // The binding's set of pending flows forgets this one in `has_pending`.
     let record = parse_record(&taken)?;
-    if let Some(b) = binding {
-        store
-            .set_remove(&binding_key(b), &sha256_hex(state))
-            .await?;
-    }
 
     // Link to whoever started the flow, and only while that session is still live (a
     // sign-out meanwhile means nobody is signed in any more).
@@ -184,13 +180,15 @@ pub async fn finish(
         _ => None,
     };
     let starter = started_by.as_ref().map(|s| s.user_id.as_str());
-    if let Some(presented) = presented {
-        if starter != Some(presented.user_id.as_str()) {
+    // A browser signed in as someone else than whoever started the flow: the flow was
+    // planted (login CSRF). Linking the account the provider returns to the starter would
+    // hand it to them; refuse before anything is linked.
+    if let (Some(starter), Some(presented)) = (starter, presented) {
+        if starter != presented.user_id {
             return Err(AuthError::new(
                 ErrorCode::InvalidState,
                 format!(
-                    "the flow was started {}, but the callback's browser is signed in as user {}: a sign-in planted in this browser is refused, nothing linked",
-                    starter.map_or("signed out".to_string(), |u| format!("by user {u}")),
+                    "the flow was started by user {starter}, but the callback's browser is signed in as user {}: refused, nothing linked",
                     presented.user_id
                 ),
             ));
@@ -261,6 +259,17 @@ pub async fn finish(
             });
         }
     };
+    // Started signed out, but this browser is now signed in as another user: another tab
+    // signed in meanwhile, or a sign-in was planted here. Do not switch accounts silently.
+    if let Some(presented) = presented.filter(|p| p.user_id != user.id) {
+        return Err(AuthError::new(
+            ErrorCode::InvalidState,
+            format!(
+                "the flow was started signed out and signs in user {}, but the callback's browser is signed in as user {}: refused, the browser's session is kept",
+                user.id, presented.user_id
+            ),
+        ));
+    }
     // Kept (sealed) only for providers with `expose_tokens`.
     crate::provider_tokens::remember(store, provider, &profile.subject, &tokens).await?;
     Ok(Finished {
