@@ -340,3 +340,32 @@ async fn apple_form_post_signed_out_signs_in() {
     assert_eq!(s["user"]["email"], "ada@privaterelay.appleid.com");
     assert_eq!(s["user"]["name"], "Ada Lovelace");
 }
+
+/// Checking the binding before taking the state keeps it single-use: the same callback
+/// fired many times at once from its own browser signs in exactly once.
+#[tokio::test]
+async fn racing_callbacks_of_one_flow_sign_in_once() {
+    let app = Setup::default().spawn().await;
+    let browser = std::sync::Arc::new(Browser::new());
+    let callback = dev_callback_url(&app, &browser, "dev", "race@example.com").await;
+    let mut racing = tokio::task::JoinSet::new();
+    for _ in 0..12 {
+        let (browser, callback) = (browser.clone(), callback.clone());
+        racing.spawn(async move {
+            let response = browser.get(&callback).await;
+            (response.status(), location(&response, response.status()))
+        });
+    }
+    let answers = racing.join_all().await;
+    let home = format!("{}/home", app.origin);
+    let refused = app.url("/error?error=InvalidState");
+    let signed_in = answers
+        .iter()
+        .filter(|a| *a == &(StatusCode::FOUND, home.clone()))
+        .count();
+    let invalid = answers
+        .iter()
+        .filter(|a| *a == &(StatusCode::SEE_OTHER, refused.clone()))
+        .count();
+    assert_eq!((signed_in, invalid), (1, 11), "{answers:?}");
+}
