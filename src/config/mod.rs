@@ -164,6 +164,8 @@ pub struct ServerConfig {
     pub connections: ConnectionLimits,
     /// A second listener that alone serves `/metrics` (the main one answers 404 for it).
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// Where refused callbacks send the browser instead of `{base_path}/error`.
+    pub error_url: Option<url::Url>,
 }
 
 impl ServerConfig {

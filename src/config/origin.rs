@@ -117,6 +117,49 @@ impl std::fmt::Display for OriginPattern {
     }
 }
 
+/// `[server] error_url`: where refused callbacks send the browser (with `error=<Code>`
+/// added to its query). An absolute http(s) URL, or a path on `public_url`, whose origin is
+/// `public_url`'s or matches a trusted origin: latch must not become an open redirect.
+pub fn check_error_url(
+    raw: &str,
+    public_url: &Url,
+    trusted: &[OriginPattern],
+) -> Result<Url, String> {
+    const EXAMPLE: &str =
+        "e.g. \"https://app.example.com/auth/error\" or \"/auth/error\" (a path on public_url)";
+    if raw.trim().is_empty() {
+        return Err(format!(
+            "is empty; remove the key for latch's own error page, or set one, {EXAMPLE}"
+        ));
+    }
+    let url = public_url
+        .join(raw.trim())
+        .map_err(|e| format!("\"{raw}\" is not a URL ({e}); {EXAMPLE}"))?;
+    if url.scheme() != "http" && url.scheme() != "https" {
+        return Err(format!(
+            "\"{raw}\": scheme must be http or https, not \"{}\"",
+            url.scheme()
+        ));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(format!(
+            "\"{raw}\" must not contain a user name or password"
+        ));
+    }
+    if url.fragment().is_some() {
+        return Err(format!(
+            "\"{raw}\" must not have a fragment (latch adds error=<Code> to the query)"
+        ));
+    }
+    if url.origin() != public_url.origin() && !trusted.iter().any(|o| o.matches(&url)) {
+        return Err(format!(
+            "\"{raw}\": origin {} is neither server.public_url's nor in server.trusted_origins; add it there, or use a path on public_url",
+            url.origin().ascii_serialization()
+        ));
+    }
+    Ok(url)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -190,6 +233,42 @@ mod tests {
                 "{bad} should be refused"
             );
         }
+    }
+
+    #[test]
+    fn error_url_must_stay_on_a_trusted_origin() {
+        let public = Url::parse("https://login.example.com/").unwrap();
+        let trusted = [OriginPattern::parse("https://*.example.com").unwrap()];
+        let ok = |raw: &str| check_error_url(raw, &public, &trusted).map(|u| u.to_string());
+        assert_eq!(
+            ok("/oops").unwrap(),
+            "https://login.example.com/oops",
+            "a path is on public_url"
+        );
+        assert_eq!(
+            ok("https://app.example.com/auth/error?lang=en").unwrap(),
+            "https://app.example.com/auth/error?lang=en"
+        );
+        assert_eq!(
+            ok("https://login.example.com/e").unwrap(),
+            "https://login.example.com/e"
+        );
+        for bad in [
+            "https://evil.example.org/error",
+            "https://example.com/error",
+            "http://app.example.com/error",
+            "//evil.example.org/x",
+            "javascript:alert(1)",
+            "https://user@app.example.com/e",
+            "https://app.example.com/e#frag",
+            "",
+            "https://[::1",
+        ] {
+            let err = ok(bad).expect_err(bad);
+            assert!(!err.is_empty(), "{bad}");
+        }
+        // Without trusted origins only public_url's own origin.
+        assert!(check_error_url("https://app.example.com/e", &public, &[]).is_err());
     }
 
     #[test]

@@ -23,6 +23,7 @@ pub(crate) struct RawServer {
     pub max_connections: Option<i64>,
     pub max_connections_per_ip: Option<i64>,
     pub metrics_listen: Option<String>,
+    pub error_url: Option<String>,
 }
 
 #[derive(Deserialize, Default)]

@@ -84,6 +84,11 @@ impl CookiePolicy {
     pub fn clear(&self, name: &str) -> HeaderValue {
         self.build(name, "", Some(Duration::ZERO), SameSite::Lax)
     }
+
+    /// Clears a cookie set by [`Self::set_cross_site`] (same `Secure`, so browsers accept it).
+    pub fn clear_cross_site(&self, name: &str) -> HeaderValue {
+        self.build(name, "", Some(Duration::ZERO), SameSite::None)
+    }
 }
 
 /// The value of cookie `name` in the request, if present.

@@ -9,6 +9,8 @@ mod callback_url;
 mod cli;
 mod compose;
 mod connections;
+mod error_redirects;
+mod flow_hijack;
 mod flow_refusals;
 mod limits;
 mod linking_and_verify;

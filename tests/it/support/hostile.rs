@@ -43,6 +43,8 @@ pub struct Behavior {
     /// Error parameter on the redirect back instead of a code.
     pub authorize_error: Option<String>,
     pub token_status: Option<u16>,
+    /// An OAuth error answer from the token endpoint: HTTP status and `error`.
+    pub token_error: Option<(u16, String)>,
     pub token_delay: Option<Duration>,
     /// Whether the JWKS also lists the second key.
     pub publish_second: bool,
@@ -56,6 +58,7 @@ impl Default for Behavior {
             iss_param: None,
             authorize_error: None,
             token_status: None,
+            token_error: None,
             token_delay: None,
             publish_second: false,
         }
@@ -247,9 +250,9 @@ async fn token(State(s): State<Arc<Inner>>, body: String) -> Response {
     let form: HashMap<String, String> = url::form_urlencoded::parse(body.as_bytes())
         .into_owned()
         .collect();
-    let (delay, status) = {
+    let (delay, status, error) = {
         let b = s.behavior.lock().unwrap();
-        (b.token_delay, b.token_status)
+        (b.token_delay, b.token_status, b.token_error.clone())
     };
     if let Some(delay) = delay {
         tokio::time::sleep(delay).await;
@@ -258,6 +261,13 @@ async fn token(State(s): State<Arc<Inner>>, body: String) -> Response {
         return (
             StatusCode::from_u16(status).unwrap(),
             "<html>upstream exploded</html>",
+        )
+            .into_response();
+    }
+    if let Some((status, error)) = error {
+        return (
+            StatusCode::from_u16(status).unwrap(),
+            Json(json!({"error": error, "error_description": "refused by the hostile provider"})),
         )
             .into_response();
     }
