@@ -14,6 +14,7 @@ mod nextauth;
 mod observability;
 mod oidc_provider;
 mod presets;
+mod provider_bounds;
 mod provider_tokens;
 mod redis_sessions;
 mod routes;

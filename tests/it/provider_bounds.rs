@@ -1,0 +1,75 @@
+//! Provider answers are bounded: a body over latch's 1 MiB limit, declared with
+//! `Content-Length` or streamed without one, from discovery, the JWKS, the token endpoint or
+//! userinfo, ends the sign-in with `ProviderError` (502), never a 500 or a hang.
+use crate::support::browser::{location, Browser};
+use crate::support::hostile::{Behavior, Endpoint, Hostile, Oversize};
+use crate::support::latch::{Setup, TestApp};
+use crate::support::refusal::assert_refused;
+use reqwest::StatusCode;
+use std::time::{Duration, Instant};
+
+/// Runs a sign-in as far as it goes; the last answer latch gave.
+async fn sign_in(app: &TestApp, browser: &Browser) -> reqwest::Response {
+    let start = browser
+        .get(&app.url("/signin/hostile?callbackUrl=/home"))
+        .await;
+    if start.status() != StatusCode::FOUND {
+        return start;
+    }
+    let authorize = location(&start, StatusCode::FOUND);
+    let back = browser.get(&authorize).await;
+    let callback = location(&back, StatusCode::FOUND);
+    browser.get(&callback).await
+}
+
+async fn refused_when_oversized(endpoint: Endpoint) {
+    for shape in [Oversize::Declared, Oversize::Chunked] {
+        let hostile = Hostile::start().await;
+        hostile.set(Behavior {
+            oversize: Some((endpoint, shape)),
+            ..Behavior::default()
+        });
+        let app = Setup::default()
+            .with_providers(hostile.provider_toml())
+            .spawn()
+            .await;
+        let browser = Browser::new();
+        let started = Instant::now();
+        let response = sign_in(&app, &browser).await;
+        // Refused as soon as the limit is passed: well within the provider's 2 s timeout.
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{endpoint:?} {shape:?}: {:?}",
+            started.elapsed()
+        );
+        assert_refused(
+            &app,
+            &browser,
+            response,
+            "ProviderError",
+            StatusCode::BAD_GATEWAY,
+        )
+        .await;
+        app.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn oversized_discovery_is_refused() {
+    refused_when_oversized(Endpoint::Discovery).await;
+}
+
+#[tokio::test]
+async fn oversized_jwks_is_refused() {
+    refused_when_oversized(Endpoint::Jwks).await;
+}
+
+#[tokio::test]
+async fn oversized_token_answer_is_refused() {
+    refused_when_oversized(Endpoint::Token).await;
+}
+
+#[tokio::test]
+async fn oversized_userinfo_is_refused() {
+    refused_when_oversized(Endpoint::Userinfo).await;
+}
