@@ -299,6 +299,14 @@ impl Provider {
         if profile.name.is_none() {
             profile.name = extras.apple_user.and_then(apple::name_from_user_field);
         }
+        if profile
+            .image
+            .as_deref()
+            .is_some_and(|u| !mapping::acceptable_image(u))
+        {
+            tracing::info!(provider = %self.id(), "profile image dropped: not an https URL");
+            profile.image = None;
+        }
         Ok((profile, tokens))
     }
 

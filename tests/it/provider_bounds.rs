@@ -73,3 +73,38 @@ async fn oversized_token_answer_is_refused() {
 async fn oversized_userinfo_is_refused() {
     refused_when_oversized(Endpoint::Userinfo).await;
 }
+
+/// The profile image a provider sends is kept only when it is https (or http on loopback):
+/// a `javascript:` or plain-http picture never reaches `/session` or the account page.
+#[tokio::test]
+async fn only_https_profile_images_are_kept() {
+    for (picture, kept) in [
+        ("https://cdn.example/a.png", true),
+        ("javascript:alert(document.cookie)", false),
+        ("http://cdn.example/a.png", false),
+        ("data:image/svg+xml,<svg onload=alert(1)>", false),
+    ] {
+        let hostile = Hostile::start().await;
+        hostile.set(Behavior {
+            claims: Box::new(move |c| c["picture"] = serde_json::json!(picture)),
+            ..Behavior::default()
+        });
+        let app = Setup::default()
+            .with_providers(hostile.provider_toml())
+            .spawn()
+            .await;
+        let browser = Browser::new();
+        let done = sign_in(&app, &browser).await;
+        assert_eq!(done.status(), StatusCode::FOUND, "{picture}");
+        let session: serde_json::Value = browser
+            .get(&app.url("/session"))
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(session["user"]["email"], "mallory@example.test");
+        let image = session["user"]["image"].as_str();
+        assert_eq!(image, kept.then_some(picture), "{picture}: {session}");
+        app.stop().await;
+    }
+}
