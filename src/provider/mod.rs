@@ -596,4 +596,28 @@ impl Providers {
     pub fn iter(&self) -> impl Iterator<Item = &Arc<Provider>> {
         self.list.iter()
     }
+
+    /// The origins of every provider's authorization endpoint (sorted, without repeats): a
+    /// sign-in form posts to latch, which redirects there, and CSP `form-action` covers that
+    /// redirect too.
+    pub fn authorization_origins(&self) -> Vec<String> {
+        let mut origins: Vec<String> = self
+            .list
+            .iter()
+            .flat_map(|p| match (&p.oidc, &p.config.kind) {
+                (Some(oidc), _) => oidc.authorization_origins(),
+                (
+                    None,
+                    ProviderKind::OAuth2 {
+                        authorization_url, ..
+                    },
+                ) => vec![authorization_url.origin().ascii_serialization()],
+                (None, _) => Vec::new(),
+            })
+            .filter(|o| o != "null")
+            .collect();
+        origins.sort();
+        origins.dedup();
+        origins
+    }
 }

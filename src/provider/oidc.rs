@@ -67,6 +67,9 @@ pub struct OidcClient {
     http: reqwest::Client,
     timeout: Duration,
     discovery: Mutex<Option<(Arc<Discovery>, Instant)>>,
+    /// The discovered authorization endpoint's origin, readable without awaiting (for the
+    /// pages' CSP `form-action`).
+    authorization_origin: std::sync::Mutex<Option<String>>,
     jwks: Mutex<JwksCache>,
 }
 
@@ -95,6 +98,7 @@ impl OidcClient {
             http,
             timeout,
             discovery: Mutex::new(None),
+            authorization_origin: std::sync::Mutex::new(None),
             jwks: Mutex::new(JwksCache::default()),
         }
     }
@@ -145,7 +149,26 @@ impl OidcClient {
         }
         let doc = Arc::new(doc);
         *cached = Some((doc.clone(), Instant::now()));
+        *self
+            .authorization_origin
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) =
+            Some(doc.authorization_endpoint.origin().ascii_serialization());
         Ok(doc)
+    }
+
+    /// Where the browser is sent to sign in: the issuer's origin (where nearly every provider
+    /// has its authorization endpoint, known before discovery) and, once discovered, the
+    /// authorization endpoint's own.
+    pub fn authorization_origins(&self) -> Vec<String> {
+        let mut origins = vec![self.issuer.origin().ascii_serialization()];
+        let discovered = self
+            .authorization_origin
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        origins.extend(discovered);
+        origins
     }
 
     fn accepts_discovered_issuer(&self, discovered: &str) -> bool {
@@ -684,7 +707,8 @@ mod tests {
         let hits = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let document = json!({
             "issuer": issuer,
-            "authorization_endpoint": format!("{issuer}/authorize"),
+            // Another origin than the issuer's, as some providers have it.
+            "authorization_endpoint": issuer.replace("127.0.0.1", "localhost") + "/authorize",
             "token_endpoint": format!("{issuer}/token"),
             "jwks_uri": format!("{issuer}/jwks"),
         });
@@ -776,9 +800,17 @@ mod tests {
             super::super::http::build_client(),
             Duration::from_secs(5),
         );
+        let issuer_origin = server.issuer.origin().ascii_serialization();
+        assert_eq!(client.authorization_origins(), vec![issuer_origin.clone()]);
         let t0 = Instant::now();
         let token = id_token(&key, &server.issuer, "n");
         client.verify_id_token_at(&token, "n", t0).await.unwrap();
+        // Discovery found the authorization endpoint elsewhere: the CSP gets its origin too.
+        let discovered = issuer_origin.replace("127.0.0.1", "localhost");
+        assert_eq!(
+            client.authorization_origins(),
+            vec![issuer_origin, discovered]
+        );
         server.keys.lock().unwrap().clear();
         let at = |secs| t0 + Duration::from_secs(secs);
         client

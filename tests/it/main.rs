@@ -7,6 +7,7 @@ mod browser;
 mod callback_url;
 mod cli;
 mod compose;
+mod csp;
 mod flow_refusals;
 mod limits;
 mod linking_and_verify;
