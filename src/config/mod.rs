@@ -390,4 +390,6 @@ pub struct ProfileMapping {
 #[cfg(test)]
 mod preset_tests;
 #[cfg(test)]
+mod props;
+#[cfg(test)]
 mod tests;
