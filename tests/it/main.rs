@@ -9,6 +9,7 @@ mod cli;
 mod compose;
 mod csp;
 mod flow_refusals;
+mod fuzz;
 mod limits;
 mod linking_and_verify;
 mod nextauth;
