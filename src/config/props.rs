@@ -163,3 +163,31 @@ proptest! {
         let _ = load_str(Path::new("providers.toml"), &text, &env);
     }
 }
+
+/// `providers.<id>.max_response_bytes`: 1 MiB by default, 1 KiB..64 MiB, reported with its line.
+#[test]
+fn max_response_bytes_default_and_bounds() {
+    let file = |extra: &str| {
+        format!(
+            "[server]\nsecret = \"${{LATCH_SECRET}}\"\n\n[providers.corp]\ntype = \"oidc\"\nissuer = \"https://sso.example\"\nclient_id = \"c\"\nclient_secret = \"s\"\n{extra}"
+        )
+    };
+    let load = |text: &str| load_str(Path::new("providers.toml"), text, &env);
+    let c = load(&file("")).unwrap();
+    assert_eq!(c.providers[0].max_response_bytes, 1 << 20);
+    let c = load(&file("max_response_bytes = 4194304\n")).unwrap();
+    assert_eq!(c.providers[0].max_response_bytes, 4 << 20);
+    for bad in ["0", "1023", "67108865", "-1"] {
+        let e = load(&file(&format!("max_response_bytes = {bad}\n")))
+            .unwrap_err()
+            .0;
+        assert_eq!(e.len(), 1, "{bad}: {e:?}");
+        assert_eq!(e[0].key, "providers.corp.max_response_bytes");
+        assert_eq!(e[0].line, Some(9), "{}", e[0]);
+        assert!(e[0].message.contains("1024 to 67108864"), "{}", e[0]);
+    }
+    let e = load(&file("max_response_bytes = \"1MiB\"\n"))
+        .unwrap_err()
+        .0;
+    assert_eq!(e[0].line, Some(9), "{}", e[0]);
+}

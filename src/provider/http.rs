@@ -37,7 +37,7 @@ pub enum CallError {
         endpoint: &'static str,
         reason: String,
     },
-    /// The answer is larger than latch reads ([`MAX_ANSWER_BYTES`]).
+    /// The answer is larger than latch reads (the provider's `max_response_bytes`).
     #[error("{endpoint}: answer refused, larger than the {limit}-byte limit ({detail})")]
     TooLarge {
         endpoint: &'static str,
@@ -46,11 +46,29 @@ pub enum CallError {
     },
 }
 
-/// The most latch reads of any provider answer (discovery, JWKS, token, userinfo, APIs): a
-/// provider that streams without end must not exhaust memory. Real answers are a few KiB.
+/// The most latch reads of any provider answer (discovery, JWKS, token, userinfo, APIs) by
+/// default (`max_response_bytes`): a provider that streams without end must not exhaust
+/// memory. Real answers are a few KiB.
 pub const MAX_ANSWER_BYTES: usize = 1024 * 1024;
 
-/// A provider's answer, read in full (within [`MAX_ANSWER_BYTES`] and the timeout).
+/// What one call to a provider may take: time in total, and bytes of answer.
+#[derive(Clone, Copy, Debug)]
+pub struct Budget {
+    pub timeout: Duration,
+    pub max_body: usize,
+}
+
+impl Budget {
+    /// The provider's own limits (`timeout`, `max_response_bytes`).
+    pub fn of(config: &crate::config::ProviderConfig) -> Self {
+        Budget {
+            timeout: config.timeout,
+            max_body: config.max_response_bytes,
+        }
+    }
+}
+
+/// A provider's answer, read in full (within the [`Budget`]).
 pub struct Answer {
     pub status: u16,
     pub headers: reqwest::header::HeaderMap,
@@ -62,9 +80,9 @@ pub struct Answer {
 pub async fn send(
     endpoint: &'static str,
     request: reqwest::RequestBuilder,
-    timeout: Duration,
+    budget: Budget,
 ) -> Result<(u16, bytes::Bytes), CallError> {
-    fetch(endpoint, request, timeout)
+    fetch(endpoint, request, budget)
         .await
         .map(|a| (a.status, a.body))
 }
@@ -73,17 +91,12 @@ pub async fn send(
 pub async fn fetch(
     endpoint: &'static str,
     request: reqwest::RequestBuilder,
-    timeout: Duration,
+    budget: Budget,
 ) -> Result<Answer, CallError> {
-    fetch_capped(endpoint, request, timeout, MAX_ANSWER_BYTES).await
-}
-
-async fn fetch_capped(
-    endpoint: &'static str,
-    request: reqwest::RequestBuilder,
-    timeout: Duration,
-    limit: usize,
-) -> Result<Answer, CallError> {
+    let Budget {
+        timeout,
+        max_body: limit,
+    } = budget;
     let classify = |err: reqwest::Error| {
         if err.is_timeout() {
             CallError::Timeout { endpoint, timeout }
@@ -196,7 +209,11 @@ mod tests {
 
     async fn call(url: &str, limit: usize, timeout: Duration) -> Result<Answer, CallError> {
         let client = build_client();
-        fetch_capped("test", client.get(url), timeout, limit).await
+        let budget = Budget {
+            timeout,
+            max_body: limit,
+        };
+        fetch("test", client.get(url), budget).await
     }
 
     #[tokio::test]

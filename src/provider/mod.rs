@@ -247,7 +247,7 @@ impl Provider {
             client_id: &self.config.client_id,
             auth,
             client_secret,
-            timeout: self.config.timeout,
+            budget: http::Budget::of(&self.config),
         })
     }
 
@@ -352,7 +352,7 @@ impl Provider {
             .get(userinfo_url.clone())
             .bearer_auth(&tokens.access_token)
             .header(reqwest::header::ACCEPT, "application/json");
-        let (status, body) = http::send("userinfo", request, self.config.timeout)
+        let (status, body) = http::send("userinfo", request, http::Budget::of(&self.config))
             .await
             .map_err(call_error)?;
         if status != 200 {
@@ -381,7 +381,7 @@ impl Provider {
                         &self.http,
                         url,
                         &tokens.access_token,
-                        self.config.timeout,
+                        http::Budget::of(&self.config),
                     )
                     .await
                     .map_err(call_error)?;
@@ -474,7 +474,7 @@ impl Provider {
                 api,
                 org,
                 &tokens.access_token,
-                self.config.timeout,
+                http::Budget::of(&self.config),
             )
             .await
             .map_err(call_error)?;
@@ -532,7 +532,7 @@ impl Providers {
                     None,
                     pc.client_id.clone(),
                     http.clone(),
-                    pc.timeout,
+                    http::Budget::of(pc),
                 )),
                 ProviderKind::Dev => {
                     let path = format!("{}/dev/{}", config.server.base_path, pc.id);
@@ -553,7 +553,7 @@ impl Providers {
                         Some(back_channel),
                         pc.client_id.clone(),
                         http.clone(),
-                        pc.timeout,
+                        http::Budget::of(pc),
                     ))
                 }
                 ProviderKind::OAuth2 { .. } => None,

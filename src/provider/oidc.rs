@@ -1,6 +1,6 @@
 //! An OpenID Connect relying party for one issuer: discovery and JWKS (both cached), the
 //! authorization URL, the code exchange, ID token verification and userinfo.
-use super::http::{excerpt, fetch, is_loopback, send, CallError};
+use super::http::{excerpt, fetch, is_loopback, send, Budget, CallError};
 use super::Profile;
 use crate::config::{IssuerRule, TokenAuth};
 use chrono::{Duration as ChronoDuration, Utc};
@@ -65,7 +65,7 @@ pub struct OidcClient {
     discovery_base: Url,
     client_id: String,
     http: reqwest::Client,
-    timeout: Duration,
+    budget: Budget,
     discovery: Mutex<Option<(Arc<Discovery>, Instant)>>,
     /// The discovered authorization endpoint's origin, readable without awaiting (for the
     /// pages' CSP `form-action`).
@@ -88,7 +88,7 @@ impl OidcClient {
         discovery_base: Option<Url>,
         client_id: String,
         http: reqwest::Client,
-        timeout: Duration,
+        budget: Budget,
     ) -> Self {
         OidcClient {
             discovery_base: discovery_base.unwrap_or_else(|| issuer.clone()),
@@ -96,7 +96,7 @@ impl OidcClient {
             issuer_rule,
             client_id,
             http,
-            timeout,
+            budget,
             discovery: Mutex::new(None),
             authorization_origin: std::sync::Mutex::new(None),
             jwks: Mutex::new(JwksCache::default()),
@@ -121,7 +121,7 @@ impl OidcClient {
             }
         }
         let url = well_known(&self.discovery_base);
-        let (status, body) = send("discovery", self.http.get(url), self.timeout).await?;
+        let (status, body) = send("discovery", self.http.get(url), self.budget).await?;
         if status != 200 {
             return Err(CallError::Status {
                 endpoint: "discovery",
@@ -242,7 +242,7 @@ impl OidcClient {
 
     /// The key set and how long to trust it (from `Cache-Control`).
     async fn fetch_jwks(&self, uri: &Url) -> Result<(CoreJsonWebKeySet, Duration), CallError> {
-        let answer = fetch("jwks", self.http.get(uri.clone()), self.timeout).await?;
+        let answer = fetch("jwks", self.http.get(uri.clone()), self.budget).await?;
         if answer.status != 200 {
             return Err(CallError::Status {
                 endpoint: "jwks",
@@ -400,7 +400,7 @@ impl OidcClient {
             .get(endpoint)
             .bearer_auth(access_token)
             .header(reqwest::header::ACCEPT, "application/json");
-        let (status, body) = send("userinfo", request, self.timeout).await?;
+        let (status, body) = send("userinfo", request, self.budget).await?;
         if status != 200 {
             return Err(CallError::Status {
                 endpoint: "userinfo",
@@ -758,7 +758,10 @@ mod tests {
             None,
             "client".into(),
             super::super::http::build_client(),
-            Duration::from_secs(5),
+            Budget {
+                timeout: Duration::from_secs(5),
+                max_body: super::super::http::MAX_ANSWER_BYTES,
+            },
         );
         let t0 = Instant::now();
         let token = id_token(&old, &server.issuer, "n1");
@@ -798,7 +801,10 @@ mod tests {
             None,
             "client".into(),
             super::super::http::build_client(),
-            Duration::from_secs(5),
+            Budget {
+                timeout: Duration::from_secs(5),
+                max_body: super::super::http::MAX_ANSWER_BYTES,
+            },
         );
         let issuer_origin = server.issuer.origin().ascii_serialization();
         assert_eq!(client.authorization_origins(), vec![issuer_origin.clone()]);

@@ -108,3 +108,30 @@ async fn only_https_profile_images_are_kept() {
         app.stop().await;
     }
 }
+
+/// `max_response_bytes` raises the limit for a provider whose answers are large.
+#[tokio::test]
+async fn max_response_bytes_raises_the_limit() {
+    for shape in [Oversize::Declared, Oversize::Chunked] {
+        let hostile = Hostile::start().await;
+        hostile.set(Behavior {
+            oversize: Some((Endpoint::Jwks, shape)),
+            ..Behavior::default()
+        });
+        let app = Setup::default()
+            .with_providers(format!(
+                "{}max_response_bytes = 8388608\n",
+                hostile.provider_toml()
+            ))
+            .spawn()
+            .await;
+        let browser = Browser::new();
+        let done = sign_in(&app, &browser).await;
+        assert_eq!(
+            location(&done, StatusCode::FOUND),
+            format!("{}/home", app.origin),
+            "{shape:?}"
+        );
+        app.stop().await;
+    }
+}
