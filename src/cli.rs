@@ -146,31 +146,37 @@ pub fn presets() -> ExitCode {
 /// reported, each with file:line:key, and not sent, so the running configuration stays.
 fn reload_on_sighup(path: std::path::PathBuf) -> crate::server::Reloads {
     let (send, reloads) = tokio::sync::mpsc::channel(1);
+    // Registered before anything listens: SIGHUP's default action would end the process.
     #[cfg(unix)]
-    tokio::spawn(async move {
-        use tokio::signal::unix::{signal, SignalKind};
-        let Ok(mut hangups) = signal(SignalKind::hangup()) else {
-            tracing::warn!("SIGHUP cannot be watched; reloading needs a restart");
-            return;
-        };
-        while hangups.recv().await.is_some() {
-            match crate::config::load(&path) {
-                Ok(config) => {
-                    tracing::info!(file = %path.display(), "SIGHUP: configuration re-read");
-                    if send.send(config).await.is_err() {
-                        return;
-                    }
-                }
-                Err(errors) => tracing::error!(
-                    file = %path.display(),
-                    "SIGHUP: reload refused, the running configuration stays:\n{errors}"
-                ),
-            }
-        }
-    });
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(hangups) => drop(tokio::spawn(watch_hangups(hangups, path, send))),
+        Err(e) => tracing::warn!(error = %e, "SIGHUP cannot be watched; reloading needs a restart"),
+    }
     #[cfg(not(unix))]
-    drop(send);
+    drop((path, send));
     reloads
+}
+
+#[cfg(unix)]
+async fn watch_hangups(
+    mut hangups: tokio::signal::unix::Signal,
+    path: std::path::PathBuf,
+    send: tokio::sync::mpsc::Sender<crate::config::Config>,
+) {
+    while hangups.recv().await.is_some() {
+        match crate::config::load(&path) {
+            Ok(config) => {
+                tracing::info!(file = %path.display(), "SIGHUP: configuration re-read");
+                if send.send(config).await.is_err() {
+                    return;
+                }
+            }
+            Err(errors) => tracing::error!(
+                file = %path.display(),
+                "SIGHUP: reload refused, the running configuration stays:\n{errors}"
+            ),
+        }
+    }
 }
 
 pub async fn serve(path: &std::path::Path) -> ExitCode {

@@ -181,14 +181,7 @@ pub async fn run_reloadable(
     );
     match metrics {
         Some(m) => {
-            let metrics = serve(
-                "metrics",
-                m,
-                metrics_routers,
-                limits,
-                trusted,
-                signal(),
-            );
+            let metrics = serve("metrics", m, metrics_routers, limits, trusted, signal());
             tokio::join!(main, metrics);
         }
         None => main.await,
@@ -227,7 +220,9 @@ async fn apply_reloads(
         let store = if config.store.url == old.store.url {
             Ok(app.store.clone())
         } else {
-            tracing::warn!("store.url changed: flows and sessions in the old store are not carried over");
+            tracing::warn!(
+                "store.url changed: flows and sessions in the old store are not carried over"
+            );
             open_store(&config).await
         };
         match store.and_then(|store| build_on(config, local_addr, store)) {

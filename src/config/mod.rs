@@ -303,6 +303,8 @@ pub struct ProviderConfig {
     /// tokens are only kept (sealed) when this is on.
     pub expose_tokens: bool,
     pub timeout: Duration,
+    /// The most latch reads of any answer from this provider (bytes).
+    pub max_response_bytes: usize,
     /// Key `token_endpoint_auth_method`.
     pub token_auth: TokenAuth,
     /// Key `response_mode`.
@@ -412,5 +414,7 @@ pub struct ProfileMapping {
 
 #[cfg(test)]
 mod preset_tests;
+#[cfg(test)]
+mod props;
 #[cfg(test)]
 mod tests;

@@ -92,11 +92,14 @@ impl OriginPattern {
         };
         match &self.host {
             HostPattern::Exact(h) => host == h,
+            // One or more labels before `.suffix`, none of them empty: neither `.example.com`
+            // nor `..example.com` is a subdomain.
             HostPattern::Subdomains(suffix) => {
                 url.domain().is_some()
-                    && host.len() > suffix.len() + 1
-                    && host.ends_with(suffix.as_str())
-                    && host.as_bytes()[host.len() - suffix.len() - 1] == b'.'
+                    && host
+                        .strip_suffix(suffix.as_str())
+                        .and_then(|rest| rest.strip_suffix('.'))
+                        .is_some_and(|labels| !labels.split('.').any(str::is_empty))
             }
         }
     }
@@ -211,6 +214,64 @@ mod tests {
         assert!(!m("https://*.example.com", "https://evilexample.com/"));
         assert!(!m("https://*.example.com", "https://a.evilexample.com/"));
         assert!(!m("https://*.example.com", "https://example.com.evil.org/"));
+        // An empty first label is not a subdomain (a browser would not visit it as one).
+        assert!(!m("https://*.example.com", "https://.example.com/"));
+        assert!(!m("https://*.example.com", "https://..example.com/"));
+    }
+
+    use proptest::prelude::*;
+
+    /// Host names made of a few labels from a small alphabet, so that suffix and
+    /// near-suffix cases (`example.com`, `.example.com`, `xexample.com`) come up often.
+    fn host() -> impl Strategy<Value = String> {
+        prop::collection::vec(
+            prop_oneof![
+                Just("example".to_string()),
+                Just("com".to_string()),
+                Just(String::new()),
+                "[a-z0-9-]{1,4}"
+            ],
+            1..5,
+        )
+        .prop_map(|labels| labels.join("."))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn parse_never_panics(s in "\\PC{0,60}") {
+            let _ = OriginPattern::parse(&s);
+        }
+
+        /// `*.example.com` matches exactly the hosts with at least one non-empty label before
+        /// `.example.com`, with the same scheme and port; parse and display round-trip.
+        #[test]
+        fn wildcard_matches_only_real_subdomains(h in host(), https in any::<bool>()) {
+            let scheme = if https { "https" } else { "http" };
+            let pattern = OriginPattern::parse("https://*.example.com").unwrap();
+            let Ok(url) = Url::parse(&format!("{scheme}://{h}/")) else { return Ok(()) };
+            let Some(host) = url.host_str() else { return Ok(()) };
+            let expected = https
+                && url.domain().is_some()
+                && host
+                    .strip_suffix(".example.com")
+                    .is_some_and(|prefix| !prefix.split('.').any(str::is_empty));
+            prop_assert_eq!(pattern.matches(&url), expected, "{}", url);
+            let again = OriginPattern::parse(&pattern.to_string()).unwrap();
+            prop_assert_eq!(again, pattern);
+        }
+
+        /// An exact pattern matches only URLs whose origin is that origin.
+        #[test]
+        fn exact_matches_only_its_origin(h in host(), port in prop::option::of(1u16..65535), path in "[ -~]{0,20}") {
+            let authority = match port { Some(p) => format!("{h}:{p}"), None => h.clone() };
+            let Ok(pattern) = OriginPattern::parse(&format!("https://{authority}")) else { return Ok(()) };
+            let target = Url::parse("https://example.com/").unwrap().join(&path);
+            let Ok(target) = target else { return Ok(()) };
+            let same = Url::parse(&format!("https://{authority}/")).map(|u| u.origin()).ok();
+            prop_assert_eq!(pattern.matches(&target), same == Some(target.origin()), "{} vs {}", pattern, target);
+        }
     }
 
     #[test]

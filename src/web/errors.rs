@@ -1,7 +1,7 @@
 //! Turning refusals into answers. Handlers return `WebError`; the middleware here renders it
 //! (HTML page or JSON, with the request id), writes the one log line, and adds the security
 //! headers every response carries.
-use super::{AppState, RequestContext};
+use super::{App, AppState, RequestContext};
 use crate::crypto::random_token;
 use crate::error::{AuthError, ErrorCode};
 use axum::extract::{Request, State};
@@ -256,7 +256,7 @@ pub async fn request_context(
     }
     crate::telemetry::http_request(response.status().as_u16());
     tracing::debug!(parent: &span, status = response.status().as_u16(), elapsed_ms = started.elapsed().as_millis() as u64, "served");
-    security_headers(&mut response, &ctx, &request_id, app.cookies.is_secure());
+    security_headers(&mut response, &ctx, &request_id, &app);
     response
 }
 
@@ -338,9 +338,9 @@ fn render(
     }
 }
 
-fn security_headers(response: &mut Response, ctx: &RequestContext, request_id: &str, https: bool) {
+fn security_headers(response: &mut Response, ctx: &RequestContext, request_id: &str, app: &App) {
     let headers = response.headers_mut();
-    if https {
+    if app.cookies.is_secure() {
         headers.insert(
             header::STRICT_TRANSPORT_SECURITY,
             HeaderValue::from_static("max-age=31536000; includeSubDomains"),
@@ -367,10 +367,7 @@ fn security_headers(response: &mut Response, ctx: &RequestContext, request_id: &
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("text/html"));
     if is_html {
-        let csp = format!(
-            "default-src 'none'; style-src 'nonce-{}'; img-src 'self' data:; base-uri 'none'; frame-ancestors 'none'",
-            ctx.csp_nonce
-        );
+        let csp = super::csp::policy(app, &ctx.csp_nonce);
         if let Ok(v) = HeaderValue::from_str(&csp) {
             headers.insert(header::CONTENT_SECURITY_POLICY, v);
         }

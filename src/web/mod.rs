@@ -1,6 +1,7 @@
 //! HTTP: the router, shared state, and the middleware every request passes through.
 mod api;
 pub mod cookies;
+mod csp;
 pub mod csrf;
 mod dev_routes;
 mod errors;

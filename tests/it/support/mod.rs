@@ -6,5 +6,6 @@ pub mod fakes;
 pub mod hostile;
 pub mod latch;
 pub mod oidc_provider;
+pub mod process;
 pub mod redis;
 pub mod refusal;
