@@ -193,8 +193,8 @@ pub async fn run_reloadable(
 
 /// Builds the state for each new configuration and puts its routers in place; a
 /// configuration that cannot be built is reported and the running one stays. The store is
-/// kept while its URL is unchanged (so nothing in flight is lost); what only a restart can
-/// change (the listeners and their connection limits) is said in the log.
+/// always kept (so nothing in flight is lost); what only a restart can change (the store,
+/// the listeners and their connection limits) is said in the log.
 async fn apply_reloads(
     mut reloads: Reloads,
     mut app: Arc<App>,
@@ -217,15 +217,13 @@ async fn apply_reloads(
         if config.server.trusted_proxies != old.server.trusted_proxies {
             restart_only.push("server.trusted_proxies (for the connection caps)");
         }
-        let store = if config.store.url == old.store.url {
-            Ok(app.store.clone())
-        } else {
-            tracing::warn!(
-                "store.url changed: flows and sessions in the old store are not carried over"
-            );
-            open_store(&config).await
-        };
-        match store.and_then(|store| build_on(config, local_addr, store)) {
+        // Sessions and flows in progress live in the store: it is never switched while running.
+        if config.store.url != old.store.url {
+            restart_only.push("store.url");
+        }
+        let mut config = config;
+        config.store = old.store.clone();
+        match build_on(config, local_addr, app.store.clone()) {
             Ok(new) => {
                 let _ = main.send_replace(web::router(new.clone()));
                 let _ = metrics.send_replace(web::metrics_router(new.clone()));

@@ -19,6 +19,7 @@ pub(crate) struct RawServer {
     pub templates: Option<String>,
     // Connection bounds (config/connections.rs).
     pub header_read_timeout: Option<RawDuration>,
+    pub request_timeout: Option<RawDuration>,
     pub keep_alive_timeout: Option<RawDuration>,
     pub max_connections: Option<i64>,
     pub max_connections_per_ip: Option<i64>,

@@ -546,14 +546,30 @@ pub fn profile_from_claims(
             .or_else(|| userinfo.and_then(|u| u.get(name)).filter(|v| !v.is_null()))
     };
     let text = |name: &str| pick(name).and_then(|v| v.as_str()).map(str::to_string);
-    let email = text("email");
-    let email_verified = email.is_some()
-        && match pick("email_verified") {
-            Some(serde_json::Value::Bool(b)) => *b,
-            // Some providers send "true" as a string.
-            Some(serde_json::Value::String(s)) => s == "true",
-            _ => false,
-        };
+    // `email_verified` counts only from the document that supplied `email`: userinfo's
+    // word about its email says nothing about another email in the ID token.
+    let email_source = [Some(id_claims), userinfo]
+        .into_iter()
+        .flatten()
+        .find(|doc| doc.get("email").is_some_and(|v| v.is_string()));
+    let email = email_source
+        .and_then(|doc| doc.get("email"))
+        .and_then(|v| v.as_str())
+        .map(str::to_string);
+    let says_verified = |doc: &serde_json::Value| match doc.get("email_verified") {
+        Some(serde_json::Value::Bool(b)) => Some(*b),
+        // Some providers send "true" as a string.
+        Some(serde_json::Value::String(s)) => Some(s == "true"),
+        _ => None,
+    };
+    let email_verified = email.as_deref().is_some_and(|email| {
+        let vouching = [Some(id_claims), userinfo]
+            .into_iter()
+            .flatten()
+            .filter(|doc| doc.get("email").and_then(|v| v.as_str()) == Some(email));
+        // The first document naming this email that says anything decides.
+        vouching.filter_map(says_verified).next().unwrap_or(false)
+    });
     let name = text("name").or_else(|| {
         let given = text("given_name");
         let family = text("family_name");
@@ -590,6 +606,35 @@ mod tests {
         assert_eq!(
             well_known(&b).as_str(),
             "https://sso.example/realms/x/.well-known/openid-configuration"
+        );
+    }
+
+    #[test]
+    fn email_verified_counts_only_for_the_email_it_was_said_of() {
+        let id = serde_json::json!({"sub": "s", "email": "a@x.test"});
+        let info = serde_json::json!({"sub": "s", "email": "b@x.test", "email_verified": true});
+        let p = profile_from_claims(&id, Some(&info)).unwrap();
+        assert_eq!(p.email.as_deref(), Some("a@x.test"));
+        assert!(!p.email_verified, "userinfo vouched for another email");
+        let same = serde_json::json!({"sub": "s", "email": "a@x.test", "email_verified": true});
+        assert!(
+            profile_from_claims(&id, Some(&same))
+                .unwrap()
+                .email_verified
+        );
+        let denied = serde_json::json!({"sub": "s", "email": "a@x.test", "email_verified": false});
+        let id_yes = serde_json::json!({"sub": "s", "email": "a@x.test", "email_verified": true});
+        assert!(
+            profile_from_claims(&id_yes, Some(&denied))
+                .unwrap()
+                .email_verified,
+            "the ID token speaks first"
+        );
+        let only_info = serde_json::json!({"sub": "s"});
+        assert!(
+            profile_from_claims(&only_info, Some(&same))
+                .unwrap()
+                .email_verified
         );
     }
 

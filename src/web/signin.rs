@@ -73,6 +73,7 @@ async fn begin(
     provider_id: &str,
     callback_url: Option<&str>,
     json: bool,
+    csrf_checked: bool,
 ) -> Result<Response, WebError> {
     let wrap = |error: AuthError| WebError::answer(error, json);
     let provider = app.providers.get(provider_id).ok_or_else(|| {
@@ -91,8 +92,16 @@ async fn begin(
         .filter(|b| b.len() == 43)
         .map(str::to_string)
         .unwrap_or_else(|| random_token(32));
-    // Who is signed in now is recorded in the flow: the callback links to that user.
-    let started_by = signed_in(app, headers).await.map_err(|e| wrap(e.into()))?;
+    // Who is signed in now is recorded in the flow: the callback links to that user. Only
+    // for a CSRF-checked start: a GET can be sent by any site's page, and linking the
+    // account that the attacker made the browser sign in with at the provider would hand
+    // the attacker the signed-in user. A GET start runs as signed out (and the callback
+    // refuses to swap a signed-in browser to another user).
+    let started_by = if csrf_checked {
+        signed_in(app, headers).await.map_err(|e| wrap(e.into()))?
+    } else {
+        None
+    };
     let started = flow::start(&*app.store, provider, &callback_url, &binding, started_by)
         .await
         .map_err(wrap)?;
@@ -135,6 +144,7 @@ pub async fn start_get(
         &provider,
         query.get("callbackUrl").map(String::as_str),
         false,
+        false,
     )
     .await
 }
@@ -155,6 +165,7 @@ pub async fn start_post(
         &provider,
         form.get("callbackUrl").map(String::as_str),
         json,
+        true,
     )
     .await
 }

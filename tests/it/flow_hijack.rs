@@ -3,7 +3,7 @@
 //! another browser burns nothing; the flow cookie goes once the callback is done; and
 //! `form_post` callbacks (Apple), which carry no Lax session cookie, still link and rotate.
 use crate::support::browser::{location, Browser};
-use crate::support::dev::urlencode;
+use crate::support::dev::{approve, start_signin};
 use crate::support::fakes::apple::Apple;
 use crate::support::fakes::parse_form_post;
 use crate::support::hostile::{Behavior, Hostile};
@@ -31,12 +31,7 @@ async fn user_id(app: &TestApp, browser: &Browser) -> String {
 /// `/signin/{provider}` then the dev provider's approval as `email`: the callback URL the
 /// provider sends the browser to, not yet followed.
 async fn dev_callback_url(app: &TestApp, browser: &Browser, provider: &str, email: &str) -> String {
-    let start = browser
-        .get(&app.url(&format!(
-            "/signin/{provider}?callbackUrl={}",
-            urlencode("/home")
-        )))
-        .await;
+    let start = start_signin(app, browser, provider, "/home").await;
     let authorize = location(&start, StatusCode::FOUND);
     let mut form: Vec<(String, String)> = url::Url::parse(&authorize)
         .unwrap()
@@ -108,9 +103,7 @@ async fn a_planted_signed_in_flow_never_links_the_victims_account_to_the_attacke
     let victim_id = sign_in(&app, &victim, "dev", "victim@example.com").await;
 
     // The attacker's signed-in start; the victim's browser finishes it as the victim.
-    let start = attacker
-        .get(&app.url("/signin/second?callbackUrl=/home"))
-        .await;
+    let start = start_signin(&app, &attacker, "second", "/home").await;
     let authorize = location(&start, StatusCode::FOUND);
     victim.set_cookie("127.0.0.1", "latch.flow", &flow_cookie(&attacker));
     let mut form: Vec<(String, String)> = url::Url::parse(&authorize)
@@ -274,9 +267,7 @@ async fn apple_app() -> (Apple, TestApp, tempfile::TempDir) {
 /// Start at Apple and post Apple's form back the way a browser does: cross-site, so only
 /// the `SameSite=None` flow cookie goes with it, never the Lax session cookie.
 async fn apple_flow(app: &TestApp, browser: &Browser) -> reqwest::Response {
-    let start = browser
-        .get(&app.url("/signin/apple?callbackUrl=/home"))
-        .await;
+    let start = start_signin(app, browser, "apple", "/home").await;
     let page = browser.get(&location(&start, StatusCode::FOUND)).await;
     assert_eq!(
         page.status(),
@@ -408,4 +399,42 @@ async fn the_flow_cookie_outlives_many_tabs_and_goes_with_the_last() {
     let cleared = crate::support::browser::set_cookie_line(&done, "latch.flow")
         .expect("the last flow clears the cookie");
     assert!(cleared.contains("Max-Age=0"), "{cleared}");
+}
+
+/// `GET /signin/{provider}` needs no CSRF token, so any site's page can make a signed-in
+/// victim's browser start one, after signing that browser in to the attacker's account at
+/// the provider. Such a start runs as signed out: the attacker's provider account is not
+/// linked to the victim, and the victim's browser is not swapped to another user.
+#[tokio::test]
+async fn a_get_start_never_links_to_the_signed_in_user() {
+    let app = Setup::default().with_providers(TWO_DEVS).spawn().await;
+    let victim = Browser::new();
+    let victim_id = sign_in(&app, &victim, "dev", "victim@example.com").await;
+    let start = victim
+        .get(&app.url("/signin/second?callbackUrl=/home"))
+        .await;
+    let callback = approve(
+        &victim,
+        &location(&start, StatusCode::FOUND),
+        "attacker@evil.test",
+    )
+    .await;
+    let landed = victim.get(&callback).await;
+    assert_callback_refused(&app, &victim, landed, "InvalidState").await;
+    assert_eq!(user_id(&app, &victim).await, victim_id, "still the victim");
+    // The attacker's provider account belongs to nobody yet: signing in with it elsewhere
+    // makes a new user, not the victim.
+    let attacker = Browser::new();
+    let start = attacker
+        .get(&app.url("/signin/second?callbackUrl=/home"))
+        .await;
+    let callback = approve(
+        &attacker,
+        &location(&start, StatusCode::FOUND),
+        "attacker@evil.test",
+    )
+    .await;
+    let done = attacker.get(&callback).await;
+    assert_eq!(done.status(), StatusCode::FOUND);
+    assert_ne!(user_id(&app, &attacker).await, victim_id);
 }

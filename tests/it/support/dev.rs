@@ -8,8 +8,27 @@ pub fn urlencode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
-/// Starts at `/signin/{provider}?callbackUrl=`, signs in as `email` at the dev provider, and
-/// returns latch's answer to the callback.
+/// Starts a sign-in the way latch's sign-in page does: `POST /signin/{provider}` with the
+/// CSRF token (a signed-in browser's start is recorded, so its callback links). Returns
+/// latch's answer: a 302 to the provider.
+pub async fn start_signin(
+    app: &TestApp,
+    browser: &Browser,
+    provider: &str,
+    callback: &str,
+) -> reqwest::Response {
+    let csrf: serde_json::Value = browser.get(&app.url("/csrf")).await.json().await.unwrap();
+    let token = csrf["csrfToken"].as_str().unwrap().to_string();
+    browser
+        .post_form(
+            &app.url(&format!("/signin/{provider}")),
+            &[("csrfToken", token.as_str()), ("callbackUrl", callback)],
+        )
+        .await
+}
+
+/// Starts with [`start_signin`], signs in as `email` at the dev provider, and returns
+/// latch's answer to the callback.
 pub async fn dev_flow(
     app: &TestApp,
     browser: &Browser,
@@ -17,12 +36,7 @@ pub async fn dev_flow(
     email: &str,
     callback: &str,
 ) -> reqwest::Response {
-    let start = browser
-        .get(&app.url(&format!(
-            "/signin/{provider}?callbackUrl={}",
-            urlencode(callback)
-        )))
-        .await;
+    let start = start_signin(app, browser, provider, callback).await;
     let authorize = location(&start, StatusCode::FOUND);
     let callback = approve(browser, &authorize, email).await;
     browser.get(&callback).await
