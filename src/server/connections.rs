@@ -160,19 +160,19 @@ impl Drop for Permit {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Cutoff {
     /// A request head did not arrive in full within `header_read_timeout`.
-    HeaderTimeout,
+    HeaderRead,
     /// No request for `keep_alive_timeout`.
-    KeepAliveTimeout,
+    KeepAlive,
     /// The latest request was still in flight after `request_timeout`.
-    RequestTimeout,
+    Request,
 }
 
 impl Cutoff {
     pub fn as_str(self) -> &'static str {
         match self {
-            Cutoff::HeaderTimeout => "header_read_timeout",
-            Cutoff::KeepAliveTimeout => "keep_alive_timeout",
-            Cutoff::RequestTimeout => "request_timeout",
+            Cutoff::HeaderRead => "header_read_timeout",
+            Cutoff::KeepAlive => "keep_alive_timeout",
+            Cutoff::Request => "request_timeout",
         }
     }
 }
@@ -254,14 +254,14 @@ impl Activity {
             let (deadline, reason) = if self.in_flight.load(SeqCst) > 0 {
                 // Busy: until the latest request has taken too long (its end wakes us).
                 let busy = self.busy_since.load(SeqCst);
-                (busy.saturating_add(request), Some(Cutoff::RequestTimeout))
+                (busy.saturating_add(request), Some(Cutoff::Request))
             } else if head != NONE {
-                (head.saturating_add(header), Some(Cutoff::HeaderTimeout))
+                (head.saturating_add(header), Some(Cutoff::HeaderRead))
             } else {
                 let idle = self.idle_since.load(SeqCst);
                 (
                     idle.saturating_add(keep_alive),
-                    Some(Cutoff::KeepAliveTimeout),
+                    Some(Cutoff::KeepAlive),
                 )
             };
             if let Some(reason) = reason {
@@ -435,14 +435,14 @@ mod tests {
         // Nothing sent after the accept: the header clock.
         let a = Activity::new();
         let t0 = Instant::now();
-        assert_eq!(a.cutoff(&l).await, Cutoff::HeaderTimeout);
+        assert_eq!(a.cutoff(&l).await, Cutoff::HeaderRead);
         assert_eq!(t0.elapsed(), Duration::from_secs(10));
 
         // After a request: idle until keep_alive_timeout; a byte starts the header clock.
         let a = Activity::new();
         drop(a.request_started(false));
         let t0 = Instant::now();
-        assert_eq!(a.cutoff(&l).await, Cutoff::KeepAliveTimeout);
+        assert_eq!(a.cutoff(&l).await, Cutoff::KeepAlive);
         assert_eq!(t0.elapsed(), Duration::from_secs(60));
 
         let a = Activity::new();
@@ -453,14 +453,14 @@ mod tests {
             tokio::time::sleep(Duration::from_secs(5)).await;
             b.on_read();
         });
-        assert_eq!(a.cutoff(&l).await, Cutoff::HeaderTimeout);
+        assert_eq!(a.cutoff(&l).await, Cutoff::HeaderRead);
         assert_eq!(t0.elapsed(), Duration::from_secs(15));
 
         // A request in flight is cut only after request_timeout ...
         let a = Activity::new();
         let _guard = a.request_started(false);
         let t0 = Instant::now();
-        assert_eq!(a.cutoff(&l).await, Cutoff::RequestTimeout);
+        assert_eq!(a.cutoff(&l).await, Cutoff::Request);
         assert_eq!(t0.elapsed(), Duration::from_secs(120));
 
         // ... and one that ends before it starts the idle clock.
@@ -471,7 +471,7 @@ mod tests {
             tokio::time::sleep(Duration::from_secs(100)).await;
             drop(guard);
         });
-        assert_eq!(a.cutoff(&l).await, Cutoff::KeepAliveTimeout);
+        assert_eq!(a.cutoff(&l).await, Cutoff::KeepAlive);
         assert_eq!(t0.elapsed(), Duration::from_secs(160));
 
         // HTTP/2: frames between requests do not start the header clock.
@@ -479,7 +479,7 @@ mod tests {
         drop(a.request_started(true));
         a.on_read();
         let t0 = Instant::now();
-        assert_eq!(a.cutoff(&l).await, Cutoff::KeepAliveTimeout);
+        assert_eq!(a.cutoff(&l).await, Cutoff::KeepAlive);
         assert_eq!(t0.elapsed(), Duration::from_secs(60));
     }
 }
