@@ -259,10 +259,7 @@ impl Activity {
                 (head.saturating_add(header), Some(Cutoff::HeaderRead))
             } else {
                 let idle = self.idle_since.load(SeqCst);
-                (
-                    idle.saturating_add(keep_alive),
-                    Some(Cutoff::KeepAlive),
-                )
+                (idle.saturating_add(keep_alive), Some(Cutoff::KeepAlive))
             };
             if let Some(reason) = reason {
                 if now >= deadline {
