@@ -5,12 +5,11 @@
 use crate::support::browser::{location, Browser};
 use crate::support::dev::urlencode;
 use crate::support::latch::{Setup, TestApp};
+use crate::support::nginx::Nginx;
 use reqwest::StatusCode;
 use serde_norway::Value;
 use std::net::TcpListener as StdListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 fn repo(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
@@ -280,38 +279,6 @@ fn dockerfile_builds_in_one_stage_and_runs_in_another() {
     assert!(ignored.contains(&"target".to_string()));
 }
 
-fn find_nginx() -> PathBuf {
-    let candidates = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .unwrap_or_default()
-        .into_iter()
-        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/usr/local/sbin")])
-        .map(|d| d.join("nginx"));
-    for candidate in candidates {
-        if candidate.is_file() {
-            return candidate;
-        }
-    }
-    panic!(
-        "nginx is not installed; this test runs deploy/nginx/default.conf with it \
-         (apt-get install -y nginx-light)"
-    );
-}
-
-/// nginx running the demo config from a temporary prefix; killed on drop.
-struct Nginx {
-    child: Child,
-    origin: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn free_port() -> u16 {
     StdListener::bind("127.0.0.1:0")
         .unwrap()
@@ -330,19 +297,6 @@ fn rewrite(text: &str, from: &str, to: &str) -> String {
 }
 
 fn start_nginx(port: u16, latch: &TestApp) -> Nginx {
-    let nginx = find_nginx();
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path();
-    // nginx's workers may run as another user (when the tests run as root).
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let html = root.join("html");
-    std::fs::create_dir(&html).unwrap();
-    for entry in std::fs::read_dir(repo("deploy/demo")).unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(entry.path(), html.join(entry.file_name())).unwrap();
-    }
-
     let conf = read("deploy/nginx/default.conf");
     let conf = rewrite(
         &conf,
@@ -350,59 +304,15 @@ fn start_nginx(port: u16, latch: &TestApp) -> Nginx {
         &format!("server {};", latch.addr),
     );
     let conf = rewrite(&conf, "listen 80;", &format!("listen 127.0.0.1:{port};"));
-    let conf = rewrite(
-        &conf,
-        "root /usr/share/nginx/html;",
-        &format!("root {};", html.display()),
-    );
-    std::fs::write(root.join("default.conf"), conf).unwrap();
-    let r = root.display();
-    // What the nginx image's /etc/nginx/nginx.conf provides around conf.d/*.conf.
-    let main = format!(
-        "worker_processes 1;\n\
-         events {{ worker_connections 64; }}\n\
-         http {{\n\
-           types {{ text/html html; }}\n\
-           default_type application/octet-stream;\n\
-           access_log off;\n\
-           client_body_temp_path {r}/body;\n\
-           proxy_temp_path {r}/proxy;\n\
-           fastcgi_temp_path {r}/fastcgi;\n\
-           uwsgi_temp_path {r}/uwsgi;\n\
-           scgi_temp_path {r}/scgi;\n\
-           include {r}/default.conf;\n\
-         }}\n"
-    );
-    std::fs::write(root.join("nginx.conf"), main).unwrap();
-
-    let child = Command::new(&nginx)
-        .arg("-p")
-        .arg(root)
-        .arg("-c")
-        .arg(root.join("nginx.conf"))
-        .arg("-g")
-        .arg(format!(
-            "daemon off; master_process off; pid {r}/nginx.pid; error_log stderr;"
-        ))
-        .stdin(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {}: {e}", nginx.display()));
-    let mut nginx = Nginx {
-        child,
-        origin: format!("http://127.0.0.1:{port}"),
-        _dir: dir,
-    };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Some(status) = nginx.child.try_wait().unwrap() {
-            panic!("nginx exited with {status} (its errors are above)");
+    let conf = rewrite(&conf, "root /usr/share/nginx/html;", "root {prefix}/html;");
+    Nginx::start(port, &conf, |root| {
+        let html = root.join("html");
+        std::fs::create_dir(&html).unwrap();
+        for entry in std::fs::read_dir(repo("deploy/demo")).unwrap() {
+            let entry = entry.unwrap();
+            std::fs::copy(entry.path(), html.join(entry.file_name())).unwrap();
         }
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return nginx;
-        }
-        assert!(Instant::now() < deadline, "nginx did not listen on {port}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    })
 }
 
 #[tokio::test]

@@ -26,6 +26,7 @@ mod redis_sessions;
 mod reload;
 mod revocation;
 mod routes;
+mod scale_out;
 mod signin_dev;
 mod spa_example;
 mod store_contract;
