@@ -193,13 +193,15 @@ fn percent_decode(s: &str) -> String {
 type Parsed = (Option<String>, Option<String>, Vec<(String, u16)>, String);
 
 fn parse_multi_host(rest: &str, default_port: u16, url: &str) -> Result<Parsed, StoreError> {
-    let (authority, path) = match rest.find(['/', '?', '#']) {
+    // The user info ends at the last '@' (a password may hold '/', '?' or '#'; a host list
+    // or service name never holds '@'), the same rule as `redact_url`.
+    let (userinfo, rest) = match rest.rsplit_once('@') {
+        Some((u, r)) => (Some(u), r),
+        None => (None, rest),
+    };
+    let (hosts, path) = match rest.find(['/', '?', '#']) {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, ""),
-    };
-    let (userinfo, hosts) = match authority.rsplit_once('@') {
-        Some((u, h)) => (Some(u), h),
-        None => (None, authority),
     };
     let (mut user, mut pass) = (None, None);
     if let Some(u) = userinfo {
@@ -250,27 +252,126 @@ fn parse_multi_host(rest: &str, default_port: u16, url: &str) -> Result<Parsed, 
     Ok((user, pass, nodes, path.to_string()))
 }
 
+/// What a Redis store URL names. [`parse_url`] is the one parser: configuration validation
+/// ([`check_url`]) and [`RedisStore::open`] both use it.
+enum RedisUrl {
+    Single(redis::ConnectionInfo),
+    Sentinel(SentinelUrl),
+    Cluster(ClusterUrl),
+}
+
+struct SentinelUrl {
+    user: Option<String>,
+    pass: Option<String>,
+    sentinels: Vec<(String, u16)>,
+    service: String,
+    db: Option<i64>,
+}
+
+struct ClusterUrl {
+    user: Option<String>,
+    pass: Option<String>,
+    seeds: Vec<(String, u16)>,
+    node_scheme: &'static str,
+}
+
+/// Parses a `redis://`, `rediss://`, `redis+sentinel://`, `redis+cluster://` or
+/// `rediss+cluster://` URL. Messages name the URL only through `redact_url`.
+fn parse_url(url: &str) -> Result<RedisUrl, StoreError> {
+    let (scheme, rest) = url
+        .split_once("://")
+        .ok_or_else(|| invalid(format!("not a URL: {}", redact_url(url))))?;
+    match scheme.to_ascii_lowercase().as_str() {
+        "redis" | "rediss" => redis::IntoConnectionInfo::into_connection_info(url)
+            .map(RedisUrl::Single)
+            .map_err(|e| invalid(format!("bad Redis URL {}: {e}", redact_url(url)))),
+        "redis+sentinel" => parse_sentinel(rest, url).map(RedisUrl::Sentinel),
+        "redis+cluster" => parse_cluster(rest, url, "redis").map(RedisUrl::Cluster),
+        "rediss+cluster" => parse_cluster(rest, url, "rediss").map(RedisUrl::Cluster),
+        other => Err(invalid(format!("not a Redis URL scheme: {other}://"))),
+    }
+}
+
+fn parse_sentinel(rest: &str, url: &str) -> Result<SentinelUrl, StoreError> {
+    let (user, pass, sentinels, path) = parse_multi_host(rest, DEFAULT_SENTINEL_PORT, url)?;
+    let path = path.split(['?', '#']).next().unwrap_or("");
+    let mut parts = path.split('/').filter(|p| !p.is_empty());
+    let service = parts.next().ok_or_else(|| {
+        invalid(format!(
+            "Sentinel URL needs a service name: redis+sentinel://host:port[,host:port]/<service_name>[/db], got {}",
+            redact_url(url)
+        ))
+    })?;
+    let db = match parts.next() {
+        Some(d) => Some(
+            d.parse::<i64>()
+                .map_err(|_| invalid(format!("bad db {d:?} in store URL {}", redact_url(url))))?,
+        ),
+        None => None,
+    };
+    if parts.next().is_some() {
+        return Err(invalid(format!(
+            "too many path segments in store URL {} (expected /<service_name>[/db])",
+            redact_url(url)
+        )));
+    }
+    Ok(SentinelUrl {
+        user,
+        pass,
+        sentinels,
+        service: percent_decode(service),
+        db,
+    })
+}
+
+fn parse_cluster(
+    rest: &str,
+    url: &str,
+    node_scheme: &'static str,
+) -> Result<ClusterUrl, StoreError> {
+    let (user, pass, seeds, path) = parse_multi_host(rest, 6379, url)?;
+    // Redis Cluster has only database 0.
+    if !path
+        .split(['?', '#'])
+        .next()
+        .unwrap_or("")
+        .trim_matches('/')
+        .is_empty()
+    {
+        return Err(invalid(format!(
+            "a Redis Cluster URL has no path (Cluster has only db 0): {}",
+            redact_url(url)
+        )));
+    }
+    Ok(ClusterUrl {
+        user,
+        pass,
+        seeds,
+        node_scheme,
+    })
+}
+
+/// Validates a Redis store URL without connecting (for configuration checks).
+pub(crate) fn check_url(url: &str) -> Result<(), StoreError> {
+    parse_url(url).map(drop)
+}
+
 impl RedisStore {
     /// Parses `url` and prepares the client; connects lazily (see the module docs).
     pub fn open(url: &str) -> Result<Self, StoreError> {
-        let (scheme, rest) = url
-            .split_once("://")
-            .ok_or_else(|| invalid(format!("not a URL: {}", redact_url(url))))?;
-        let backend = match scheme.to_ascii_lowercase().as_str() {
-            "redis" | "rediss" => Backend::Single(Self::single(url)?),
-            "redis+sentinel" => Backend::Sentinel(Self::sentinel(rest, url)?),
-            "redis+cluster" => Backend::Cluster(Self::cluster(rest, url, "redis")?),
-            "rediss+cluster" => Backend::Cluster(Self::cluster(rest, url, "rediss")?),
-            other => return Err(invalid(format!("not a Redis URL scheme: {other}://"))),
+        let backend = match parse_url(url)? {
+            RedisUrl::Single(info) => Backend::Single(Self::single(info)?),
+            RedisUrl::Sentinel(s) => Backend::Sentinel(Self::sentinel(s)?),
+            RedisUrl::Cluster(c) => Backend::Cluster(Self::cluster(c)?),
         };
         let store = Self { backend };
         tracing::debug!(backend = store.backend(), url = %redact_url(url), "store opened");
         Ok(store)
     }
 
-    fn single(url: &str) -> Result<ConnectionManager, StoreError> {
-        let client = redis::Client::open(url)
-            .map_err(|e| invalid(format!("bad Redis URL {}: {e}", redact_url(url))))?;
+    fn single(info: redis::ConnectionInfo) -> Result<ConnectionManager, StoreError> {
+        let client =
+            redis::Client::open(info).map_err(|e| invalid(format!("Redis client: {e}")))?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(CONNECT_TIMEOUT))
             .set_response_timeout(Some(RESPONSE_TIMEOUT))
@@ -283,34 +384,20 @@ impl RedisStore {
             .map_err(|e| invalid(format!("Redis client: {e}")))
     }
 
-    fn sentinel(rest: &str, url: &str) -> Result<Sentinel, StoreError> {
-        let (user, pass, nodes, path) = parse_multi_host(rest, DEFAULT_SENTINEL_PORT, url)?;
-        let path = path.split(['?', '#']).next().unwrap_or("");
-        let mut parts = path.split('/').filter(|p| !p.is_empty());
-        let service = parts.next().ok_or_else(|| {
-            invalid(format!(
-                "Sentinel URL needs a service name: redis+sentinel://host:port[,host:port]/<service_name>[/db], got {}",
-                redact_url(url)
-            ))
-        })?;
-        let db =
-            match parts.next() {
-                Some(d) => Some(d.parse::<i64>().map_err(|_| {
-                    invalid(format!("bad db {d:?} in store URL {}", redact_url(url)))
-                })?),
-                None => None,
-            };
-        let addrs = nodes.into_iter().map(|(h, p)| ConnectionAddr::Tcp(h, p));
-        let mut b =
-            SentinelClientBuilder::new(addrs, percent_decode(service), SentinelServerType::Master)
-                .map_err(|e| invalid(format!("Sentinel client: {e}")))?;
-        if let Some(db) = db {
+    fn sentinel(u: SentinelUrl) -> Result<Sentinel, StoreError> {
+        let addrs = u
+            .sentinels
+            .into_iter()
+            .map(|(h, p)| ConnectionAddr::Tcp(h, p));
+        let mut b = SentinelClientBuilder::new(addrs, u.service, SentinelServerType::Master)
+            .map_err(|e| invalid(format!("Sentinel client: {e}")))?;
+        if let Some(db) = u.db {
             b = b.set_client_to_redis_db(db);
         }
-        if let Some(u) = user {
-            b = b.set_client_to_redis_username(u);
+        if let Some(user) = u.user {
+            b = b.set_client_to_redis_username(user);
         }
-        if let Some(p) = pass {
+        if let Some(p) = u.pass {
             b = b.set_client_to_redis_password(p);
         }
         let client = b
@@ -325,9 +412,10 @@ impl RedisStore {
         })
     }
 
-    fn cluster(rest: &str, url: &str, node_scheme: &str) -> Result<Cluster, StoreError> {
-        let (user, pass, nodes, _path) = parse_multi_host(rest, 6379, url)?;
-        let seeds: Vec<String> = nodes
+    fn cluster(u: ClusterUrl) -> Result<Cluster, StoreError> {
+        let node_scheme = u.node_scheme;
+        let seeds: Vec<String> = u
+            .seeds
             .iter()
             .map(|(h, p)| {
                 if h.contains(':') {
@@ -342,10 +430,10 @@ impl RedisStore {
             .response_timeout(RESPONSE_TIMEOUT)
             .overall_response_timeout(Some(OP_TIMEOUT))
             .retries(3);
-        if let Some(u) = user {
-            b = b.username(u);
+        if let Some(user) = u.user {
+            b = b.username(user);
         }
-        if let Some(p) = pass {
+        if let Some(p) = u.pass {
             b = b.password(p);
         }
         let client = b
@@ -701,7 +789,7 @@ mod tests {
 
     #[test]
     fn sentinel_url_needs_service() {
-        assert!(RedisStore::sentinel("h:26379", "redis+sentinel://h:26379").is_err());
+        assert!(parse_url("redis+sentinel://h:26379").is_err());
     }
 
     #[test]
