@@ -49,9 +49,16 @@ const DEFAULT_SENTINEL_PORT: u16 = 26379;
 const SET_ADD_TTL_SCRIPT: &str =
     "redis.call('SADD', KEYS[1], ARGV[1]) return redis.call('PEXPIRE', KEYS[1], ARGV[2])";
 
+/// Longest wait for a replica to acknowledge a write (`WAIT 1 <ms>`).
+pub const WAIT_TIMEOUT: Duration = Duration::from_millis(500);
+/// How long a master's replica count (`INFO replication`) is trusted before it is asked again.
+const REPLICAS_TTL: Duration = Duration::from_secs(1);
+
 /// [`Store`] on Redis (single node, Sentinel or Cluster).
 pub struct RedisStore {
     backend: Backend,
+    /// The master's `connected_slaves` and when it was read (single node and Sentinel).
+    replicas: std::sync::Mutex<Option<(Instant, u64)>>,
 }
 
 enum Backend {
@@ -364,7 +371,10 @@ impl RedisStore {
             RedisUrl::Sentinel(s) => Backend::Sentinel(Self::sentinel(s)?),
             RedisUrl::Cluster(c) => Backend::Cluster(Self::cluster(c)?),
         };
-        let store = Self { backend };
+        let store = Self {
+            backend,
+            replicas: std::sync::Mutex::new(None),
+        };
         tracing::debug!(backend = store.backend(), url = %redact_url(url), "store opened");
         Ok(store)
     }
@@ -469,6 +479,8 @@ impl RedisStore {
                     Ok(c) => {
                         st.failed = None;
                         st.conn = Some(c.clone());
+                        // A new master (after a failover) has its own replicas.
+                        *self.replicas.lock().unwrap_or_else(|e| e.into_inner()) = None;
                         Ok(Conn::Mux(c))
                     }
                     Err(e) => {
@@ -545,6 +557,65 @@ impl RedisStore {
         self.run(|mut c| async move { cmd.query_async(&mut c).await })
             .await
     }
+
+    /// Runs a write. When the master has replicas (single node or Sentinel), the write is
+    /// followed on the same connection by `WAIT 1`, so what latch acknowledges (a new
+    /// session, a spent code, a sign-out) is on a replica too and survives a failover; if no
+    /// replica confirms within [`WAIT_TIMEOUT`] the write reports Unavailable. A node
+    /// without replicas pays nothing but one `INFO replication` per [`REPLICAS_TTL`];
+    /// Cluster writes are not waited for.
+    async fn write<T: redis::FromRedisValue>(&self, cmd: Cmd) -> Result<T, StoreError> {
+        if matches!(self.backend, Backend::Cluster(_)) || self.replica_count().await? == 0 {
+            return self.query(cmd).await;
+        }
+        let mut pipe = redis::pipe();
+        pipe.add_command(cmd)
+            .cmd("WAIT")
+            .arg(1)
+            .arg(u64::try_from(WAIT_TIMEOUT.as_millis()).unwrap_or(500));
+        let (value, acked): (T, u64) = self
+            .run(|mut c| async move { pipe.query_async(&mut c).await })
+            .await?;
+        if acked == 0 {
+            // Not confirmed by a replica: the write may be lost in a failover (or was made on
+            // a master that is being demoted), so it is not acknowledged. Ask for the
+            // replica count again: a replica that went away stops the waiting.
+            *self.replicas.lock().unwrap_or_else(|e| e.into_inner()) = None;
+            tracing::warn!(
+                timeout_ms = WAIT_TIMEOUT.as_millis() as u64,
+                "redis: no replica acknowledged a write in time"
+            );
+            return Err(StoreError::Unavailable(format!(
+                "redis: no replica acknowledged the write within {} ms",
+                WAIT_TIMEOUT.as_millis()
+            )));
+        }
+        Ok(value)
+    }
+
+    /// The master's connected replicas, asked at most once per [`REPLICAS_TTL`].
+    async fn replica_count(&self) -> Result<u64, StoreError> {
+        let cached = *self.replicas.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((at, n)) = cached {
+            if at.elapsed() < REPLICAS_TTL {
+                return Ok(n);
+            }
+        }
+        let mut cmd = redis::cmd("INFO");
+        cmd.arg("replication");
+        let info: String = self.query(cmd).await?;
+        let n = connected_replicas(&info);
+        *self.replicas.lock().unwrap_or_else(|e| e.into_inner()) = Some((Instant::now(), n));
+        Ok(n)
+    }
+}
+
+/// `connected_slaves:<n>` of an `INFO replication` reply (0 if absent, e.g. on a replica).
+fn connected_replicas(info: &str) -> u64 {
+    info.lines()
+        .find_map(|l| l.trim().strip_prefix("connected_slaves:"))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0)
 }
 
 fn clone_err(e: &StoreError) -> StoreError {
@@ -661,7 +732,7 @@ impl Store for RedisStore {
         if let Some(ttl) = ttl {
             cmd.arg("PX").arg(ttl_millis(ttl));
         }
-        self.query::<Value>(cmd).await.map(drop)
+        self.write::<Value>(cmd).await.map(drop)
     }
 
     async fn put_new(
@@ -675,26 +746,26 @@ impl Store for RedisStore {
         if let Some(ttl) = ttl {
             cmd.arg("PX").arg(ttl_millis(ttl));
         }
-        let v: Value = self.query(cmd).await?;
+        let v: Value = self.write(cmd).await?;
         Ok(!matches!(v, Value::Nil))
     }
 
     async fn take(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let mut cmd = redis::cmd("GETDEL");
         cmd.arg(key);
-        self.query(cmd).await
+        self.write(cmd).await
     }
 
     async fn delete(&self, key: &str) -> Result<bool, StoreError> {
         let mut cmd = redis::cmd("DEL");
         cmd.arg(key);
-        Ok(self.query::<i64>(cmd).await? > 0)
+        Ok(self.write::<i64>(cmd).await? > 0)
     }
 
     async fn expire(&self, key: &str, ttl: Duration) -> Result<bool, StoreError> {
         let mut cmd = redis::cmd("PEXPIRE");
         cmd.arg(key).arg(ttl_millis(ttl));
-        Ok(self.query::<i64>(cmd).await? > 0)
+        Ok(self.write::<i64>(cmd).await? > 0)
     }
 
     async fn set_add(
@@ -719,13 +790,13 @@ impl Store for RedisStore {
                 cmd
             }
         };
-        self.query::<Value>(cmd).await.map(drop)
+        self.write::<Value>(cmd).await.map(drop)
     }
 
     async fn set_remove(&self, key: &str, member: &str) -> Result<(), StoreError> {
         let mut cmd = redis::cmd("SREM");
         cmd.arg(key).arg(member);
-        self.query::<Value>(cmd).await.map(drop)
+        self.write::<Value>(cmd).await.map(drop)
     }
 
     async fn set_members(&self, key: &str) -> Result<Vec<String>, StoreError> {
@@ -790,6 +861,13 @@ mod tests {
     #[test]
     fn sentinel_url_needs_service() {
         assert!(parse_url("redis+sentinel://h:26379").is_err());
+    }
+
+    #[test]
+    fn replica_count_from_info() {
+        let info = "# Replication\r\nrole:master\r\nconnected_slaves:2\r\nslave0:ip=x\r\n";
+        assert_eq!(connected_replicas(info), 2);
+        assert_eq!(connected_replicas("role:slave\r\n"), 0);
     }
 
     #[test]

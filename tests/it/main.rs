@@ -20,4 +20,5 @@ mod routes;
 mod signin_dev;
 mod spa_example;
 mod store_contract;
+mod store_urls;
 mod tokens;
