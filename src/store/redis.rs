@@ -57,7 +57,7 @@ const REPLICAS_TTL: Duration = Duration::from_secs(1);
 /// [`Store`] on Redis (single node, Sentinel or Cluster).
 pub struct RedisStore {
     backend: Backend,
-    /// The master's `connected_slaves` and when it was read (single node and Sentinel).
+    /// The Sentinel master's `connected_slaves` and when it was read.
     replicas: std::sync::Mutex<Option<(Instant, u64)>>,
 }
 
@@ -69,6 +69,9 @@ enum Backend {
 
 struct Sentinel {
     state: Mutex<SentinelState>,
+    /// The Sentinels' addresses and the group name, to ask them about replicas.
+    sentinels: Vec<(String, u16)>,
+    service: String,
 }
 
 struct SentinelState {
@@ -395,6 +398,7 @@ impl RedisStore {
     }
 
     fn sentinel(u: SentinelUrl) -> Result<Sentinel, StoreError> {
+        let (sentinels, service) = (u.sentinels.clone(), u.service.clone());
         let addrs = u
             .sentinels
             .into_iter()
@@ -419,6 +423,8 @@ impl RedisStore {
                 conn: None,
                 failed: None,
             }),
+            sentinels,
+            service,
         })
     }
 
@@ -558,14 +564,14 @@ impl RedisStore {
             .await
     }
 
-    /// Runs a write. When the master has replicas (single node or Sentinel), the write is
-    /// followed on the same connection by `WAIT 1`, so what latch acknowledges (a new
-    /// session, a spent code, a sign-out) is on a replica too and survives a failover; if no
-    /// replica confirms within [`WAIT_TIMEOUT`] the write reports Unavailable. A node
-    /// without replicas pays nothing but one `INFO replication` per [`REPLICAS_TTL`];
-    /// Cluster writes are not waited for.
+    /// Runs a write. On a Sentinel master that has replicas, the write is followed on the
+    /// same connection by `WAIT 1`, so what latch acknowledges (a new session, a spent code,
+    /// a sign-out) is on a replica too and survives a failover; if no replica confirms within
+    /// [`WAIT_TIMEOUT`] the write reports Unavailable. A master without replicas pays one
+    /// `INFO replication` per [`REPLICAS_TTL`]; single nodes (where failover is not
+    /// automatic) and Cluster writes are never waited for.
     async fn write<T: redis::FromRedisValue>(&self, cmd: Cmd) -> Result<T, StoreError> {
-        if matches!(self.backend, Backend::Cluster(_)) || self.replica_count().await? == 0 {
+        if !matches!(self.backend, Backend::Sentinel(_)) || self.replica_count().await? == 0 {
             return self.query(cmd).await;
         }
         let mut pipe = redis::pipe();
@@ -593,7 +599,11 @@ impl RedisStore {
         Ok(value)
     }
 
-    /// The master's connected replicas, asked at most once per [`REPLICAS_TTL`].
+    /// How many replicas a write must reach, asked at most once per [`REPLICAS_TTL`]: the
+    /// live replicas the Sentinels list for the group (`SENTINEL REPLICAS`), not the
+    /// master's own count: a master whose replica was just promoted has no replica left,
+    /// yet what it accepts now is lost when it is demoted. Only if no Sentinel answers,
+    /// the master's `connected_slaves`.
     async fn replica_count(&self) -> Result<u64, StoreError> {
         let cached = *self.replicas.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((at, n)) = cached {
@@ -601,13 +611,50 @@ impl RedisStore {
                 return Ok(n);
             }
         }
-        let mut cmd = redis::cmd("INFO");
-        cmd.arg("replication");
-        let info: String = self.query(cmd).await?;
-        let n = connected_replicas(&info);
+        let listed = match &self.backend {
+            Backend::Sentinel(s) => live_replicas_listed(s).await,
+            _ => None,
+        };
+        let n = match listed {
+            Some(n) => n,
+            None => {
+                let mut cmd = redis::cmd("INFO");
+                cmd.arg("replication");
+                let info: String = self.query(cmd).await?;
+                connected_replicas(&info)
+            }
+        };
         *self.replicas.lock().unwrap_or_else(|e| e.into_inner()) = Some((Instant::now(), n));
         Ok(n)
     }
+}
+
+/// The replicas the first answering Sentinel lists for the group that are not down or
+/// disconnected; `None` if no Sentinel answers within [`RESPONSE_TIMEOUT`].
+async fn live_replicas_listed(s: &Sentinel) -> Option<u64> {
+    for (host, port) in &s.sentinels {
+        let ask = async {
+            let client = redis::Client::open((host.clone(), *port))?;
+            let mut conn = client
+                .get_multiplexed_async_connection_with_config(&conn_config())
+                .await?;
+            redis::cmd("SENTINEL")
+                .arg("REPLICAS")
+                .arg(&s.service)
+                .query_async::<Vec<std::collections::HashMap<String, String>>>(&mut conn)
+                .await
+        };
+        if let Ok(Ok(replicas)) = tokio::time::timeout(RESPONSE_TIMEOUT, ask).await {
+            let live = replicas.iter().filter(|r| {
+                let flags = r.get("flags").map(String::as_str).unwrap_or("");
+                !flags
+                    .split(',')
+                    .any(|f| matches!(f, "s_down" | "o_down" | "disconnected"))
+            });
+            return Some(live.count() as u64);
+        }
+    }
+    None
 }
 
 /// `connected_slaves:<n>` of an `INFO replication` reply (0 if absent, e.g. on a replica).

@@ -16,6 +16,7 @@ mod oidc_provider;
 mod presets;
 mod provider_tokens;
 mod redis_sessions;
+mod redis_topologies;
 mod routes;
 mod signin_dev;
 mod spa_example;

@@ -1,0 +1,494 @@
+//! latch on real Redis topologies the test starts on free loopback ports: a 3-master Cluster
+//! behind a multi-seed URL, and a Sentinel set (master, replica, three Sentinels) failing over
+//! under load. Each test owns its topology, so its processes die with it even when it fails.
+//! The load is bounded (a few tasks, a request cap and a deadline) and paced.
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use latch::store;
+use reqwest::header::{COOKIE, LOCATION};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use tokio::task::JoinSet;
+
+use crate::signin_dev::sign_in_with_dev;
+use crate::support::browser::{set_cookie_line, Browser};
+use crate::support::latch::{Setup, TestApp};
+use crate::support::latch_bin::{config_with_store, http_client, serve};
+use crate::support::redis::{redis_cli, RedisCluster, SentinelSet, SENTINEL_SERVICE};
+
+const PW: &str = "topology-Secret-pw";
+const SESSION: &str = "latch.session-token";
+const REFRESH: &str = "latch.refresh-token";
+/// Rate limits off: the load signs in from one address.
+const NO_LIMITS: &str = "signin = \"off\"\ncallback = \"off\"\ntoken = \"off\"\nrefresh = \"off\"";
+
+fn providers() -> String {
+    "[tokens]\nrefresh_grace = \"1s\"\n\n[providers.dev]\npreset = \"dev\"\n".into()
+}
+
+async fn post(app: &TestApp, browser: &Browser, path: &str) -> reqwest::Response {
+    browser.send(browser.client.post(app.url(path))).await
+}
+
+/// Sign-in, `/session`, tokens, refresh rotation with reuse detection, sign-out: the whole
+/// flow on `app`.
+async fn full_flow(app: &TestApp, email: &str) {
+    let browser = Browser::new();
+    sign_in_with_dev(app, &browser, email, "/").await;
+    let session: Value = browser
+        .get(&app.url("/session"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(session["user"]["email"], email);
+
+    let token = post(app, &browser, "/token").await;
+    assert_eq!(token.status(), StatusCode::OK);
+    let first = browser.cookie(REFRESH).expect("refresh cookie").value;
+    let refreshed = post(app, &browser, "/refresh").await;
+    assert_eq!(refreshed.status(), StatusCode::OK);
+    let body: Value = refreshed.json().await.unwrap();
+    assert!(body["access_token"].as_str().unwrap().len() > 100, "{body}");
+    let second = browser.cookie(REFRESH).unwrap().value;
+    assert_ne!(first, second, "the refresh token rotates");
+
+    // The first token again after the grace window: theft; the family and session end.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let reused = Browser::new()
+        .client
+        .post(app.url("/refresh"))
+        .header(COOKIE, format!("{REFRESH}={first}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reused.status(), StatusCode::UNAUTHORIZED);
+    let body: Value = reused.json().await.unwrap();
+    assert_eq!(body["error"], "RefreshTokenReused");
+    let gone: Value = browser
+        .get(&app.url("/session"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(gone, json!({}));
+
+    // A fresh sign-in, then sign-out ends it.
+    sign_in_with_dev(app, &browser, email, "/").await;
+    let csrf: Value = browser.get(&app.url("/csrf")).await.json().await.unwrap();
+    let csrf = csrf["csrfToken"].as_str().unwrap().to_string();
+    let out = browser
+        .post_form(&app.url("/signout"), &[("csrfToken", &csrf)])
+        .await;
+    assert_eq!(out.status(), StatusCode::FOUND);
+    let gone: Value = browser
+        .get(&app.url("/session"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(gone, json!({}));
+}
+
+/// A Cluster of 3 masters with a password, reached through a 3-seed URL in the config file:
+/// the store contract, the whole flow (its keys land on every master), and `latch serve`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cluster_from_the_config_file_runs_the_contract_and_the_whole_flow() {
+    let cluster = RedisCluster::with_password(PW, 0);
+    let url = cluster.url();
+    assert_eq!(url.matches(',').count(), 2, "three seeds: {url}");
+
+    let direct = store::open(&url, None).await.unwrap();
+    assert_eq!(direct.backend(), "redis-cluster");
+    crate::store_contract::contract(direct).await;
+
+    let app = Setup::default()
+        .store(&url)
+        .limits(NO_LIMITS)
+        .with_providers(providers())
+        .spawn()
+        .await;
+    for i in 0..3 {
+        full_flow(&app, &format!("cluster{i}@example.com")).await;
+    }
+    // Sessions, users and flow state spread over the slots of every master.
+    for n in &cluster.nodes {
+        let keys = redis_cli(n.port(), Some(PW), &["DBSIZE"]);
+        assert_ne!(keys.trim(), "0", "master {} holds no keys", n.port());
+    }
+
+    let latch = serve(&config_with_store(&url)).await;
+    let ready = http_client()
+        .get(latch.url("/readyz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), StatusCode::OK);
+    let output = latch.stop().await;
+    assert!(output.contains("backend=redis-cluster") || output.contains("redis-cluster"));
+    assert!(!output.contains(PW), "{output}");
+}
+
+// ---- load ----------------------------------------------------------------------------------
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Outcome {
+    Ok,
+    /// 503: the store is unreachable now.
+    Unavailable,
+    /// A session that existed answered as signed out.
+    Lost,
+    Other(u16),
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Sample {
+    at: Instant,
+    took: Duration,
+    outcome: Outcome,
+}
+
+/// A sign-in that tolerates a 503 at any hop: the session token, or the failing status.
+async fn try_sign_in(base: &str, email: &str) -> Result<String, Outcome> {
+    let browser = Browser::new();
+    let fail = |r: &reqwest::Response| match r.status() {
+        StatusCode::SERVICE_UNAVAILABLE => Outcome::Unavailable,
+        s => Outcome::Other(s.as_u16()),
+    };
+    let start = browser
+        .get(&format!("{base}/signin/dev?callbackUrl=%2F"))
+        .await;
+    if start.status() != StatusCode::FOUND {
+        return Err(fail(&start));
+    }
+    let authorize = start.headers()[LOCATION].to_str().unwrap().to_string();
+    let authorize = start.url().join(&authorize).unwrap();
+    let mut form: Vec<(String, String)> = authorize
+        .query_pairs()
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    form.push(("email".into(), email.into()));
+    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let approved = browser
+        .post_form(&format!("{base}/dev/dev/authorize"), &form)
+        .await;
+    if approved.status() != StatusCode::FOUND {
+        return Err(fail(&approved));
+    }
+    let callback = approved.headers()[LOCATION].to_str().unwrap().to_string();
+    let callback = approved.url().join(&callback).unwrap();
+    let done = browser.get(callback.as_str()).await;
+    match set_cookie_line(&done, SESSION) {
+        Some(_) if done.status() == StatusCode::FOUND => Ok(browser.cookie(SESSION).unwrap().value),
+        _ => Err(fail(&done)),
+    }
+}
+
+/// `/session` (alternating with `/verify`) for a session that must exist.
+async fn probe(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    email: &str,
+    verify: bool,
+) -> Outcome {
+    let path = if verify { "/verify" } else { "/session" };
+    let r = client
+        .get(format!("{base}{path}"))
+        .header(COOKIE, format!("{SESSION}={token}"))
+        .send()
+        .await;
+    let Ok(r) = r else {
+        return Outcome::Other(0);
+    };
+    match r.status() {
+        StatusCode::SERVICE_UNAVAILABLE => Outcome::Unavailable,
+        StatusCode::UNAUTHORIZED if verify => Outcome::Lost,
+        StatusCode::OK if verify => Outcome::Ok,
+        StatusCode::OK => {
+            let body: Value = r.json().await.unwrap_or_default();
+            if body["user"]["email"] == email {
+                Outcome::Ok
+            } else {
+                Outcome::Lost
+            }
+        }
+        s => Outcome::Other(s.as_u16()),
+    }
+}
+
+/// Readers hitting `/session` and `/verify` with existing sessions, and one task signing in,
+/// each paced, until stopped, [`Load::MAX_REQUESTS`] or [`Load::LIMIT`].
+struct Load {
+    stop: Arc<AtomicBool>,
+    samples: Arc<Mutex<Vec<Sample>>>,
+    /// Sign-ins latch acknowledged (a session cookie): (when, token, email).
+    signed_in: Arc<Mutex<Vec<(Instant, String, String)>>>,
+    tasks: JoinSet<()>,
+}
+
+impl Load {
+    const READERS: usize = 3;
+    const PACE: Duration = Duration::from_millis(20);
+    const LIMIT: Duration = Duration::from_secs(120);
+    const MAX_REQUESTS: usize = 20_000;
+
+    fn start(app: &TestApp, sessions: &[(String, String)], sign_ins: bool) -> Load {
+        let stop = Arc::new(AtomicBool::new(false));
+        let samples = Arc::new(Mutex::new(Vec::new()));
+        let signed_in = Arc::new(Mutex::new(Vec::new()));
+        let started = Instant::now();
+        let mut tasks = JoinSet::new();
+        let running = {
+            let (stop, samples) = (stop.clone(), samples.clone());
+            move || {
+                !stop.load(Ordering::Relaxed)
+                    && started.elapsed() < Self::LIMIT
+                    && samples.lock().unwrap().len() < Self::MAX_REQUESTS
+            }
+        };
+        for reader in 0..Self::READERS {
+            let (base, sessions, samples, running) = (
+                app.base.clone(),
+                sessions.to_vec(),
+                samples.clone(),
+                running.clone(),
+            );
+            tasks.spawn(async move {
+                let client = http_client();
+                let mut i = reader;
+                while running() {
+                    let (token, email) = &sessions[i % sessions.len()];
+                    let at = Instant::now();
+                    let outcome = probe(&client, &base, token, email, i % 2 == 1).await;
+                    samples.lock().unwrap().push(Sample {
+                        at,
+                        took: at.elapsed(),
+                        outcome,
+                    });
+                    i += 1;
+                    tokio::time::sleep(Self::PACE).await;
+                }
+            });
+        }
+        if sign_ins {
+            let (base, signed_in, running) = (app.base.clone(), signed_in.clone(), running.clone());
+            tasks.spawn(async move {
+                let mut n = 0;
+                while running() {
+                    let email = format!("load{n}@example.com");
+                    if let Ok(token) = try_sign_in(&base, &email).await {
+                        signed_in
+                            .lock()
+                            .unwrap()
+                            .push((Instant::now(), token, email));
+                    }
+                    n += 1;
+                    tokio::time::sleep(Self::PACE).await;
+                }
+            });
+        }
+        Load {
+            stop,
+            samples,
+            signed_in,
+            tasks,
+        }
+    }
+
+    fn since(&self, t: Instant) -> Vec<Sample> {
+        self.samples
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|s| s.at >= t)
+            .copied()
+            .collect()
+    }
+
+    /// Waits until the last `n` samples (all taken after `t`) succeeded.
+    async fn await_healthy_since(&self, t: Instant, n: usize, within: Duration) {
+        let deadline = Instant::now() + within;
+        loop {
+            let recent = self.since(t);
+            if recent.len() >= n
+                && recent[recent.len() - n..]
+                    .iter()
+                    .all(|s| s.outcome == Outcome::Ok)
+            {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "latch did not recover within {within:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn finish(mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        while let Some(r) = self.tasks.join_next().await {
+            r.unwrap();
+        }
+    }
+}
+
+/// What a phase of load around a fault looked like.
+struct Window {
+    requests: usize,
+    unavailable: usize,
+    /// From the start of the first failed request to the end of the last one.
+    window: Duration,
+    /// The longest a 503 took to come back.
+    slowest_503: Duration,
+}
+
+fn window(samples: &[Sample]) -> Window {
+    let bad: Vec<&Sample> = samples
+        .iter()
+        .filter(|s| s.outcome != Outcome::Ok)
+        .collect();
+    for s in &bad {
+        assert_eq!(
+            s.outcome,
+            Outcome::Unavailable,
+            "only 503s while the store fails: {s:?}"
+        );
+    }
+    let window = match (bad.first(), bad.last()) {
+        (Some(first), Some(last)) => (last.at + last.took).duration_since(first.at),
+        _ => Duration::ZERO,
+    };
+    Window {
+        requests: samples.len(),
+        unavailable: bad.len(),
+        window,
+        slowest_503: bad.iter().map(|s| s.took).max().unwrap_or_default(),
+    }
+}
+
+async fn assert_all_valid(app: &TestApp, sessions: &[(String, String)], when: &str) {
+    let client = http_client();
+    for (token, email) in sessions {
+        for verify in [false, true] {
+            let outcome = probe(&client, &app.base, token, email, verify).await;
+            assert_eq!(outcome, Outcome::Ok, "{when}: session of {email}");
+        }
+    }
+}
+
+async fn sign_in_many(app: &TestApp, n: usize, prefix: &str) -> Vec<(String, String)> {
+    let mut sessions = Vec::new();
+    for i in 0..n {
+        let email = format!("{prefix}{i}@example.com");
+        let token = try_sign_in(&app.base, &email)
+            .await
+            .expect("sign-in before the fault");
+        sessions.push((token, email));
+    }
+    sessions
+}
+
+/// A Sentinel set behind a 3-Sentinel URL: 20 sessions, then a forced failover and then a
+/// SIGKILL of the master, each under load on `/session`, `/verify` and sign-ins. Only 503s
+/// in a short window; every session from before (and every acknowledged sign-in during the
+/// load) is valid after. Also: a write the replica cannot confirm is not acknowledged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sentinel_failovers_under_load_keep_every_session() {
+    let mut set = SentinelSet::new(PW);
+    let url = set.url();
+    assert_eq!(url.matches(',').count(), 2, "three Sentinels: {url}");
+    let app = Setup::default()
+        .store(&url)
+        .limits(NO_LIMITS)
+        .with_providers(providers())
+        .spawn()
+        .await;
+    let sessions = sign_in_many(&app, 20, "before").await;
+
+    // WAIT: with the replica frozen, a write is refused after WAIT_TIMEOUT rather than
+    // acknowledged unreplicated; thawed, writes are confirmed (and readable on the replica).
+    let direct = store::open(&url, None).await.unwrap();
+    direct.put("wait-probe", b"0", None).await.unwrap();
+    let master = set.master_port();
+    let replica = set.nodes.iter().find(|n| n.port() != master).unwrap();
+    replica.pause();
+    let t = Instant::now();
+    let frozen = direct.put("wait-probe", b"1", None).await;
+    let took = t.elapsed();
+    replica.resume();
+    assert!(
+        matches!(frozen, Err(store::StoreError::Unavailable(_))),
+        "{frozen:?}"
+    );
+    assert!(
+        took >= Duration::from_millis(450),
+        "WAIT was not used: {took:?}"
+    );
+    direct.put("wait-probe", b"2", None).await.unwrap();
+    let on_replica = redis_cli(replica.port(), Some(PW), &["GET", "wait-probe"]);
+    assert_eq!(on_replica.trim(), "2", "confirmed write not on the replica");
+    tokio::task::block_in_place(|| set.wait_healthy(Duration::from_secs(30)));
+
+    let load = Load::start(&app, &sessions, true);
+    let mut report = Vec::new();
+    for fault in ["SENTINEL FAILOVER", "SIGKILL of the master"] {
+        let old = set.master_port();
+        let t0 = Instant::now();
+        if fault == "SENTINEL FAILOVER" {
+            let out = redis_cli(
+                set.sentinels[0].port(),
+                None,
+                &["SENTINEL", "FAILOVER", SENTINEL_SERVICE],
+            );
+            assert_eq!(out.trim(), "OK", "{out}");
+        } else {
+            set.node_mut(old).stop();
+        }
+        let new = tokio::task::block_in_place(|| set.wait_new_master(old, Duration::from_secs(30)));
+        let elected = t0.elapsed();
+        load.await_healthy_since(t0, 30, Duration::from_secs(30))
+            .await;
+        let w = window(&load.since(t0));
+        eprintln!(
+            "{fault}: master {old} -> {new} elected after {elected:?}; {} of {} requests 503 \
+             in a window of {:?} (slowest 503 {:?})",
+            w.unavailable, w.requests, w.window, w.slowest_503
+        );
+        assert!(
+            w.window < Duration::from_secs(15),
+            "{fault}: 503 window {:?}",
+            w.window
+        );
+        assert!(
+            w.slowest_503 < Duration::from_secs(3),
+            "{fault}: a 503 took {:?}",
+            w.slowest_503
+        );
+        assert_all_valid(&app, &sessions, fault).await;
+        report.push((fault, w.window));
+        if fault == "SENTINEL FAILOVER" {
+            // The old master rejoins as a replica before the next fault.
+            tokio::task::block_in_place(|| set.wait_healthy(Duration::from_secs(30)));
+        }
+    }
+    let acknowledged = load.signed_in.lock().unwrap().clone();
+    load.finish().await;
+    assert!(
+        acknowledged.len() >= 5,
+        "sign-ins kept failing: {}",
+        acknowledged.len()
+    );
+    let acknowledged: Vec<(String, String)> =
+        acknowledged.into_iter().map(|(_, t, e)| (t, e)).collect();
+    assert_all_valid(&app, &acknowledged, "signed in during the failovers").await;
+    eprintln!(
+        "sentinel: {} of {} sessions from before kept; {} sign-ins acknowledged under load, all kept; windows {report:?}",
+        sessions.len(),
+        sessions.len(),
+        acknowledged.len()
+    );
+}
