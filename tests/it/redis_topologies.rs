@@ -16,7 +16,7 @@ use crate::signin_dev::sign_in_with_dev;
 use crate::support::browser::{set_cookie_line, Browser};
 use crate::support::latch::{Setup, TestApp};
 use crate::support::latch_bin::{config_with_store, http_client, serve};
-use crate::support::redis::{redis_cli, RedisCluster, SentinelSet, SENTINEL_SERVICE};
+use crate::support::redis::{redis_cli, RedisCluster, RedisServer, SentinelSet, SENTINEL_SERVICE};
 
 const PW: &str = "topology-Secret-pw";
 const SESSION: &str = "latch.session-token";
@@ -226,6 +226,8 @@ struct Load {
     samples: Arc<Mutex<Vec<Sample>>>,
     /// Sign-ins latch acknowledged (a session cookie): (when, token, email).
     signed_in: Arc<Mutex<Vec<(Instant, String, String)>>>,
+    /// Every sign-in attempt (Ok or how it failed).
+    sign_in_samples: Arc<Mutex<Vec<Sample>>>,
     tasks: JoinSet<()>,
 }
 
@@ -239,6 +241,7 @@ impl Load {
         let stop = Arc::new(AtomicBool::new(false));
         let samples = Arc::new(Mutex::new(Vec::new()));
         let signed_in = Arc::new(Mutex::new(Vec::new()));
+        let sign_in_samples = Arc::new(Mutex::new(Vec::new()));
         let started = Instant::now();
         let mut tasks = JoinSet::new();
         let running = {
@@ -274,17 +277,33 @@ impl Load {
             });
         }
         if sign_ins {
-            let (base, signed_in, running) = (app.base.clone(), signed_in.clone(), running.clone());
+            let (base, signed_in, attempts, running) = (
+                app.base.clone(),
+                signed_in.clone(),
+                sign_in_samples.clone(),
+                running.clone(),
+            );
             tasks.spawn(async move {
                 let mut n = 0;
                 while running() {
                     let email = format!("load{n}@example.com");
-                    if let Ok(token) = try_sign_in(&base, &email).await {
-                        signed_in
-                            .lock()
-                            .unwrap()
-                            .push((Instant::now(), token, email));
-                    }
+                    let at = Instant::now();
+                    let outcome = match try_sign_in(&base, &email).await {
+                        Ok(token) => {
+                            signed_in
+                                .lock()
+                                .unwrap()
+                                .push((Instant::now(), token, email));
+                            Outcome::Ok
+                        }
+                        Err(outcome) => outcome,
+                    };
+                    let sample = Sample {
+                        at,
+                        took: at.elapsed(),
+                        outcome,
+                    };
+                    attempts.lock().unwrap().push(sample);
                     n += 1;
                     tokio::time::sleep(Self::PACE).await;
                 }
@@ -294,8 +313,21 @@ impl Load {
             stop,
             samples,
             signed_in,
+            sign_in_samples,
             tasks,
         }
+    }
+
+    /// Sign-in attempts started after `t`: (acknowledged, refused with 503, other).
+    fn sign_ins_since(&self, t: Instant) -> (usize, usize, usize) {
+        let all = self.sign_in_samples.lock().unwrap();
+        let after = all.iter().filter(|s| s.at >= t);
+        let count = |o: fn(&Outcome) -> bool| after.clone().filter(|s| o(&s.outcome)).count();
+        (
+            count(|o| *o == Outcome::Ok),
+            count(|o| *o == Outcome::Unavailable),
+            count(|o| !matches!(o, Outcome::Ok | Outcome::Unavailable)),
+        )
     }
 
     fn since(&self, t: Instant) -> Vec<Sample> {
@@ -325,6 +357,21 @@ impl Load {
                 "latch did not recover within {within:?}"
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits until `n` samples taken after `t` failed.
+    async fn await_failures_since(&self, t: Instant, n: usize, within: Duration) {
+        let deadline = Instant::now() + within;
+        while self
+            .since(t)
+            .iter()
+            .filter(|s| s.outcome != Outcome::Ok)
+            .count()
+            < n
+        {
+            assert!(Instant::now() < deadline, "no failures within {within:?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 
@@ -453,11 +500,14 @@ async fn sentinel_failovers_under_load_keep_every_session() {
         load.await_healthy_since(t0, 30, Duration::from_secs(30))
             .await;
         let w = window(&load.since(t0));
+        let (signed, refused, other) = load.sign_ins_since(t0);
         eprintln!(
             "{fault}: master {old} -> {new} elected after {elected:?}; {} of {} requests 503 \
-             in a window of {:?} (slowest 503 {:?})",
+             in a window of {:?} (slowest 503 {:?}); sign-ins: {signed} acknowledged, \
+             {refused} refused with 503, {other} other",
             w.unavailable, w.requests, w.window, w.slowest_503
         );
+        assert_eq!(other, 0, "{fault}: sign-ins failed other than with 503");
         assert!(
             w.window < Duration::from_secs(15),
             "{fault}: 503 window {:?}",
@@ -490,5 +540,117 @@ async fn sentinel_failovers_under_load_keep_every_session() {
         sessions.len(),
         sessions.len(),
         acknowledged.len()
+    );
+}
+
+/// One Redis with AOF (`appendfsync everysec`) killed with SIGKILL under load: while it is
+/// down every request answers 503 within the store's timeout; after it returns latch serves
+/// again by itself within a second; no session written more than a second before the kill
+/// is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn aof_redis_killed_under_load_recovers_and_keeps_sessions() {
+    let mut redis = RedisServer::with_args(&["--appendonly", "yes", "--appendfsync", "everysec"]);
+    let app = Setup::default()
+        .store(redis.url())
+        .limits(NO_LIMITS)
+        .spawn()
+        .await;
+    let sessions = sign_in_many(&app, 10, "aof").await;
+    let load = Load::start(&app, &sessions, true);
+    // Sign-ins under load until some are more than a second old.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let old = load
+            .signed_in
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(at, _, _)| at.elapsed() > Duration::from_millis(1200))
+            .count();
+        if old >= 5 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "sign-ins under load do not succeed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let killed = Instant::now();
+    redis.stop();
+    load.await_failures_since(killed, 100, Duration::from_secs(20))
+        .await;
+    let restarting = Instant::now();
+    tokio::task::block_in_place(|| redis.start());
+    // start() returns once Redis answers PING, i.e. after it has replayed the AOF.
+    let back = Instant::now();
+    load.await_healthy_since(back, 30, Duration::from_secs(10))
+        .await;
+
+    let down = window(
+        &load
+            .since(killed)
+            .into_iter()
+            .filter(|s| s.at + s.took <= restarting)
+            .collect::<Vec<_>>(),
+    );
+    assert_eq!(
+        down.unavailable, down.requests,
+        "only 503s while Redis is down"
+    );
+    assert!(
+        down.slowest_503 < Duration::from_secs(3),
+        "a 503 took {:?} (store timeout 2.5 s)",
+        down.slowest_503
+    );
+    let after = load.since(killed);
+    let first_ok = after
+        .iter()
+        .filter(|s| s.outcome == Outcome::Ok && s.at + s.took >= back)
+        .map(|s| (s.at + s.took).duration_since(back))
+        .min()
+        .expect("a success after Redis returned");
+    let late_failures = after
+        .iter()
+        .filter(|s| s.outcome != Outcome::Ok && s.at > back + Duration::from_secs(1))
+        .count();
+    eprintln!(
+        "aof kill -9: down {:?}, {} requests while down all 503 (slowest {:?}); first success \
+         {first_ok:?} after Redis answered again; {late_failures} failures later than 1 s",
+        restarting.duration_since(killed),
+        down.requests,
+        down.slowest_503
+    );
+    assert!(
+        first_ok < Duration::from_secs(1),
+        "recovered after {first_ok:?}"
+    );
+    assert_eq!(
+        late_failures, 0,
+        "503s more than a second after Redis returned"
+    );
+
+    let acknowledged = load.signed_in.lock().unwrap().clone();
+    load.finish().await;
+    let (old, recent): (Vec<_>, Vec<_>) = acknowledged
+        .into_iter()
+        .filter(|(at, _, _)| *at < killed)
+        .partition(|(at, _, _)| killed.duration_since(*at) > Duration::from_secs(1));
+    let old: Vec<(String, String)> = old.into_iter().map(|(_, t, e)| (t, e)).collect();
+    assert_all_valid(&app, &sessions, "signed in before the load").await;
+    assert_all_valid(&app, &old, "signed in more than 1 s before the kill").await;
+    let client = http_client();
+    let mut recent_kept = 0;
+    for (_, token, email) in &recent {
+        if probe(&client, &app.base, token, email, false).await == Outcome::Ok {
+            recent_kept += 1;
+        }
+    }
+    eprintln!(
+        "aof kill -9: {} of {} sessions older than 1 s kept; {recent_kept} of {} from the last second kept",
+        sessions.len() + old.len(),
+        sessions.len() + old.len(),
+        recent.len()
     );
 }
