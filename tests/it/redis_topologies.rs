@@ -654,3 +654,58 @@ async fn aof_redis_killed_under_load_recovers_and_keeps_sessions() {
         recent.len()
     );
 }
+
+/// A Cluster of 3 masters with a replica each: SIGKILL of a master under load. The replica
+/// takes over its slots; latch follows the new slot map by itself. Cluster writes are not
+/// waited for, so only sessions from before the fault are asserted kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cluster_master_killed_under_load_fails_over_to_its_replica() {
+    let mut cluster = RedisCluster::with_password(PW, 1);
+    let app = Setup::default()
+        .store(cluster.url())
+        .limits(NO_LIMITS)
+        .spawn()
+        .await;
+    let sessions = sign_in_many(&app, 20, "cl").await;
+    let victim = cluster
+        .nodes
+        .iter()
+        .position(|n| redis_cli(n.port(), Some(PW), &["ROLE"]).starts_with("master"))
+        .unwrap();
+    let victim_port = cluster.nodes[victim].port();
+    // Wait until the victim's replica is in sync, so it may be promoted.
+    let replica_synced = || {
+        let info = redis_cli(victim_port, Some(PW), &["INFO", "replication"]);
+        info.contains("state=online")
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !replica_synced() {
+        assert!(Instant::now() < deadline, "the replica never synced");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let load = Load::start(&app, &sessions, true);
+    load.await_healthy_since(Instant::now(), 30, Duration::from_secs(20))
+        .await;
+    let t0 = Instant::now();
+    cluster.nodes[victim].stop();
+    load.await_failures_since(t0, 1, Duration::from_secs(20))
+        .await;
+    load.await_healthy_since(Instant::now(), 30, Duration::from_secs(30))
+        .await;
+    let w = window(&load.since(t0));
+    let (signed, refused, other) = load.sign_ins_since(t0);
+    eprintln!(
+        "cluster master SIGKILL: {} of {} requests 503 in a window of {:?} (slowest 503 {:?}); \
+         sign-ins: {signed} acknowledged, {refused} refused with 503, {other} other",
+        w.unavailable, w.requests, w.window, w.slowest_503
+    );
+    assert!(
+        w.window < Duration::from_secs(15),
+        "503 window {:?}",
+        w.window
+    );
+    assert_eq!(other, 0, "sign-ins failed other than with 503");
+    load.finish().await;
+    assert_all_valid(&app, &sessions, "after the cluster failover").await;
+}
