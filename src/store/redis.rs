@@ -5,7 +5,8 @@
 //! * `redis+sentinel://[user:pass@]host:port[,host:port...]/<service_name>[/db]`: the hosts are
 //!   the Sentinels (default port 26379); the credentials and `db` are for the master that the
 //!   Sentinels name for `<service_name>`. The master is looked up again after any connection
-//!   error or a `READONLY` reply (a failover).
+//!   error or a `READONLY` reply (a failover), and when the Sentinels, asked at most once a
+//!   second, name another node. While they list a live replica, writes `WAIT` for one.
 //! * `redis+cluster://[user:pass@]host:port[,host:port...]` and `rediss+cluster://...`: seed
 //!   nodes of a Redis Cluster. Every operation touches one key, so no hash tags are needed;
 //!   [`Store::keys_with_prefix`] scans every master.
@@ -72,12 +73,16 @@ struct Sentinel {
     /// The Sentinels' addresses and the group name, to ask them about replicas.
     sentinels: Vec<(String, u16)>,
     service: String,
+    /// One caller at a time asks the Sentinels for their view.
+    checking: std::sync::atomic::AtomicBool,
 }
 
 struct SentinelState {
     client: SentinelClient,
     conn: Option<MultiplexedConnection>,
     failed: Option<(Instant, StoreError)>,
+    /// The node `conn` is connected to.
+    master: Option<(String, u16)>,
 }
 
 struct Cluster {
@@ -422,9 +427,11 @@ impl RedisStore {
                 client,
                 conn: None,
                 failed: None,
+                master: None,
             }),
             sentinels,
             service,
+            checking: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -476,14 +483,23 @@ impl RedisStore {
                 check_pause(&st.failed)?;
                 let res = async {
                     let client = st.client.async_get_client().await?;
+                    let master = match client.get_connection_info().addr() {
+                        ConnectionAddr::Tcp(h, p)
+                        | ConnectionAddr::TcpTls {
+                            host: h, port: p, ..
+                        } => Some((h.clone(), *p)),
+                        _ => None,
+                    };
                     client
                         .get_multiplexed_async_connection_with_config(&conn_config())
                         .await
+                        .map(|c| (c, master))
                 }
                 .await;
                 match res {
-                    Ok(c) => {
+                    Ok((c, master)) => {
                         st.failed = None;
+                        st.master = master;
                         st.conn = Some(c.clone());
                         // A new master (after a failover) has its own replicas.
                         *self.replicas.lock().unwrap_or_else(|e| e.into_inner()) = None;
@@ -534,6 +550,9 @@ impl RedisStore {
         Fut: Future<Output = RedisResult<T>>,
     {
         let op = async {
+            if let Backend::Sentinel(s) = &self.backend {
+                self.refresh_sentinel_view(s).await;
+            }
             let conn = self.conn().await?;
             match f(conn).await {
                 Ok(v) => Ok(v),
@@ -587,6 +606,10 @@ impl RedisStore {
             // a master that is being demoted), so it is not acknowledged. Ask for the
             // replica count again: a replica that went away stops the waiting.
             *self.replicas.lock().unwrap_or_else(|e| e.into_inner()) = None;
+            // This node may no longer be the master: ask the Sentinels again.
+            if let Backend::Sentinel(s) = &self.backend {
+                s.state.lock().await.conn = None;
+            }
             tracing::warn!(
                 timeout_ms = WAIT_TIMEOUT.as_millis() as u64,
                 "redis: no replica acknowledged a write in time"
@@ -599,59 +622,87 @@ impl RedisStore {
         Ok(value)
     }
 
-    /// How many replicas a write must reach, asked at most once per [`REPLICAS_TTL`]: the
-    /// live replicas the Sentinels list for the group (`SENTINEL REPLICAS`), not the
-    /// master's own count: a master whose replica was just promoted has no replica left,
-    /// yet what it accepts now is lost when it is demoted. Only if no Sentinel answers,
-    /// the master's `connected_slaves`.
+    /// How many replicas a write must reach: the live replicas the Sentinels list for the
+    /// group (see [`RedisStore::refresh_sentinel_view`]), not the master's own count: a
+    /// master whose replica was just promoted has no replica left, yet what it accepts now
+    /// is lost when it is demoted. Until a Sentinel has answered, the master's
+    /// `connected_slaves`.
     async fn replica_count(&self) -> Result<u64, StoreError> {
-        let cached = *self.replicas.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((at, n)) = cached {
-            if at.elapsed() < REPLICAS_TTL {
-                return Ok(n);
-            }
+        if let Backend::Sentinel(s) = &self.backend {
+            self.refresh_sentinel_view(s).await;
         }
-        let listed = match &self.backend {
-            Backend::Sentinel(s) => live_replicas_listed(s).await,
-            _ => None,
-        };
-        let n = match listed {
-            Some(n) => n,
-            None => {
-                let mut cmd = redis::cmd("INFO");
-                cmd.arg("replication");
-                let info: String = self.query(cmd).await?;
-                connected_replicas(&info)
-            }
-        };
+        let cached = *self.replicas.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, n)) = cached {
+            return Ok(n);
+        }
+        let mut cmd = redis::cmd("INFO");
+        cmd.arg("replication");
+        let info: String = self.query(cmd).await?;
+        let n = connected_replicas(&info);
         *self.replicas.lock().unwrap_or_else(|e| e.into_inner()) = Some((Instant::now(), n));
         Ok(n)
     }
+
+    /// At most once per [`REPLICAS_TTL`] (and by one caller at a time), asks the Sentinels
+    /// which node is the master and how many live replicas it has. A connection to a node
+    /// they no longer name is dropped: after a failover the old master keeps answering,
+    /// with stale data, until the Sentinels reconfigure it (10 s or more), so without this a
+    /// session signed out on the new master could still read as valid.
+    async fn refresh_sentinel_view(&self, s: &Sentinel) {
+        use std::sync::atomic::Ordering;
+        let cached = *self.replicas.lock().unwrap_or_else(|e| e.into_inner());
+        if matches!(cached, Some((at, _)) if at.elapsed() < REPLICAS_TTL) {
+            return;
+        }
+        if s.checking.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        if let Some((master, replicas)) = ask_sentinels(s).await {
+            *self.replicas.lock().unwrap_or_else(|e| e.into_inner()) =
+                Some((Instant::now(), replicas));
+            let mut st = s.state.lock().await;
+            if st.conn.is_some() && st.master.as_ref() != Some(&master) {
+                tracing::info!(
+                    master = %format!("{}:{}", master.0, master.1),
+                    "redis sentinel: the master moved; reconnecting"
+                );
+                st.conn = None;
+            }
+        }
+        s.checking.store(false, Ordering::Release);
+    }
 }
 
-/// The replicas the first answering Sentinel lists for the group that are not down or
-/// disconnected; `None` if no Sentinel answers within [`RESPONSE_TIMEOUT`].
-async fn live_replicas_listed(s: &Sentinel) -> Option<u64> {
+/// The first answering Sentinel's master for the group and the number of its replicas that
+/// are not down or disconnected; `None` if no Sentinel answers within [`RESPONSE_TIMEOUT`].
+async fn ask_sentinels(s: &Sentinel) -> Option<((String, u16), u64)> {
     for (host, port) in &s.sentinels {
         let ask = async {
             let client = redis::Client::open((host.clone(), *port))?;
             let mut conn = client
                 .get_multiplexed_async_connection_with_config(&conn_config())
                 .await?;
-            redis::cmd("SENTINEL")
+            redis::pipe()
+                .cmd("SENTINEL")
+                .arg("get-master-addr-by-name")
+                .arg(&s.service)
+                .cmd("SENTINEL")
                 .arg("REPLICAS")
                 .arg(&s.service)
-                .query_async::<Vec<std::collections::HashMap<String, String>>>(&mut conn)
+                .query_async::<(
+                    (String, u16),
+                    Vec<std::collections::HashMap<String, String>>,
+                )>(&mut conn)
                 .await
         };
-        if let Ok(Ok(replicas)) = tokio::time::timeout(RESPONSE_TIMEOUT, ask).await {
+        if let Ok(Ok((master, replicas))) = tokio::time::timeout(RESPONSE_TIMEOUT, ask).await {
             let live = replicas.iter().filter(|r| {
                 let flags = r.get("flags").map(String::as_str).unwrap_or("");
                 !flags
                     .split(',')
                     .any(|f| matches!(f, "s_down" | "o_down" | "disconnected"))
             });
-            return Some(live.count() as u64);
+            return Some((master, live.count() as u64));
         }
     }
     None

@@ -427,6 +427,22 @@ async fn assert_all_valid(app: &TestApp, sessions: &[(String, String)], when: &s
     }
 }
 
+/// Signs `token` out through `app` (its own CSRF token first): the final status.
+async fn try_sign_out(app: &TestApp, token: &str) -> StatusCode {
+    let browser = Browser::new();
+    browser.set_cookie("127.0.0.1", SESSION, token);
+    let csrf = browser.get(&app.url("/csrf")).await;
+    if csrf.status() != StatusCode::OK {
+        return csrf.status();
+    }
+    let csrf: Value = csrf.json().await.unwrap();
+    let csrf = csrf["csrfToken"].as_str().unwrap().to_string();
+    browser
+        .post_form(&app.url("/signout"), &[("csrfToken", &csrf)])
+        .await
+        .status()
+}
+
 async fn sign_in_many(app: &TestApp, n: usize, prefix: &str) -> Vec<(String, String)> {
     let mut sessions = Vec::new();
     for i in 0..n {
@@ -455,6 +471,12 @@ async fn sentinel_failovers_under_load_keep_every_session() {
         .spawn()
         .await;
     let sessions = sign_in_many(&app, 20, "before").await;
+    // A second instance that only reads: it must not keep reading the demoted master.
+    let reader = Setup::default().store(&url).spawn().await;
+    let doomed = try_sign_in(&app.base, "doomed@example.com").await.unwrap();
+    let client = http_client();
+    let doomed_probe = || probe(&client, &reader.base, &doomed, "doomed@example.com", false);
+    assert_eq!(doomed_probe().await, Outcome::Ok);
 
     // WAIT: with the replica frozen, a write is refused after WAIT_TIMEOUT rather than
     // acknowledged unreplicated; thawed, writes are confirmed (and readable on the replica).
@@ -521,6 +543,28 @@ async fn sentinel_failovers_under_load_keep_every_session() {
         assert_all_valid(&app, &sessions, fault).await;
         report.push((fault, w.window));
         if fault == "SENTINEL FAILOVER" {
+            // A sign-out on the new master is seen by the reader within seconds, although
+            // the old master answers (with stale data) until the Sentinels demote it.
+            let t = Instant::now();
+            while try_sign_out(&app, &doomed).await != StatusCode::FOUND {
+                assert!(
+                    t.elapsed() < Duration::from_secs(10),
+                    "sign-out kept failing"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            let signed_out = Instant::now();
+            while doomed_probe().await != Outcome::Lost {
+                assert!(
+                    signed_out.elapsed() < Duration::from_secs(5),
+                    "the other instance still reads the signed-out session"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            eprintln!(
+                "SENTINEL FAILOVER: a sign-out was seen by a second instance after {:?}",
+                signed_out.elapsed()
+            );
             // The old master rejoins as a replica before the next fault.
             tokio::task::block_in_place(|| set.wait_healthy(Duration::from_secs(30)));
         }
