@@ -45,6 +45,13 @@ pub enum ErrorCode {
     InvalidAccessToken,
     /// The provider does not hand its tokens to apps (`expose_tokens` is off).
     TokensNotExposed,
+    /// `/token` was asked for an audience latch does not mint.
+    InvalidAudience,
+    /// A browser request from a page of another site (`Origin` or `Sec-Fetch-Site`) to a
+    /// route that acts on the user's cookies.
+    CrossSiteRequest,
+    /// `/introspect` without valid HTTP Basic client credentials.
+    InvalidClient,
     /// The user has no account (or no kept tokens) at that provider.
     NoProviderAccount,
     /// The provider's tokens expired and cannot be refreshed (no refresh token, or the
@@ -55,6 +62,10 @@ pub enum ErrorCode {
     TooManyRequests,
     /// The request body is larger than latch accepts.
     PayloadTooLarge,
+    /// The request's headers (with its URL) are larger than latch accepts.
+    RequestHeaderFieldsTooLarge,
+    /// The route exists but not for this method (`Allow` lists those it has).
+    MethodNotAllowed,
     /// No such page.
     NotFound,
     /// A bug in latch.
@@ -64,7 +75,7 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 25] = [
+    pub const ALL: [ErrorCode; 30] = [
         ErrorCode::Configuration,
         ErrorCode::AccessDenied,
         ErrorCode::OAuthCallbackError,
@@ -83,10 +94,15 @@ impl ErrorCode {
         ErrorCode::RefreshTokenReused,
         ErrorCode::InvalidAccessToken,
         ErrorCode::TokensNotExposed,
+        ErrorCode::InvalidAudience,
+        ErrorCode::CrossSiteRequest,
+        ErrorCode::InvalidClient,
         ErrorCode::NoProviderAccount,
         ErrorCode::ProviderTokenExpired,
         ErrorCode::TooManyRequests,
         ErrorCode::PayloadTooLarge,
+        ErrorCode::RequestHeaderFieldsTooLarge,
+        ErrorCode::MethodNotAllowed,
         ErrorCode::NotFound,
         ErrorCode::InternalError,
         ErrorCode::Default,
@@ -112,10 +128,15 @@ impl ErrorCode {
             ErrorCode::RefreshTokenReused => "RefreshTokenReused",
             ErrorCode::InvalidAccessToken => "InvalidAccessToken",
             ErrorCode::TokensNotExposed => "TokensNotExposed",
+            ErrorCode::InvalidAudience => "InvalidAudience",
+            ErrorCode::CrossSiteRequest => "CrossSiteRequest",
+            ErrorCode::InvalidClient => "InvalidClient",
             ErrorCode::NoProviderAccount => "NoProviderAccount",
             ErrorCode::ProviderTokenExpired => "ProviderTokenExpired",
             ErrorCode::TooManyRequests => "TooManyRequests",
             ErrorCode::PayloadTooLarge => "PayloadTooLarge",
+            ErrorCode::RequestHeaderFieldsTooLarge => "RequestHeaderFieldsTooLarge",
+            ErrorCode::MethodNotAllowed => "MethodNotAllowed",
             ErrorCode::NotFound => "NotFound",
             ErrorCode::InternalError => "InternalError",
             ErrorCode::Default => "Default",
@@ -141,13 +162,17 @@ impl ErrorCode {
             | ErrorCode::RefreshTokenReused
             | ErrorCode::InvalidAccessToken
             | ErrorCode::ProviderTokenExpired => StatusCode::UNAUTHORIZED,
-            ErrorCode::TokensNotExposed => StatusCode::FORBIDDEN,
+            ErrorCode::TokensNotExposed | ErrorCode::CrossSiteRequest => StatusCode::FORBIDDEN,
+            ErrorCode::InvalidAudience => StatusCode::BAD_REQUEST,
+            ErrorCode::InvalidClient => StatusCode::UNAUTHORIZED,
             ErrorCode::NoProviderAccount => StatusCode::NOT_FOUND,
             ErrorCode::OAuthAccountNotLinked => StatusCode::CONFLICT,
             ErrorCode::UnknownProvider | ErrorCode::NotFound => StatusCode::NOT_FOUND,
             ErrorCode::InternalError => StatusCode::INTERNAL_SERVER_ERROR,
             ErrorCode::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::RequestHeaderFieldsTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ErrorCode::OAuthCallbackError
             | ErrorCode::InvalidState
             | ErrorCode::IssuerMismatch
@@ -176,10 +201,15 @@ impl ErrorCode {
             ErrorCode::RefreshTokenReused => "You were signed out for your safety",
             ErrorCode::InvalidAccessToken => "Access token required",
             ErrorCode::TokensNotExposed => "Provider tokens are not available",
+            ErrorCode::InvalidAudience => "Unknown token audience",
+            ErrorCode::CrossSiteRequest => "Request from another site refused",
+            ErrorCode::InvalidClient => "Client authentication failed",
             ErrorCode::NoProviderAccount => "No account at this provider",
             ErrorCode::ProviderTokenExpired => "Please sign in with the provider again",
             ErrorCode::TooManyRequests => "Too many attempts",
             ErrorCode::PayloadTooLarge => "Request too large",
+            ErrorCode::RequestHeaderFieldsTooLarge => "Request headers too large",
+            ErrorCode::MethodNotAllowed => "Method not allowed",
             ErrorCode::NotFound => "Page not found",
             ErrorCode::InternalError => "Something went wrong",
             ErrorCode::Default => "Sign-in failed",
@@ -206,10 +236,15 @@ impl ErrorCode {
             ErrorCode::RefreshTokenReused => "A refresh token that had already been used was presented again, which can mean it was stolen. Its session has been ended; please sign in again.",
             ErrorCode::InvalidAccessToken => "This needs a valid access token from this site in an Authorization: Bearer header.",
             ErrorCode::TokensNotExposed => "This sign-in provider is not configured to hand its tokens to apps.",
+            ErrorCode::InvalidAudience => "The access token was asked for an audience this site does not issue tokens for.",
+            ErrorCode::CrossSiteRequest => "A page on another site tried to use your sign-in here, so the request was refused for your safety.",
+            ErrorCode::InvalidClient => "This needs the client id and secret of a configured introspection client (HTTP Basic).",
             ErrorCode::NoProviderAccount => "You have not signed in with this provider, or no tokens from it are kept. Sign in with it first.",
             ErrorCode::ProviderTokenExpired => "Your access at the identity provider has expired or was revoked. Please sign in with it again.",
             ErrorCode::TooManyRequests => "Too many requests came from your network in a short time. Please wait a moment and try again.",
             ErrorCode::PayloadTooLarge => "The request body is larger than this site accepts.",
+            ErrorCode::RequestHeaderFieldsTooLarge => "The request's headers or cookies are larger than this site accepts. Clearing this site's cookies usually helps.",
+            ErrorCode::MethodNotAllowed => "This address does not accept that kind of request.",
             ErrorCode::NotFound => "There is nothing at this address.",
             ErrorCode::InternalError => "An unexpected error happened on our side.",
             ErrorCode::Default => "Sign-in could not be completed. Please try again.",

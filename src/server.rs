@@ -1,14 +1,19 @@
 //! Starting and stopping the service. `run(config, listener, shutdown)` is the seam tests
 //! use: they bind `127.0.0.1:0` and run the real server.
-use crate::config::Config;
+mod connections;
+
+use crate::config::{Config, ConnectionLimits, IpNet};
 use crate::identity::Users;
 use crate::provider::{http, Providers};
 use crate::session::Sessions;
 use crate::store::{self, Store};
+use crate::tokens::access::AccessTokens;
+use crate::tokens::keys::KeyRing;
+use crate::tokens::refresh::RefreshFamilies;
 use crate::web::{self, cookies::CookiePolicy, templates::Templates, App};
 use axum::extract::ConnectInfo;
 use axum::Router;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
@@ -44,8 +49,22 @@ pub async fn build(config: Config, listener: &TcpListener) -> Result<Arc<App>, S
         Providers::new(&config, http::build_client(), local_addr).map_err(StartError::Provider)?;
     let https = config.server.public_url.scheme() == "https";
     let cookies = CookiePolicy::new(https, config.session.cookie_domain.clone());
+    let t = &config.tokens;
+    let previous = &config.server.keyring()[1..];
+    let secret = config.server.secret.expose();
+    let keys = KeyRing::new(store.clone(), secret, t.key_rotation, t.access_ttl)
+        .with_previous_secrets(previous);
+    let tokens = AccessTokens::new(
+        keys,
+        crate::provider::public_route(&config, ""),
+        t.access_ttl,
+    );
+    let families = RefreshFamilies::new(store.clone(), secret, t.refresh_ttl, t.refresh_grace)
+        .with_previous_secrets(previous);
     Ok(Arc::new(App {
         sessions: Sessions::new(store.clone(), config.session.clone()),
+        tokens,
+        families,
         users: Users::new(store.clone()),
         store,
         providers,
@@ -55,15 +74,35 @@ pub async fn build(config: Config, listener: &TcpListener) -> Result<Arc<App>, S
     }))
 }
 
-/// Serves until `shutdown` completes, then finishes in-flight requests.
+/// Serves until `shutdown` completes, then finishes in-flight requests. With
+/// `server.metrics_listen` set, binds it and serves `/metrics` there alone.
 pub async fn run(
     config: Config,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
+    let metrics = match config.server.metrics_listen {
+        Some(addr) => Some(TcpListener::bind(addr).await.map_err(|e| {
+            std::io::Error::new(e.kind(), format!("server.metrics_listen {addr}: {e}"))
+        })?),
+        None => None,
+    };
+    run_with(config, listener, metrics, shutdown).await
+}
+
+/// [`run`] on listeners bound by the caller: `metrics` stands for `server.metrics_listen`
+/// (tests bind both on port 0). With `metrics_listen` set and `metrics` `None`, `/metrics`
+/// is served nowhere.
+pub async fn run_with(
+    config: Config,
+    listener: TcpListener,
+    metrics: Option<TcpListener>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), StartError> {
     let app = build(config, &listener).await?;
     tracing::info!(
         listen = %listener.local_addr()?,
+        metrics_listen = ?metrics.as_ref().and_then(|m| m.local_addr().ok()),
         public_url = %app.url(""),
         store = app.store.backend(),
         providers = app.providers.iter().count(),
@@ -77,30 +116,79 @@ pub async fn run(
             );
         }
     }
-    serve(listener, web::router(app), shutdown).await;
+    let limits = app.config.server.connections;
+    let trusted = app.config.server.trusted_proxies.clone();
+    // One shutdown signal for both listeners.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop.send(true);
+    });
+    let signal = move || {
+        let mut stopped = stopped.clone();
+        async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        }
+    };
+    let main = serve(
+        "main",
+        listener,
+        web::router(app.clone()),
+        limits,
+        trusted.clone(),
+        signal(),
+    );
+    match metrics {
+        Some(m) => {
+            let metrics = serve(
+                "metrics",
+                m,
+                web::metrics_router(app),
+                limits,
+                trusted,
+                signal(),
+            );
+            tokio::join!(main, metrics);
+        }
+        None => main.await,
+    }
     tracing::info!("latch stopped");
     Ok(())
 }
 
-/// Request headers larger than this (all of them together) get a 431.
-const MAX_HEADER_BYTES: usize = 16 * 1024;
-/// More header fields than this get a 431.
-const MAX_HEADERS: usize = 100;
+/// hyper's own caps on a request head. Past them hyper answers a bare 431 itself (it never
+/// calls latch); the smaller limits in `web::limits::header_size` answer a rendered 431 below.
+const HYPER_MAX_HEADER_BYTES: usize = 32 * 1024;
+const HYPER_MAX_HEADERS: usize = 200;
 /// How long in-flight requests may take to finish after a shutdown signal.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The accept loop: HTTP/1 and HTTP/2 with header-size limits, the peer address in each
-/// request (`ConnectInfo`, which keys the rate limits), and a graceful shutdown that lets
-/// requests in flight finish.
-async fn serve(listener: TcpListener, router: Router, shutdown: impl Future<Output = ()>) {
+/// The accept loop: HTTP/1 and HTTP/2 with header-size limits, bounded connections
+/// (`connections`: the caps, the header-read and keep-alive clocks), the peer address in
+/// each request (`ConnectInfo`, which keys the rate limits), and a graceful shutdown that
+/// lets requests in flight finish.
+async fn serve(
+    name: &'static str,
+    listener: TcpListener,
+    router: Router,
+    limits: ConnectionLimits,
+    trusted_proxies: Vec<IpNet>,
+    shutdown: impl Future<Output = ()>,
+) {
     let mut builder = Builder::new(TokioExecutor::new());
+    // No hyper header timer for HTTP/1: `connections` keeps that clock (hyper's would also
+    // end idle keep-alive connections after the header timeout).
     builder
         .http1()
-        .max_buf_size(MAX_HEADER_BYTES)
-        .max_headers(MAX_HEADERS);
+        .max_buf_size(HYPER_MAX_HEADER_BYTES)
+        .max_headers(HYPER_MAX_HEADERS);
+    // HTTP/2 pings find peers that vanished while a request is open.
     builder
         .http2()
-        .max_header_list_size(MAX_HEADER_BYTES as u32);
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Some(limits.keep_alive_timeout))
+        .max_header_list_size(HYPER_MAX_HEADER_BYTES as u32);
+    let tracker = connections::Tracker::new(name, limits, trusted_proxies);
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
@@ -116,19 +204,48 @@ async fn serve(listener: TcpListener, router: Router, shutdown: impl Future<Outp
             },
             _ = &mut shutdown => break,
         };
+        // Over a cap: closed before a byte is read (a 503 would mean reading the request,
+        // which is what a greedy client wants latch to spend).
+        let Ok(permit) = tracker.admit(peer.ip()) else {
+            drop(stream);
+            continue;
+        };
+        let activity = connections::Activity::new();
         let router = router.clone();
+        let requests = activity.clone();
         let service = tower::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+            let guard = requests.request_started(request.version() == hyper::Version::HTTP_2);
             let mut request = request.map(axum::body::Body::new);
             request.extensions_mut().insert(ConnectInfo(peer));
-            router.clone().oneshot(request)
+            let response = router.clone().oneshot(request);
+            async move {
+                let response = response.await?;
+                Ok::<_, std::convert::Infallible>(
+                    response.map(|body| connections::GuardedBody::new(body, guard)),
+                )
+            }
         });
+        let io = TokioIo::new(connections::Watched::new(stream, activity.clone()));
         let connection = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(service))
+            .serve_connection_with_upgrades(io, TowerToHyperService::new(service))
             .into_owned();
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            let _permit = permit;
+            tokio::select! {
+                ended = connection => if let Err(e) = ended {
+                    tracing::debug!(%peer, error = %e, "connection ended with an error");
+                },
+                cut = activity.cutoff(&limits) => {
+                    // Dropping the connection closes the socket.
+                    tracing::debug!(%peer, limit = cut.as_str(), "connection closed");
+                    metrics::counter!(
+                        "latch_connections_closed_total",
+                        "listener" => name,
+                        "limit" => cut.as_str()
+                    )
+                    .increment(1);
+                }
             }
         });
     }

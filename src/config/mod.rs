@@ -3,6 +3,7 @@
 //! Every mistake in the file is reported at once, each with the file, line and key
 //! and what would be valid ([`ConfigErrors`]).
 
+mod connections;
 mod duration;
 mod expand;
 mod limits;
@@ -15,6 +16,7 @@ mod validate;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use connections::ConnectionLimits;
 pub use duration::parse_duration;
 pub use limits::{IpNet, LimitsConfig, Rate};
 pub use origin::OriginPattern;
@@ -158,6 +160,10 @@ pub struct ServerConfig {
     pub trusted_proxies: Vec<IpNet>,
     /// Template override directory, absolute (resolved against the config file's directory).
     pub templates: Option<PathBuf>,
+    /// Timeouts and caps of the accept loop.
+    pub connections: ConnectionLimits,
+    /// A second listener that alone serves `/metrics` (the main one answers 404 for it).
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 impl ServerConfig {
@@ -256,6 +262,21 @@ pub struct TokensConfig {
     /// How long a just-rotated refresh token may still be presented (racing requests from
     /// one browser) before its reuse counts as theft.
     pub refresh_grace: Duration,
+    /// The audience `/provider-token` requires (never one of `audience`, so a token minted
+    /// for an API cannot fetch the user's provider tokens).
+    pub provider_token_audience: String,
+    /// HTTP Basic clients of `POST /introspect`: (client id, secret).
+    pub introspection_clients: Vec<(String, Secret)>,
+}
+
+impl TokensConfig {
+    /// Every audience `/token` may mint for: the configured ones and the provider-token one.
+    pub fn mintable_audiences(&self) -> impl Iterator<Item = &str> {
+        self.audience
+            .iter()
+            .map(String::as_str)
+            .chain(std::iter::once(self.provider_token_audience.as_str()))
+    }
 }
 
 #[derive(Clone, Debug)]

@@ -17,6 +17,12 @@ pub(crate) struct RawServer {
     pub trusted_origins: Option<Vec<String>>,
     pub trusted_proxies: Option<Vec<String>>,
     pub templates: Option<String>,
+    // Connection bounds (config/connections.rs).
+    pub header_read_timeout: Option<RawDuration>,
+    pub keep_alive_timeout: Option<RawDuration>,
+    pub max_connections: Option<i64>,
+    pub max_connections_per_ip: Option<i64>,
+    pub metrics_listen: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -51,6 +57,8 @@ pub(crate) struct RawTokens {
     pub audience: Option<Vec<String>>,
     pub key_rotation: Option<RawDuration>,
     pub refresh_grace: Option<RawDuration>,
+    pub provider_token_audience: Option<String>,
+    pub introspection_clients: Option<std::collections::BTreeMap<String, String>>,
 }
 
 #[derive(Deserialize, Default)]

@@ -783,3 +783,73 @@ fn ip_networks() {
     assert!(IpNet::parse("fd00::/129").is_err());
     assert!(IpNet::parse("").is_err());
 }
+
+#[test]
+fn connection_limits_defaults_and_values() {
+    let c = ok(&with(""));
+    assert_eq!(c.server.connections, ConnectionLimits::default());
+    assert_eq!(
+        c.server.connections.header_read_timeout,
+        Duration::from_secs(10)
+    );
+    assert_eq!(c.server.connections.max_connections_per_ip, 256);
+    assert_eq!(c.server.metrics_listen, None);
+    let c = ok(&with(
+        "header_read_timeout = \"2s\"\nkeep_alive_timeout = \"5m\"\nmax_connections = 50\nmax_connections_per_ip = 5\nmetrics_listen = \"127.0.0.1:9090\"\n",
+    ));
+    assert_eq!(
+        c.server.connections,
+        ConnectionLimits {
+            header_read_timeout: Duration::from_secs(2),
+            keep_alive_timeout: Duration::from_secs(300),
+            max_connections: 50,
+            max_connections_per_ip: 5,
+        }
+    );
+    assert_eq!(
+        c.server.metrics_listen,
+        Some("127.0.0.1:9090".parse().unwrap())
+    );
+    assert_eq!(
+        ok(&with("metrics_listen = \"\"\n")).server.metrics_listen,
+        None
+    );
+}
+
+#[test]
+fn connection_limit_errors_have_lines_and_keys() {
+    let e = errs(&with(
+        "header_read_timeout = \"0s\"\nkeep_alive_timeout = 60\nmax_connections = 0\nmax_connections_per_ip = \"9\"\nmetrics_listen = \"localhost:9090\"\n",
+    ));
+    let keys: Vec<_> = e.iter().map(|e| (e.line, e.key.as_str())).collect();
+    assert_eq!(
+        keys,
+        vec![
+            (Some(3), "server.header_read_timeout"),
+            (Some(4), "server.keep_alive_timeout"),
+            (Some(5), "server.max_connections"),
+            (Some(6), "server.max_connections_per_ip"),
+            (Some(7), "server.metrics_listen"),
+        ],
+        "{e:?}"
+    );
+    assert!(
+        e[0].message.contains("greater than zero"),
+        "{}",
+        e[0].message
+    );
+    assert!(e[2].message.contains("1 to 1000000"), "{}", e[2].message);
+    let e = errs(&with(
+        "listen = \"127.0.0.1:3000\"\nmax_connections = 10\nmax_connections_per_ip = 11\nmetrics_listen = \"127.0.0.1:3000\"\n",
+    ));
+    let keys: Vec<_> = e.iter().map(|e| (e.line, e.key.as_str())).collect();
+    assert_eq!(
+        keys,
+        vec![
+            (Some(5), "server.max_connections_per_ip"),
+            (Some(6), "server.metrics_listen"),
+        ],
+        "{e:?}"
+    );
+    assert!(e[0].message.contains("(10)"), "{}", e[0].message);
+}

@@ -114,6 +114,7 @@ fn wants_json(req: &Request) -> bool {
         "/token",
         "/refresh",
         "/revoke",
+        "/introspect",
         "/.well-known/jwks.json",
     ]
     .iter()
@@ -191,6 +192,7 @@ pub async fn request_context(
             if name == header::SET_COOKIE
                 || name == header::WWW_AUTHENTICATE
                 || name == header::RETRY_AFTER
+                || name == header::ALLOW
             {
                 rendered.headers_mut().append(name, value.clone());
             }

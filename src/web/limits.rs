@@ -12,11 +12,16 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// How often idle buckets are dropped.
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
+/// Request headers larger than this (all of them together, with the URL) get a 431.
+pub const MAX_HEADER_BYTES: usize = 16 * 1024;
+/// More header fields than this get a 431.
+pub const MAX_HEADERS: usize = 100;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum RouteClass {
@@ -75,6 +80,9 @@ pub struct Limiter {
     token: Option<Rate>,
     refresh: Option<Rate>,
     buckets: Mutex<Buckets>,
+    /// Set once `X-Forwarded-For` from an untrusted peer was logged (one warning, not one
+    /// per request).
+    warned_forwarded: AtomicBool,
 }
 
 /// Refill per second and capacity of a rate.
@@ -97,7 +105,24 @@ impl Limiter {
                 map: HashMap::new(),
                 pruned: Instant::now(),
             }),
+            warned_forwarded: AtomicBool::new(false),
         }
+    }
+
+    /// A proxy that is not in `trusted_proxies` makes every client it forwards share its
+    /// address (one bucket for all): say once which key fixes that.
+    fn notice_forwarded(&self, peer: IpAddr, headers: &HeaderMap) {
+        if self.warned_forwarded.load(Ordering::Relaxed)
+            || !headers.contains_key("x-forwarded-for")
+            || self.is_trusted(peer.to_canonical())
+            || self.warned_forwarded.swap(true, Ordering::Relaxed)
+        {
+            return;
+        }
+        tracing::warn!(
+            %peer,
+            "requests carry X-Forwarded-For from {peer}, which is not in server.trusted_proxies: the header is ignored and rate limits count this peer as one client; if it is your reverse proxy, add its address to `[server] trusted_proxies` (logged once)"
+        );
     }
 
     fn rate(&self, class: RouteClass) -> Option<Rate> {
@@ -194,8 +219,8 @@ fn parse_hop(hop: &str) -> Option<IpAddr> {
         .map(|ip| ip.to_canonical())
 }
 
-/// IPv6 addresses count per /64.
-fn client_key(ip: IpAddr) -> IpAddr {
+/// IPv6 addresses count per /64 (also the key of the per-address connection cap).
+pub(crate) fn client_key(ip: IpAddr) -> IpAddr {
     match ip.to_canonical() {
         IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !u128::from(u64::MAX))),
         v4 => v4,
@@ -204,6 +229,9 @@ fn client_key(ip: IpAddr) -> IpAddr {
 
 /// The middleware: answers 429 `TooManyRequests` with `Retry-After` (whole seconds).
 pub async fn enforce(State(limiter): State<Arc<Limiter>>, req: Request, next: Next) -> Response {
+    if let Some(ConnectInfo(peer)) = req.extensions().get::<ConnectInfo<SocketAddr>>() {
+        limiter.notice_forwarded(peer.ip(), req.headers());
+    }
     let path = req.uri().path();
     let path = path
         .strip_prefix(limiter.base_path.as_str())
@@ -235,6 +263,26 @@ pub async fn enforce(State(limiter): State<Arc<Limiter>>, req: Request, next: Ne
             response
         }
     }
+}
+
+/// 431 `RequestHeaderFieldsTooLarge`, rendered like every refusal, for heads over
+/// [`MAX_HEADER_BYTES`] or [`MAX_HEADERS`] (hyper's own, larger caps in `server.rs` answer a
+/// bare 431 before latch sees the request).
+pub async fn header_size(req: Request, next: Next) -> Response {
+    let headers = req.headers();
+    let bytes: usize = req.uri().to_string().len()
+        + headers
+            .iter()
+            .map(|(name, value)| name.as_str().len() + value.len() + 4)
+            .sum::<usize>();
+    if bytes > MAX_HEADER_BYTES || headers.len() > MAX_HEADERS {
+        let reason = format!(
+            "request head of {bytes} bytes in {} fields; the limit is {MAX_HEADER_BYTES} bytes and {MAX_HEADERS} fields",
+            headers.len()
+        );
+        return WebError::new(ErrorCode::RequestHeaderFieldsTooLarge, reason).into_response();
+    }
+    next.run(req).await
 }
 
 #[cfg(test)]

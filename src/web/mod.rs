@@ -4,7 +4,8 @@ pub mod cookies;
 pub mod csrf;
 mod dev_routes;
 mod errors;
-mod limits;
+mod introspect;
+pub(crate) mod limits;
 pub mod logos;
 mod ops;
 mod pages;
@@ -19,6 +20,8 @@ use crate::identity::Users;
 use crate::provider::Providers;
 use crate::session::Sessions;
 use crate::store::Store;
+use crate::tokens::access::AccessTokens;
+use crate::tokens::refresh::RefreshFamilies;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
 use axum::Router;
@@ -35,6 +38,10 @@ pub struct App {
     pub providers: Providers,
     pub users: Users,
     pub sessions: Sessions,
+    /// Access tokens: issued by `/token` and `/refresh`, checked by `/verify`,
+    /// `/introspect` and `/provider-token`.
+    pub tokens: AccessTokens,
+    pub families: RefreshFamilies,
     pub templates: Templates,
     pub cookies: CookiePolicy,
 }
@@ -87,9 +94,16 @@ pub fn router(app: AppState) -> Router {
         .route("/verify", get(api::verify))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
-        .route("/metrics", get(ops::metrics))
         .merge(dev_routes::routes())
         .merge(tokens::routes(&app));
+    // With `metrics_listen`, `/metrics` lives on that listener only (here: the 404 fallback).
+    let routes = if app.config.server.metrics_listen.is_none() {
+        routes.route("/metrics", get(ops::metrics))
+    } else {
+        routes
+    };
+    // axum's own 405 has an empty body; this one is a refusal like any other.
+    let routes = routes.method_not_allowed_fallback(ops::method_not_allowed);
     let base = app.config.server.base_path.clone();
     let routes = if base.is_empty() {
         routes
@@ -98,15 +112,30 @@ pub fn router(app: AppState) -> Router {
     };
     routes
         .fallback(ops::not_found)
-        // Inside `request_context`, which renders its 429s.
+        // Inside `request_context`, which renders their 429s and 431s.
         .layer(axum::middleware::from_fn_with_state(
             Arc::new(limits::Limiter::new(&app.config)),
             limits::enforce,
         ))
+        .layer(axum::middleware::from_fn(limits::header_size))
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),
             errors::request_context,
         ))
         .layer(DefaultBodyLimit::max(64 * 1024))
+        .with_state(app)
+}
+
+/// What `server.metrics_listen` serves: `GET /metrics`, everything else a 404.
+pub fn metrics_router(app: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(ops::metrics))
+        .method_not_allowed_fallback(ops::method_not_allowed)
+        .fallback(ops::not_found)
+        .layer(axum::middleware::from_fn(limits::header_size))
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            errors::request_context,
+        ))
         .with_state(app)
 }

@@ -1,4 +1,4 @@
-//! Liveness, readiness and the 404 fallback.
+//! Liveness, readiness, metrics and the 404 and 405 fallbacks.
 use super::{AppState, WebError};
 use crate::error::ErrorCode;
 use axum::extract::State;
@@ -38,6 +38,13 @@ pub async fn metrics() -> Response {
         crate::telemetry::handle().render(),
     )
         .into_response()
+}
+
+pub async fn method_not_allowed(method: axum::http::Method) -> WebError {
+    WebError::new(
+        ErrorCode::MethodNotAllowed,
+        format!("{method} is not served here"),
+    )
 }
 
 pub async fn not_found() -> WebError {

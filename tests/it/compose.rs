@@ -133,6 +133,13 @@ fn compose_file_describes_the_demo() {
     assert_eq!(config.server.base_path, "/auth");
     assert_eq!(config.server.listen, "0.0.0.0:3000");
     assert_eq!(config.store.url, "redis://redis:6379");
+    // /metrics on its own port, inside the compose network only.
+    let metrics = config.server.metrics_listen.expect("metrics_listen is set");
+    assert_eq!(metrics.to_string(), "0.0.0.0:9090");
+    assert!(
+        strings(&latch["expose"], "latch.expose").contains(&metrics.port().to_string()),
+        "the metrics port is exposed to the compose network"
+    );
     assert!(config.providers.iter().any(|p| p.id == "dev"));
     for commented in ["# [providers.google]", "# [providers.github]"] {
         assert!(text.contains(commented), "{config_file} shows {commented}");
@@ -164,7 +171,32 @@ fn compose_file_describes_the_demo() {
     // demo: stock nginx on 8080 with this repository's config and page.
     let demo = service(&c, "demo");
     assert_eq!(str_of(&demo["image"], "demo.image"), "nginx:1.27");
-    assert_eq!(strings(&demo["ports"], "demo.ports"), ["8080:80"]);
+    assert_eq!(
+        strings(&demo["ports"], "demo.ports"),
+        ["127.0.0.1:8080:80"],
+        "the demo is published on this machine only"
+    );
+    // nginx's pinned address is the one proxy latch believes X-Forwarded-For from.
+    let nginx_ip: std::net::IpAddr = str_of(
+        &demo["networks"]["demo"]["ipv4_address"],
+        "demo.networks.demo.ipv4_address",
+    )
+    .parse()
+    .unwrap();
+    assert_eq!(config.server.trusted_proxies.len(), 1);
+    assert!(config.server.trusted_proxies[0].contains(nginx_ip));
+    let subnet = str_of(
+        &c["networks"]["demo"]["ipam"]["config"][0]["subnet"],
+        "networks.demo.ipam.config[0].subnet",
+    );
+    let subnet = latch::config::IpNet::parse(subnet).unwrap();
+    assert!(
+        subnet.contains(nginx_ip),
+        "{nginx_ip} is in the demo network"
+    );
+    for svc in [latch, redis] {
+        assert_eq!(strings(&svc["networks"], "networks"), ["demo"]);
+    }
     let volumes = strings(&demo["volumes"], "demo.volumes");
     assert_eq!(
         bind_mount(&volumes, "/etc/nginx/conf.d/default.conf"),
@@ -479,6 +511,53 @@ async fn demo_nginx_config_signs_in_through_latch() {
     let health = browser.get(&format!("{origin}/auth/healthz")).await;
     assert_eq!(health.status(), StatusCode::OK);
 
+    drop(nginx);
+    app.stop().await;
+}
+
+/// The demo's nginx passes each browser's address in `X-Forwarded-For`, and with nginx in
+/// `trusted_proxies` (as `deploy/latch/providers.toml` has it for nginx's pinned address;
+/// here nginx is 127.0.0.1) each browser gets its own rate-limit bucket, not one for all.
+#[tokio::test]
+async fn demo_nginx_gives_latch_each_browser_s_address() {
+    let port = free_port();
+    let origin = format!("http://127.0.0.1:{port}");
+    let app = Setup::default()
+        .base_path("/auth")
+        .public_url(&origin)
+        .server("trusted_proxies = [\"127.0.0.1\"]")
+        .limits("signin = \"2/min\"")
+        .spawn()
+        .await;
+    let nginx = start_nginx(port, &app);
+    latch::install_crypto_provider();
+    let browser_at = |ip: &str| {
+        reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .local_address(ip.parse::<std::net::IpAddr>().unwrap())
+            .build()
+            .unwrap()
+    };
+    let start = format!("{}/auth/signin/dev", nginx.origin);
+    let greedy = browser_at("127.0.0.2");
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        statuses.push(greedy.get(&start).send().await.unwrap().status());
+    }
+    assert_eq!(
+        statuses,
+        [
+            StatusCode::FOUND,
+            StatusCode::FOUND,
+            StatusCode::TOO_MANY_REQUESTS
+        ]
+    );
+    // Another browser behind the same nginx is not in the greedy one's bucket.
+    let other = browser_at("127.0.0.3");
+    assert_eq!(
+        other.get(&start).send().await.unwrap().status(),
+        StatusCode::FOUND
+    );
     drop(nginx);
     app.stop().await;
 }

@@ -1,0 +1,466 @@
+//! Bounded connections (`[server]` `header_read_timeout`, `keep_alive_timeout`,
+//! `max_connections`, `max_connections_per_ip`).
+//!
+//! hyper's own `header_read_timeout` starts whenever it waits for a request head, so it
+//! would also end every idle keep-alive connection after the (short) header timeout. latch
+//! keeps both clocks itself: [`Activity`] sees every read (through [`Watched`]) and every
+//! request (through [`Activity::request_started`]'s guard, dropped with the response body),
+//! and [`Activity::cutoff`] resolves when the connection has to go.
+use crate::config::{ConnectionLimits, IpNet};
+use bytes::Bytes;
+use hyper::body::{Body, Frame, SizeHint};
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::SeqCst};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+/// Refused connections are logged at most this often (with the count), never one line each.
+const WARN_EVERY: Duration = Duration::from_secs(60);
+
+/// Why a new connection was closed at once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refused {
+    /// `max_connections` reached.
+    Global,
+    /// `max_connections_per_ip` reached for this client.
+    PerIp,
+}
+
+impl Refused {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Refused::Global => "max_connections",
+            Refused::PerIp => "max_connections_per_ip",
+        }
+    }
+}
+
+/// Counts open connections, in all and per client address.
+pub struct Tracker {
+    /// The metrics label: `main` or `metrics` (`server.metrics_listen`).
+    listener: &'static str,
+    limits: ConnectionLimits,
+    trusted: Vec<IpNet>,
+    counts: Mutex<Counts>,
+}
+
+struct Counts {
+    total: usize,
+    per_ip: HashMap<IpAddr, usize>,
+    refused_unlogged: usize,
+    warned: Option<Instant>,
+}
+
+/// One admitted connection; dropping it frees its place.
+pub struct Permit {
+    tracker: Arc<Tracker>,
+    key: Option<IpAddr>,
+}
+
+impl Tracker {
+    pub fn new(
+        listener: &'static str,
+        limits: ConnectionLimits,
+        trusted: Vec<IpNet>,
+    ) -> Arc<Tracker> {
+        Arc::new(Tracker {
+            listener,
+            limits,
+            trusted,
+            counts: Mutex::new(Counts {
+                total: 0,
+                per_ip: HashMap::new(),
+                refused_unlogged: 0,
+                warned: None,
+            }),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Counts> {
+        self.counts.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A place for a connection from `peer`. A reverse proxy in `trusted_proxies` carries
+    /// many clients, so it counts only towards the global cap.
+    pub fn admit(self: &Arc<Self>, peer: IpAddr) -> Result<Permit, Refused> {
+        let peer = peer.to_canonical();
+        let key = (!self.trusted.iter().any(|n| n.contains(peer)))
+            .then(|| crate::web::limits::client_key(peer));
+        let mut counts = self.lock();
+        let refused = if counts.total >= self.limits.max_connections {
+            Some(Refused::Global)
+        } else if key.is_some_and(|k| {
+            counts.per_ip.get(&k).copied().unwrap_or(0) >= self.limits.max_connections_per_ip
+        }) {
+            Some(Refused::PerIp)
+        } else {
+            None
+        };
+        if let Some(why) = refused {
+            counts.refused_unlogged += 1;
+            let now = Instant::now();
+            if counts.warned.is_none_or(|t| now - t >= WARN_EVERY) {
+                tracing::warn!(
+                    %peer,
+                    listener = self.listener,
+                    limit = why.as_str(),
+                    refused = counts.refused_unlogged,
+                    "connection limit reached: new connections closed at once (at most one such line a minute; `refused` counts them)"
+                );
+                counts.warned = Some(now);
+                counts.refused_unlogged = 0;
+            } else {
+                tracing::debug!(%peer, limit = why.as_str(), "connection refused");
+            }
+            metrics::counter!(
+                "latch_connections_refused_total",
+                "listener" => self.listener,
+                "limit" => why.as_str()
+            )
+            .increment(1);
+            return Err(why);
+        }
+        counts.total += 1;
+        if let Some(k) = key {
+            *counts.per_ip.entry(k).or_insert(0) += 1;
+        }
+        metrics::gauge!("latch_connections_open", "listener" => self.listener)
+            .set(counts.total as f64);
+        Ok(Permit {
+            tracker: self.clone(),
+            key,
+        })
+    }
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        let mut counts = self.tracker.lock();
+        counts.total = counts.total.saturating_sub(1);
+        if let Some(k) = self.key {
+            if let Some(n) = counts.per_ip.get_mut(&k) {
+                *n -= 1;
+                if *n == 0 {
+                    counts.per_ip.remove(&k);
+                }
+            }
+        }
+        metrics::gauge!("latch_connections_open", "listener" => self.tracker.listener)
+            .set(counts.total as f64);
+    }
+}
+
+/// Why an open connection was closed by latch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cutoff {
+    /// A request head did not arrive in full within `header_read_timeout`.
+    HeaderTimeout,
+    /// No request for `keep_alive_timeout`.
+    KeepAliveTimeout,
+}
+
+impl Cutoff {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Cutoff::HeaderTimeout => "header_read_timeout",
+            Cutoff::KeepAliveTimeout => "keep_alive_timeout",
+        }
+    }
+}
+
+/// Milliseconds since the connection's accept; `NONE`: not set.
+const NONE: u64 = u64::MAX;
+
+/// What one connection is doing, as far as its clocks care.
+pub struct Activity {
+    origin: Instant,
+    in_flight: AtomicUsize,
+    /// When the last request ended (ms since accept).
+    idle_since: AtomicU64,
+    /// When the head now being read began (ms since accept): the accept for the first
+    /// request, the first byte after an idle spell for later ones.
+    head_since: AtomicU64,
+    /// HTTP/2: bytes between requests are frames (PING, SETTINGS), not a request head.
+    h2: AtomicBool,
+    wake: Notify,
+}
+
+impl Activity {
+    pub fn new() -> Arc<Activity> {
+        Arc::new(Activity {
+            origin: Instant::now(),
+            in_flight: AtomicUsize::new(0),
+            idle_since: AtomicU64::new(0),
+            head_since: AtomicU64::new(0),
+            h2: AtomicBool::new(false),
+            wake: Notify::new(),
+        })
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.origin.elapsed().as_millis() as u64
+    }
+
+    /// Bytes arrived: with no request in flight they begin a request head.
+    fn on_read(&self) {
+        if self.in_flight.load(SeqCst) == 0
+            && !self.h2.load(SeqCst)
+            && self
+                .head_since
+                .compare_exchange(NONE, self.now_ms(), SeqCst, SeqCst)
+                .is_ok()
+        {
+            self.wake.notify_one();
+        }
+    }
+
+    /// A request head was read in full; the request lasts as long as the guard.
+    pub fn request_started(self: &Arc<Self>, h2: bool) -> RequestGuard {
+        self.in_flight.fetch_add(1, SeqCst);
+        self.head_since.store(NONE, SeqCst);
+        if h2 {
+            self.h2.store(true, SeqCst);
+        }
+        RequestGuard(self.clone())
+    }
+
+    /// Resolves when the connection must be closed.
+    pub async fn cutoff(&self, limits: &ConnectionLimits) -> Cutoff {
+        let header = limits.header_read_timeout.as_millis() as u64;
+        let keep_alive = limits.keep_alive_timeout.as_millis() as u64;
+        loop {
+            let notified = self.wake.notified();
+            tokio::pin!(notified);
+            // Registered before the state is read, so a read in between still wakes us.
+            notified.as_mut().enable();
+            let now = self.now_ms();
+            let head = self.head_since.load(SeqCst);
+            let (deadline, reason) = if self.in_flight.load(SeqCst) > 0 {
+                // Busy: look again later (the request's end moves `idle_since`).
+                (now + header.min(keep_alive), None)
+            } else if head != NONE {
+                (head.saturating_add(header), Some(Cutoff::HeaderTimeout))
+            } else {
+                let idle = self.idle_since.load(SeqCst);
+                (
+                    idle.saturating_add(keep_alive),
+                    Some(Cutoff::KeepAliveTimeout),
+                )
+            };
+            if let Some(reason) = reason {
+                if now >= deadline {
+                    return reason;
+                }
+            }
+            let at = self.origin + Duration::from_millis(deadline);
+            tokio::select! {
+                _ = tokio::time::sleep_until(at) => {}
+                _ = &mut notified => {}
+            }
+        }
+    }
+}
+
+/// Held while a request is in flight (inside the response body until it is sent).
+pub struct RequestGuard(Arc<Activity>);
+
+impl Drop for RequestGuard {
+    fn drop(&mut self) {
+        let a = &self.0;
+        a.idle_since.store(a.now_ms(), SeqCst);
+        a.in_flight.fetch_sub(1, SeqCst);
+        // A shorter deadline may now apply (none is shorter than a busy recheck, but the
+        // wake keeps the clock exact).
+        a.wake.notify_one();
+    }
+}
+
+/// A response body that ends the request (drops its guard) when hyper is done with it.
+pub struct GuardedBody {
+    inner: axum::body::Body,
+    _guard: RequestGuard,
+}
+
+impl GuardedBody {
+    pub fn new(inner: axum::body::Body, guard: RequestGuard) -> Self {
+        GuardedBody {
+            inner,
+            _guard: guard,
+        }
+    }
+}
+
+impl Body for GuardedBody {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// The socket, telling [`Activity`] about every read.
+pub struct Watched<S> {
+    inner: S,
+    activity: Arc<Activity>,
+}
+
+impl<S> Watched<S> {
+    pub fn new(inner: S, activity: Arc<Activity>) -> Self {
+        Watched { inner, activity }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            self.activity.on_read();
+        }
+        polled
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits(max: usize, per_ip: usize) -> ConnectionLimits {
+        ConnectionLimits {
+            max_connections: max,
+            max_connections_per_ip: per_ip,
+            ..ConnectionLimits::default()
+        }
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn caps_per_ip_and_in_all_and_permits_free_places() {
+        let t = Tracker::new(
+            "main",
+            limits(3, 2),
+            vec![IpNet::parse("10.0.0.0/8").unwrap()],
+        );
+        let a1 = t.admit(ip("192.0.2.1")).unwrap();
+        let _a2 = t.admit(ip("::ffff:192.0.2.1")).unwrap();
+        assert_eq!(t.admit(ip("192.0.2.1")).err(), Some(Refused::PerIp));
+        drop(a1);
+        let _a3 = t.admit(ip("192.0.2.1")).unwrap();
+        // A trusted proxy is not capped per address, only in all.
+        let _p = t.admit(ip("10.0.0.5")).unwrap();
+        assert_eq!(t.admit(ip("10.0.0.5")).err(), Some(Refused::Global));
+        assert_eq!(t.admit(ip("192.0.2.2")).err(), Some(Refused::Global));
+        // IPv6 counts per /64.
+        let t = Tracker::new("main", limits(10, 1), vec![]);
+        let _v = t.admit(ip("2001:db8::1")).unwrap();
+        assert_eq!(t.admit(ip("2001:db8::2")).err(), Some(Refused::PerIp));
+        assert!(t.admit(ip("2001:db8:0:1::1")).is_ok());
+        assert_eq!(t.lock().total, 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn clocks_follow_reads_and_requests() {
+        let l = ConnectionLimits {
+            header_read_timeout: Duration::from_secs(10),
+            keep_alive_timeout: Duration::from_secs(60),
+            ..ConnectionLimits::default()
+        };
+        // Nothing sent after the accept: the header clock.
+        let a = Activity::new();
+        let t0 = Instant::now();
+        assert_eq!(a.cutoff(&l).await, Cutoff::HeaderTimeout);
+        assert_eq!(t0.elapsed(), Duration::from_secs(10));
+
+        // After a request: idle until keep_alive_timeout; a byte starts the header clock.
+        let a = Activity::new();
+        drop(a.request_started(false));
+        let t0 = Instant::now();
+        assert_eq!(a.cutoff(&l).await, Cutoff::KeepAliveTimeout);
+        assert_eq!(t0.elapsed(), Duration::from_secs(60));
+
+        let a = Activity::new();
+        drop(a.request_started(false));
+        let b = a.clone();
+        let t0 = Instant::now();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            b.on_read();
+        });
+        assert_eq!(a.cutoff(&l).await, Cutoff::HeaderTimeout);
+        assert_eq!(t0.elapsed(), Duration::from_secs(15));
+
+        // A request in flight is never cut; its end starts the idle clock.
+        let a = Activity::new();
+        let guard = a.request_started(false);
+        let t0 = Instant::now();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(100)).await;
+            drop(guard);
+        });
+        assert_eq!(a.cutoff(&l).await, Cutoff::KeepAliveTimeout);
+        assert_eq!(t0.elapsed(), Duration::from_secs(160));
+
+        // HTTP/2: frames between requests do not start the header clock.
+        let a = Activity::new();
+        drop(a.request_started(true));
+        a.on_read();
+        let t0 = Instant::now();
+        assert_eq!(a.cutoff(&l).await, Cutoff::KeepAliveTimeout);
+        assert_eq!(t0.elapsed(), Duration::from_secs(60));
+    }
+}
