@@ -79,6 +79,19 @@ struct Sentinel {
     service: String,
     /// One caller at a time asks the Sentinels for their view.
     checking: std::sync::atomic::AtomicBool,
+    /// The master the Sentinels named when last asked: a connection to any other node is
+    /// dropped, and none is kept to it.
+    named: std::sync::Mutex<Option<(String, u16)>>,
+}
+
+impl Sentinel {
+    /// Does `master` match what the Sentinels last named (or have they not been asked yet)?
+    fn agrees(&self, master: &Option<(String, u16)>) -> bool {
+        match &*self.named.lock().unwrap_or_else(|e| e.into_inner()) {
+            Some(named) => master.as_ref() == Some(named),
+            None => true,
+        }
+    }
 }
 
 struct SentinelState {
@@ -436,6 +449,7 @@ impl RedisStore {
             sentinels,
             service,
             checking: std::sync::atomic::AtomicBool::new(false),
+            named: std::sync::Mutex::new(None),
         })
     }
 
@@ -481,6 +495,12 @@ impl RedisStore {
             Backend::Single(m) => Ok(Conn::Manager(m.clone())),
             Backend::Sentinel(s) => {
                 let mut st = s.state.lock().await;
+                if st.conn.is_some() && !s.agrees(&st.master) {
+                    // After a failover the old master answers, with stale data, until the
+                    // Sentinels reconfigure it (10 s or more).
+                    tracing::info!("redis sentinel: the master moved; reconnecting");
+                    st.conn = None;
+                }
                 if let Some(c) = &st.conn {
                     return Ok(Conn::Mux(c.clone()));
                 }
@@ -501,6 +521,15 @@ impl RedisStore {
                 }
                 .await;
                 match res {
+                    Ok((_, master)) if !s.agrees(&master) => {
+                        // A Sentinel that has not yet learned of a failover named the old
+                        // master: wait for them to agree.
+                        let err = StoreError::Unavailable(
+                            "redis sentinel: the Sentinels do not agree on the master yet".into(),
+                        );
+                        st.failed = Some((Instant::now(), clone_err(&err)));
+                        Err(err)
+                    }
                     Ok((c, master)) => {
                         st.failed = None;
                         st.master = master;
@@ -661,25 +690,29 @@ impl RedisStore {
         if s.checking.swap(true, Ordering::AcqRel) {
             return;
         }
-        if let Some((master, replicas)) = ask_sentinels(s).await {
-            *self.replicas.lock().unwrap_or_else(|e| e.into_inner()) =
-                Some((Instant::now(), replicas));
-            let mut st = s.state.lock().await;
-            if st.conn.is_some() && st.master.as_ref() != Some(&master) {
-                tracing::info!(
-                    master = %format!("{}:{}", master.0, master.1),
-                    "redis sentinel: the master moved; reconnecting"
-                );
-                st.conn = None;
+        // Cleared on drop: this future may be cancelled (an operation timeout, a client gone).
+        struct Checking<'a>(&'a std::sync::atomic::AtomicBool);
+        impl Drop for Checking<'_> {
+            fn drop(&mut self) {
+                self.0.store(false, Ordering::Release);
             }
         }
-        s.checking.store(false, Ordering::Release);
+        let _checking = Checking(&s.checking);
+        if let Some((master, replicas)) = ask_sentinels(s).await {
+            *s.named.lock().unwrap_or_else(|e| e.into_inner()) = Some(master);
+            *self.replicas.lock().unwrap_or_else(|e| e.into_inner()) =
+                Some((Instant::now(), replicas));
+        }
     }
 }
 
-/// The first answering Sentinel's master for the group and the number of its replicas that
-/// are not down or disconnected; `None` if no Sentinel answers within [`RESPONSE_TIMEOUT`].
+/// The master of the group as named by the answering Sentinel with the highest
+/// `config-epoch` (the latest failover wins over a Sentinel that has not heard of it), and
+/// the number of its replicas that Sentinel does not see as down or disconnected; `None` if
+/// no Sentinel answers within [`RESPONSE_TIMEOUT`].
 async fn ask_sentinels(s: &Sentinel) -> Option<((String, u16), u64)> {
+    type Map = std::collections::HashMap<String, String>;
+    let mut best: Option<(u64, (String, u16), u64)> = None;
     for (host, port) in &s.sentinels {
         let ask = async {
             let client = redis::Client::open((host.clone(), *port))?;
@@ -688,28 +721,41 @@ async fn ask_sentinels(s: &Sentinel) -> Option<((String, u16), u64)> {
                 .await?;
             redis::pipe()
                 .cmd("SENTINEL")
-                .arg("get-master-addr-by-name")
+                .arg("MASTER")
                 .arg(&s.service)
                 .cmd("SENTINEL")
                 .arg("REPLICAS")
                 .arg(&s.service)
-                .query_async::<(
-                    (String, u16),
-                    Vec<std::collections::HashMap<String, String>>,
-                )>(&mut conn)
+                .query_async::<(Map, Vec<Map>)>(&mut conn)
                 .await
         };
-        if let Ok(Ok((master, replicas))) = tokio::time::timeout(RESPONSE_TIMEOUT, ask).await {
-            let live = replicas.iter().filter(|r| {
+        let Ok(Ok((master, replicas))) = tokio::time::timeout(RESPONSE_TIMEOUT, ask).await else {
+            continue;
+        };
+        let (Some(ip), Some(Ok(mport))) = (
+            master.get("ip").cloned(),
+            master.get("port").map(|p| p.parse::<u16>()),
+        ) else {
+            continue;
+        };
+        let epoch = master
+            .get("config-epoch")
+            .and_then(|e| e.parse().ok())
+            .unwrap_or(0);
+        let live = replicas
+            .iter()
+            .filter(|r| {
                 let flags = r.get("flags").map(String::as_str).unwrap_or("");
                 !flags
                     .split(',')
                     .any(|f| matches!(f, "s_down" | "o_down" | "disconnected"))
-            });
-            return Some((master, live.count() as u64));
+            })
+            .count() as u64;
+        if best.as_ref().is_none_or(|(e, _, _)| epoch > *e) {
+            best = Some((epoch, (ip, mport), live));
         }
     }
-    None
+    best.map(|(_, master, live)| (master, live))
 }
 
 /// `connected_slaves:<n>` of an `INFO replication` reply (0 if absent, e.g. on a replica).

@@ -554,11 +554,28 @@ async fn sentinel_failovers_under_load_keep_every_session() {
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
             let signed_out = Instant::now();
-            while doomed_probe().await != Outcome::Lost {
-                assert!(
-                    signed_out.elapsed() < Duration::from_secs(5),
-                    "the other instance still reads the signed-out session"
-                );
+            loop {
+                let seen = doomed_probe().await;
+                if seen == Outcome::Lost {
+                    break;
+                }
+                if signed_out.elapsed() > Duration::from_secs(5) {
+                    let on_app =
+                        probe(&client, &app.base, &doomed, "doomed@example.com", false).await;
+                    let nodes: Vec<String> = set
+                        .nodes
+                        .iter()
+                        .map(|n| {
+                            format!(
+                                "{}: {} {}",
+                                n.port(),
+                                redis_cli(n.port(), Some(PW), &["ROLE"]).replace('\n', " "),
+                                redis_cli(n.port(), Some(PW), &["DBSIZE"]).trim()
+                            )
+                        })
+                        .collect();
+                    panic!("the other instance still reads the signed-out session: {seen:?}; on app {on_app:?}; master {}; {nodes:?}", set.master_port());
+                }
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
             eprintln!(
