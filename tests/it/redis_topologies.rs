@@ -560,21 +560,18 @@ async fn sentinel_failovers_under_load_keep_every_session() {
                     break;
                 }
                 if signed_out.elapsed() > Duration::from_secs(5) {
+                    // Which instance still sees it, and what each node holds.
                     let on_app =
                         probe(&client, &app.base, &doomed, "doomed@example.com", false).await;
                     let nodes: Vec<String> = set
                         .nodes
                         .iter()
-                        .map(|n| {
-                            format!(
-                                "{}: {} {}",
-                                n.port(),
-                                redis_cli(n.port(), Some(PW), &["ROLE"]).replace('\n', " "),
-                                redis_cli(n.port(), Some(PW), &["DBSIZE"]).trim()
-                            )
-                        })
+                        .map(|n| redis_cli(n.port(), Some(PW), &["ROLE"]).replace('\n', " "))
                         .collect();
-                    panic!("the other instance still reads the signed-out session: {seen:?}; on app {on_app:?}; master {}; {nodes:?}", set.master_port());
+                    panic!(
+                        "a signed-out session still reads as {seen:?} on the second instance \
+                         ({on_app:?} on the first); nodes {nodes:?}"
+                    );
                 }
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
