@@ -56,13 +56,13 @@ const DELETE_IF_SCRIPT: &str =
 
 /// Longest wait for a replica to acknowledge a write (`WAIT 1 <ms>`).
 pub const WAIT_TIMEOUT: Duration = Duration::from_millis(500);
-/// How long a master's replica count (`INFO replication`) is trusted before it is asked again.
+/// How long the Sentinels' view (master, live replicas) is trusted before they are asked again.
 const REPLICAS_TTL: Duration = Duration::from_secs(1);
 
 /// [`Store`] on Redis (single node, Sentinel or Cluster).
 pub struct RedisStore {
     backend: Backend,
-    /// The Sentinel master's `connected_slaves` and when it was read.
+    /// How many replicas a write must reach (Sentinel only) and when that was learned.
     replicas: std::sync::Mutex<Option<(Instant, u64)>>,
 }
 
@@ -74,7 +74,7 @@ enum Backend {
 
 struct Sentinel {
     state: Mutex<SentinelState>,
-    /// The Sentinels' addresses and the group name, to ask them about replicas.
+    /// The Sentinels' addresses and the group name, to ask them for their view.
     sentinels: Vec<(String, u16)>,
     service: String,
     /// One caller at a time asks the Sentinels for their view.
@@ -619,9 +619,9 @@ impl RedisStore {
     /// Runs a write. On a Sentinel master that has replicas, the write is followed on the
     /// same connection by `WAIT 1`, so what latch acknowledges (a new session, a spent code,
     /// a sign-out) is on a replica too and survives a failover; if no replica confirms within
-    /// [`WAIT_TIMEOUT`] the write reports Unavailable. A master without replicas pays one
-    /// `INFO replication` per [`REPLICAS_TTL`]; single nodes (where failover is not
-    /// automatic) and Cluster writes are never waited for.
+    /// [`WAIT_TIMEOUT`] the write reports Unavailable. Without live replicas nothing is
+    /// waited for; single nodes (where failover is not automatic) and Cluster writes never
+    /// are.
     async fn write<T: redis::FromRedisValue>(&self, cmd: Cmd) -> Result<T, StoreError> {
         if !matches!(self.backend, Backend::Sentinel(_)) || self.replica_count().await? == 0 {
             return self.query(cmd).await;
@@ -677,10 +677,11 @@ impl RedisStore {
     }
 
     /// At most once per [`REPLICAS_TTL`] (and by one caller at a time), asks the Sentinels
-    /// which node is the master and how many live replicas it has. A connection to a node
-    /// they no longer name is dropped: after a failover the old master keeps answering,
-    /// with stale data, until the Sentinels reconfigure it (10 s or more), so without this a
-    /// session signed out on the new master could still read as valid.
+    /// which node is the master and how many live replicas it has. `conn`
+    /// keeps no connection to another node: after a failover the old master keeps
+    /// answering, with stale data, until the Sentinels reconfigure it (10 s or more), so a
+    /// session signed out on the new master could still read as valid there, and a write
+    /// made there is lost.
     async fn refresh_sentinel_view(&self, s: &Sentinel) {
         use std::sync::atomic::Ordering;
         let cached = *self.replicas.lock().unwrap_or_else(|e| e.into_inner());
