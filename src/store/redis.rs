@@ -505,8 +505,22 @@ impl RedisStore {
                     return Ok(Conn::Mux(c.clone()));
                 }
                 check_pause(&st.failed)?;
+                let named = s.named.lock().unwrap_or_else(|e| e.into_inner()).clone();
                 let res = async {
-                    let client = st.client.async_get_client().await?;
+                    let mut client = st.client.async_get_client().await?;
+                    // A Sentinel that has not heard of the latest failover still names the
+                    // old master: go to the one the latest view names, same credentials.
+                    if let Some((host, port)) = named {
+                        if !matches!(client.get_connection_info().addr(),
+                            ConnectionAddr::Tcp(h, p) if *h == host && *p == port)
+                        {
+                            let info = client
+                                .get_connection_info()
+                                .clone()
+                                .set_addr(ConnectionAddr::Tcp(host, port));
+                            client = redis::Client::open(info)?;
+                        }
+                    }
                     let master = match client.get_connection_info().addr() {
                         ConnectionAddr::Tcp(h, p)
                         | ConnectionAddr::TcpTls {
