@@ -142,6 +142,43 @@ pub fn presets() -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// Re-reads the configuration file at every `SIGHUP` (SPEC §5); a file with mistakes is
+/// reported, each with file:line:key, and not sent, so the running configuration stays.
+fn reload_on_sighup(path: std::path::PathBuf) -> crate::server::Reloads {
+    let (send, reloads) = tokio::sync::mpsc::channel(1);
+    // Registered before anything listens: SIGHUP's default action would end the process.
+    #[cfg(unix)]
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(hangups) => drop(tokio::spawn(watch_hangups(hangups, path, send))),
+        Err(e) => tracing::warn!(error = %e, "SIGHUP cannot be watched; reloading needs a restart"),
+    }
+    #[cfg(not(unix))]
+    drop((path, send));
+    reloads
+}
+
+#[cfg(unix)]
+async fn watch_hangups(
+    mut hangups: tokio::signal::unix::Signal,
+    path: std::path::PathBuf,
+    send: tokio::sync::mpsc::Sender<crate::config::Config>,
+) {
+    while hangups.recv().await.is_some() {
+        match crate::config::load(&path) {
+            Ok(config) => {
+                tracing::info!(file = %path.display(), "SIGHUP: configuration re-read");
+                if send.send(config).await.is_err() {
+                    return;
+                }
+            }
+            Err(errors) => tracing::error!(
+                file = %path.display(),
+                "SIGHUP: reload refused, the running configuration stays:\n{errors}"
+            ),
+        }
+    }
+}
+
 pub async fn serve(path: &std::path::Path) -> ExitCode {
     let config = match load(path) {
         Ok(c) => c,
@@ -154,7 +191,19 @@ pub async fn serve(path: &std::path::Path) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match crate::server::run(config, listener, crate::server::shutdown_signal()).await {
+    let metrics = match config.server.metrics_listen {
+        Some(addr) => match tokio::net::TcpListener::bind(addr).await {
+            Ok(l) => Some(l),
+            Err(e) => {
+                eprintln!("latch: cannot listen on server.metrics_listen {addr}: {e}");
+                return ExitCode::from(1);
+            }
+        },
+        None => None,
+    };
+    let reloads = reload_on_sighup(path.to_path_buf());
+    let shutdown = crate::server::shutdown_signal();
+    match crate::server::run_reloadable(config, listener, metrics, Some(reloads), shutdown).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("latch: {e}");

@@ -266,6 +266,9 @@ pub struct AuthError {
     pub reason: String,
     /// An extra sentence for the user (e.g. which provider to use instead); never secret.
     pub hint: Option<String>,
+    /// Configured provider ids the user should sign in with instead (`OAuthAccountNotLinked`);
+    /// a refused callback passes them on to the error page as `provider=`.
+    pub providers: Vec<String>,
 }
 
 impl AuthError {
@@ -274,6 +277,7 @@ impl AuthError {
             code,
             reason: reason.into(),
             hint: None,
+            providers: Vec::new(),
         }
     }
 

@@ -124,8 +124,21 @@ impl Users {
     }
 
     async fn refresh_profile(&self, mut user: User, profile: &Profile) -> Result<User, StoreError> {
+        let before = user.clone();
         if refresh(&mut user, profile) {
             self.save(&user).await?;
+            // The index follows the email: an address the user no longer holds verified must
+            // not keep pointing at them (it would block its next verified owner's entry).
+            if let (Some(old), true) = (before.email.as_deref(), before.email_verified) {
+                let kept = user.email_verified
+                    && user
+                        .email
+                        .as_deref()
+                        .is_some_and(|e| e.eq_ignore_ascii_case(old));
+                if !kept {
+                    self.remove_if_owned(&email_key(old), &user.id).await?;
+                }
+            }
             self.index_email(&user).await?;
         }
         Ok(user)
@@ -580,5 +593,66 @@ mod tests {
             .await
             .unwrap();
         assert_ne!(carl.id, carl2.id);
+    }
+
+    #[tokio::test]
+    async fn the_email_index_follows_email_changes() {
+        let (users, store) = users().await;
+        let ann = users
+            .sign_in("gh", &profile("1", "ann@x.test", true), None, false)
+            .await
+            .unwrap();
+        let owner = |email: &'static str| {
+            let store = store.clone();
+            async move { store.get(&email_key(email)).await.unwrap() }
+        };
+        assert_eq!(
+            owner("ann@x.test").await.as_deref(),
+            Some(ann.id.as_bytes())
+        );
+        // Ann's address changes at the provider: the old entry goes, the new one points at her.
+        let again = users
+            .sign_in("gh", &profile("1", "Ann@New.test", true), None, false)
+            .await
+            .unwrap();
+        assert_eq!(again.id, ann.id);
+        assert_eq!(owner("ann@x.test").await, None);
+        assert_eq!(
+            owner("ann@new.test").await.as_deref(),
+            Some(ann.id.as_bytes())
+        );
+        // A case-only change keeps the entry.
+        users
+            .sign_in("gh", &profile("1", "ann@new.test", true), None, false)
+            .await
+            .unwrap();
+        assert_eq!(
+            owner("ann@new.test").await.as_deref(),
+            Some(ann.id.as_bytes())
+        );
+
+        // The old address, now Bob's, is indexed for Bob, so a provider that may link by email
+        // joins Bob, not a new user.
+        let bob = users
+            .sign_in("gitlab", &profile("b", "ann@x.test", true), None, false)
+            .await
+            .unwrap();
+        assert_ne!(bob.id, ann.id);
+        assert_eq!(
+            owner("ann@x.test").await.as_deref(),
+            Some(bob.id.as_bytes())
+        );
+        let linked = users
+            .sign_in("google", &profile("g", "ann@x.test", true), None, true)
+            .await
+            .unwrap();
+        assert_eq!(linked.id, bob.id);
+
+        // An address that stops being verified leaves the index too.
+        users
+            .sign_in("gh", &profile("1", "ann@new.test", false), None, false)
+            .await
+            .unwrap();
+        assert_eq!(owner("ann@new.test").await, None);
     }
 }

@@ -240,4 +240,50 @@ mod tests {
         );
         assert!(es256_kid(&none).unwrap_err().contains("not ES256"));
     }
+
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Arbitrary text is never a valid token, and reading it never panics.
+        #[test]
+        fn arbitrary_input_is_never_accepted(
+            raw in prop_oneof![
+                "\\PC{0,120}",
+                "[A-Za-z0-9_=-]{0,40}\\.[A-Za-z0-9_=-]{0,40}\\.[A-Za-z0-9_=-]{0,90}",
+            ],
+        ) {
+            let key = SigningKey::generate();
+            let point = p256_point(&key.public_jwk()).unwrap();
+            let _ = es256_kid(&raw);
+            prop_assert!(verify_es256(&raw, &point).is_err());
+            let _ = p256_point(&serde_json::json!({"kty": "EC", "crv": "P-256", "x": raw, "y": raw}));
+        }
+
+        /// Changing any one character of a signed token (or cutting it short, or adding to it)
+        /// makes it fail verification.
+        #[test]
+        fn a_tampered_token_is_never_accepted(
+            at in any::<prop::sample::Index>(),
+            with in prop::sample::select(b"AQgw_-.=e0Z ".to_vec()),
+            cut in any::<bool>(),
+        ) {
+            let key = SigningKey::generate();
+            let point = p256_point(&key.public_jwk()).unwrap();
+            let token = key.sign(&json!({"sub": "u1", "aud": "api"}));
+            prop_assert!(verify_es256(&token, &point).is_ok());
+            let mut bytes = token.clone().into_bytes();
+            let i = at.index(bytes.len());
+            if cut {
+                bytes.truncate(i);
+            } else if bytes[i] == with {
+                bytes.insert(i, with);
+            } else {
+                bytes[i] = with;
+            }
+            let tampered = String::from_utf8(bytes).unwrap();
+            prop_assert!(verify_es256(&tampered, &point).is_err(), "{tampered}");
+        }
+    }
 }

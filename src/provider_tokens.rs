@@ -274,11 +274,10 @@ async fn refresh_locked(
 }
 
 async fn release(store: &dyn Store, key: &str, owner: &str) {
-    // Only the owner deletes it (a lock that outlived its TTL may be someone else's now).
-    if let Ok(Some(value)) = store.get(key).await {
-        if value == owner.as_bytes() {
-            let _ = store.delete(key).await;
-        }
+    // Only the owner deletes it (a lock that outlived its TTL may be someone else's now),
+    // compared and deleted in one step.
+    if let Err(e) = store.delete_if(key, owner.as_bytes()).await {
+        tracing::warn!(error = %e, "provider token lock not released; it expires by itself");
     }
 }
 

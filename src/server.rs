@@ -35,14 +35,30 @@ pub enum StartError {
     Io(#[from] std::io::Error),
 }
 
+/// New configurations for a running server (`latch serve` sends one per `SIGHUP`).
+pub type Reloads = tokio::sync::mpsc::Receiver<Config>;
+
 /// Builds the application state for a server listening on `listener`.
 pub async fn build(config: Config, listener: &TcpListener) -> Result<Arc<App>, StartError> {
-    let local_addr = listener.local_addr()?;
+    let store = open_store(&config).await?;
+    build_on(config, listener.local_addr()?, store)
+}
+
+async fn open_store(config: &Config) -> Result<Arc<dyn Store>, StartError> {
+    let sqlite_path = config.store.sqlite_path();
+    Ok(store::metered(
+        store::open(&config.store.url, sqlite_path.as_deref()).await?,
+    ))
+}
+
+/// The application state on an open store.
+fn build_on(
+    config: Config,
+    local_addr: std::net::SocketAddr,
+    store: Arc<dyn Store>,
+) -> Result<Arc<App>, StartError> {
     // The process's metrics recorder, installed before anything is counted.
     crate::telemetry::handle();
-    let sqlite_path = config.store.sqlite_path();
-    let store: Arc<dyn Store> =
-        store::metered(store::open(&config.store.url, sqlite_path.as_deref()).await?);
     let templates =
         Templates::new(config.server.templates.clone()).map_err(StartError::Templates)?;
     let providers =
@@ -99,6 +115,19 @@ pub async fn run_with(
     metrics: Option<TcpListener>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
+    run_reloadable(config, listener, metrics, None, shutdown).await
+}
+
+/// [`run_with`], switching to each configuration that arrives on `reloads` for new requests
+/// (SPEC §5: sessions and flows in progress live in the store, so they carry over).
+pub async fn run_reloadable(
+    config: Config,
+    listener: TcpListener,
+    metrics: Option<TcpListener>,
+    reloads: Option<Reloads>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), StartError> {
+    let local_addr = listener.local_addr()?;
     let app = build(config, &listener).await?;
     tracing::info!(
         listen = %listener.local_addr()?,
@@ -118,6 +147,18 @@ pub async fn run_with(
     }
     let limits = app.config.server.connections;
     let trusted = app.config.server.trusted_proxies.clone();
+    let (main_router, main_routers) = tokio::sync::watch::channel(web::router(app.clone()));
+    let (metrics_router, metrics_routers) =
+        tokio::sync::watch::channel(web::metrics_router(app.clone()));
+    if let Some(reloads) = reloads {
+        tokio::spawn(apply_reloads(
+            reloads,
+            app.clone(),
+            local_addr,
+            main_router,
+            metrics_router,
+        ));
+    }
     // One shutdown signal for both listeners.
     let (stop, stopped) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
@@ -133,27 +174,76 @@ pub async fn run_with(
     let main = serve(
         "main",
         listener,
-        web::router(app.clone()),
+        main_routers,
         limits,
         trusted.clone(),
         signal(),
     );
     match metrics {
         Some(m) => {
-            let metrics = serve(
-                "metrics",
-                m,
-                web::metrics_router(app),
-                limits,
-                trusted,
-                signal(),
-            );
+            let metrics = serve("metrics", m, metrics_routers, limits, trusted, signal());
             tokio::join!(main, metrics);
         }
         None => main.await,
     }
+    drop(app);
     tracing::info!("latch stopped");
     Ok(())
+}
+
+/// Builds the state for each new configuration and puts its routers in place; a
+/// configuration that cannot be built is reported and the running one stays. The store is
+/// always kept (so nothing in flight is lost); what only a restart can change (the store,
+/// the listeners and their connection limits) is said in the log.
+async fn apply_reloads(
+    mut reloads: Reloads,
+    mut app: Arc<App>,
+    local_addr: std::net::SocketAddr,
+    main: tokio::sync::watch::Sender<Router>,
+    metrics: tokio::sync::watch::Sender<Router>,
+) {
+    while let Some(config) = reloads.recv().await {
+        let old = &app.config;
+        let mut restart_only = Vec::new();
+        if config.server.listen != old.server.listen {
+            restart_only.push("server.listen");
+        }
+        if config.server.metrics_listen != old.server.metrics_listen {
+            restart_only.push("server.metrics_listen");
+        }
+        if config.server.connections != old.server.connections {
+            restart_only.push("the [server] connection limits");
+        }
+        if config.server.trusted_proxies != old.server.trusted_proxies {
+            restart_only.push("server.trusted_proxies (for the connection caps)");
+        }
+        // Sessions and flows in progress live in the store: it is never switched while running.
+        if config.store.url != old.store.url {
+            restart_only.push("store.url");
+        }
+        let mut config = config;
+        config.store = old.store.clone();
+        match build_on(config, local_addr, app.store.clone()) {
+            Ok(new) => {
+                let _ = main.send_replace(web::router(new.clone()));
+                let _ = metrics.send_replace(web::metrics_router(new.clone()));
+                tracing::info!(
+                    providers = new.providers.iter().count(),
+                    "configuration reloaded; new requests use it"
+                );
+                if !restart_only.is_empty() {
+                    tracing::warn!(
+                        "changed but only taken at the next start: {}",
+                        restart_only.join(", ")
+                    );
+                }
+                app = new;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "reload refused; the running configuration stays")
+            }
+        }
+    }
 }
 
 /// hyper's own caps on a request head. Past them hyper answers a bare 431 itself (it never
@@ -170,7 +260,7 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 async fn serve(
     name: &'static str,
     listener: TcpListener,
-    router: Router,
+    routers: tokio::sync::watch::Receiver<Router>,
     limits: ConnectionLimits,
     trusted_proxies: Vec<IpNet>,
     shutdown: impl Future<Output = ()>,
@@ -211,13 +301,15 @@ async fn serve(
             continue;
         };
         let activity = connections::Activity::new();
-        let router = router.clone();
+        let routers = routers.clone();
         let requests = activity.clone();
         let service = tower::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
             let guard = requests.request_started(request.version() == hyper::Version::HTTP_2);
             let mut request = request.map(axum::body::Body::new);
             request.extensions_mut().insert(ConnectInfo(peer));
-            let response = router.clone().oneshot(request);
+            // The router of the configuration in force when the request arrived.
+            let router = routers.borrow().clone();
+            let response = router.oneshot(request);
             async move {
                 let response = response.await?;
                 Ok::<_, std::convert::Infallible>(

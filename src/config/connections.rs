@@ -1,4 +1,4 @@
-//! `[server]` keys that bound connections (`header_read_timeout`, `keep_alive_timeout`,
+//! `[server]` keys that bound connections (`header_read_timeout`, `request_timeout`, `keep_alive_timeout`,
 //! `max_connections`, `max_connections_per_ip`) and `metrics_listen`.
 
 use std::net::SocketAddr;
@@ -14,6 +14,9 @@ pub struct ConnectionLimits {
     /// A request head (request line and headers) must arrive within this, counted from
     /// its first byte (from the accept for a connection's first request).
     pub header_read_timeout: Duration,
+    /// A request still in flight this long after it began (a body that trickles in, a
+    /// response the client does not read) has its connection closed.
+    pub request_timeout: Duration,
     /// A connection with no request in flight and no byte of a new one is closed after this.
     pub keep_alive_timeout: Duration,
     /// Open connections in all; one more is closed at once.
@@ -27,6 +30,9 @@ impl Default for ConnectionLimits {
     fn default() -> Self {
         ConnectionLimits {
             header_read_timeout: Duration::from_secs(10),
+            // Above a sign-in callback's worst case (discovery, token, JWKS and userinfo
+            // calls at the default 10 s provider timeout each).
+            request_timeout: Duration::from_secs(60),
             keep_alive_timeout: Duration::from_secs(60),
             max_connections: 10_000,
             max_connections_per_ip: 256,
@@ -43,6 +49,11 @@ pub(crate) fn connections(ctx: &mut Ctx, p: &KeyPath, raw: &RawServer) -> Option
         &p.key("header_read_timeout"),
         raw.header_read_timeout.as_ref(),
         d.header_read_timeout,
+    );
+    let request_timeout = ctx.duration(
+        &p.key("request_timeout"),
+        raw.request_timeout.as_ref(),
+        d.request_timeout,
     );
     let keep_alive_timeout = ctx.duration(
         &p.key("keep_alive_timeout"),
@@ -77,6 +88,7 @@ pub(crate) fn connections(ctx: &mut Ctx, p: &KeyPath, raw: &RawServer) -> Option
     }
     Some(ConnectionLimits {
         header_read_timeout: header_read_timeout?,
+        request_timeout: request_timeout?,
         keep_alive_timeout: keep_alive_timeout?,
         max_connections,
         max_connections_per_ip,

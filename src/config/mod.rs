@@ -164,6 +164,8 @@ pub struct ServerConfig {
     pub connections: ConnectionLimits,
     /// A second listener that alone serves `/metrics` (the main one answers 404 for it).
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// Where refused callbacks send the browser instead of `{base_path}/error`.
+    pub error_url: Option<url::Url>,
 }
 
 impl ServerConfig {
@@ -296,6 +298,8 @@ pub struct ProviderConfig {
     /// tokens are only kept (sealed) when this is on.
     pub expose_tokens: bool,
     pub timeout: Duration,
+    /// The most latch reads of any answer from this provider (bytes).
+    pub max_response_bytes: usize,
     /// Key `token_endpoint_auth_method`.
     pub token_auth: TokenAuth,
     /// Key `response_mode`.
@@ -405,5 +409,7 @@ pub struct ProfileMapping {
 
 #[cfg(test)]
 mod preset_tests;
+#[cfg(test)]
+mod props;
 #[cfg(test)]
 mod tests;

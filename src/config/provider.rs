@@ -362,6 +362,7 @@ const ALL_KEYS: &[&str] = &[
     "link_by_email",
     "expose_tokens",
     "timeout",
+    "max_response_bytes",
     "token_endpoint_auth_method",
     "response_mode",
     "allowed_email_domains",
@@ -387,7 +388,7 @@ fn key_scope(key: &str, base: &Base) -> Result<(), String> {
     let only = |preset: &str| format!("applies only to preset \"{preset}\"");
     match key {
         "name" | "client_id" | "scopes" | "link_by_email" | "expose_tokens" | "timeout"
-        | "logo"
+        | "max_response_bytes" | "logo"
         | "allowed_email_domains" | "allowed_emails" => Ok(()),
         "client_secret" if dev => {
             Err("does not apply to preset \"dev\": the dev provider makes its own".to_string())
@@ -702,6 +703,7 @@ pub(crate) fn provider(
     };
 
     let timeout = ctx.duration(&path.key("timeout"), raw.timeout.as_ref(), DEFAULT_TIMEOUT);
+    let max_response_bytes = max_response_bytes(ctx, &path, raw.max_response_bytes);
 
     if !ok {
         return None;
@@ -717,6 +719,7 @@ pub(crate) fn provider(
         link_by_email: raw.link_by_email.unwrap_or(false),
         expose_tokens: raw.expose_tokens.unwrap_or(false),
         timeout: timeout?,
+        max_response_bytes: max_response_bytes?,
         token_auth: token_auth?,
         response_mode: response_mode?,
         access: access?,
@@ -724,6 +727,26 @@ pub(crate) fn provider(
         authorization_params: authorization_params?,
         apple: apple?,
     })
+}
+
+/// The most latch reads of one answer from the provider: 1 MiB unless set, within 1 KiB..64 MiB.
+fn max_response_bytes(ctx: &mut Ctx, path: &KeyPath, raw: Option<i64>) -> Option<usize> {
+    const DEFAULT: i64 = 1 << 20;
+    const RANGE: std::ops::RangeInclusive<i64> = 1024..=(64 << 20);
+    let value = raw.unwrap_or(DEFAULT);
+    if RANGE.contains(&value) {
+        Some(value as usize)
+    } else {
+        ctx.err(
+            &path.key("max_response_bytes"),
+            format!(
+                "must be a number of bytes from {} to {} (default {DEFAULT}, 1 MiB), not {value}",
+                RANGE.start(),
+                RANGE.end()
+            ),
+        );
+        None
+    }
 }
 
 /// Validate what can be without knowing the preset or type, so a file with a

@@ -19,10 +19,12 @@ pub(crate) struct RawServer {
     pub templates: Option<String>,
     // Connection bounds (config/connections.rs).
     pub header_read_timeout: Option<RawDuration>,
+    pub request_timeout: Option<RawDuration>,
     pub keep_alive_timeout: Option<RawDuration>,
     pub max_connections: Option<i64>,
     pub max_connections_per_ip: Option<i64>,
     pub metrics_listen: Option<String>,
+    pub error_url: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -75,6 +77,7 @@ pub(crate) struct RawProvider {
     pub link_by_email: Option<bool>,
     pub expose_tokens: Option<bool>,
     pub timeout: Option<RawDuration>,
+    pub max_response_bytes: Option<i64>,
     pub token_endpoint_auth_method: Option<String>,
     pub response_mode: Option<String>,
     pub allowed_email_domains: Option<Vec<String>>,
@@ -110,6 +113,7 @@ impl RawProvider {
             ("link_by_email", self.link_by_email.is_some()),
             ("expose_tokens", self.expose_tokens.is_some()),
             ("timeout", self.timeout.is_some()),
+            ("max_response_bytes", self.max_response_bytes.is_some()),
             (
                 "token_endpoint_auth_method",
                 self.token_endpoint_auth_method.is_some(),

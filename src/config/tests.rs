@@ -795,12 +795,13 @@ fn connection_limits_defaults_and_values() {
     assert_eq!(c.server.connections.max_connections_per_ip, 256);
     assert_eq!(c.server.metrics_listen, None);
     let c = ok(&with(
-        "header_read_timeout = \"2s\"\nkeep_alive_timeout = \"5m\"\nmax_connections = 50\nmax_connections_per_ip = 5\nmetrics_listen = \"127.0.0.1:9090\"\n",
+        "header_read_timeout = \"2s\"\nrequest_timeout = \"90s\"\nkeep_alive_timeout = \"5m\"\nmax_connections = 50\nmax_connections_per_ip = 5\nmetrics_listen = \"127.0.0.1:9090\"\n",
     ));
     assert_eq!(
         c.server.connections,
         ConnectionLimits {
             header_read_timeout: Duration::from_secs(2),
+            request_timeout: Duration::from_secs(90),
             keep_alive_timeout: Duration::from_secs(300),
             max_connections: 50,
             max_connections_per_ip: 5,

@@ -419,6 +419,23 @@ fn server(ctx: &mut Ctx, raw: RawServer, base_dir: &Path) -> Option<ServerConfig
         raw.metrics_listen.as_deref(),
         listen.as_deref(),
     );
+    let eu_path = p.key("error_url");
+    let error_url = ctx
+        .opt_string(&eu_path, raw.error_url.as_deref())
+        .and_then(|v| match (v, &public_url, &trusted_origins) {
+            (None, _, _) => Some(None),
+            (Some(v), Some(public), Some(trusted)) => {
+                match super::origin::check_error_url(&v, public, trusted) {
+                    Ok(url) => Some(Some(url)),
+                    Err(e) => {
+                        ctx.err(&eu_path, e);
+                        None
+                    }
+                }
+            }
+            // public_url or trusted_origins is wrong: reported on its own.
+            (Some(_), _, _) => None,
+        });
 
     Some(ServerConfig {
         listen: listen?,
@@ -431,6 +448,7 @@ fn server(ctx: &mut Ctx, raw: RawServer, base_dir: &Path) -> Option<ServerConfig
         templates: templates?,
         connections: connections?,
         metrics_listen: metrics_listen?,
+        error_url: error_url?,
     })
 }
 

@@ -1,9 +1,8 @@
 //! GitHub done right: the email kept is the primary *verified* one from `/user/emails`
 //! (next-auth takes the first address without looking), and organisation membership is
 //! checked with `/user/memberships/orgs/{org}`.
-use super::http::{send, CallError};
+use super::http::{send, Budget, CallError};
 use serde::Deserialize;
-use std::time::Duration;
 use url::Url;
 
 #[derive(Deserialize)]
@@ -28,12 +27,12 @@ pub async fn primary_verified_email(
     http: &reqwest::Client,
     emails_url: &Url,
     token: &str,
-    timeout: Duration,
+    budget: Budget,
 ) -> Result<Option<String>, CallError> {
     let (status, body) = send(
         "github emails",
         get(http, emails_url.clone(), token),
-        timeout,
+        budget,
     )
     .await?;
     if status == 403 || status == 404 {
@@ -69,7 +68,7 @@ pub async fn is_member(
     api_url: &Url,
     org: &str,
     token: &str,
-    timeout: Duration,
+    budget: Budget,
 ) -> Result<bool, CallError> {
     let mut url = api_url.clone();
     let path = format!(
@@ -78,7 +77,7 @@ pub async fn is_member(
         url::form_urlencoded::byte_serialize(org.as_bytes()).collect::<String>()
     );
     url.set_path(&path);
-    let (status, body) = send("github org membership", get(http, url, token), timeout).await?;
+    let (status, body) = send("github org membership", get(http, url, token), budget).await?;
     match status {
         200 => {
             let m: Membership =

@@ -82,10 +82,55 @@ pub fn profile(userinfo: &Value, mapping: &ProfileMapping) -> Result<Profile, St
     })
 }
 
+/// Is a provider's profile image URL fit to keep (and show on latch's pages and hand to
+/// apps)? Only `https:`, or `http:` on a loopback host (a provider under test), with a host,
+/// no credentials and at most 2048 bytes; `javascript:`, `data:`, plain http and the like are
+/// dropped at sign-in.
+pub fn acceptable_image(url: &str) -> bool {
+    if url.len() > 2048 {
+        return false;
+    }
+    let Ok(parsed) = url::Url::parse(url) else {
+        return false;
+    };
+    let scheme_ok = match parsed.scheme() {
+        "https" => parsed.host().is_some(),
+        "http" => super::http::is_loopback(&parsed),
+        _ => false,
+    };
+    scheme_ok && parsed.username().is_empty() && parsed.password().is_none()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn only_https_images_are_kept() {
+        for good in [
+            "https://cdn.example/a.png",
+            "https://lh3.googleusercontent.com/a/x=s96-c",
+            "http://127.0.0.1:4444/avatar.png",
+            "http://localhost/a.png",
+        ] {
+            assert!(acceptable_image(good), "{good}");
+        }
+        for bad in [
+            "http://cdn.example/a.png",
+            "javascript:alert(1)",
+            "data:image/png;base64,AAAA",
+            "//cdn.example/a.png",
+            "/avatar.png",
+            "ftp://cdn.example/a.png",
+            "https://user:pw@cdn.example/a.png",
+            "",
+        ] {
+            assert!(!acceptable_image(bad), "{bad}");
+        }
+        let long = format!("https://cdn.example/{}", "a".repeat(2048));
+        assert!(!acceptable_image(&long));
+    }
 
     fn mapping() -> ProfileMapping {
         ProfileMapping {

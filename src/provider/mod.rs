@@ -247,7 +247,7 @@ impl Provider {
             client_id: &self.config.client_id,
             auth,
             client_secret,
-            timeout: self.config.timeout,
+            budget: http::Budget::of(&self.config),
         })
     }
 
@@ -299,6 +299,14 @@ impl Provider {
         if profile.name.is_none() {
             profile.name = extras.apple_user.and_then(apple::name_from_user_field);
         }
+        if profile
+            .image
+            .as_deref()
+            .is_some_and(|u| !mapping::acceptable_image(u))
+        {
+            tracing::info!(provider = %self.id(), "profile image dropped: not an https URL");
+            profile.image = None;
+        }
         Ok((profile, tokens))
     }
 
@@ -344,7 +352,7 @@ impl Provider {
             .get(userinfo_url.clone())
             .bearer_auth(&tokens.access_token)
             .header(reqwest::header::ACCEPT, "application/json");
-        let (status, body) = http::send("userinfo", request, self.config.timeout)
+        let (status, body) = http::send("userinfo", request, http::Budget::of(&self.config))
             .await
             .map_err(call_error)?;
         if status != 200 {
@@ -373,7 +381,7 @@ impl Provider {
                         &self.http,
                         url,
                         &tokens.access_token,
-                        self.config.timeout,
+                        http::Budget::of(&self.config),
                     )
                     .await
                     .map_err(call_error)?;
@@ -466,7 +474,7 @@ impl Provider {
                 api,
                 org,
                 &tokens.access_token,
-                self.config.timeout,
+                http::Budget::of(&self.config),
             )
             .await
             .map_err(call_error)?;
@@ -524,7 +532,7 @@ impl Providers {
                     None,
                     pc.client_id.clone(),
                     http.clone(),
-                    pc.timeout,
+                    http::Budget::of(pc),
                 )),
                 ProviderKind::Dev => {
                     let path = format!("{}/dev/{}", config.server.base_path, pc.id);
@@ -545,7 +553,7 @@ impl Providers {
                         Some(back_channel),
                         pc.client_id.clone(),
                         http.clone(),
-                        pc.timeout,
+                        http::Budget::of(pc),
                     ))
                 }
                 ProviderKind::OAuth2 { .. } => None,
@@ -587,5 +595,29 @@ impl Providers {
 
     pub fn iter(&self) -> impl Iterator<Item = &Arc<Provider>> {
         self.list.iter()
+    }
+
+    /// The origins of every provider's authorization endpoint (sorted, without repeats): a
+    /// sign-in form posts to latch, which redirects there, and CSP `form-action` covers that
+    /// redirect too.
+    pub fn authorization_origins(&self) -> Vec<String> {
+        let mut origins: Vec<String> = self
+            .list
+            .iter()
+            .flat_map(|p| match (&p.oidc, &p.config.kind) {
+                (Some(oidc), _) => oidc.authorization_origins(),
+                (
+                    None,
+                    ProviderKind::OAuth2 {
+                        authorization_url, ..
+                    },
+                ) => vec![authorization_url.origin().ascii_serialization()],
+                (None, _) => Vec::new(),
+            })
+            .filter(|o| o != "null")
+            .collect();
+        origins.sort();
+        origins.dedup();
+        origins
     }
 }

@@ -1,6 +1,6 @@
 //! An OpenID Connect relying party for one issuer: discovery and JWKS (both cached), the
 //! authorization URL, the code exchange, ID token verification and userinfo.
-use super::http::{excerpt, send, CallError};
+use super::http::{excerpt, fetch, is_loopback, send, Budget, CallError};
 use super::Profile;
 use crate::config::{IssuerRule, TokenAuth};
 use chrono::{Duration as ChronoDuration, Utc};
@@ -20,6 +20,12 @@ use url::Url;
 const DISCOVERY_TTL: Duration = Duration::from_secs(3600);
 /// An unknown `kid` refetches the JWKS at most this often per issuer.
 const JWKS_REFETCH_INTERVAL: Duration = Duration::from_secs(30);
+/// How long a key set is trusted: the JWKS answer's `Cache-Control: max-age`, within these
+/// bounds (a key the provider removed stops being trusted after at most `JWKS_MAX_TTL`; a
+/// `max-age=0` does not make every sign-in refetch), and `JWKS_DEFAULT_TTL` without one.
+const JWKS_MIN_TTL: Duration = Duration::from_secs(5 * 60);
+const JWKS_MAX_TTL: Duration = Duration::from_secs(24 * 3600);
+const JWKS_DEFAULT_TTL: Duration = Duration::from_secs(3600);
 /// Clock skew tolerated on `exp` and `iat`.
 const CLOCK_SKEW_SECS: i64 = 60;
 
@@ -36,6 +42,8 @@ pub struct Discovery {
     pub authorization_response_iss_parameter_supported: bool,
     #[serde(default)]
     pub token_endpoint_auth_methods_supported: Option<Vec<String>>,
+    #[serde(default)]
+    pub end_session_endpoint: Option<Url>,
 }
 
 /// Why an ID token was refused; the text goes to the log.
@@ -57,14 +65,18 @@ pub struct OidcClient {
     discovery_base: Url,
     client_id: String,
     http: reqwest::Client,
-    timeout: Duration,
+    budget: Budget,
     discovery: Mutex<Option<(Arc<Discovery>, Instant)>>,
+    /// The discovered authorization endpoint's origin, readable without awaiting (for the
+    /// pages' CSP `form-action`).
+    authorization_origin: std::sync::Mutex<Option<String>>,
     jwks: Mutex<JwksCache>,
 }
 
 #[derive(Default)]
 struct JwksCache {
-    keys: Option<Arc<CoreJsonWebKeySet>>,
+    /// The key set and until when it is trusted.
+    keys: Option<(Arc<CoreJsonWebKeySet>, Instant)>,
     /// When a token's unknown `kid` last forced a refetch (the rate-limited case).
     last_forced: Option<Instant>,
 }
@@ -76,7 +88,7 @@ impl OidcClient {
         discovery_base: Option<Url>,
         client_id: String,
         http: reqwest::Client,
-        timeout: Duration,
+        budget: Budget,
     ) -> Self {
         OidcClient {
             discovery_base: discovery_base.unwrap_or_else(|| issuer.clone()),
@@ -84,8 +96,9 @@ impl OidcClient {
             issuer_rule,
             client_id,
             http,
-            timeout,
+            budget,
             discovery: Mutex::new(None),
+            authorization_origin: std::sync::Mutex::new(None),
             jwks: Mutex::new(JwksCache::default()),
         }
     }
@@ -108,7 +121,7 @@ impl OidcClient {
             }
         }
         let url = well_known(&self.discovery_base);
-        let (status, body) = send("discovery", self.http.get(url), self.timeout).await?;
+        let (status, body) = send("discovery", self.http.get(url), self.budget).await?;
         if status != 200 {
             return Err(CallError::Status {
                 endpoint: "discovery",
@@ -119,6 +132,10 @@ impl OidcClient {
         let doc: Discovery = serde_json::from_slice(&body).map_err(|e| CallError::Malformed {
             endpoint: "discovery",
             reason: e.to_string(),
+        })?;
+        check_endpoints(&self.issuer, &doc).map_err(|reason| CallError::Malformed {
+            endpoint: "discovery",
+            reason,
         })?;
         if !self.accepts_discovered_issuer(&doc.issuer) {
             return Err(CallError::Malformed {
@@ -132,7 +149,26 @@ impl OidcClient {
         }
         let doc = Arc::new(doc);
         *cached = Some((doc.clone(), Instant::now()));
+        *self
+            .authorization_origin
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) =
+            Some(doc.authorization_endpoint.origin().ascii_serialization());
         Ok(doc)
+    }
+
+    /// Where the browser is sent to sign in: the issuer's origin (where nearly every provider
+    /// has its authorization endpoint, known before discovery) and, once discovered, the
+    /// authorization endpoint's own.
+    pub fn authorization_origins(&self) -> Vec<String> {
+        let mut origins = vec![self.issuer.origin().ascii_serialization()];
+        let discovered = self
+            .authorization_origin
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        origins.extend(discovered);
+        origins
     }
 
     fn accepts_discovered_issuer(&self, discovered: &str) -> bool {
@@ -204,38 +240,49 @@ impl OidcClient {
         })
     }
 
-    async fn fetch_jwks(&self, uri: &Url) -> Result<CoreJsonWebKeySet, CallError> {
-        let (status, body) = send("jwks", self.http.get(uri.clone()), self.timeout).await?;
-        if status != 200 {
+    /// The key set and how long to trust it (from `Cache-Control`).
+    async fn fetch_jwks(&self, uri: &Url) -> Result<(CoreJsonWebKeySet, Duration), CallError> {
+        let answer = fetch("jwks", self.http.get(uri.clone()), self.budget).await?;
+        if answer.status != 200 {
             return Err(CallError::Status {
                 endpoint: "jwks",
-                status,
+                status: answer.status,
                 detail: String::new(),
             });
         }
-        serde_json::from_slice(&body).map_err(|e| CallError::Malformed {
+        let keys = serde_json::from_slice(&answer.body).map_err(|e| CallError::Malformed {
             endpoint: "jwks",
             reason: e.to_string(),
-        })
+        })?;
+        let cache_control = answer
+            .headers
+            .get_all(reqwest::header::CACHE_CONTROL)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect::<Vec<_>>()
+            .join(",");
+        Ok((keys, jwks_ttl(&cache_control)))
     }
 
-    /// The cached key set; `refresh` refetches it unless that happened in the last 30 s.
-    async fn keys(&self, refresh: bool) -> Result<Arc<CoreJsonWebKeySet>, CallError> {
+    /// The cached key set (refetched once its time is up); `refresh` refetches it unless a
+    /// forced refetch happened in the last 30 s. `now` is the caller's clock.
+    async fn keys(&self, refresh: bool, now: Instant) -> Result<Arc<CoreJsonWebKeySet>, CallError> {
         let discovery = self.discovery().await?;
         let mut cache = self.jwks.lock().await;
         let recently = cache
             .last_forced
-            .is_some_and(|at| at.elapsed() < JWKS_REFETCH_INTERVAL);
+            .is_some_and(|at| now.saturating_duration_since(at) < JWKS_REFETCH_INTERVAL);
         match (&cache.keys, refresh) {
-            (Some(keys), false) => return Ok(keys.clone()),
-            (Some(keys), true) if recently => return Ok(keys.clone()),
+            (Some((keys, until)), false) if now < *until => return Ok(keys.clone()),
+            (Some((keys, until)), true) if recently && now < *until => return Ok(keys.clone()),
             _ => {}
         }
-        let keys = Arc::new(self.fetch_jwks(&discovery.jwks_uri).await?);
+        let (keys, ttl) = self.fetch_jwks(&discovery.jwks_uri).await?;
+        let keys = Arc::new(keys);
         if refresh {
-            cache.last_forced = Some(Instant::now());
+            cache.last_forced = Some(now);
         }
-        cache.keys = Some(keys.clone());
+        cache.keys = Some((keys.clone(), now + ttl));
         Ok(keys)
     }
 
@@ -247,6 +294,16 @@ impl OidcClient {
         raw: &str,
         nonce: &str,
     ) -> Result<serde_json::Value, VerifyError> {
+        self.verify_id_token_at(raw, nonce, Instant::now()).await
+    }
+
+    /// [`Self::verify_id_token`] with the key cache's clock given (tests move it forward).
+    async fn verify_id_token_at(
+        &self,
+        raw: &str,
+        nonce: &str,
+        now: Instant,
+    ) -> Result<serde_json::Value, VerifyError> {
         let token: CoreIdToken = raw
             .parse()
             .map_err(|e| VerifyError::Invalid(format!("malformed ID token: {e}")))?;
@@ -256,13 +313,13 @@ impl OidcClient {
         let issuer = self.expected_issuer(tid).await?.ok_or_else(|| {
             VerifyError::Invalid("multi-tenant issuer: the token has no valid tid claim".into())
         })?;
-        let keys = self.keys(false).await?;
+        let keys = self.keys(false, now).await?;
         match self.check(&token, nonce, &keys, &issuer) {
             Err(ClaimsVerificationError::SignatureVerification(
                 SignatureVerificationError::NoMatchingKey,
             )) => {
                 // The provider may have rotated its keys since we cached them.
-                let fresh = self.keys(true).await?;
+                let fresh = self.keys(true, now).await?;
                 if Arc::ptr_eq(&fresh, &keys) {
                     return Err(VerifyError::Invalid(
                         "no key in the issuer's JWKS matches the token's kid (JWKS refetched recently)"
@@ -343,7 +400,7 @@ impl OidcClient {
             .get(endpoint)
             .bearer_auth(access_token)
             .header(reqwest::header::ACCEPT, "application/json");
-        let (status, body) = send("userinfo", request, self.timeout).await?;
+        let (status, body) = send("userinfo", request, self.budget).await?;
         if status != 200 {
             return Err(CallError::Status {
                 endpoint: "userinfo",
@@ -372,6 +429,54 @@ const ASYMMETRIC_ALGS: [CoreJwsSigningAlgorithm; 9] = [
     CoreJwsSigningAlgorithm::EcdsaP384Sha384,
     CoreJwsSigningAlgorithm::EdDsa,
 ];
+
+/// How long to trust a key set, from its answer's `Cache-Control`: `max-age` clamped to
+/// 5 min..24 h; `no-store`/`no-cache` count as the minimum; one hour without either.
+fn jwks_ttl(cache_control: &str) -> Duration {
+    let mut ttl = None;
+    for directive in cache_control.split(',').map(str::trim) {
+        let (name, value) = directive.split_once('=').unwrap_or((directive, ""));
+        if name.eq_ignore_ascii_case("max-age") {
+            ttl = value
+                .trim_matches('"')
+                .parse::<u64>()
+                .ok()
+                .map(Duration::from_secs);
+        } else if name.eq_ignore_ascii_case("no-store") || name.eq_ignore_ascii_case("no-cache") {
+            ttl = Some(Duration::ZERO);
+            break;
+        }
+    }
+    ttl.unwrap_or(JWKS_DEFAULT_TTL)
+        .clamp(JWKS_MIN_TTL, JWKS_MAX_TTL)
+}
+
+/// Every endpoint a discovery document names must be https; plain http only when both the
+/// configured issuer and the endpoint are on loopback (a provider under test). Anything else
+/// would send codes, tokens and the client secret in the clear, or trust keys fetched so.
+fn check_endpoints(issuer: &Url, doc: &Discovery) -> Result<(), String> {
+    let endpoints = [
+        ("authorization_endpoint", Some(&doc.authorization_endpoint)),
+        ("token_endpoint", Some(&doc.token_endpoint)),
+        ("userinfo_endpoint", doc.userinfo_endpoint.as_ref()),
+        ("jwks_uri", Some(&doc.jwks_uri)),
+        ("end_session_endpoint", doc.end_session_endpoint.as_ref()),
+    ];
+    for (name, url) in endpoints {
+        let Some(url) = url else { continue };
+        match url.scheme() {
+            "https" => {}
+            "http" if is_loopback(issuer) && is_loopback(url) => {}
+            "http" => {
+                return Err(format!(
+                    "{name} {url} is not https (http is accepted only on loopback, for a loopback issuer)"
+                ))
+            }
+            other => return Err(format!("{name} {url}: scheme {other:?} is not https")),
+        }
+    }
+    Ok(())
+}
 
 /// Entra tenant ids are GUIDs.
 fn is_tenant_id(tid: &str) -> bool {
@@ -441,14 +546,30 @@ pub fn profile_from_claims(
             .or_else(|| userinfo.and_then(|u| u.get(name)).filter(|v| !v.is_null()))
     };
     let text = |name: &str| pick(name).and_then(|v| v.as_str()).map(str::to_string);
-    let email = text("email");
-    let email_verified = email.is_some()
-        && match pick("email_verified") {
-            Some(serde_json::Value::Bool(b)) => *b,
-            // Some providers send "true" as a string.
-            Some(serde_json::Value::String(s)) => s == "true",
-            _ => false,
-        };
+    // `email_verified` counts only from the document that supplied `email`: userinfo's
+    // word about its email says nothing about another email in the ID token.
+    let email_source = [Some(id_claims), userinfo]
+        .into_iter()
+        .flatten()
+        .find(|doc| doc.get("email").is_some_and(|v| v.is_string()));
+    let email = email_source
+        .and_then(|doc| doc.get("email"))
+        .and_then(|v| v.as_str())
+        .map(str::to_string);
+    let says_verified = |doc: &serde_json::Value| match doc.get("email_verified") {
+        Some(serde_json::Value::Bool(b)) => Some(*b),
+        // Some providers send "true" as a string.
+        Some(serde_json::Value::String(s)) => Some(s == "true"),
+        _ => None,
+    };
+    let email_verified = email.as_deref().is_some_and(|email| {
+        let vouching = [Some(id_claims), userinfo]
+            .into_iter()
+            .flatten()
+            .filter(|doc| doc.get("email").and_then(|v| v.as_str()) == Some(email));
+        // The first document naming this email that says anything decides.
+        vouching.filter_map(says_verified).next().unwrap_or(false)
+    });
     let name = text("name").or_else(|| {
         let given = text("given_name");
         let family = text("family_name");
@@ -489,6 +610,35 @@ mod tests {
     }
 
     #[test]
+    fn email_verified_counts_only_for_the_email_it_was_said_of() {
+        let id = serde_json::json!({"sub": "s", "email": "a@x.test"});
+        let info = serde_json::json!({"sub": "s", "email": "b@x.test", "email_verified": true});
+        let p = profile_from_claims(&id, Some(&info)).unwrap();
+        assert_eq!(p.email.as_deref(), Some("a@x.test"));
+        assert!(!p.email_verified, "userinfo vouched for another email");
+        let same = serde_json::json!({"sub": "s", "email": "a@x.test", "email_verified": true});
+        assert!(
+            profile_from_claims(&id, Some(&same))
+                .unwrap()
+                .email_verified
+        );
+        let denied = serde_json::json!({"sub": "s", "email": "a@x.test", "email_verified": false});
+        let id_yes = serde_json::json!({"sub": "s", "email": "a@x.test", "email_verified": true});
+        assert!(
+            profile_from_claims(&id_yes, Some(&denied))
+                .unwrap()
+                .email_verified,
+            "the ID token speaks first"
+        );
+        let only_info = serde_json::json!({"sub": "s"});
+        assert!(
+            profile_from_claims(&only_info, Some(&same))
+                .unwrap()
+                .email_verified
+        );
+    }
+
+    #[test]
     fn profile_prefers_id_token_and_checks_userinfo_sub() {
         let id = json!({"sub": "1", "email": "a@x.test", "email_verified": true});
         let info = json!({"sub": "1", "name": "Ann", "picture": "https://x.test/a.png"});
@@ -504,5 +654,223 @@ mod tests {
                 .unwrap()
                 .email_verified
         );
+    }
+
+    fn doc(endpoints: [&str; 4], end_session: Option<&str>) -> Discovery {
+        let u = |s: &str| Url::parse(s).unwrap();
+        Discovery {
+            issuer: "unused".into(),
+            authorization_endpoint: u(endpoints[0]),
+            token_endpoint: u(endpoints[1]),
+            userinfo_endpoint: Some(u(endpoints[2])),
+            jwks_uri: u(endpoints[3]),
+            authorization_response_iss_parameter_supported: false,
+            token_endpoint_auth_methods_supported: None,
+            end_session_endpoint: end_session.map(u),
+        }
+    }
+
+    #[test]
+    fn discovered_endpoints_must_be_https_unless_all_on_loopback() {
+        let public = Url::parse("https://sso.example").unwrap();
+        let https = [
+            "https://sso.example/a",
+            "https://sso.example/t",
+            "https://sso.example/u",
+            "https://keys.example/j",
+        ];
+        assert!(check_endpoints(&public, &doc(https, Some("https://sso.example/logout"))).is_ok());
+        for i in 0..4 {
+            let mut endpoints = https;
+            endpoints[i] = "http://sso.example/x";
+            let err = check_endpoints(&public, &doc(endpoints, None)).unwrap_err();
+            let name = [
+                "authorization_endpoint",
+                "token_endpoint",
+                "userinfo_endpoint",
+                "jwks_uri",
+            ][i];
+            assert!(err.starts_with(name) && err.contains("not https"), "{err}");
+            // Not even on loopback: the issuer is not.
+            endpoints[i] = "http://127.0.0.1:9/x";
+            assert!(check_endpoints(&public, &doc(endpoints, None)).is_err());
+        }
+        let err =
+            check_endpoints(&public, &doc(https, Some("http://sso.example/logout"))).unwrap_err();
+        assert!(err.starts_with("end_session_endpoint"), "{err}");
+        let mut odd = https;
+        odd[1] = "ftp://sso.example/t";
+        assert!(check_endpoints(&public, &doc(odd, None))
+            .unwrap_err()
+            .contains("\"ftp\""));
+
+        // A loopback issuer (a provider under test) may use http on loopback, not elsewhere.
+        let local = Url::parse("http://127.0.0.1:4444").unwrap();
+        let plain = [
+            "http://127.0.0.1:4444/a",
+            "http://localhost:4444/t",
+            "http://[::1]:4444/u",
+            "http://127.0.0.1:4444/j",
+        ];
+        assert!(check_endpoints(&local, &doc(plain, None)).is_ok());
+        let mut away = plain;
+        away[3] = "http://keys.example/j";
+        assert!(check_endpoints(&local, &doc(away, None))
+            .unwrap_err()
+            .starts_with("jwks_uri"));
+    }
+
+    #[test]
+    fn jwks_trust_follows_max_age_within_bounds() {
+        let min = JWKS_MIN_TTL;
+        assert_eq!(jwks_ttl(""), JWKS_DEFAULT_TTL);
+        assert_eq!(jwks_ttl("public, max-age=7200"), Duration::from_secs(7200));
+        assert_eq!(
+            jwks_ttl("max-age=\"900\", must-revalidate"),
+            Duration::from_secs(900)
+        );
+        assert_eq!(jwks_ttl("Max-Age=0"), min);
+        assert_eq!(jwks_ttl("max-age=10"), min);
+        assert_eq!(jwks_ttl("max-age=31536000"), JWKS_MAX_TTL);
+        assert_eq!(jwks_ttl("no-store"), min);
+        assert_eq!(jwks_ttl("max-age=7200, no-cache"), min);
+        assert_eq!(jwks_ttl("max-age=soon"), JWKS_DEFAULT_TTL);
+    }
+
+    /// A provider on loopback whose key set can be changed, and how often it was fetched.
+    struct KeyServer {
+        issuer: Url,
+        keys: Arc<std::sync::Mutex<Vec<serde_json::Value>>>,
+        hits: Arc<std::sync::atomic::AtomicUsize>,
+    }
+
+    async fn key_server(cache_control: &'static str) -> KeyServer {
+        use axum::routing::get;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let issuer = format!("http://{}", listener.local_addr().unwrap());
+        let keys = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let hits = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let document = json!({
+            "issuer": issuer,
+            // Another origin than the issuer's, as some providers have it.
+            "authorization_endpoint": issuer.replace("127.0.0.1", "localhost") + "/authorize",
+            "token_endpoint": format!("{issuer}/token"),
+            "jwks_uri": format!("{issuer}/jwks"),
+        });
+        let (k, h) = (keys.clone(), hits.clone());
+        let app = axum::Router::new()
+            .route(
+                "/.well-known/openid-configuration",
+                get(move || async move { axum::Json(document) }),
+            )
+            .route(
+                "/jwks",
+                get(move || async move {
+                    h.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let keys = k.lock().unwrap().clone();
+                    (
+                        [("cache-control", cache_control)],
+                        axum::Json(json!({ "keys": keys })),
+                    )
+                }),
+            );
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        KeyServer {
+            issuer: Url::parse(&issuer).unwrap(),
+            keys,
+            hits,
+        }
+    }
+
+    fn id_token(key: &crate::jws::SigningKey, issuer: &Url, nonce: &str) -> String {
+        let now = Utc::now().timestamp();
+        key.sign(&json!({
+            "iss": issuer_string(issuer), "sub": "u1", "aud": "client", "nonce": nonce,
+            "iat": now, "exp": now + 300,
+        }))
+    }
+
+    #[tokio::test]
+    async fn a_removed_key_stops_being_trusted_after_max_age() {
+        crate::install_crypto_provider();
+        let server = key_server("public, max-age=600").await;
+        let old = crate::jws::SigningKey::generate();
+        let new = crate::jws::SigningKey::generate();
+        server.keys.lock().unwrap().push(old.public_jwk());
+        let client = OidcClient::new(
+            server.issuer.clone(),
+            IssuerRule::Exact,
+            None,
+            "client".into(),
+            super::super::http::build_client(),
+            Budget {
+                timeout: Duration::from_secs(5),
+                max_body: super::super::http::MAX_ANSWER_BYTES,
+            },
+        );
+        let t0 = Instant::now();
+        let token = id_token(&old, &server.issuer, "n1");
+        client.verify_id_token_at(&token, "n1", t0).await.unwrap();
+        // The provider drops the key: the cached set is trusted until its max-age is up...
+        *server.keys.lock().unwrap() = vec![new.public_jwk()];
+        let hits = server.hits.load(std::sync::atomic::Ordering::SeqCst);
+        client
+            .verify_id_token_at(&token, "n1", t0 + Duration::from_secs(599))
+            .await
+            .unwrap();
+        assert_eq!(server.hits.load(std::sync::atomic::Ordering::SeqCst), hits);
+        // ...and not after: the refetched set no longer has it.
+        let err = client
+            .verify_id_token_at(&token, "n1", t0 + Duration::from_secs(601))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, VerifyError::Invalid(_)), "{err}");
+        assert!(server.hits.load(std::sync::atomic::Ordering::SeqCst) > hits);
+        // The new key is trusted at once.
+        let fresh = id_token(&new, &server.issuer, "n2");
+        client
+            .verify_id_token_at(&fresh, "n2", t0 + Duration::from_secs(602))
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_key_set_without_max_age_is_trusted_for_an_hour() {
+        crate::install_crypto_provider();
+        let server = key_server("public").await;
+        let key = crate::jws::SigningKey::generate();
+        server.keys.lock().unwrap().push(key.public_jwk());
+        let client = OidcClient::new(
+            server.issuer.clone(),
+            IssuerRule::Exact,
+            None,
+            "client".into(),
+            super::super::http::build_client(),
+            Budget {
+                timeout: Duration::from_secs(5),
+                max_body: super::super::http::MAX_ANSWER_BYTES,
+            },
+        );
+        let issuer_origin = server.issuer.origin().ascii_serialization();
+        assert_eq!(client.authorization_origins(), vec![issuer_origin.clone()]);
+        let t0 = Instant::now();
+        let token = id_token(&key, &server.issuer, "n");
+        client.verify_id_token_at(&token, "n", t0).await.unwrap();
+        // Discovery found the authorization endpoint elsewhere: the CSP gets its origin too.
+        let discovered = issuer_origin.replace("127.0.0.1", "localhost");
+        assert_eq!(
+            client.authorization_origins(),
+            vec![issuer_origin, discovered]
+        );
+        server.keys.lock().unwrap().clear();
+        let at = |secs| t0 + Duration::from_secs(secs);
+        client
+            .verify_id_token_at(&token, "n", at(3599))
+            .await
+            .unwrap();
+        assert!(client
+            .verify_id_token_at(&token, "n", at(3601))
+            .await
+            .is_err());
     }
 }

@@ -1,10 +1,9 @@
 //! The token endpoint: exchanging an authorization code, with the client authentication the
 //! provider wants, and reading its answer (including errors sent with HTTP 200).
-use super::http::{excerpt, send, CallError};
+use super::http::{excerpt, send, Budget, CallError};
 use super::TokenSet;
 use crate::config::TokenAuth;
 use serde::Deserialize;
-use std::time::Duration;
 use url::Url;
 
 /// A client at one token endpoint, with the client authentication the provider wants.
@@ -15,7 +14,7 @@ pub struct TokenClient<'a> {
     pub auth: TokenAuth,
     /// The secret (or Apple's minted JWT); unused with `TokenAuth::None`.
     pub client_secret: Option<String>,
-    pub timeout: Duration,
+    pub budget: Budget,
 }
 
 impl TokenClient<'_> {
@@ -62,7 +61,7 @@ impl TokenClient<'_> {
             }
             _ => form.push(("client_id", self.client_id.to_string())),
         }
-        let (status, body) = send("token", request.form(&form), self.timeout).await?;
+        let (status, body) = send("token", request.form(&form), self.budget).await?;
         parse_token_response(status, &body)
     }
 }

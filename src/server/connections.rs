@@ -163,6 +163,8 @@ pub enum Cutoff {
     HeaderTimeout,
     /// No request for `keep_alive_timeout`.
     KeepAliveTimeout,
+    /// The latest request was still in flight after `request_timeout`.
+    RequestTimeout,
 }
 
 impl Cutoff {
@@ -170,6 +172,7 @@ impl Cutoff {
         match self {
             Cutoff::HeaderTimeout => "header_read_timeout",
             Cutoff::KeepAliveTimeout => "keep_alive_timeout",
+            Cutoff::RequestTimeout => "request_timeout",
         }
     }
 }
@@ -183,6 +186,8 @@ pub struct Activity {
     in_flight: AtomicUsize,
     /// When the last request ended (ms since accept).
     idle_since: AtomicU64,
+    /// When the latest request began (ms since accept).
+    busy_since: AtomicU64,
     /// When the head now being read began (ms since accept): the accept for the first
     /// request, the first byte after an idle spell for later ones.
     head_since: AtomicU64,
@@ -197,6 +202,7 @@ impl Activity {
             origin: Instant::now(),
             in_flight: AtomicUsize::new(0),
             idle_since: AtomicU64::new(0),
+            busy_since: AtomicU64::new(0),
             head_since: AtomicU64::new(0),
             h2: AtomicBool::new(false),
             wake: Notify::new(),
@@ -222,11 +228,14 @@ impl Activity {
 
     /// A request head was read in full; the request lasts as long as the guard.
     pub fn request_started(self: &Arc<Self>, h2: bool) -> RequestGuard {
+        self.busy_since.store(self.now_ms(), SeqCst);
         self.in_flight.fetch_add(1, SeqCst);
         self.head_since.store(NONE, SeqCst);
         if h2 {
             self.h2.store(true, SeqCst);
         }
+        // The request clock may be shorter than the one being waited for.
+        self.wake.notify_one();
         RequestGuard(self.clone())
     }
 
@@ -234,6 +243,7 @@ impl Activity {
     pub async fn cutoff(&self, limits: &ConnectionLimits) -> Cutoff {
         let header = limits.header_read_timeout.as_millis() as u64;
         let keep_alive = limits.keep_alive_timeout.as_millis() as u64;
+        let request = limits.request_timeout.as_millis() as u64;
         loop {
             let notified = self.wake.notified();
             tokio::pin!(notified);
@@ -242,8 +252,9 @@ impl Activity {
             let now = self.now_ms();
             let head = self.head_since.load(SeqCst);
             let (deadline, reason) = if self.in_flight.load(SeqCst) > 0 {
-                // Busy: look again later (the request's end moves `idle_since`).
-                (now + header.min(keep_alive), None)
+                // Busy: until the latest request has taken too long (its end wakes us).
+                let busy = self.busy_since.load(SeqCst);
+                (busy.saturating_add(request), Some(Cutoff::RequestTimeout))
             } else if head != NONE {
                 (head.saturating_add(header), Some(Cutoff::HeaderTimeout))
             } else {
@@ -417,6 +428,7 @@ mod tests {
     async fn clocks_follow_reads_and_requests() {
         let l = ConnectionLimits {
             header_read_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(120),
             keep_alive_timeout: Duration::from_secs(60),
             ..ConnectionLimits::default()
         };
@@ -444,7 +456,14 @@ mod tests {
         assert_eq!(a.cutoff(&l).await, Cutoff::HeaderTimeout);
         assert_eq!(t0.elapsed(), Duration::from_secs(15));
 
-        // A request in flight is never cut; its end starts the idle clock.
+        // A request in flight is cut only after request_timeout ...
+        let a = Activity::new();
+        let _guard = a.request_started(false);
+        let t0 = Instant::now();
+        assert_eq!(a.cutoff(&l).await, Cutoff::RequestTimeout);
+        assert_eq!(t0.elapsed(), Duration::from_secs(120));
+
+        // ... and one that ends before it starts the idle clock.
         let a = Activity::new();
         let guard = a.request_started(false);
         let t0 = Instant::now();

@@ -51,6 +51,14 @@ impl Store for Metered {
     async fn delete_if(&self, key: &str, expected: &[u8]) -> Result<bool, StoreError> {
         self.count(self.inner.delete_if(key, expected).await)
     }
+    async fn rate_limit(
+        &self,
+        key: &str,
+        interval: Duration,
+        tolerance: Duration,
+    ) -> Result<Option<Duration>, StoreError> {
+        self.count(self.inner.rate_limit(key, interval, tolerance).await)
+    }
     async fn take(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         self.count(self.inner.take(key).await)
     }

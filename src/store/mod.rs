@@ -82,6 +82,16 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes the key only if it holds exactly `expected`, in one step (compare-and-delete,
     /// for lock release); true if deleted.
     async fn delete_if(&self, key: &str, expected: &[u8]) -> Result<bool, StoreError>;
+    /// One request against a rate kept at `key` (GCRA: one request per `interval`, bursts of
+    /// up to `tolerance / interval + 1`), atomically and on the store's clock, so every
+    /// instance sharing the store counts against one limit. `None`: allowed (and counted);
+    /// `Some(wait)`: refused until `wait` has passed (not counted).
+    async fn rate_limit(
+        &self,
+        key: &str,
+        interval: Duration,
+        tolerance: Duration,
+    ) -> Result<Option<Duration>, StoreError>;
     /// Atomic read-and-delete: of two concurrent takes, at most one gets the value.
     async fn take(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
     /// Deletes a key (value or set); true if a live key was deleted.

@@ -54,6 +54,21 @@ const SET_ADD_TTL_SCRIPT: &str =
 const DELETE_IF_SCRIPT: &str =
     "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end";
 
+/// GCRA on one key, on Redis's clock (`TIME`), so instances with skewed clocks agree. The
+/// key holds the theoretical arrival time (ms); the answer is 0 (allowed) or the ms to wait.
+const RATE_LIMIT_SCRIPT: &str = r#"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local interval = tonumber(ARGV[1])
+local tolerance = tonumber(ARGV[2])
+local tat = tonumber(redis.call('GET', KEYS[1]) or now)
+if tat < now then tat = now end
+if tat - now > tolerance then return tat - now - tolerance end
+local new = tat + interval
+redis.call('SET', KEYS[1], new, 'PX', new - now)
+return 0
+"#;
+
 /// Longest wait for a replica to acknowledge a write (`WAIT 1 <ms>`).
 pub const WAIT_TIMEOUT: Duration = Duration::from_millis(500);
 /// How long the Sentinels' view (master, live replicas) is trusted before they are asked again.
@@ -933,6 +948,23 @@ impl Store for RedisStore {
         let mut cmd = redis::cmd("EVAL");
         cmd.arg(DELETE_IF_SCRIPT).arg(1).arg(key).arg(expected);
         Ok(self.write::<i64>(cmd).await? > 0)
+    }
+
+    async fn rate_limit(
+        &self,
+        key: &str,
+        interval: Duration,
+        tolerance: Duration,
+    ) -> Result<Option<Duration>, StoreError> {
+        let mut cmd = redis::cmd("EVAL");
+        cmd.arg(RATE_LIMIT_SCRIPT)
+            .arg(1)
+            .arg(key)
+            .arg(ttl_millis(interval))
+            .arg(u64::try_from(tolerance.as_millis()).unwrap_or(u64::MAX));
+        // Not `write`: a counter lost in a failover only forgives a few requests.
+        let wait: u64 = self.query(cmd).await?;
+        Ok((wait > 0).then(|| Duration::from_millis(wait)))
     }
 
     async fn take(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {

@@ -281,6 +281,45 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn rate_limit(
+        &self,
+        key: &str,
+        interval: Duration,
+        tolerance: Duration,
+    ) -> Result<Option<Duration>, StoreError> {
+        let key = key.to_owned();
+        let interval = ttl_millis(interval) as i64;
+        let tolerance = i64::try_from(tolerance.as_millis()).unwrap_or(i64::MAX);
+        self.call(move |c| {
+            let now = now_ms();
+            let tx = c.transaction()?;
+            let stored: Option<Vec<u8>> = tx
+                .query_row(
+                    &format!("SELECT value FROM kv WHERE key = ?1 AND {LIVE}"),
+                    params![key, now],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            // The theoretical arrival time, as in the Redis script.
+            let tat = stored
+                .and_then(|v| String::from_utf8(v).ok()?.parse::<i64>().ok())
+                .unwrap_or(now)
+                .max(now);
+            if tat - now > tolerance {
+                return Ok(Some(Duration::from_millis((tat - now - tolerance) as u64)));
+            }
+            let next = tat.saturating_add(interval);
+            tx.execute("DELETE FROM members WHERE key = ?1", [&key])?;
+            tx.execute(
+                "INSERT OR REPLACE INTO kv (key, value, expires_at) VALUES (?1, ?2, ?3)",
+                params![key, next.to_string().into_bytes(), next],
+            )?;
+            tx.commit()?;
+            Ok(None)
+        })
+        .await
+    }
+
     async fn take(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let key = key.to_owned();
         self.call(move |c| {

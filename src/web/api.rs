@@ -103,7 +103,13 @@ pub async fn verify(State(app): State<AppState>, headers: HeaderMap) -> Result<R
         )
             .into_response()
     };
-    if headers.contains_key(axum::http::header::AUTHORIZATION) {
+    // A bearer token is checked as one (APIs); other schemes (an app's own Basic auth,
+    // passed on by the proxy) leave the session cookie to decide.
+    let bearer_scheme = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.as_bytes().get(..7))
+        .is_some_and(|s| s.eq_ignore_ascii_case(b"bearer "));
+    if bearer_scheme {
         return verify_bearer(&app, &headers).await;
     }
     let Some(token) = super::cookies::read(&headers, &app.cookies.session) else {

@@ -84,6 +84,11 @@ impl CookiePolicy {
     pub fn clear(&self, name: &str) -> HeaderValue {
         self.build(name, "", Some(Duration::ZERO), SameSite::Lax)
     }
+
+    /// Clears a cookie set by [`Self::set_cross_site`] (same `Secure`, so browsers accept it).
+    pub fn clear_cross_site(&self, name: &str) -> HeaderValue {
+        self.build(name, "", Some(Duration::ZERO), SameSite::None)
+    }
 }
 
 /// The value of cookie `name` in the request, if present.
@@ -126,5 +131,57 @@ mod tests {
         headers.insert(COOKIE, HeaderValue::from_static("a=1; latch.flow=xyz; b=2"));
         assert_eq!(read(&headers, "latch.flow"), Some("xyz"));
         assert_eq!(read(&headers, "latch"), None);
+    }
+
+    use proptest::prelude::*;
+
+    /// Cookie header bytes: visible ASCII and obs-text, with `;`, `=`, quotes and spaces
+    /// frequent (anything a `HeaderValue` can hold).
+    fn header_bytes() -> impl Strategy<Value = Vec<u8>> {
+        prop::collection::vec(
+            prop_oneof![
+                4 => prop::sample::select(b"; =\"\tab".to_vec()),
+                2 => 0x21u8..0x7f,
+                1 => 0x80u8..=0xff,
+            ],
+            0..80,
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Any Cookie header: no panic, and a value found is one `;`-free, trimmed piece that
+        /// followed exactly `name=` in the header.
+        #[test]
+        fn reading_any_cookie_header_never_panics(raw in header_bytes(), name in "[a-z.;= -]{0,8}") {
+            let Ok(value) = HeaderValue::from_bytes(&raw) else { return Ok(()) };
+            let mut headers = HeaderMap::new();
+            headers.insert(COOKIE, value);
+            if let Some(found) = read(&headers, &name) {
+                prop_assert!(!found.contains(';'));
+                let text = std::str::from_utf8(&raw).unwrap();
+                prop_assert!(text.contains(&format!("{name}=")), "{name:?} in {text:?}");
+            }
+        }
+
+        /// A cookie latch set reads back, whatever other cookies the browser sends beside it.
+        #[test]
+        fn a_cookie_latch_set_reads_back_among_others(
+            value in "[A-Za-z0-9_-]{0,64}",
+            before in prop::collection::vec("[a-z]{1,6}=[A-Za-z0-9]{0,6}", 0..4),
+            after in prop::collection::vec("[a-z]{1,6}=[A-Za-z0-9]{0,6}", 0..4),
+            https in any::<bool>(),
+        ) {
+            let policy = CookiePolicy::new(https, None);
+            let set = policy.set(&policy.session, &value, Duration::from_secs(60));
+            let pair = set.to_str().unwrap().split(';').next().unwrap().to_string();
+            let mut all = before.clone();
+            all.push(pair);
+            all.extend(after);
+            let mut headers = HeaderMap::new();
+            headers.insert(COOKIE, HeaderValue::from_str(&all.join("; ")).unwrap());
+            prop_assert_eq!(read(&headers, &policy.session), Some(value.as_str()));
+        }
     }
 }

@@ -1,7 +1,7 @@
 //! Turning refusals into answers. Handlers return `WebError`; the middleware here renders it
 //! (HTML page or JSON, with the request id), writes the one log line, and adds the security
 //! headers every response carries.
-use super::{AppState, RequestContext};
+use super::{App, AppState, RequestContext};
 use crate::crypto::random_token;
 use crate::error::{AuthError, ErrorCode};
 use axum::extract::{Request, State};
@@ -19,6 +19,9 @@ pub struct WebError {
     pub json: bool,
     /// A page shown on request (`/error?error=`), not a refusal: no warning in the log.
     pub quiet: bool,
+    /// Answer with a 303 to this URL instead of a page (refused callbacks, SPEC §3); the
+    /// refusal is still logged and counted here.
+    pub redirect: Option<String>,
 }
 
 impl WebError {
@@ -27,6 +30,7 @@ impl WebError {
             error,
             json: false,
             quiet: false,
+            redirect: None,
         }
     }
     pub fn json(error: AuthError) -> Self {
@@ -34,14 +38,27 @@ impl WebError {
             error,
             json: true,
             quiet: false,
+            redirect: None,
         }
     }
     /// The error page for `code`, shown because it was asked for.
     pub fn shown(code: ErrorCode) -> Self {
+        Self::shown_error(AuthError::new(code, "error page shown"))
+    }
+    /// The error page for `error` (its code and hint), shown because it was asked for.
+    pub fn shown_error(error: AuthError) -> Self {
         WebError {
-            error: AuthError::new(code, "error page shown"),
+            error,
             json: false,
             quiet: true,
+            redirect: None,
+        }
+    }
+    /// A refusal answered by sending the browser to `url` (the error page).
+    pub fn redirect(error: AuthError, url: String) -> Self {
+        WebError {
+            redirect: Some(url),
+            ..Self::page(error)
         }
     }
     pub fn new(code: ErrorCode, reason: impl Into<String>) -> Self {
@@ -75,17 +92,45 @@ struct PendingError {
     error: AuthError,
     json: bool,
     quiet: bool,
+    /// The response is already the redirect to the error page: log, count, do not render.
+    redirected: bool,
 }
 
 impl IntoResponse for WebError {
     fn into_response(self) -> Response {
-        let mut response = self.error.code.status().into_response();
+        let location = self
+            .redirect
+            .as_deref()
+            .and_then(|url| HeaderValue::from_str(url).ok());
+        let redirected = location.is_some();
+        let mut response = match location {
+            Some(location) => {
+                let mut r = StatusCode::SEE_OTHER.into_response();
+                r.headers_mut().insert(header::LOCATION, location);
+                r
+            }
+            None => self.error.code.status().into_response(),
+        };
         response.extensions_mut().insert(PendingError {
             error: self.error,
             json: self.json,
             quiet: self.quiet,
+            redirected,
         });
         response
+    }
+}
+
+/// The status of `/error?error=<code>`: the code's own status for a refusal of the
+/// client's request (4xx), 200 for a code that names a failure on latch's or a provider's
+/// side, since the code comes from the query string and showing its page is not a failure
+/// (`/error` never answers 5xx). The page still says which status the refusal had.
+pub fn shown_status(code: ErrorCode) -> StatusCode {
+    let status = code.status();
+    if status.is_server_error() {
+        StatusCode::OK
+    } else {
+        status
     }
 }
 
@@ -170,6 +215,7 @@ pub async fn request_context(
             ),
             json: false,
             quiet: false,
+            redirected: false,
         });
     }
 
@@ -179,29 +225,38 @@ pub async fn request_context(
         if let Some((FlowRoute::Start | FlowRoute::Callback, _)) = flow_route {
             crate::telemetry::signin_failed(&provider, pending.error.code.as_str());
         }
+        let redirected = pending.redirected;
         if pending.quiet {
             tracing::debug!(code = %pending.error.code, "error page shown");
         } else if status.is_server_error() {
-            tracing::error!(code = %pending.error.code, status = status.as_u16(), reason = %pending.error.reason, "request failed");
+            tracing::error!(code = %pending.error.code, status = status.as_u16(), redirected, reason = %pending.error.reason, "request failed");
         } else {
-            tracing::warn!(code = %pending.error.code, status = status.as_u16(), reason = %pending.error.reason, "request refused");
+            tracing::warn!(code = %pending.error.code, status = status.as_u16(), redirected, reason = %pending.error.reason, "request refused");
         }
-        let mut rendered = render(&app, &ctx, &pending.error, pending.json || json_client);
-        // Keep headers a handler set deliberately (e.g. clearing a cookie).
-        for (name, value) in response.headers() {
-            if name == header::SET_COOKIE
-                || name == header::WWW_AUTHENTICATE
-                || name == header::RETRY_AFTER
-                || name == header::ALLOW
-            {
-                rendered.headers_mut().append(name, value.clone());
+        if !redirected {
+            let status = if pending.quiet {
+                shown_status(pending.error.code)
+            } else {
+                status
+            };
+            let json = pending.json || json_client;
+            let mut rendered = render(&app, &ctx, &pending.error, status, json);
+            // Keep headers a handler set deliberately (e.g. clearing a cookie).
+            for (name, value) in response.headers() {
+                if name == header::SET_COOKIE
+                    || name == header::WWW_AUTHENTICATE
+                    || name == header::RETRY_AFTER
+                    || name == header::ALLOW
+                {
+                    rendered.headers_mut().append(name, value.clone());
+                }
             }
+            response = rendered;
         }
-        response = rendered;
     }
     crate::telemetry::http_request(response.status().as_u16());
     tracing::debug!(parent: &span, status = response.status().as_u16(), elapsed_ms = started.elapsed().as_millis() as u64, "served");
-    security_headers(&mut response, &ctx, &request_id, app.cookies.is_secure());
+    security_headers(&mut response, &ctx, &request_id, &app);
     response
 }
 
@@ -233,9 +288,15 @@ fn flow_route<'a>(app: &'a AppState, path: &str) -> Option<(FlowRoute, &'a str)>
     Some((route, app.providers.get(id).map_or("unknown", |p| p.id())))
 }
 
-fn render(app: &AppState, ctx: &RequestContext, error: &AuthError, json: bool) -> Response {
+/// `status` is the answer's; the page names the code's own.
+fn render(
+    app: &AppState,
+    ctx: &RequestContext,
+    error: &AuthError,
+    status: StatusCode,
+    json: bool,
+) -> Response {
     let code = error.code;
-    let status = code.status();
     if json {
         let body = serde_json::json!({
             "error": code.as_str(),
@@ -253,7 +314,7 @@ fn render(app: &AppState, ctx: &RequestContext, error: &AuthError, json: bool) -
             message => code.message(),
             hint => error.hint.clone(),
             code => code.as_str(),
-            status => status.as_u16(),
+            status => code.status().as_u16(),
             request_id => ctx.request_id.clone(),
             csp_nonce => ctx.csp_nonce.clone(),
             signin_url => app.url("/signin"),
@@ -277,9 +338,9 @@ fn render(app: &AppState, ctx: &RequestContext, error: &AuthError, json: bool) -
     }
 }
 
-fn security_headers(response: &mut Response, ctx: &RequestContext, request_id: &str, https: bool) {
+fn security_headers(response: &mut Response, ctx: &RequestContext, request_id: &str, app: &App) {
     let headers = response.headers_mut();
-    if https {
+    if app.cookies.is_secure() {
         headers.insert(
             header::STRICT_TRANSPORT_SECURITY,
             HeaderValue::from_static("max-age=31536000; includeSubDomains"),
@@ -306,10 +367,7 @@ fn security_headers(response: &mut Response, ctx: &RequestContext, request_id: &
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("text/html"));
     if is_html {
-        let csp = format!(
-            "default-src 'none'; style-src 'nonce-{}'; img-src 'self' data:; base-uri 'none'; frame-ancestors 'none'",
-            ctx.csp_nonce
-        );
+        let csp = super::csp::policy(app, &ctx.csp_nonce);
         if let Ok(v) = HeaderValue::from_str(&csp) {
             headers.insert(header::CONTENT_SECURITY_POLICY, v);
         }

@@ -2,10 +2,14 @@
 //! client address. The client is the TCP peer, or — only when the peer is one of
 //! `server.trusted_proxies` — the right-most address in `X-Forwarded-For` that is not a
 //! trusted proxy. IPv6 clients are counted per /64 (one host usually owns a whole /64).
-//! Counts live in this process: with several instances each one limits on its own.
+//! On Redis the counts live in the store (one GCRA key per class and client, checked and
+//! counted in one round trip on Redis's clock), so N instances together allow the rate once,
+//! not N times; should the store fail, the instance falls back to its own bucket for that
+//! request. On SQLite and memory (one process) the buckets live in this process.
 use super::WebError;
 use crate::config::{Config, IpNet, Rate};
 use crate::error::{AuthError, ErrorCode};
+use crate::store::Store;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::header::{self, HeaderMap, HeaderValue};
 use axum::middleware::Next;
@@ -80,6 +84,8 @@ pub struct Limiter {
     token: Option<Rate>,
     refresh: Option<Rate>,
     buckets: Mutex<Buckets>,
+    /// The shared store that counts for every instance (Redis backends only).
+    shared: Option<Arc<dyn Store>>,
     /// Set once `X-Forwarded-For` from an untrusted peer was logged (one warning, not one
     /// per request).
     warned_forwarded: AtomicBool,
@@ -92,7 +98,8 @@ fn params(rate: Rate) -> (f64, f64) {
 }
 
 impl Limiter {
-    pub fn new(config: &Config) -> Limiter {
+    /// `shared`: a store every instance uses, to count in (see the module documentation).
+    pub fn new(config: &Config, shared: Option<Arc<dyn Store>>) -> Limiter {
         let l = &config.limits;
         Limiter {
             base_path: config.server.base_path.clone(),
@@ -105,6 +112,7 @@ impl Limiter {
                 map: HashMap::new(),
                 pruned: Instant::now(),
             }),
+            shared,
             warned_forwarded: AtomicBool::new(false),
         }
     }
@@ -134,7 +142,27 @@ impl Limiter {
         }
     }
 
-    /// Takes one token from the client's bucket, or says how long until one is there.
+    /// Counts one request of `client`, or says how long until one is allowed: in the shared
+    /// store when there is one, else (or when it fails) in this process.
+    pub async fn admit(&self, class: RouteClass, client: IpAddr) -> Result<(), Duration> {
+        let (Some(store), Some(rate)) = (&self.shared, self.rate(class)) else {
+            return self.check(class, client, Instant::now());
+        };
+        let interval = rate.per / rate.count.max(1);
+        let tolerance = rate.per.saturating_sub(interval);
+        let key = format!("ratelimit:{}:{}", class.name(), client_key(client));
+        match store.rate_limit(&key, interval, tolerance).await {
+            Ok(None) => Ok(()),
+            Ok(Some(wait)) => Err(wait),
+            Err(e) => {
+                tracing::warn!(error = %e, "shared rate count unavailable; counting in this instance");
+                self.check(class, client, Instant::now())
+            }
+        }
+    }
+
+    /// Takes one token from the client's bucket in this process, or says how long until one
+    /// is there.
     pub fn check(&self, class: RouteClass, client: IpAddr, now: Instant) -> Result<(), Duration> {
         let Some(rate) = self.rate(class) else {
             return Ok(());
@@ -244,7 +272,7 @@ pub async fn enforce(State(limiter): State<Arc<Limiter>>, req: Request, next: Ne
         return next.run(req).await;
     };
     let client = limiter.client_ip(peer.ip(), req.headers());
-    match limiter.check(class, client, Instant::now()) {
+    match limiter.admit(class, client).await {
         Ok(()) => next.run(req).await,
         Err(wait) => {
             let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
@@ -295,7 +323,7 @@ mod tests {
         );
         let config =
             crate::config::load_str(std::path::Path::new("t.toml"), &text, &|_| None).unwrap();
-        Limiter::new(&config)
+        Limiter::new(&config, None)
     }
 
     fn ip(s: &str) -> IpAddr {

@@ -1,6 +1,7 @@
 //! HTTP: the router, shared state, and the middleware every request passes through.
 mod api;
 pub mod cookies;
+mod csp;
 pub mod csrf;
 mod dev_routes;
 mod errors;
@@ -114,7 +115,13 @@ pub fn router(app: AppState) -> Router {
         .fallback(ops::not_found)
         // Inside `request_context`, which renders their 429s and 431s.
         .layer(axum::middleware::from_fn_with_state(
-            Arc::new(limits::Limiter::new(&app.config)),
+            Arc::new(limits::Limiter::new(
+                &app.config,
+                app.store
+                    .backend()
+                    .starts_with("redis")
+                    .then(|| app.store.clone()),
+            )),
             limits::enforce,
         ))
         .layer(axum::middleware::from_fn(limits::header_size))

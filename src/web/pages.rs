@@ -2,7 +2,7 @@
 use super::api::csrf_token_for;
 use super::redirect::safe_callback_url;
 use super::{AppState, RequestContext, WebError};
-use crate::error::ErrorCode;
+use crate::error::{AuthError, ErrorCode};
 use axum::extract::{Query, State};
 use axum::http::header::{HeaderMap, SET_COOKIE};
 use axum::response::{Html, IntoResponse, Response};
@@ -98,8 +98,31 @@ pub async fn signout_page(
     Ok(response)
 }
 
-/// `/error?error=<Code>`: the page for that code with its status.
-pub async fn error_page(Query(query): Query<HashMap<String, String>>) -> WebError {
-    let code = ErrorCode::parse(query.get("error").map(String::as_str).unwrap_or("Default"));
-    WebError::shown(code)
+/// `/error?error=<Code>`: the page for that code, with its status when that is a 4xx (never a
+/// 5xx: see `errors::shown_status`). `provider=<id>` (from a refused callback) names the
+/// providers to use instead; only configured ids are shown, so the page echoes no input.
+pub async fn error_page(
+    State(app): State<AppState>,
+    Query(query): Query<Vec<(String, String)>>,
+) -> WebError {
+    let values = |name: &'static str| query.iter().filter(move |(k, _)| k == name).map(|(_, v)| v);
+    let code = ErrorCode::parse(values("error").next().map_or("Default", String::as_str));
+    let mut ids: Vec<String> = Vec::new();
+    for id in values("provider").take(8) {
+        if let Some(p) = app.providers.get(id) {
+            if !ids.iter().any(|known| known == p.id()) {
+                ids.push(p.id().to_string());
+            }
+        }
+    }
+    let error = AuthError::new(code, "error page shown");
+    let hint = crate::flow::use_instead_hint(&ids, |id| {
+        app.providers
+            .get(id)
+            .map_or_else(|| id.to_string(), |p| p.config.name.clone())
+    });
+    WebError::shown_error(match hint {
+        Some(hint) if code == ErrorCode::OAuthAccountNotLinked => error.with_hint(hint),
+        _ => error,
+    })
 }

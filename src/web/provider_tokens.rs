@@ -57,7 +57,14 @@ pub async fn provider_token(
         .verify_live(token, &audience, &app.sessions)
         .await
     {
-        Ok(Ok(claims)) => claims,
+        // Exactly that audience (`/token` never mixes it with others; a token from
+        // elsewhere that does is refused too).
+        Ok(Ok(claims)) if claims["aud"].is_string() => claims,
+        Ok(Ok(_)) => {
+            return invalid_token(
+                "access token refused: aud names more than the provider-token audience",
+            )
+        }
         Ok(Err(why)) => return invalid_token(format!("access token refused: {why}")),
         Err(e) => return WebError::json(e.into()).into_response(),
     };

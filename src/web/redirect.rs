@@ -96,3 +96,82 @@ pub fn is_trusted_origin(config: &Config, origin: &str) -> bool {
             .iter()
             .any(|o| o.matches(&url))
 }
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn config() -> Config {
+        let text = "[server]\npublic_url = \"https://login.example.com\"\nsecret = \"0123456789abcdef0123456789abcdef\"\n\
+            trusted_origins = [\"https://*.apps.example.com\", \"http://localhost:8080\"]\n";
+        crate::config::load_str(std::path::Path::new("t.toml"), text, &|_| None).unwrap()
+    }
+
+    /// Strings shaped like what an attacker tries: scheme tricks, slashes and backslashes,
+    /// credentials, look-alike hosts, whitespace and control characters.
+    fn callback() -> impl Strategy<Value = String> {
+        let piece = prop_oneof![
+            Just("https://".to_string()),
+            Just("http://".to_string()),
+            Just("//".to_string()),
+            Just("/\\".to_string()),
+            Just("\\\\".to_string()),
+            Just("javascript:".to_string()),
+            Just("data:".to_string()),
+            Just("login.example.com".to_string()),
+            Just("apps.example.com".to_string()),
+            Just(".apps.example.com".to_string()),
+            Just("evil.test".to_string()),
+            Just("localhost:8080".to_string()),
+            Just("@".to_string()),
+            Just(":443".to_string()),
+            Just("%2e".to_string()),
+            Just("\t".to_string()),
+            Just("\n".to_string()),
+            Just("/".to_string()),
+            Just("?".to_string()),
+            Just("#".to_string()),
+            "[a-z]{1,5}",
+            "\\PC{1,3}",
+        ];
+        prop::collection::vec(piece, 0..8).prop_map(|p| p.concat())
+    }
+
+    /// Independently of `OriginPattern`: the origins this config trusts.
+    fn trusted(url: &url::Url) -> bool {
+        let host = url.host_str().unwrap_or_default();
+        match (url.scheme(), url.port_or_known_default()) {
+            ("https", Some(443)) => {
+                host == "login.example.com"
+                    || host
+                        .strip_suffix(".apps.example.com")
+                        .is_some_and(|l| !l.is_empty() && !l.split('.').any(str::is_empty))
+            }
+            ("http", Some(8080)) => host == "localhost",
+            _ => false,
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn only_trusted_origins_are_ever_returned(raw in prop_oneof![callback(), "\\PC{0,40}"]) {
+            let config = config();
+            match check_callback_url(&config, Some(&raw)) {
+                Target::Allowed(target) => {
+                    let url = url::Url::parse(&target).unwrap();
+                    prop_assert!(trusted(&url), "{raw:?} -> {target}");
+                    prop_assert!(url.username().is_empty() && url.password().is_none());
+                    // A browser resolving the target again lands at the same place.
+                    prop_assert_eq!(config.server.public_url.join(&target).unwrap(), url);
+                }
+                Target::Refused { fallback, reason } => {
+                    prop_assert_eq!(fallback.as_str(), config.server.public_url.as_str());
+                    prop_assert!(!reason.is_empty());
+                }
+            }
+        }
+    }
+}

@@ -3,7 +3,7 @@ use super::redirect::safe_callback_url;
 use super::{cookies, csrf, parse_form, AppState, WebError};
 use crate::crypto::random_token;
 use crate::error::{AuthError, ErrorCode};
-use crate::flow::{self, CallbackParams, FLOW_TTL};
+use crate::flow::{self, CallbackParams, SignedIn, FLOW_TTL};
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::header::{HeaderMap, HeaderValue, LOCATION, SET_COOKIE};
@@ -73,6 +73,7 @@ async fn begin(
     provider_id: &str,
     callback_url: Option<&str>,
     json: bool,
+    csrf_checked: bool,
 ) -> Result<Response, WebError> {
     let wrap = |error: AuthError| WebError::answer(error, json);
     let provider = app.providers.get(provider_id).ok_or_else(|| {
@@ -91,7 +92,17 @@ async fn begin(
         .filter(|b| b.len() == 43)
         .map(str::to_string)
         .unwrap_or_else(|| random_token(32));
-    let started = flow::start(&*app.store, provider, &callback_url, &binding)
+    // Who is signed in now is recorded in the flow: the callback links to that user. Only
+    // for a CSRF-checked start: a GET can be sent by any site's page, and linking the
+    // account that the attacker made the browser sign in with at the provider would hand
+    // the attacker the signed-in user. A GET start runs as signed out (and the callback
+    // refuses to swap a signed-in browser to another user).
+    let started_by = if csrf_checked {
+        signed_in(app, headers).await.map_err(|e| wrap(e.into()))?
+    } else {
+        None
+    };
+    let started = flow::start(&*app.store, provider, &callback_url, &binding, started_by)
         .await
         .map_err(wrap)?;
     tracing::info!(provider = provider.id(), "sign-in started");
@@ -106,6 +117,20 @@ async fn begin(
     Ok(redirect(&started.authorization_url, json, vec![cookie]))
 }
 
+/// The live session behind the request's session cookie, if any.
+async fn signed_in(
+    app: &AppState,
+    headers: &HeaderMap,
+) -> Result<Option<SignedIn>, crate::store::StoreError> {
+    let Some(token) = cookies::read(headers, &app.cookies.session) else {
+        return Ok(None);
+    };
+    Ok(app.sessions.load(token).await?.map(|s| SignedIn {
+        user_id: s.record.user_id,
+        session_id: s.id,
+    }))
+}
+
 /// `GET /signin/{provider}`: start at once (for apps that link straight to a provider).
 pub async fn start_get(
     State(app): State<AppState>,
@@ -118,6 +143,7 @@ pub async fn start_get(
         &headers,
         &provider,
         query.get("callbackUrl").map(String::as_str),
+        false,
         false,
     )
     .await
@@ -139,6 +165,7 @@ pub async fn start_post(
         &provider,
         form.get("callbackUrl").map(String::as_str),
         json,
+        true,
     )
     .await
 }
@@ -159,7 +186,7 @@ pub async fn callback_get(
     Path(provider): Path<String>,
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
-) -> Result<Response, WebError> {
+) -> Response {
     callback(&app, &headers, &provider, params_from(query)).await
 }
 
@@ -169,18 +196,80 @@ pub async fn callback_post(
     Path(provider): Path<String>,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Response, WebError> {
+) -> Response {
     callback(&app, &headers, &provider, params_from(parse_form(&body))).await
 }
 
+/// Every refusal at the callback is a redirect to the error page (SPEC §3), so the one-time
+/// `code` and `state` leave the address bar and a reload cannot replay them. The browser's
+/// flow cookie is cleared once the callback ends, unless another tab's flow still needs it.
 async fn callback(
     app: &AppState,
     headers: &HeaderMap,
     provider_id: &str,
     params: CallbackParams,
-) -> Result<Response, WebError> {
+) -> Response {
+    let provider = app.providers.get(provider_id);
+    let binding_cookie = match provider {
+        Some(p) if p.uses_form_post() => &app.cookies.flow_cross_site,
+        _ => &app.cookies.flow,
+    };
+    let binding = cookies::read(headers, binding_cookie);
+    let result = finish_callback(app, headers, provider_id, params, binding).await;
+    let clear_flow = match binding {
+        // A store error here keeps the cookie; it expires with the flow anyway.
+        Some(b) => !flow::has_pending(&*app.store, b).await.unwrap_or(true),
+        None => false,
+    };
+    let clear = clear_flow.then(|| {
+        if binding_cookie == &app.cookies.flow_cross_site {
+            app.cookies.clear_cross_site(binding_cookie)
+        } else {
+            app.cookies.clear(binding_cookie)
+        }
+    });
+    let mut response = match result {
+        Ok(response) => response,
+        Err(error) => {
+            let target = error_redirect(app, &error);
+            WebError::redirect(error, target).into_response()
+        }
+    };
+    if let Some(clear) = clear {
+        response.headers_mut().append(SET_COOKIE, clear);
+    }
+    response
+}
+
+/// `{base_path}/error?error=<Code>`, or the configured `error_url` with the same parameter;
+/// `provider=<id>` for each provider the user should use instead.
+fn error_redirect(app: &AppState, error: &AuthError) -> String {
+    let mut url = match &app.config.server.error_url {
+        Some(url) => url.clone(),
+        None => match url::Url::parse(&app.url("/error")) {
+            Ok(url) => url,
+            Err(_) => return format!("{}/error?error={}", app.config.server.base_path, error.code),
+        },
+    };
+    {
+        let mut query = url.query_pairs_mut();
+        query.append_pair("error", error.code.as_str());
+        for id in &error.providers {
+            query.append_pair("provider", id);
+        }
+    }
+    url.to_string()
+}
+
+async fn finish_callback(
+    app: &AppState,
+    headers: &HeaderMap,
+    provider_id: &str,
+    params: CallbackParams,
+    binding: Option<&str>,
+) -> Result<Response, AuthError> {
     let provider = app.providers.get(provider_id).ok_or_else(|| {
-        WebError::new(
+        AuthError::new(
             ErrorCode::UnknownProvider,
             format!(
                 "callback for unknown provider {:?}",
@@ -188,16 +277,9 @@ async fn callback(
             ),
         )
     })?;
-    let binding = if provider.uses_form_post() {
-        cookies::read(headers, &app.cookies.flow_cross_site)
-    } else {
-        cookies::read(headers, &app.cookies.flow)
-    };
-    // A signed-in user who signs in with another provider links that account.
-    let current_user = match cookies::read(headers, &app.cookies.session) {
-        Some(token) => app.sessions.load(token).await?.map(|s| s.record.user_id),
-        None => None,
-    };
+    // Only to refuse a flow that reaches a browser signed in as someone else; linking uses
+    // the user recorded when the flow started.
+    let presented = signed_in(app, headers).await?;
     let names = |id: &str| {
         app.providers
             .get(id)
@@ -207,16 +289,24 @@ async fn callback(
     let finished = flow::finish(
         &*app.store,
         &app.users,
+        &app.sessions,
         provider,
         params,
         binding,
-        current_user.as_deref(),
+        presented.as_ref(),
         names,
     )
     .await?;
-    // A fresh session id at every sign-in; the previous session (if any) ends.
-    if let Some(old) = cookies::read(headers, &app.cookies.session) {
-        app.sessions.delete(old).await?;
+    // A fresh session id at every sign-in: the session the flow started from ends, even
+    // when its cookie did not come with the callback (`form_post`), and so does the one
+    // whose cookie did (the new cookie replaces it in this browser).
+    if let Some(id) = &finished.started_session {
+        app.sessions.end_by_id(id).await?;
+    }
+    if let Some(old) =
+        presented.filter(|p| finished.started_session.as_ref() != Some(&p.session_id))
+    {
+        app.sessions.end_by_id(&old.session_id).await?;
     }
     let (token, session) = app.sessions.create(&finished.user, provider.id()).await?;
     tracing::info!(provider = provider.id(), user = %finished.user.id, session = %session.id, "signed in");

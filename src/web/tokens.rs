@@ -179,6 +179,14 @@ fn requested_audiences<'a>(app: &'a AppState, body: &[u8]) -> Result<Vec<&'a str
             out.push(known);
         }
     }
+    // A token that names the provider-token audience names nothing else: an API that
+    // receives a token must never be able to fetch the user's provider tokens with it.
+    if out.len() > 1 && out.contains(&t.provider_token_audience.as_str()) {
+        return Err(refused(
+            ErrorCode::InvalidAudience,
+            "tokens.provider_token_audience cannot be combined with other audiences",
+        ));
+    }
     Ok(out)
 }
 
@@ -207,6 +215,17 @@ async fn token(
         .create(&session.id, &session.record.user_id, session_end_ms)
         .await
         .map_err(json_err)?;
+    // A sign-out that answered while the family was being made wins: the family goes too.
+    if !app.sessions.is_live(&session.id).await.map_err(json_err)? {
+        app.families
+            .revoke_session(&session.id)
+            .await
+            .map_err(json_err)?;
+        return Err(refused(
+            ErrorCode::SessionRequired,
+            "the session ended while the token was being issued",
+        ));
+    }
     t.answer(issued, &audiences).await
 }
 

@@ -157,13 +157,26 @@ async fn oauth2_answer_missing_the_id_is_a_clear_error() {
         .await;
     let browser = Browser::new();
     let done = plain_flow(&app, &browser).await;
-    assert_eq!(done.status(), StatusCode::BAD_GATEWAY);
-    assert!(done.text().await.unwrap().contains("ProviderError"));
+    assert_refused(
+        &app,
+        &browser,
+        done,
+        "ProviderError",
+        StatusCode::BAD_GATEWAY,
+    )
+    .await;
     // A mis-typed field too.
     *plain.userinfo.lock().unwrap() =
         json!({"data": {"account": {"uid": 1, "display": ["not", "text"]}}});
     let done = plain_flow(&app, &browser).await;
-    assert_eq!(done.status(), StatusCode::BAD_GATEWAY);
+    assert_refused(
+        &app,
+        &browser,
+        done,
+        "ProviderError",
+        StatusCode::BAD_GATEWAY,
+    )
+    .await;
     let session: Value = browser
         .get(&app.url("/session"))
         .await

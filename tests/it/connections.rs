@@ -156,6 +156,39 @@ async fn half_a_header_is_cut_off_after_the_header_read_timeout() {
 }
 
 #[tokio::test]
+async fn a_request_whose_body_trickles_in_is_cut_off_after_the_request_timeout() {
+    let app = spawn("request_timeout = \"700ms\"\nkeep_alive_timeout = \"30s\"\n").await;
+    // The head arrives at once, the body never does (a byte every 100 ms of 1000 promised).
+    let mut slow = connect_from("127.0.0.2", app.addr).await;
+    slow.write_all(
+        b"POST /revoke HTTP/1.1\r\nHost: latch\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 1000\r\n\r\ntoken=",
+    )
+    .await
+    .unwrap();
+    let started = Instant::now();
+    timeout(Duration::from_secs(5), async {
+        let mut buf = [0u8; 64];
+        loop {
+            if slow.write_all(b"a").await.is_err() {
+                break;
+            }
+            match timeout(Duration::from_millis(100), slow.read(&mut buf)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => break,
+                _ => {}
+            }
+        }
+    })
+    .await
+    .expect("the trickling body was never cut off");
+    let cut = started.elapsed();
+    assert!(cut >= Duration::from_millis(600), "cut after {cut:?}");
+    // Another client meanwhile and after: served as usual.
+    let mut other = connect_from("127.0.0.1", app.addr).await;
+    assert_eq!(get(&mut other, "/healthz").await, 200);
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn an_idle_keep_alive_connection_is_closed_after_the_keep_alive_timeout() {
     let app = spawn("header_read_timeout = \"200ms\"\nkeep_alive_timeout = \"800ms\"\n").await;
     let mut idle = connect_from("127.0.0.2", app.addr).await;

@@ -3,7 +3,7 @@
 use crate::support::browser::{location, query_param, Browser};
 use crate::support::hostile::{Behavior, Hostile, Signing};
 use crate::support::latch::{Setup, TestApp};
-use crate::support::refusal::assert_refused;
+use crate::support::refusal::{assert_callback_refused, assert_refused};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -339,10 +339,16 @@ async fn state_replayed() {
     let start = browser.get(&app.url("/signin/hostile")).await;
     let back = browser.get(&location(&start, StatusCode::FOUND)).await;
     let callback = location(&back, StatusCode::FOUND);
+    let binding = browser.cookie("latch.flow").expect("flow cookie").value;
     assert_eq!(browser.get(&callback).await.status(), StatusCode::FOUND);
+    assert!(
+        browser.cookie("latch.flow").is_none(),
+        "the flow cookie is cleared once the callback is done"
+    );
+    // Even with the binding cookie put back, the state was used once and for all.
+    browser.set_cookie("127.0.0.1", "latch.flow", &binding);
     let replay = browser.get(&callback).await;
-    assert_eq!(replay.status(), StatusCode::BAD_REQUEST);
-    assert!(replay.text().await.unwrap().contains("InvalidState"));
+    assert_callback_refused(&app, &browser, replay, "InvalidState").await;
 }
 
 #[tokio::test]
@@ -450,4 +456,120 @@ async fn https_public_url_gives_secure_host_prefixed_cookies() {
         .to_str()
         .unwrap()
         .contains("max-age="));
+}
+
+/// Each arm of the mapping of an `error=` on the callback (`flow::finish`): the user's
+/// refusal, latch's own client settings, and everything else.
+#[tokio::test]
+async fn provider_errors_on_the_callback_map_to_their_codes() {
+    let (hostile, app) = setup().await;
+    for (error, code, status) in [
+        ("access_denied", "AccessDenied", StatusCode::FORBIDDEN),
+        (
+            "unauthorized_client",
+            "Configuration",
+            StatusCode::BAD_GATEWAY,
+        ),
+        ("invalid_client", "Configuration", StatusCode::BAD_GATEWAY),
+        ("invalid_scope", "Configuration", StatusCode::BAD_GATEWAY),
+        (
+            "unsupported_response_type",
+            "Configuration",
+            StatusCode::BAD_GATEWAY,
+        ),
+        ("invalid_request", "Configuration", StatusCode::BAD_GATEWAY),
+        (
+            "server_error",
+            "OAuthCallbackError",
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "login_required",
+            "OAuthCallbackError",
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "Access_Denied",
+            "OAuthCallbackError",
+            StatusCode::BAD_REQUEST,
+        ),
+        ("", "OAuthCallbackError", StatusCode::BAD_REQUEST),
+    ] {
+        hostile.set(Behavior {
+            authorize_error: Some(error.into()),
+            ..Behavior::default()
+        });
+        let browser = Browser::new();
+        let response = run_flow(&app, &browser).await;
+        assert_eq!(
+            query_param(&location(&response, StatusCode::SEE_OTHER), "error").as_deref(),
+            Some(code),
+            "error={error:?}"
+        );
+        assert_refused(&app, &browser, response, code, status).await;
+    }
+}
+
+/// The token endpoint's OAuth errors (RFC 6749 5.2): latch's client credentials refused is
+/// `Configuration`; a refused code or anything else is `OAuthCallbackError`.
+#[tokio::test]
+async fn token_endpoint_errors_map_to_their_codes() {
+    let (hostile, app) = setup().await;
+    for (http, error, code, status) in [
+        (
+            401,
+            "invalid_client",
+            "Configuration",
+            StatusCode::BAD_GATEWAY,
+        ),
+        (
+            400,
+            "invalid_client",
+            "Configuration",
+            StatusCode::BAD_GATEWAY,
+        ),
+        (
+            400,
+            "unauthorized_client",
+            "Configuration",
+            StatusCode::BAD_GATEWAY,
+        ),
+        (
+            400,
+            "incorrect_client_credentials",
+            "Configuration",
+            StatusCode::BAD_GATEWAY,
+        ),
+        (
+            400,
+            "invalid_grant",
+            "OAuthCallbackError",
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            400,
+            "invalid_request",
+            "OAuthCallbackError",
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            400,
+            "unsupported_grant_type",
+            "OAuthCallbackError",
+            StatusCode::BAD_REQUEST,
+        ),
+    ] {
+        hostile.set(Behavior {
+            token_error: Some((http, error.into())),
+            ..Behavior::default()
+        });
+        let browser = Browser::new();
+        let response = run_flow(&app, &browser).await;
+        assert_eq!(
+            query_param(&location(&response, StatusCode::SEE_OTHER), "error").as_deref(),
+            Some(code),
+            "HTTP {http} error={error:?}"
+        );
+        assert_refused(&app, &browser, response, code, status).await;
+    }
 }

@@ -219,3 +219,37 @@ async fn oversized_request_headers_get_431() {
     let again = client.get(app.url("/healthz")).send().await.unwrap();
     assert_eq!(again.status(), reqwest::StatusCode::OK);
 }
+
+#[tokio::test]
+async fn instances_on_one_redis_share_one_limit() {
+    let redis = crate::support::redis::RedisServer::new();
+    let setup = || {
+        Setup::default()
+            .store(redis.url())
+            .limits("signin = \"4/min\"")
+    };
+    let (a, b) = (setup().spawn().await, setup().spawn().await);
+    // Alternating between the instances: four in all pass, not four on each.
+    let c = client();
+    let mut statuses = Vec::new();
+    for i in 0..8 {
+        let app = if i % 2 == 0 { &a } else { &b };
+        let response = send(c.get(app.url("/signin/dev"))).await;
+        if response.status() == StatusCode::TOO_MANY_REQUESTS {
+            let retry: u64 = response.headers()["retry-after"]
+                .to_str()
+                .unwrap()
+                .parse()
+                .unwrap();
+            assert!((1..=15).contains(&retry), "Retry-After {retry}");
+        }
+        statuses.push(response.status());
+    }
+    assert_eq!(limited(&statuses), 4, "{statuses:?}");
+    assert!(
+        statuses[..4].iter().all(|s| *s == StatusCode::FOUND),
+        "{statuses:?}"
+    );
+    a.stop().await;
+    b.stop().await;
+}

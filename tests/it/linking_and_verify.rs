@@ -3,6 +3,7 @@ use crate::signin_dev::sign_in_with_dev;
 use crate::support::browser::Browser;
 use crate::support::dev::dev_flow;
 use crate::support::latch::{Setup, TestApp};
+use crate::support::refusal::assert_callback_refused;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
@@ -57,9 +58,7 @@ async fn same_email_elsewhere_is_not_linked_without_link_by_email() {
 
     let other = Browser::new();
     let refused = dev_flow(&app, &other, "second", "bob@example.com", "/").await;
-    assert_eq!(refused.status(), StatusCode::CONFLICT);
-    let page = refused.text().await.unwrap();
-    assert!(page.contains("OAuthAccountNotLinked"), "{page}");
+    let page = assert_callback_refused(&app, &other, refused, "OAuthAccountNotLinked").await;
     assert!(
         page.contains("Sign in with Development login"),
         "names the provider to use: {page}"

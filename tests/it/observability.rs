@@ -3,6 +3,7 @@
 use crate::signin_dev::sign_in_with_dev;
 use crate::support::browser::{location, query_param, set_cookie_line, Browser};
 use crate::support::latch::Setup;
+use crate::support::refusal::assert_callback_refused;
 use reqwest::StatusCode;
 use serde_json::Value;
 use std::process::{Command, Stdio};
@@ -44,7 +45,7 @@ async fn metrics_count_sign_ins_and_refusals() {
     let first = replay.get(&callback).await;
     assert_eq!(first.status(), StatusCode::FOUND);
     let second = replay.get(&callback).await;
-    assert!(second.status().is_client_error());
+    assert_callback_refused(&app, &replay, second, "InvalidState").await;
     // An unknown provider is counted, but not under its (user-chosen) name.
     let unknown = replay.get(&app.url("/signin/no-such-thing")).await;
     assert!(unknown.status().is_client_error());
@@ -204,7 +205,15 @@ async fn json_log_of_a_session_names_requests_and_leaks_no_secret() {
     let request_id = done.headers()["x-request-id"].to_str().unwrap().to_string();
     // A replayed callback: a refusal, logged with its reason.
     let replayed = browser.get(&callback).await;
-    assert!(replayed.status().is_client_error());
+    assert_eq!(
+        location(&replayed, StatusCode::SEE_OTHER),
+        url("/error?error=InvalidState"),
+        "a refused callback redirects to the error page"
+    );
+    let refused_id = replayed.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
 
     // Tokens: issue, then rotate.
     let issued = browser.send(browser.client.post(url("/token"))).await;
@@ -335,10 +344,19 @@ async fn json_log_of_a_session_names_requests_and_leaks_no_secret() {
         callback_lines.iter().any(|l| l["message"] == "signed in"),
         "{request_id}: {callback_lines:?}"
     );
+    // The redirected refusal's one line: its code, the precise reason, under its request id.
+    let refused: Vec<&Value> = lines
+        .iter()
+        .filter(|l| l["message"] == "request refused" && l["code"] == "InvalidState")
+        .filter(|l| l["span"]["request_id"] == refused_id.as_str())
+        .collect();
+    assert_eq!(refused.len(), 1, "{refused_id}: {stderr}");
     assert!(
-        lines
-            .iter()
-            .any(|l| l["message"] == "request refused" && l["code"] == "InvalidState"),
-        "{stderr}"
+        refused[0]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("already used")),
+        "{}",
+        refused[0]
     );
+    assert_eq!(refused[0]["redirected"], true, "{}", refused[0]);
 }

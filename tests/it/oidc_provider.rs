@@ -2,8 +2,9 @@
 use crate::support::browser::{location, query_param, Browser};
 use crate::support::latch::{Setup, TestApp};
 use crate::support::oidc_provider::OidcProvider;
+use crate::support::refusal::assert_refused;
 use reqwest::StatusCode;
-use serde_json::{json, Value};
+use serde_json::Value;
 use tokio::net::TcpListener;
 
 async fn setup() -> (OidcProvider, TestApp) {
@@ -89,13 +90,5 @@ async fn declining_at_oidc_provider_is_access_denied() {
         Some("access_denied")
     );
     let done = browser.get(&callback).await;
-    assert_eq!(done.status(), StatusCode::FORBIDDEN);
-    assert!(done.text().await.unwrap().contains("AccessDenied"));
-    let session: Value = browser
-        .get(&app.url("/session"))
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(session, json!({}));
+    assert_refused(&app, &browser, done, "AccessDenied", StatusCode::FORBIDDEN).await;
 }

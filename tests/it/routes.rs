@@ -2,6 +2,7 @@
 //! health, and what a bad request gets.
 use crate::support::browser::Browser;
 use crate::support::latch::Setup;
+use crate::support::refusal::assert_callback_refused;
 use reqwest::StatusCode;
 use serde_json::Value;
 
@@ -43,7 +44,7 @@ async fn unknown_provider_and_unknown_route() {
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     assert!(r.text().await.unwrap().contains("UnknownProvider"));
     let r = browser.get(&app.url("/callback/nope?state=x&code=y")).await;
-    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert_callback_refused(&app, &browser, r, "UnknownProvider").await;
     let r = browser.get(&app.url("/no/such/page")).await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
 }
@@ -92,7 +93,7 @@ async fn health_readiness_and_malformed_input() {
     let r = browser
         .get(&app.url("/callback/dev?state=%ZZ&code=%"))
         .await;
-    assert!(r.status().is_client_error(), "{}", r.status());
+    assert_callback_refused(&app, &browser, r, "InvalidState").await;
     let r = browser
         .send(browser.client.delete(app.url("/session")))
         .await;

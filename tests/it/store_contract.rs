@@ -179,7 +179,54 @@ pub async fn contract(store: Arc<dyn Store>) {
         .is_empty());
 
     conditional_writes(&*store, &k("cond:")).await;
+    rate_limits(&*store, &k("rate:")).await;
     ttl_checks(&*store, &k("ttl:")).await;
+}
+
+/// GCRA: `tolerance / interval + 1` requests at once, then one per `interval`; a refused
+/// request is not counted; keys are independent.
+async fn rate_limits(store: &dyn Store, p: &str) {
+    let k = |s: &str| format!("{p}{s}");
+    // Wide enough that a loaded machine still makes the burst within one interval.
+    let (interval, tolerance) = (Duration::from_millis(1500), Duration::from_millis(3000));
+    for i in 0..3 {
+        assert_eq!(
+            store
+                .rate_limit(&k("a"), interval, tolerance)
+                .await
+                .unwrap(),
+            None,
+            "request {i} of the burst"
+        );
+    }
+    let wait = store
+        .rate_limit(&k("a"), interval, tolerance)
+        .await
+        .unwrap()
+        .expect("the fourth is refused");
+    assert!(wait > Duration::ZERO && wait <= interval, "{wait:?}");
+    // Another key (another client or route) has its own count.
+    assert_eq!(
+        store
+            .rate_limit(&k("b"), interval, tolerance)
+            .await
+            .unwrap(),
+        None
+    );
+    // After the wait, exactly one more.
+    tokio::time::sleep(wait + Duration::from_millis(20)).await;
+    assert_eq!(
+        store
+            .rate_limit(&k("a"), interval, tolerance)
+            .await
+            .unwrap(),
+        None
+    );
+    assert!(store
+        .rate_limit(&k("a"), interval, tolerance)
+        .await
+        .unwrap()
+        .is_some());
 }
 
 /// `put_existing` never creates (a delete wins over a racing extension) and `delete_if`

@@ -107,6 +107,31 @@ impl Browser {
         self.send(self.client.post(url).form(form)).await
     }
 
+    /// A POST from another site (a provider's `form_post` page): a browser sends only the
+    /// cookies set with `SameSite=None`, never the Lax or Strict ones.
+    pub async fn post_form_cross_site(&self, url: &str, form: &[(&str, &str)]) -> Response {
+        let mut request = self.client.post(url).form(form).build().unwrap();
+        let parsed = request.url().clone();
+        let host = parsed.host_str().unwrap_or_default().to_string();
+        let pairs: Vec<String> = self
+            .jar
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|c| c.host == host && parsed.path().starts_with(&c.path))
+            .filter(|c| c.raw.to_ascii_lowercase().contains("samesite=none"))
+            .map(|c| format!("{}={}", c.name, c.value))
+            .collect();
+        if !pairs.is_empty() {
+            request
+                .headers_mut()
+                .insert(COOKIE, pairs.join("; ").parse().unwrap());
+        }
+        let response = self.client.execute(request).await.unwrap();
+        self.remember(&parsed, &response);
+        response
+    }
+
     pub fn cookie(&self, name: &str) -> Option<StoredCookie> {
         self.jar
             .lock()

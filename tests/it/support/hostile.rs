@@ -19,6 +19,24 @@ use std::time::Duration;
 pub const CLIENT_ID: &str = "latch-test";
 pub const CLIENT_SECRET: &str = "hostile-client-secret";
 
+/// A provider endpoint, for behaviour aimed at one of them.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Endpoint {
+    Discovery,
+    Jwks,
+    Token,
+    Userinfo,
+}
+
+/// An answer larger than latch reads (1 MiB): declared up front, or streamed without a length.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Oversize {
+    /// 2 MiB with `Content-Length`.
+    Declared,
+    /// 4 MiB in 64 KiB chunks, no `Content-Length`.
+    Chunked,
+}
+
 /// How the ID token's header and signature are made.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Signing {
@@ -43,9 +61,13 @@ pub struct Behavior {
     /// Error parameter on the redirect back instead of a code.
     pub authorize_error: Option<String>,
     pub token_status: Option<u16>,
+    /// An OAuth error answer from the token endpoint: HTTP status and `error`.
+    pub token_error: Option<(u16, String)>,
     pub token_delay: Option<Duration>,
     /// Whether the JWKS also lists the second key.
     pub publish_second: bool,
+    /// This endpoint answers 200 with a body over latch's limit.
+    pub oversize: Option<(Endpoint, Oversize)>,
 }
 
 impl Default for Behavior {
@@ -56,8 +78,10 @@ impl Default for Behavior {
             iss_param: None,
             authorize_error: None,
             token_status: None,
+            token_error: None,
             token_delay: None,
             publish_second: false,
+            oversize: None,
         }
     }
 }
@@ -132,9 +156,37 @@ impl Hostile {
     }
 }
 
-async fn discovery(State(s): State<Arc<Inner>>) -> Json<Value> {
+/// `value` as JSON, or, when the behaviour makes `endpoint` oversized, the same JSON followed
+/// by megabytes of whitespace: still a valid answer, so only a size limit refuses it.
+fn answer(s: &Inner, endpoint: Endpoint, value: Value) -> Response {
+    let shape = match s.behavior.lock().unwrap().oversize {
+        Some((at, shape)) if at == endpoint => shape,
+        _ => return Json(value).into_response(),
+    };
+    let json = bytes::Bytes::from(value.to_string());
+    let body = match shape {
+        Oversize::Declared => {
+            let mut all = json.to_vec();
+            all.resize(2 << 20, b' ');
+            axum::body::Body::from(all)
+        }
+        Oversize::Chunked => {
+            let padding = (0..64).map(|_| bytes::Bytes::from(vec![b' '; 64 << 10]));
+            let chunks = std::iter::once(json)
+                .chain(padding)
+                .map(Ok::<_, std::io::Error>);
+            axum::body::Body::from_stream(futures_util::stream::iter(chunks))
+        }
+    };
+    Response::builder()
+        .header("content-type", "application/json")
+        .body(body)
+        .unwrap()
+}
+
+async fn discovery(State(s): State<Arc<Inner>>) -> Response {
     let i = &s.issuer;
-    Json(json!({
+    let document = json!({
         "issuer": i,
         "authorization_endpoint": format!("{i}/authorize"),
         "token_endpoint": format!("{i}/token"),
@@ -143,16 +195,17 @@ async fn discovery(State(s): State<Arc<Inner>>) -> Json<Value> {
         "response_types_supported": ["code"],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["ES256"],
-    }))
+    });
+    answer(&s, Endpoint::Discovery, document)
 }
 
-async fn jwks(State(s): State<Arc<Inner>>) -> Json<Value> {
+async fn jwks(State(s): State<Arc<Inner>>) -> Response {
     s.jwks_hits.fetch_add(1, Ordering::SeqCst);
     let mut keys = vec![jwk(&s.key, "main")];
     if s.behavior.lock().unwrap().publish_second {
         keys.push(jwk(&s.second_key, "second"));
     }
-    Json(json!({ "keys": keys }))
+    answer(&s, Endpoint::Jwks, json!({ "keys": keys }))
 }
 
 /// Redirects straight back to the client (no login page): with a code, or an error.
@@ -247,9 +300,9 @@ async fn token(State(s): State<Arc<Inner>>, body: String) -> Response {
     let form: HashMap<String, String> = url::form_urlencoded::parse(body.as_bytes())
         .into_owned()
         .collect();
-    let (delay, status) = {
+    let (delay, status, error) = {
         let b = s.behavior.lock().unwrap();
-        (b.token_delay, b.token_status)
+        (b.token_delay, b.token_status, b.token_error.clone())
     };
     if let Some(delay) = delay {
         tokio::time::sleep(delay).await;
@@ -258,6 +311,13 @@ async fn token(State(s): State<Arc<Inner>>, body: String) -> Response {
         return (
             StatusCode::from_u16(status).unwrap(),
             "<html>upstream exploded</html>",
+        )
+            .into_response();
+    }
+    if let Some((status, error)) = error {
+        return (
+            StatusCode::from_u16(status).unwrap(),
+            Json(json!({"error": error, "error_description": "refused by the hostile provider"})),
         )
             .into_response();
     }
@@ -288,11 +348,12 @@ async fn token(State(s): State<Arc<Inner>>, body: String) -> Response {
     let b = s.behavior.lock().unwrap();
     (b.claims)(&mut claims);
     let id_token = sign(&s, &b.signing, &claims);
-    Json(json!({"access_token": "hostile-access", "token_type": "Bearer", "expires_in": 300, "id_token": id_token})).into_response()
+    let tokens = json!({"access_token": "hostile-access", "token_type": "Bearer", "expires_in": 300, "id_token": id_token});
+    drop(b);
+    answer(&s, Endpoint::Token, tokens)
 }
 
-async fn userinfo() -> Json<Value> {
-    Json(
-        json!({"sub": "hostile-user-1", "email": "mallory@example.test", "email_verified": true, "name": "Mallory"}),
-    )
+async fn userinfo(State(s): State<Arc<Inner>>) -> Response {
+    let claims = json!({"sub": "hostile-user-1", "email": "mallory@example.test", "email_verified": true, "name": "Mallory"});
+    answer(&s, Endpoint::Userinfo, claims)
 }

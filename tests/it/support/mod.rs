@@ -7,5 +7,6 @@ pub mod hostile;
 pub mod latch;
 pub mod latch_bin;
 pub mod oidc_provider;
+pub mod process;
 pub mod redis;
 pub mod refusal;
