@@ -231,13 +231,8 @@ impl StoreConfig {
     /// The URL with any password hidden (`redis://:pw@host` -> `redis://:***@host`), for
     /// printing.
     pub fn redacted_url(&self) -> String {
-        match url::Url::parse(&self.url) {
-            Ok(mut u) if u.password().is_some() => {
-                let _ = u.set_password(Some("***"));
-                u.to_string()
-            }
-            _ => self.url.clone(),
-        }
+        // The store's own redaction: it covers every URL form, parseable or not.
+        crate::store::redact_url(&self.url)
     }
 }
 

@@ -31,6 +31,7 @@ pub(crate) const STORE_SCHEMES: &[&str] = &[
     "rediss",
     "redis+sentinel",
     "redis+cluster",
+    "rediss+cluster",
     "memory",
 ];
 const MIN_SECRET_LEN: usize = 32;
@@ -559,7 +560,8 @@ fn store(ctx: &mut Ctx, raw: RawStore, base_dir: PathBuf) -> Option<StoreConfig>
         return None;
     }
     if scheme != "sqlite" && scheme != "memory" {
-        if let Err(e) = Url::parse(&url) {
+        // The parser the store opens it with (Url::parse refuses multi-host forms).
+        if let Err(e) = crate::store::check_redis_url(&url) {
             ctx.err(&path, format!("not a valid {scheme}:// URL: {e}"));
             return None;
         }

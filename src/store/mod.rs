@@ -158,27 +158,58 @@ fn sqlite_path_from_url(url: &str) -> Result<PathBuf, StoreError> {
     Ok(PathBuf::from(rest))
 }
 
-/// The URL with any password replaced by `***`, for messages.
-pub(crate) fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
+/// Checks a `redis://`, `rediss://`, `redis+sentinel://`, `redis+cluster://` or
+/// `rediss+cluster://` URL with the parser [`open`] uses, without connecting. The message
+/// shows the URL only with its password hidden.
+pub fn check_redis_url(url: &str) -> Result<(), String> {
+    self::redis::check_url(url.trim()).map_err(|e| match e {
+        StoreError::Backend(m) | StoreError::Unavailable(m) => m,
+    })
+}
+
+/// The URL with any password replaced by `***`, for messages and logs. Works on any text,
+/// valid URL or not: everything before the last `@` is user info, and all of it after the
+/// first `:` is hidden (all of it when there is no `:`, since `redis://secret@host` is a
+/// password to Redis); `pass`/`password` query values are hidden too. When in doubt it hides
+/// more, never less.
+pub fn redact_url(url: &str) -> String {
+    let (scheme, rest) = match url.split_once("://") {
+        Some((s, r)) => (Some(s), r),
+        None => (None, url),
     };
-    let (authority, tail) = match rest.find('/') {
-        Some(i) => rest.split_at(i),
-        None => (rest, ""),
-    };
-    match authority.rsplit_once('@') {
-        Some((userinfo, hosts)) => {
-            let user = userinfo.split(':').next().unwrap_or("");
-            let shown = if userinfo.contains(':') {
-                format!("{user}:***")
-            } else {
-                "***".to_string()
+    let rest = match rest.rsplit_once('@') {
+        Some((userinfo, after)) => {
+            let shown = match userinfo.split_once(':') {
+                Some((user, _)) => format!("{user}:***"),
+                None => "***".to_string(),
             };
-            format!("{scheme}://{shown}@{hosts}{tail}")
+            format!("{shown}@{}", redact_query(after))
         }
-        None => url.to_string(),
+        None => redact_query(rest),
+    };
+    match scheme {
+        Some(s) => format!("{s}://{rest}"),
+        None => rest,
     }
+}
+
+/// `...?pass=x&password=y` -> `...?pass=***&password=***`.
+fn redact_query(s: &str) -> String {
+    let Some((head, query)) = s.split_once('?') else {
+        return s.to_string();
+    };
+    let pairs: Vec<String> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((k, _))
+                if k.eq_ignore_ascii_case("pass") || k.eq_ignore_ascii_case("password") =>
+            {
+                format!("{k}=***")
+            }
+            _ => pair.to_string(),
+        })
+        .collect();
+    format!("{head}?{}", pairs.join("&"))
 }
 
 /// Milliseconds of a TTL, at least 1 (a zero TTL would otherwise be "no expiry" or an error).
@@ -198,6 +229,62 @@ mod tests {
         );
         assert_eq!(redact_url("redis://secret@h:1"), "redis://***@h:1");
         assert_eq!(redact_url("redis://h:1/0"), "redis://h:1/0");
+        // Multi-host forms, with and without a user name.
+        assert_eq!(
+            redact_url("redis+sentinel://u:pw@h1:1,h2:2/mymaster/3"),
+            "redis+sentinel://u:***@h1:1,h2:2/mymaster/3"
+        );
+        assert_eq!(
+            redact_url("rediss+cluster://:pw@h1:1,h2:2"),
+            "rediss+cluster://:***@h1:1,h2:2"
+        );
+    }
+
+    #[test]
+    fn redacts_passwords_of_unparseable_urls() {
+        // A password holding '/', '@', '#' or '?', a bad port, no scheme: never shown.
+        for (url, secret) in [
+            ("redis://u:pa/ss@h:1", "pa/ss"),
+            ("redis://u:p@ss@h:1/0", "p@ss"),
+            ("redis+cluster://:p#w?x@h:notaport", "p#w"),
+            ("redis+sentinel://u:hunter2@h:x,,/", "hunter2"),
+            ("u:hunter2@h:6379", "hunter2"),
+            ("redis://hunter2@h", "hunter2"),
+            ("redis://h:1/?password=hunter2&x=1", "hunter2"),
+            ("redis://:hunter2@", "hunter2"),
+        ] {
+            let shown = redact_url(url);
+            assert!(!shown.contains(secret), "{url} -> {shown}");
+            assert!(shown.contains("***"), "{url} -> {shown}");
+        }
+        assert_eq!(redact_url("u:hunter2@h:6379"), "u:***@h:6379");
+    }
+
+    #[test]
+    fn redis_urls_are_checked_by_the_store_parser() {
+        for ok in [
+            "redis://127.0.0.1:6379/0",
+            "rediss://:pw@redis.example.com:6380",
+            "redis+sentinel://u:pw@127.0.0.1:26379,127.0.0.1:26380/mymaster",
+            "redis+sentinel://127.0.0.1:26379,[::1]:26380/mymaster/2",
+            "redis+cluster://127.0.0.1:7000,127.0.0.1:7001",
+            "rediss+cluster://u:pw@127.0.0.1:7000,127.0.0.1:7001",
+        ] {
+            assert_eq!(check_redis_url(ok), Ok(()), "{ok}");
+        }
+        for (bad, why) in [
+            ("redis+sentinel://u:hunter2@127.0.0.1:26379", "service name"),
+            ("redis+sentinel://127.0.0.1:x/mymaster", "bad port"),
+            ("redis+sentinel://h:1/mymaster/zero", "bad db"),
+            ("redis+cluster://:hunter2@h:1,h:notaport", "bad port"),
+            ("redis+cluster://h:1/3", "no path"),
+            ("redis+cluster://", "no host"),
+            ("redis://:hunter2@0.0.0.0:6379", "wildcard"),
+        ] {
+            let e = check_redis_url(bad).expect_err(bad);
+            assert!(e.contains(why), "{bad}: {e}");
+            assert!(!e.contains("hunter2"), "{bad}: {e}");
+        }
     }
 
     #[test]

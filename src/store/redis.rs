@@ -5,7 +5,8 @@
 //! * `redis+sentinel://[user:pass@]host:port[,host:port...]/<service_name>[/db]`: the hosts are
 //!   the Sentinels (default port 26379); the credentials and `db` are for the master that the
 //!   Sentinels name for `<service_name>`. The master is looked up again after any connection
-//!   error or a `READONLY` reply (a failover).
+//!   error or a `READONLY` reply (a failover), and when the Sentinels, asked at most once a
+//!   second, name another node. While they list a live replica, writes `WAIT` for one.
 //! * `redis+cluster://[user:pass@]host:port[,host:port...]` and `rediss+cluster://...`: seed
 //!   nodes of a Redis Cluster. Every operation touches one key, so no hash tags are needed;
 //!   [`Store::keys_with_prefix`] scans every master.
@@ -68,9 +69,16 @@ redis.call('SET', KEYS[1], new, 'PX', new - now)
 return 0
 "#;
 
+/// Longest wait for a replica to acknowledge a write (`WAIT 1 <ms>`).
+pub const WAIT_TIMEOUT: Duration = Duration::from_millis(500);
+/// How long the Sentinels' view (master, live replicas) is trusted before they are asked again.
+const REPLICAS_TTL: Duration = Duration::from_secs(1);
+
 /// [`Store`] on Redis (single node, Sentinel or Cluster).
 pub struct RedisStore {
     backend: Backend,
+    /// How many replicas a write must reach (Sentinel only) and when that was learned.
+    replicas: std::sync::Mutex<Option<(Instant, u64)>>,
 }
 
 enum Backend {
@@ -81,12 +89,32 @@ enum Backend {
 
 struct Sentinel {
     state: Mutex<SentinelState>,
+    /// The Sentinels' addresses and the group name, to ask them for their view.
+    sentinels: Vec<(String, u16)>,
+    service: String,
+    /// One caller at a time asks the Sentinels for their view.
+    checking: std::sync::atomic::AtomicBool,
+    /// The master the Sentinels named when last asked: a connection to any other node is
+    /// dropped, and none is kept to it.
+    named: std::sync::Mutex<Option<(String, u16)>>,
+}
+
+impl Sentinel {
+    /// Does `master` match what the Sentinels last named (or have they not been asked yet)?
+    fn agrees(&self, master: &Option<(String, u16)>) -> bool {
+        match &*self.named.lock().unwrap_or_else(|e| e.into_inner()) {
+            Some(named) => master.as_ref() == Some(named),
+            None => true,
+        }
+    }
 }
 
 struct SentinelState {
     client: SentinelClient,
     conn: Option<MultiplexedConnection>,
     failed: Option<(Instant, StoreError)>,
+    /// The node `conn` is connected to.
+    master: Option<(String, u16)>,
 }
 
 struct Cluster {
@@ -212,13 +240,15 @@ fn percent_decode(s: &str) -> String {
 type Parsed = (Option<String>, Option<String>, Vec<(String, u16)>, String);
 
 fn parse_multi_host(rest: &str, default_port: u16, url: &str) -> Result<Parsed, StoreError> {
-    let (authority, path) = match rest.find(['/', '?', '#']) {
+    // The user info ends at the last '@' (a password may hold '/', '?' or '#'; a host list
+    // or service name never holds '@'), the same rule as `redact_url`.
+    let (userinfo, rest) = match rest.rsplit_once('@') {
+        Some((u, r)) => (Some(u), r),
+        None => (None, rest),
+    };
+    let (hosts, path) = match rest.find(['/', '?', '#']) {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, ""),
-    };
-    let (userinfo, hosts) = match authority.rsplit_once('@') {
-        Some((u, h)) => (Some(u), h),
-        None => (None, authority),
     };
     let (mut user, mut pass) = (None, None);
     if let Some(u) = userinfo {
@@ -269,27 +299,129 @@ fn parse_multi_host(rest: &str, default_port: u16, url: &str) -> Result<Parsed, 
     Ok((user, pass, nodes, path.to_string()))
 }
 
+/// What a Redis store URL names. [`parse_url`] is the one parser: configuration validation
+/// ([`check_url`]) and [`RedisStore::open`] both use it.
+enum RedisUrl {
+    Single(redis::ConnectionInfo),
+    Sentinel(SentinelUrl),
+    Cluster(ClusterUrl),
+}
+
+struct SentinelUrl {
+    user: Option<String>,
+    pass: Option<String>,
+    sentinels: Vec<(String, u16)>,
+    service: String,
+    db: Option<i64>,
+}
+
+struct ClusterUrl {
+    user: Option<String>,
+    pass: Option<String>,
+    seeds: Vec<(String, u16)>,
+    node_scheme: &'static str,
+}
+
+/// Parses a `redis://`, `rediss://`, `redis+sentinel://`, `redis+cluster://` or
+/// `rediss+cluster://` URL. Messages name the URL only through `redact_url`.
+fn parse_url(url: &str) -> Result<RedisUrl, StoreError> {
+    let (scheme, rest) = url
+        .split_once("://")
+        .ok_or_else(|| invalid(format!("not a URL: {}", redact_url(url))))?;
+    match scheme.to_ascii_lowercase().as_str() {
+        "redis" | "rediss" => redis::IntoConnectionInfo::into_connection_info(url)
+            .map(RedisUrl::Single)
+            .map_err(|e| invalid(format!("bad Redis URL {}: {e}", redact_url(url)))),
+        "redis+sentinel" => parse_sentinel(rest, url).map(RedisUrl::Sentinel),
+        "redis+cluster" => parse_cluster(rest, url, "redis").map(RedisUrl::Cluster),
+        "rediss+cluster" => parse_cluster(rest, url, "rediss").map(RedisUrl::Cluster),
+        other => Err(invalid(format!("not a Redis URL scheme: {other}://"))),
+    }
+}
+
+fn parse_sentinel(rest: &str, url: &str) -> Result<SentinelUrl, StoreError> {
+    let (user, pass, sentinels, path) = parse_multi_host(rest, DEFAULT_SENTINEL_PORT, url)?;
+    let path = path.split(['?', '#']).next().unwrap_or("");
+    let mut parts = path.split('/').filter(|p| !p.is_empty());
+    let service = parts.next().ok_or_else(|| {
+        invalid(format!(
+            "Sentinel URL needs a service name: redis+sentinel://host:port[,host:port]/<service_name>[/db], got {}",
+            redact_url(url)
+        ))
+    })?;
+    let db = match parts.next() {
+        Some(d) => Some(
+            d.parse::<i64>()
+                .map_err(|_| invalid(format!("bad db {d:?} in store URL {}", redact_url(url))))?,
+        ),
+        None => None,
+    };
+    if parts.next().is_some() {
+        return Err(invalid(format!(
+            "too many path segments in store URL {} (expected /<service_name>[/db])",
+            redact_url(url)
+        )));
+    }
+    Ok(SentinelUrl {
+        user,
+        pass,
+        sentinels,
+        service: percent_decode(service),
+        db,
+    })
+}
+
+fn parse_cluster(
+    rest: &str,
+    url: &str,
+    node_scheme: &'static str,
+) -> Result<ClusterUrl, StoreError> {
+    let (user, pass, seeds, path) = parse_multi_host(rest, 6379, url)?;
+    // Redis Cluster has only database 0.
+    if !path
+        .split(['?', '#'])
+        .next()
+        .unwrap_or("")
+        .trim_matches('/')
+        .is_empty()
+    {
+        return Err(invalid(format!(
+            "a Redis Cluster URL has no path (Cluster has only db 0): {}",
+            redact_url(url)
+        )));
+    }
+    Ok(ClusterUrl {
+        user,
+        pass,
+        seeds,
+        node_scheme,
+    })
+}
+
+/// Validates a Redis store URL without connecting (for configuration checks).
+pub(crate) fn check_url(url: &str) -> Result<(), StoreError> {
+    parse_url(url).map(drop)
+}
+
 impl RedisStore {
     /// Parses `url` and prepares the client; connects lazily (see the module docs).
     pub fn open(url: &str) -> Result<Self, StoreError> {
-        let (scheme, rest) = url
-            .split_once("://")
-            .ok_or_else(|| invalid(format!("not a URL: {}", redact_url(url))))?;
-        let backend = match scheme.to_ascii_lowercase().as_str() {
-            "redis" | "rediss" => Backend::Single(Self::single(url)?),
-            "redis+sentinel" => Backend::Sentinel(Self::sentinel(rest, url)?),
-            "redis+cluster" => Backend::Cluster(Self::cluster(rest, url, "redis")?),
-            "rediss+cluster" => Backend::Cluster(Self::cluster(rest, url, "rediss")?),
-            other => return Err(invalid(format!("not a Redis URL scheme: {other}://"))),
+        let backend = match parse_url(url)? {
+            RedisUrl::Single(info) => Backend::Single(Self::single(info)?),
+            RedisUrl::Sentinel(s) => Backend::Sentinel(Self::sentinel(s)?),
+            RedisUrl::Cluster(c) => Backend::Cluster(Self::cluster(c)?),
         };
-        let store = Self { backend };
+        let store = Self {
+            backend,
+            replicas: std::sync::Mutex::new(None),
+        };
         tracing::debug!(backend = store.backend(), url = %redact_url(url), "store opened");
         Ok(store)
     }
 
-    fn single(url: &str) -> Result<ConnectionManager, StoreError> {
-        let client = redis::Client::open(url)
-            .map_err(|e| invalid(format!("bad Redis URL {}: {e}", redact_url(url))))?;
+    fn single(info: redis::ConnectionInfo) -> Result<ConnectionManager, StoreError> {
+        let client =
+            redis::Client::open(info).map_err(|e| invalid(format!("Redis client: {e}")))?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(CONNECT_TIMEOUT))
             .set_response_timeout(Some(RESPONSE_TIMEOUT))
@@ -302,34 +434,21 @@ impl RedisStore {
             .map_err(|e| invalid(format!("Redis client: {e}")))
     }
 
-    fn sentinel(rest: &str, url: &str) -> Result<Sentinel, StoreError> {
-        let (user, pass, nodes, path) = parse_multi_host(rest, DEFAULT_SENTINEL_PORT, url)?;
-        let path = path.split(['?', '#']).next().unwrap_or("");
-        let mut parts = path.split('/').filter(|p| !p.is_empty());
-        let service = parts.next().ok_or_else(|| {
-            invalid(format!(
-                "Sentinel URL needs a service name: redis+sentinel://host:port[,host:port]/<service_name>[/db], got {}",
-                redact_url(url)
-            ))
-        })?;
-        let db =
-            match parts.next() {
-                Some(d) => Some(d.parse::<i64>().map_err(|_| {
-                    invalid(format!("bad db {d:?} in store URL {}", redact_url(url)))
-                })?),
-                None => None,
-            };
-        let addrs = nodes.into_iter().map(|(h, p)| ConnectionAddr::Tcp(h, p));
-        let mut b =
-            SentinelClientBuilder::new(addrs, percent_decode(service), SentinelServerType::Master)
-                .map_err(|e| invalid(format!("Sentinel client: {e}")))?;
-        if let Some(db) = db {
+    fn sentinel(u: SentinelUrl) -> Result<Sentinel, StoreError> {
+        let (sentinels, service) = (u.sentinels.clone(), u.service.clone());
+        let addrs = u
+            .sentinels
+            .into_iter()
+            .map(|(h, p)| ConnectionAddr::Tcp(h, p));
+        let mut b = SentinelClientBuilder::new(addrs, u.service, SentinelServerType::Master)
+            .map_err(|e| invalid(format!("Sentinel client: {e}")))?;
+        if let Some(db) = u.db {
             b = b.set_client_to_redis_db(db);
         }
-        if let Some(u) = user {
-            b = b.set_client_to_redis_username(u);
+        if let Some(user) = u.user {
+            b = b.set_client_to_redis_username(user);
         }
-        if let Some(p) = pass {
+        if let Some(p) = u.pass {
             b = b.set_client_to_redis_password(p);
         }
         let client = b
@@ -340,13 +459,19 @@ impl RedisStore {
                 client,
                 conn: None,
                 failed: None,
+                master: None,
             }),
+            sentinels,
+            service,
+            checking: std::sync::atomic::AtomicBool::new(false),
+            named: std::sync::Mutex::new(None),
         })
     }
 
-    fn cluster(rest: &str, url: &str, node_scheme: &str) -> Result<Cluster, StoreError> {
-        let (user, pass, nodes, _path) = parse_multi_host(rest, 6379, url)?;
-        let seeds: Vec<String> = nodes
+    fn cluster(u: ClusterUrl) -> Result<Cluster, StoreError> {
+        let node_scheme = u.node_scheme;
+        let seeds: Vec<String> = u
+            .seeds
             .iter()
             .map(|(h, p)| {
                 if h.contains(':') {
@@ -361,10 +486,10 @@ impl RedisStore {
             .response_timeout(RESPONSE_TIMEOUT)
             .overall_response_timeout(Some(OP_TIMEOUT))
             .retries(3);
-        if let Some(u) = user {
-            b = b.username(u);
+        if let Some(user) = u.user {
+            b = b.username(user);
         }
-        if let Some(p) = pass {
+        if let Some(p) = u.pass {
             b = b.password(p);
         }
         let client = b
@@ -385,21 +510,61 @@ impl RedisStore {
             Backend::Single(m) => Ok(Conn::Manager(m.clone())),
             Backend::Sentinel(s) => {
                 let mut st = s.state.lock().await;
+                if st.conn.is_some() && !s.agrees(&st.master) {
+                    // After a failover the old master answers, with stale data, until the
+                    // Sentinels reconfigure it (10 s or more).
+                    tracing::info!("redis sentinel: the master moved; reconnecting");
+                    st.conn = None;
+                }
                 if let Some(c) = &st.conn {
                     return Ok(Conn::Mux(c.clone()));
                 }
                 check_pause(&st.failed)?;
+                let named = s.named.lock().unwrap_or_else(|e| e.into_inner()).clone();
                 let res = async {
-                    let client = st.client.async_get_client().await?;
+                    let mut client = st.client.async_get_client().await?;
+                    // A Sentinel that has not heard of the latest failover still names the
+                    // old master: go to the one the latest view names, same credentials.
+                    if let Some((host, port)) = named {
+                        if !matches!(client.get_connection_info().addr(),
+                            ConnectionAddr::Tcp(h, p) if *h == host && *p == port)
+                        {
+                            let info = client
+                                .get_connection_info()
+                                .clone()
+                                .set_addr(ConnectionAddr::Tcp(host, port));
+                            client = redis::Client::open(info)?;
+                        }
+                    }
+                    let master = match client.get_connection_info().addr() {
+                        ConnectionAddr::Tcp(h, p)
+                        | ConnectionAddr::TcpTls {
+                            host: h, port: p, ..
+                        } => Some((h.clone(), *p)),
+                        _ => None,
+                    };
                     client
                         .get_multiplexed_async_connection_with_config(&conn_config())
                         .await
+                        .map(|c| (c, master))
                 }
                 .await;
                 match res {
-                    Ok(c) => {
+                    Ok((_, master)) if !s.agrees(&master) => {
+                        // A Sentinel that has not yet learned of a failover named the old
+                        // master: wait for them to agree.
+                        let err = StoreError::Unavailable(
+                            "redis sentinel: the Sentinels do not agree on the master yet".into(),
+                        );
+                        st.failed = Some((Instant::now(), clone_err(&err)));
+                        Err(err)
+                    }
+                    Ok((c, master)) => {
                         st.failed = None;
+                        st.master = master;
                         st.conn = Some(c.clone());
+                        // A new master (after a failover) has its own replicas.
+                        *self.replicas.lock().unwrap_or_else(|e| e.into_inner()) = None;
                         Ok(Conn::Mux(c))
                     }
                     Err(e) => {
@@ -447,6 +612,9 @@ impl RedisStore {
         Fut: Future<Output = RedisResult<T>>,
     {
         let op = async {
+            if let Backend::Sentinel(s) = &self.backend {
+                self.refresh_sentinel_view(s).await;
+            }
             let conn = self.conn().await?;
             match f(conn).await {
                 Ok(v) => Ok(v),
@@ -476,6 +644,156 @@ impl RedisStore {
         self.run(|mut c| async move { cmd.query_async(&mut c).await })
             .await
     }
+
+    /// Runs a write. On a Sentinel master that has replicas, the write is followed on the
+    /// same connection by `WAIT 1`, so what latch acknowledges (a new session, a spent code,
+    /// a sign-out) is on a replica too and survives a failover; if no replica confirms within
+    /// [`WAIT_TIMEOUT`] the write reports Unavailable. Without live replicas nothing is
+    /// waited for; single nodes (where failover is not automatic) and Cluster writes never
+    /// are.
+    async fn write<T: redis::FromRedisValue>(&self, cmd: Cmd) -> Result<T, StoreError> {
+        if !matches!(self.backend, Backend::Sentinel(_)) || self.replica_count().await? == 0 {
+            return self.query(cmd).await;
+        }
+        let mut pipe = redis::pipe();
+        pipe.add_command(cmd)
+            .cmd("WAIT")
+            .arg(1)
+            .arg(u64::try_from(WAIT_TIMEOUT.as_millis()).unwrap_or(500));
+        let (value, acked): (T, u64) = self
+            .run(|mut c| async move { pipe.query_async(&mut c).await })
+            .await?;
+        if acked == 0 {
+            // Not confirmed by a replica: the write may be lost in a failover (or was made on
+            // a master that is being demoted), so it is not acknowledged. Ask for the
+            // replica count again: a replica that went away stops the waiting.
+            *self.replicas.lock().unwrap_or_else(|e| e.into_inner()) = None;
+            // This node may no longer be the master: ask the Sentinels again.
+            if let Backend::Sentinel(s) = &self.backend {
+                s.state.lock().await.conn = None;
+            }
+            tracing::warn!(
+                timeout_ms = WAIT_TIMEOUT.as_millis() as u64,
+                "redis: no replica acknowledged a write in time"
+            );
+            return Err(StoreError::Unavailable(format!(
+                "redis: no replica acknowledged the write within {} ms",
+                WAIT_TIMEOUT.as_millis()
+            )));
+        }
+        Ok(value)
+    }
+
+    /// How many replicas a write must reach: the live replicas the Sentinels list for the
+    /// group (see [`RedisStore::refresh_sentinel_view`]), not the master's own count: a
+    /// master whose replica was just promoted has no replica left, yet what it accepts now
+    /// is lost when it is demoted. Until a Sentinel has answered, the master's
+    /// `connected_slaves`.
+    async fn replica_count(&self) -> Result<u64, StoreError> {
+        if let Backend::Sentinel(s) = &self.backend {
+            self.refresh_sentinel_view(s).await;
+        }
+        let cached = *self.replicas.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, n)) = cached {
+            return Ok(n);
+        }
+        let mut cmd = redis::cmd("INFO");
+        cmd.arg("replication");
+        let info: String = self.query(cmd).await?;
+        let n = connected_replicas(&info);
+        *self.replicas.lock().unwrap_or_else(|e| e.into_inner()) = Some((Instant::now(), n));
+        Ok(n)
+    }
+
+    /// At most once per [`REPLICAS_TTL`] (and by one caller at a time), asks the Sentinels
+    /// which node is the master and how many live replicas it has. `conn`
+    /// keeps no connection to another node: after a failover the old master keeps
+    /// answering, with stale data, until the Sentinels reconfigure it (10 s or more), so a
+    /// session signed out on the new master could still read as valid there, and a write
+    /// made there is lost.
+    async fn refresh_sentinel_view(&self, s: &Sentinel) {
+        use std::sync::atomic::Ordering;
+        let cached = *self.replicas.lock().unwrap_or_else(|e| e.into_inner());
+        if matches!(cached, Some((at, _)) if at.elapsed() < REPLICAS_TTL) {
+            return;
+        }
+        if s.checking.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        // Cleared on drop: this future may be cancelled (an operation timeout, a client gone).
+        struct Checking<'a>(&'a std::sync::atomic::AtomicBool);
+        impl Drop for Checking<'_> {
+            fn drop(&mut self) {
+                self.0.store(false, Ordering::Release);
+            }
+        }
+        let _checking = Checking(&s.checking);
+        if let Some((master, replicas)) = ask_sentinels(s).await {
+            *s.named.lock().unwrap_or_else(|e| e.into_inner()) = Some(master);
+            *self.replicas.lock().unwrap_or_else(|e| e.into_inner()) =
+                Some((Instant::now(), replicas));
+        }
+    }
+}
+
+/// The master of the group as named by the answering Sentinel with the highest
+/// `config-epoch` (the latest failover wins over a Sentinel that has not heard of it), and
+/// the number of its replicas that Sentinel does not see as down or disconnected; `None` if
+/// no Sentinel answers within [`RESPONSE_TIMEOUT`].
+async fn ask_sentinels(s: &Sentinel) -> Option<((String, u16), u64)> {
+    type Map = std::collections::HashMap<String, String>;
+    let mut best: Option<(u64, (String, u16), u64)> = None;
+    for (host, port) in &s.sentinels {
+        let ask = async {
+            let client = redis::Client::open((host.clone(), *port))?;
+            let mut conn = client
+                .get_multiplexed_async_connection_with_config(&conn_config())
+                .await?;
+            redis::pipe()
+                .cmd("SENTINEL")
+                .arg("MASTER")
+                .arg(&s.service)
+                .cmd("SENTINEL")
+                .arg("REPLICAS")
+                .arg(&s.service)
+                .query_async::<(Map, Vec<Map>)>(&mut conn)
+                .await
+        };
+        let Ok(Ok((master, replicas))) = tokio::time::timeout(RESPONSE_TIMEOUT, ask).await else {
+            continue;
+        };
+        let (Some(ip), Some(Ok(mport))) = (
+            master.get("ip").cloned(),
+            master.get("port").map(|p| p.parse::<u16>()),
+        ) else {
+            continue;
+        };
+        let epoch = master
+            .get("config-epoch")
+            .and_then(|e| e.parse().ok())
+            .unwrap_or(0);
+        let live = replicas
+            .iter()
+            .filter(|r| {
+                let flags = r.get("flags").map(String::as_str).unwrap_or("");
+                !flags
+                    .split(',')
+                    .any(|f| matches!(f, "s_down" | "o_down" | "disconnected"))
+            })
+            .count() as u64;
+        if best.as_ref().is_none_or(|(e, _, _)| epoch > *e) {
+            best = Some((epoch, (ip, mport), live));
+        }
+    }
+    best.map(|(_, master, live)| (master, live))
+}
+
+/// `connected_slaves:<n>` of an `INFO replication` reply (0 if absent, e.g. on a replica).
+fn connected_replicas(info: &str) -> u64 {
+    info.lines()
+        .find_map(|l| l.trim().strip_prefix("connected_slaves:"))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0)
 }
 
 fn clone_err(e: &StoreError) -> StoreError {
@@ -592,7 +910,7 @@ impl Store for RedisStore {
         if let Some(ttl) = ttl {
             cmd.arg("PX").arg(ttl_millis(ttl));
         }
-        self.query::<Value>(cmd).await.map(drop)
+        self.write::<Value>(cmd).await.map(drop)
     }
 
     async fn put_new(
@@ -606,7 +924,7 @@ impl Store for RedisStore {
         if let Some(ttl) = ttl {
             cmd.arg("PX").arg(ttl_millis(ttl));
         }
-        let v: Value = self.query(cmd).await?;
+        let v: Value = self.write(cmd).await?;
         Ok(!matches!(v, Value::Nil))
     }
 
@@ -622,14 +940,14 @@ impl Store for RedisStore {
             .arg("XX")
             .arg("PX")
             .arg(ttl_millis(ttl));
-        let v: Value = self.query(cmd).await?;
+        let v: Value = self.write(cmd).await?;
         Ok(!matches!(v, Value::Nil))
     }
 
     async fn delete_if(&self, key: &str, expected: &[u8]) -> Result<bool, StoreError> {
         let mut cmd = redis::cmd("EVAL");
         cmd.arg(DELETE_IF_SCRIPT).arg(1).arg(key).arg(expected);
-        Ok(self.query::<i64>(cmd).await? > 0)
+        Ok(self.write::<i64>(cmd).await? > 0)
     }
 
     async fn rate_limit(
@@ -644,6 +962,7 @@ impl Store for RedisStore {
             .arg(key)
             .arg(ttl_millis(interval))
             .arg(u64::try_from(tolerance.as_millis()).unwrap_or(u64::MAX));
+        // Not `write`: a counter lost in a failover only forgives a few requests.
         let wait: u64 = self.query(cmd).await?;
         Ok((wait > 0).then(|| Duration::from_millis(wait)))
     }
@@ -651,19 +970,19 @@ impl Store for RedisStore {
     async fn take(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let mut cmd = redis::cmd("GETDEL");
         cmd.arg(key);
-        self.query(cmd).await
+        self.write(cmd).await
     }
 
     async fn delete(&self, key: &str) -> Result<bool, StoreError> {
         let mut cmd = redis::cmd("DEL");
         cmd.arg(key);
-        Ok(self.query::<i64>(cmd).await? > 0)
+        Ok(self.write::<i64>(cmd).await? > 0)
     }
 
     async fn expire(&self, key: &str, ttl: Duration) -> Result<bool, StoreError> {
         let mut cmd = redis::cmd("PEXPIRE");
         cmd.arg(key).arg(ttl_millis(ttl));
-        Ok(self.query::<i64>(cmd).await? > 0)
+        Ok(self.write::<i64>(cmd).await? > 0)
     }
 
     async fn set_add(
@@ -688,13 +1007,13 @@ impl Store for RedisStore {
                 cmd
             }
         };
-        self.query::<Value>(cmd).await.map(drop)
+        self.write::<Value>(cmd).await.map(drop)
     }
 
     async fn set_remove(&self, key: &str, member: &str) -> Result<(), StoreError> {
         let mut cmd = redis::cmd("SREM");
         cmd.arg(key).arg(member);
-        self.query::<Value>(cmd).await.map(drop)
+        self.write::<Value>(cmd).await.map(drop)
     }
 
     async fn set_members(&self, key: &str) -> Result<Vec<String>, StoreError> {
@@ -758,7 +1077,14 @@ mod tests {
 
     #[test]
     fn sentinel_url_needs_service() {
-        assert!(RedisStore::sentinel("h:26379", "redis+sentinel://h:26379").is_err());
+        assert!(parse_url("redis+sentinel://h:26379").is_err());
+    }
+
+    #[test]
+    fn replica_count_from_info() {
+        let info = "# Replication\r\nrole:master\r\nconnected_slaves:2\r\nslave0:ip=x\r\n";
+        assert_eq!(connected_replicas(info), 2);
+        assert_eq!(connected_replicas("role:slave\r\n"), 0);
     }
 
     #[test]

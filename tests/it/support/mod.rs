@@ -5,6 +5,7 @@ pub mod dev;
 pub mod fakes;
 pub mod hostile;
 pub mod latch;
+pub mod latch_bin;
 pub mod nginx;
 pub mod oidc_provider;
 pub mod process;

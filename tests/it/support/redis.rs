@@ -1,6 +1,9 @@
-//! Throw-away `redis-server` processes for tests: a single node, a 3-master cluster, and a
-//! master watched by one Sentinel. Each has its own free ports and temp dirs and is killed on
-//! drop. Readiness is detected by polling the socket with PING; nothing sleeps for a fixed time.
+//! Throw-away `redis-server` processes for tests: a single node, a 3-master cluster, a
+//! master watched by one Sentinel, and a Sentinel set (master, replica, three Sentinels).
+//! Each has its own free ports and temp dirs and is killed on drop (also when a test panics:
+//! the topology is owned by the test, so unwinding drops it). Readiness is detected by
+//! polling (PING, `CLUSTER INFO`, `INFO replication`, `SENTINEL CKQUORUM`); nothing sleeps
+//! for a fixed time.
 #![allow(dead_code)]
 
 use std::io::{Read, Write};
@@ -146,8 +149,13 @@ impl RedisServer {
         assert!(self.child.is_none(), "already running");
         let log = self.dir.path().join("redis.log");
         let mut cmd = Command::new(redis_server_bin());
-        // A config file (Sentinel) must come first.
-        cmd.args(&self.args)
+        // A config file (Sentinel) must come first; the other arguments come after the
+        // defaults so they can override them (e.g. `--appendonly yes`).
+        let (conf, extra) = match self.args.first() {
+            Some(a) if !a.starts_with("--") => (Some(a), &self.args[1..]),
+            _ => (None, &self.args[..]),
+        };
+        cmd.args(conf)
             .arg("--port")
             .arg(self.port.to_string())
             .arg("--bind")
@@ -160,6 +168,7 @@ impl RedisServer {
             .arg(self.dir.path())
             .arg("--logfile")
             .arg(&log)
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
@@ -207,7 +216,12 @@ impl RedisServer {
         panic!("could not restart redis-server: {last}");
     }
 
-    /// Kills the server and waits for it to exit.
+    /// Is the process running (started and not stopped)?
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+
+    /// Kills the server (SIGKILL) and waits for it to exit.
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
@@ -262,15 +276,61 @@ impl Drop for RedisServer {
     }
 }
 
-/// Three masters, no replicas, slots spread with `redis-cli --cluster create`.
+/// `redis-cli -p <port> [-a <password>] <args...>`: its stdout (empty if it fails to run).
+pub fn redis_cli(port: u16, password: Option<&str>, args: &[&str]) -> String {
+    let mut cmd = Command::new("redis-cli");
+    cmd.args([
+        "-h",
+        "127.0.0.1",
+        "-p",
+        &port.to_string(),
+        "--no-auth-warning",
+    ]);
+    if let Some(pw) = password {
+        cmd.args(["-a", pw]);
+    }
+    let out = cmd
+        .args(args)
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output();
+    out.map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default()
+}
+
+/// Polls `f` every 20 ms until it is true; panics with `what` (and `f`'s last state) after
+/// `within`.
+fn wait_for(what: &str, within: Duration, mut f: impl FnMut() -> Result<(), String>) {
+    let deadline = Instant::now() + within;
+    loop {
+        match f() {
+            Ok(()) => return,
+            Err(state) if Instant::now() > deadline => panic!("{what}: {state}"),
+            Err(_) => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
+}
+
+/// Three masters (with `replicas` replicas each), slots spread with `redis-cli --cluster
+/// create`, optionally behind a password.
 pub struct RedisCluster {
     pub nodes: Vec<RedisServer>,
+    pub password: Option<String>,
 }
 
 impl RedisCluster {
     pub fn new() -> Self {
+        Self::build(None, 0)
+    }
+
+    /// A cluster whose nodes require `password` (`requirepass` and `masterauth`).
+    pub fn with_password(password: &str, replicas: usize) -> Self {
+        Self::build(Some(password), replicas)
+    }
+
+    fn build(password: Option<&str>, replicas: usize) -> Self {
         require("redis-cli");
-        let args: Vec<String> = [
+        let mut args: Vec<String> = [
             "--cluster-enabled",
             "yes",
             "--cluster-config-file",
@@ -281,14 +341,21 @@ impl RedisCluster {
         .iter()
         .map(|s| s.to_string())
         .collect();
-        let nodes: Vec<RedisServer> = (0..3)
+        if let Some(pw) = password {
+            args.extend(["--requirepass", pw, "--masterauth", pw].map(String::from));
+        }
+        let nodes: Vec<RedisServer> = (0..3 * (1 + replicas))
             .map(|_| RedisServer::spawn_on_free_port(true, &args))
             .collect();
-        let out = Command::new("redis-cli")
-            .arg("--cluster")
+        let mut cmd = Command::new("redis-cli");
+        cmd.arg("--cluster")
             .arg("create")
             .args(nodes.iter().map(|n| n.addr()))
-            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"]);
+        if let Some(pw) = password {
+            cmd.args(["-a", pw, "--no-auth-warning"]);
+        }
+        let out = cmd
             .stdin(Stdio::null())
             .output()
             .expect("run redis-cli --cluster create");
@@ -298,32 +365,39 @@ impl RedisCluster {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
-        let cluster = Self { nodes };
+        let cluster = Self {
+            nodes,
+            password: password.map(String::from),
+        };
         cluster.wait_ok();
         cluster
     }
 
     fn wait_ok(&self) {
-        let deadline = Instant::now() + Duration::from_secs(20);
         for n in &self.nodes {
-            loop {
-                let info = raw_command(n.port(), "CLUSTER INFO").unwrap_or_default();
-                if info.contains("cluster_state:ok") {
-                    break;
-                }
-                assert!(
-                    Instant::now() < deadline,
-                    "cluster never reached cluster_state:ok ({info})"
-                );
-                std::thread::sleep(Duration::from_millis(50));
-            }
+            wait_for(
+                "cluster never reached cluster_state:ok",
+                Duration::from_secs(20),
+                || {
+                    let info = redis_cli(n.port(), self.password.as_deref(), &["CLUSTER", "INFO"]);
+                    if info.contains("cluster_state:ok") {
+                        Ok(())
+                    } else {
+                        Err(info)
+                    }
+                },
+            );
         }
     }
 
-    /// `redis+cluster://h:p,h:p,h:p`.
+    /// `redis+cluster://[:password@]h:p,h:p,h:p` (every node a seed).
     pub fn url(&self) -> String {
         let addrs: Vec<String> = self.nodes.iter().map(|n| n.addr()).collect();
-        format!("redis+cluster://{}", addrs.join(","))
+        let auth = match &self.password {
+            Some(pw) => format!(":{pw}@"),
+            None => String::new(),
+        };
+        format!("redis+cluster://{auth}{}", addrs.join(","))
     }
 }
 
@@ -397,5 +471,176 @@ impl RedisSentinel {
 impl Default for RedisSentinel {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+/// One master, one replica and three Sentinels (quorum 2) watching them as `mymaster`; the
+/// data nodes require `password`. Which node is the master changes with failovers: ask
+/// [`SentinelSet::master_port`].
+pub struct SentinelSet {
+    /// The two data nodes (the first starts as the master).
+    pub nodes: Vec<RedisServer>,
+    pub sentinels: Vec<RedisServer>,
+    pub password: String,
+    _conf_dirs: Vec<TempDir>,
+}
+
+impl SentinelSet {
+    pub fn new(password: &str) -> Self {
+        require("redis-cli");
+        // Diskless replication without the default 5 s delay: a replica syncs at once.
+        let data = |extra: &[&str]| {
+            let mut args = vec![
+                "--requirepass",
+                password,
+                "--masterauth",
+                password,
+                "--repl-diskless-sync",
+                "yes",
+                "--repl-diskless-sync-delay",
+                "0",
+            ];
+            args.extend_from_slice(extra);
+            RedisServer::with_args(&args)
+        };
+        let master = data(&[]);
+        let mport = master.port().to_string();
+        let replica = data(&["--replicaof", "127.0.0.1", &mport]);
+        let mut conf_dirs = Vec::new();
+        let mut sentinels = Vec::new();
+        for _ in 0..3 {
+            let dir = tempfile::Builder::new()
+                .prefix("latch-sentinel-")
+                .tempdir()
+                .expect("temp dir");
+            let conf = dir.path().join("sentinel.conf");
+            // down-after 1 s: a dead master is noticed quickly; failover-timeout 4 s: a
+            // second failover of the same group may follow soon after the first.
+            std::fs::write(
+                &conf,
+                format!(
+                    "sentinel monitor {SENTINEL_SERVICE} 127.0.0.1 {mport} 2\n\
+                     sentinel down-after-milliseconds {SENTINEL_SERVICE} 1000\n\
+                     sentinel failover-timeout {SENTINEL_SERVICE} 4000\n\
+                     sentinel auth-pass {SENTINEL_SERVICE} {password}\n"
+                ),
+            )
+            .expect("write sentinel.conf");
+            let args = vec![conf.display().to_string(), "--sentinel".to_string()];
+            sentinels.push(RedisServer::spawn_on_free_port(false, &args));
+            conf_dirs.push(dir);
+        }
+        let set = Self {
+            nodes: vec![master, replica],
+            sentinels,
+            password: password.to_string(),
+            _conf_dirs: conf_dirs,
+        };
+        set.wait_healthy(Duration::from_secs(20));
+        set
+    }
+
+    /// `redis+sentinel://:<password>@s1,s2,s3/mymaster`.
+    pub fn url(&self) -> String {
+        let addrs: Vec<String> = self.sentinels.iter().map(|s| s.addr()).collect();
+        format!(
+            "redis+sentinel://:{}@{}/{SENTINEL_SERVICE}",
+            self.password,
+            addrs.join(",")
+        )
+    }
+
+    /// The master's port as the first running Sentinel names it.
+    pub fn master_port(&self) -> u16 {
+        let s = self.sentinels.iter().find(|s| s.is_running()).unwrap();
+        let out = redis_cli(
+            s.port(),
+            None,
+            &["SENTINEL", "get-master-addr-by-name", SENTINEL_SERVICE],
+        );
+        out.lines()
+            .nth(1)
+            .and_then(|p| p.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no master named by the Sentinel: {out:?}"))
+    }
+
+    /// The data node listening on `port`.
+    pub fn node_mut(&mut self, port: u16) -> &mut RedisServer {
+        self.nodes.iter_mut().find(|n| n.port() == port).unwrap()
+    }
+
+    /// Waits until every Sentinel names the same running master, that master has an online
+    /// replica the Sentinels see with a working link, and the Sentinels can authorize a
+    /// failover (`SENTINEL CKQUORUM`).
+    pub fn wait_healthy(&self, within: Duration) {
+        wait_for("the Sentinel set never became healthy", within, || {
+            let names: Vec<String> = self
+                .sentinels
+                .iter()
+                .map(|s| {
+                    redis_cli(
+                        s.port(),
+                        None,
+                        &["SENTINEL", "get-master-addr-by-name", SENTINEL_SERVICE],
+                    )
+                })
+                .collect();
+            if names.iter().any(|n| n != &names[0]) {
+                return Err(format!("Sentinels disagree: {names:?}"));
+            }
+            let master = self.master_port();
+            if !self
+                .nodes
+                .iter()
+                .any(|n| n.port() == master && n.is_running())
+            {
+                return Err(format!("master {master} is not running"));
+            }
+            let info = redis_cli(master, Some(&self.password), &["INFO", "replication"]);
+            if !(info.contains("role:master") && info.contains("state=online")) {
+                return Err(format!("master {master}: {info}"));
+            }
+            for s in &self.sentinels {
+                let replicas =
+                    redis_cli(s.port(), None, &["SENTINEL", "replicas", SENTINEL_SERVICE]);
+                let healthy = replicas.contains("master-link-status\nok")
+                    && !replicas.contains("s_down")
+                    && !replicas.contains("disconnected");
+                if !healthy {
+                    return Err(format!("sentinel {}: replicas {replicas}", s.port()));
+                }
+                let quorum = redis_cli(s.port(), None, &["SENTINEL", "CKQUORUM", SENTINEL_SERVICE]);
+                if !quorum.starts_with("OK 3 usable") {
+                    return Err(format!("sentinel {}: {quorum}", s.port()));
+                }
+            }
+            Ok(())
+        });
+    }
+
+    /// Waits until every Sentinel names a master other than `old`; returns its port.
+    pub fn wait_new_master(&self, old: u16, within: Duration) -> u16 {
+        wait_for("no new master was elected", within, || {
+            let ports: Vec<String> = self
+                .sentinels
+                .iter()
+                .map(|s| {
+                    redis_cli(
+                        s.port(),
+                        None,
+                        &["SENTINEL", "get-master-addr-by-name", SENTINEL_SERVICE],
+                    )
+                })
+                .collect();
+            if ports
+                .iter()
+                .all(|p| !p.contains(&old.to_string()) && p.contains("127.0.0.1"))
+            {
+                Ok(())
+            } else {
+                Err(format!("{ports:?}"))
+            }
+        });
+        self.master_port()
     }
 }
