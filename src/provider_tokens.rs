@@ -145,6 +145,26 @@ async fn save(store: &dyn Store, secret: &[u8], key: &str, kept: &Kept) -> Resul
     Ok(())
 }
 
+/// Rewrites a record read under the lock, only if it still exists: a user deletion or an
+/// unlink that removed it meanwhile wins (the refreshed tokens are dropped, never kept).
+async fn save_existing(
+    store: &dyn Store,
+    secret: &[u8],
+    key: &str,
+    kept: &Kept,
+) -> Result<(), AuthError> {
+    let json = serde_json::to_vec(kept).expect("provider token records serialize");
+    let sealed = seal(secret, PURPOSE, &json);
+    if store.put_existing(key, sealed.as_bytes(), None).await? {
+        Ok(())
+    } else {
+        Err(AuthError::new(
+            ErrorCode::NoProviderAccount,
+            "provider token record removed during refresh (account unlinked or user deleted)",
+        ))
+    }
+}
+
 /// The account's current provider tokens, refreshed at the provider first when the access
 /// token has expired or is about to (one upstream call per account, whatever the number of
 /// concurrent callers and instances).
@@ -258,7 +278,7 @@ async fn refresh_locked(
     match provider.refresh(&refresh_token).await {
         Ok(set) => {
             let next = Kept::merge(&set, Some(&kept), now_ms());
-            save(store, secrets[0], &key, &next).await?;
+            save_existing(store, secrets[0], &key, &next).await?;
             tracing::info!(provider = provider.id(), "provider access token refreshed");
             Ok(next)
         }
@@ -266,7 +286,7 @@ async fn refresh_locked(
             // The provider will not take this refresh token again: forget it, so waiting and
             // later callers are told to sign in again without another upstream call.
             kept.refresh_token = None;
-            save(store, secrets[0], &key, &kept).await?;
+            save_existing(store, secrets[0], &key, &kept).await?;
             Err(e)
         }
         Err(e) => Err(e),

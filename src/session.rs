@@ -179,7 +179,7 @@ impl Sessions {
             // the read above wins, and this request no longer sees the session either.
             if !self
                 .store
-                .put_existing(&key(&id), &bytes, self.ttl(&record))
+                .put_existing(&key(&id), &bytes, Some(self.ttl(&record)))
                 .await?
             {
                 return Ok(None);
@@ -474,7 +474,7 @@ mod tests {
             .put_existing(
                 &format!("session:{}", session.id),
                 &bytes,
-                Duration::from_secs(60)
+                Some(Duration::from_secs(60))
             )
             .await
             .unwrap());

@@ -44,7 +44,7 @@ impl Store for Metered {
         &self,
         key: &str,
         value: &[u8],
-        ttl: Duration,
+        ttl: Option<Duration>,
     ) -> Result<bool, StoreError> {
         self.count(self.inner.put_existing(key, value, ttl).await)
     }

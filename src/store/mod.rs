@@ -72,12 +72,12 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<bool, StoreError>;
     /// Overwrites a value only if the key still holds a live value (`SET XX`); true if
     /// written. Extensions use this so a write that raced with a delete never brings the
-    /// record back (revocation wins).
+    /// record back (revocation wins). `ttl` of `None` means no expiry, as for `put`.
     async fn put_existing(
         &self,
         key: &str,
         value: &[u8],
-        ttl: Duration,
+        ttl: Option<Duration>,
     ) -> Result<bool, StoreError>;
     /// Deletes the key only if it holds exactly `expected`, in one step (compare-and-delete,
     /// for lock release); true if deleted.

@@ -932,14 +932,13 @@ impl Store for RedisStore {
         &self,
         key: &str,
         value: &[u8],
-        ttl: Duration,
+        ttl: Option<Duration>,
     ) -> Result<bool, StoreError> {
         let mut cmd = redis::cmd("SET");
-        cmd.arg(key)
-            .arg(value)
-            .arg("XX")
-            .arg("PX")
-            .arg(ttl_millis(ttl));
+        cmd.arg(key).arg(value).arg("XX");
+        if let Some(ttl) = ttl {
+            cmd.arg("PX").arg(ttl_millis(ttl));
+        }
         let v: Value = self.write(cmd).await?;
         Ok(!matches!(v, Value::Nil))
     }

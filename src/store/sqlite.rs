@@ -254,7 +254,7 @@ impl Store for SqliteStore {
         &self,
         key: &str,
         value: &[u8],
-        ttl: Duration,
+        ttl: Option<Duration>,
     ) -> Result<bool, StoreError> {
         let (key, value) = (key.to_owned(), value.to_vec());
         self.call(move |c| {
@@ -262,7 +262,7 @@ impl Store for SqliteStore {
             // One statement: the existence check and the write cannot be split by a delete.
             let n = c.execute(
                 &format!("UPDATE kv SET value = ?3, expires_at = ?4 WHERE key = ?1 AND {LIVE}"),
-                params![key, now, value, expiry(now, Some(ttl))],
+                params![key, now, value, expiry(now, ttl)],
             )?;
             Ok(n == 1)
         })

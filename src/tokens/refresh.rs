@@ -126,7 +126,11 @@ impl RefreshFamilies {
     async fn save_existing(&self, family: &Family) -> Result<bool, StoreError> {
         let bytes = serde_json::to_vec(family).expect("families serialize");
         self.store
-            .put_existing(&family_key(&family.id), &bytes, Self::remaining(family))
+            .put_existing(
+                &family_key(&family.id),
+                &bytes,
+                Some(Self::remaining(family)),
+            )
             .await
     }
 

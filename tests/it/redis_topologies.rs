@@ -155,6 +155,16 @@ async fn try_sign_in(base: &str, email: &str) -> Result<String, Outcome> {
     let browser = Browser::new();
     let fail = |r: &reqwest::Response| match r.status() {
         StatusCode::SERVICE_UNAVAILABLE => Outcome::Unavailable,
+        // A refused callback redirects to the error page; a store outage there is the
+        // same 503-class refusal as elsewhere.
+        StatusCode::SEE_OTHER
+            if r.headers()
+                .get(LOCATION)
+                .and_then(|l| l.to_str().ok())
+                .is_some_and(|l| l.ends_with("/error?error=StoreUnavailable")) =>
+        {
+            Outcome::Unavailable
+        }
         s => Outcome::Other(s.as_u16()),
     };
     let start = browser

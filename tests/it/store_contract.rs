@@ -233,10 +233,16 @@ async fn rate_limits(store: &dyn Store, p: &str) {
 /// deletes only the expected value (lock release).
 async fn conditional_writes(store: &dyn Store, p: &str) {
     let k = |s: &str| format!("{p}{s}");
-    assert!(!store.put_existing(&k("absent"), b"x", LONG).await.unwrap());
+    assert!(!store
+        .put_existing(&k("absent"), b"x", Some(LONG))
+        .await
+        .unwrap());
     assert_eq!(store.get(&k("absent")).await.unwrap(), None, "not created");
     store.put(&k("e"), b"one", Some(LONG)).await.unwrap();
-    assert!(store.put_existing(&k("e"), b"two", LONG).await.unwrap());
+    assert!(store
+        .put_existing(&k("e"), b"two", Some(LONG))
+        .await
+        .unwrap());
     assert_eq!(
         store.get(&k("e")).await.unwrap().as_deref(),
         Some(&b"two"[..])
@@ -245,7 +251,10 @@ async fn conditional_writes(store: &dyn Store, p: &str) {
         store.take(&k("e")).await.unwrap().as_deref(),
         Some(&b"two"[..])
     );
-    assert!(!store.put_existing(&k("e"), b"three", LONG).await.unwrap());
+    assert!(!store
+        .put_existing(&k("e"), b"three", Some(LONG))
+        .await
+        .unwrap());
     assert_eq!(
         store.get(&k("e")).await.unwrap(),
         None,
@@ -260,12 +269,15 @@ async fn conditional_writes(store: &dyn Store, p: &str) {
         store.get(&k("short")).await.unwrap().is_none()
     })
     .await;
-    assert!(!store.put_existing(&k("short"), b"w", LONG).await.unwrap());
+    assert!(!store
+        .put_existing(&k("short"), b"w", Some(LONG))
+        .await
+        .unwrap());
     assert_eq!(store.get(&k("short")).await.unwrap(), None);
     // It sets the new TTL.
     store.put(&k("t"), b"v", Some(LONG)).await.unwrap();
     assert!(store
-        .put_existing(&k("t"), b"w", Duration::from_millis(30))
+        .put_existing(&k("t"), b"w", Some(Duration::from_millis(30)))
         .await
         .unwrap());
     poll_until("new ttl", LONG, || async {
