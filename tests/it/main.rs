@@ -7,6 +7,7 @@ mod browser;
 mod callback_url;
 mod cli;
 mod compose;
+mod container;
 mod connections;
 mod flow_refusals;
 mod limits;
