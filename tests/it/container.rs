@@ -135,7 +135,15 @@ async fn build_image() {
         &program("PODMAN", "podman"),
         // `docker` format, as docker builds: podman's default (OCI) drops HEALTHCHECK.
         &[
-            "build", "--pull=never", "--format", "docker", "-t", IMAGE, "-f", "Dockerfile", ".",
+            "build",
+            "--pull=never",
+            "--format",
+            "docker",
+            "-t",
+            IMAGE,
+            "-f",
+            "Dockerfile",
+            ".",
         ],
         Duration::from_secs(30 * 60),
     )
@@ -163,11 +171,7 @@ async fn image_builds_small_and_runs_read_only_as_its_user() {
     let origin = format!("http://127.0.0.1:{port}");
     let sample = std::fs::read_to_string(repo().join("providers.toml")).unwrap();
     let config = replace_line(&sample, "public_url", &format!("public_url = \"{origin}\""));
-    let config = replace_line(
-        &config,
-        "url",
-        "url = \"sqlite:///var/lib/latch/latch.db\"",
-    );
+    let config = replace_line(&config, "url", "url = \"sqlite:///var/lib/latch/latch.db\"");
     let dir = tempfile::tempdir().unwrap();
     let config_file = dir.path().join("providers.toml");
     write_mounted(&config_file, &config);
@@ -177,14 +181,23 @@ async fn image_builds_small_and_runs_read_only_as_its_user() {
     let mount = format!("{}:/etc/latch/providers.toml:ro", config_file.display());
     let publish = format!("127.0.0.1:{port}:3000");
     podman(&[
-        "run", "--detach", "--name", &name, "--label", LABEL,
+        "run",
+        "--detach",
+        "--name",
+        &name,
+        "--label",
+        LABEL,
         "--read-only",
         // The data directory is a volume, as in any deployment; the image owns it to latch.
-        "--volume", "/var/lib/latch",
-        "--volume", &mount,
-        "--publish", &publish,
+        "--volume",
+        "/var/lib/latch",
+        "--volume",
+        &mount,
+        "--publish",
+        &publish,
         IMAGE,
-    ]).await;
+    ])
+    .await;
     if let Err(e) = wait_ok(&format!("{origin}/healthz"), Duration::from_secs(30)).await {
         panic!("{e}\n{}", podman(&["logs", &name]).await);
     }
@@ -211,7 +224,10 @@ async fn image_builds_small_and_runs_read_only_as_its_user() {
         )
         .await;
         let err = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success() && err.contains("Read-only file system"), "{path}: {err}");
+        assert!(
+            !out.status.success() && err.contains("Read-only file system"),
+            "{path}: {err}"
+        );
     }
     podman(&["exec", &name, "test", "-w", "/var/lib/latch"]).await;
 
@@ -220,10 +236,16 @@ async fn image_builds_small_and_runs_read_only_as_its_user() {
         let browser = Browser::new();
         let callback = format!("{origin}/session");
         let start = browser
-            .get(&format!("{origin}/signin/dev?callbackUrl={}", urlencode(&callback)))
+            .get(&format!(
+                "{origin}/signin/dev?callbackUrl={}",
+                urlencode(&callback)
+            ))
             .await;
         let authorize = location(&start, StatusCode::FOUND);
-        assert!(authorize.starts_with(&format!("{origin}/dev/dev/authorize?")), "{authorize}");
+        assert!(
+            authorize.starts_with(&format!("{origin}/dev/dev/authorize?")),
+            "{authorize}"
+        );
         let mut form: Vec<(String, String)> = url::Url::parse(&authorize)
             .unwrap()
             .query_pairs()
@@ -245,7 +267,11 @@ async fn image_builds_small_and_runs_read_only_as_its_user() {
     let started = Instant::now();
     podman(&["stop", "--time", "10", &name]).await;
     let code = podman(&["inspect", "--format", "{{.State.ExitCode}}", &name]).await;
-    println!("stopped in {:.1?}, exit code {}", started.elapsed(), code.trim());
+    println!(
+        "stopped in {:.1?}, exit code {}",
+        started.elapsed(),
+        code.trim()
+    );
     assert_eq!(code.trim(), "0", "{}", podman(&["logs", &name]).await);
     drop(container);
 }
@@ -259,7 +285,9 @@ struct Demo {
 impl Demo {
     fn new() -> Demo {
         let mut files = vec!["docker-compose.yml".to_string()];
-        if StdListener::bind("127.0.0.1:8080").is_ok() && std::env::var_os("LATCH_DEMO_PORT").is_none() {
+        if StdListener::bind("127.0.0.1:8080").is_ok()
+            && std::env::var_os("LATCH_DEMO_PORT").is_none()
+        {
             return Demo { files, port: 8080 };
         }
         // The demo's port is fixed for its users; here another port, and the latch config's
@@ -285,7 +313,10 @@ impl Demo {
         let override_file = dir.join("compose.override.yml");
         std::fs::write(&override_file, overrides).unwrap();
         files.push(override_file.display().to_string());
-        println!("127.0.0.1:8080 is taken: the demo runs on {port} ({})", override_file.display());
+        println!(
+            "127.0.0.1:8080 is taken: the demo runs on {port} ({})",
+            override_file.display()
+        );
         Demo { files, port }
     }
 
@@ -314,7 +345,10 @@ impl Demo {
             let logs = run(&compose, &self.args(&["logs"]), Duration::from_secs(60)).await;
             panic!("{e}\n{}", String::from_utf8_lossy(&logs.stdout));
         }
-        println!("compose up {extra:?}: {:.1?} until {url} answered", started.elapsed());
+        println!(
+            "compose up {extra:?}: {:.1?} until {url} answered",
+            started.elapsed()
+        );
     }
 }
 
@@ -351,26 +385,46 @@ async fn compose_demo_signs_in_in_chromium_and_the_session_survives_a_restart() 
     let signin = report["signinUrl"].as_str().unwrap();
     assert_eq!(
         signin,
-        format!("http://localhost:{}/auth/signin?callbackUrl={}", demo.port, urlencode(&page)),
+        format!(
+            "http://localhost:{}/auth/signin?callbackUrl={}",
+            demo.port,
+            urlencode(&page)
+        ),
         "{report}"
     );
     assert_eq!(report["shown"]["heading"], "Signed in", "{report}");
     assert_eq!(report["shown"]["email"], "grace@example.com", "{report}");
     assert_eq!(report["shown"]["name"], "grace", "{report}");
-    assert!(!report["shown"]["user"].as_str().unwrap().is_empty(), "{report}");
+    assert!(
+        !report["shown"]["user"].as_str().unwrap().is_empty(),
+        "{report}"
+    );
     assert_eq!(report["consoleErrors"], serde_json::json!([]), "{report}");
     let cookie = report["cookies"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|c| format!("{}={}", c["name"].as_str().unwrap(), c["value"].as_str().unwrap()))
+        .map(|c| {
+            format!(
+                "{}={}",
+                c["name"].as_str().unwrap(),
+                c["value"].as_str().unwrap()
+            )
+        })
         .collect::<Vec<_>>()
         .join("; ");
     assert!(cookie.contains("session-token="), "{report}");
 
     // down and up again: the session is in Redis's append-only file on the redis-data volume.
     demo.compose(&["down"]).await;
-    let left = podman(&["ps", "--all", "--quiet", "--filter", &format!("label=io.podman.compose.project={PROJECT}")]).await;
+    let left = podman(&[
+        "ps",
+        "--all",
+        "--quiet",
+        "--filter",
+        &format!("label=io.podman.compose.project={PROJECT}"),
+    ])
+    .await;
     assert_eq!(left.trim(), "", "containers left after down");
     demo.up(&[]).await;
     {
@@ -378,16 +432,30 @@ async fn compose_demo_signs_in_in_chromium_and_the_session_survives_a_restart() 
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap();
-        let signed_in = client.get(&page).header("cookie", &cookie).send().await.unwrap();
+        let signed_in = client
+            .get(&page)
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(signed_in.status(), StatusCode::OK);
-        assert_eq!(signed_in.headers()["x-auth-request-email"], "grace@example.com");
+        assert_eq!(
+            signed_in.headers()["x-auth-request-email"],
+            "grace@example.com"
+        );
         let body = signed_in.text().await.unwrap();
         assert!(body.contains(r#"<dd id="name">grace</dd>"#), "{body}");
         let anonymous = client.get(&page).send().await.unwrap();
         assert_eq!(anonymous.status(), StatusCode::FOUND, "no cookie, no page");
     }
     drop(demo);
-    let left = podman(&["ps", "--all", "--quiet", "--filter", &format!("label=io.podman.compose.project={PROJECT}")]).await;
+    let left = podman(&[
+        "ps",
+        "--all",
+        "--quiet",
+        "--filter",
+        &format!("label=io.podman.compose.project={PROJECT}"),
+    ])
+    .await;
     assert_eq!(left.trim(), "", "containers left after down");
 }
-
