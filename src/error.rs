@@ -45,6 +45,13 @@ pub enum ErrorCode {
     InvalidAccessToken,
     /// The provider does not hand its tokens to apps (`expose_tokens` is off).
     TokensNotExposed,
+    /// `/token` was asked for an audience latch does not mint.
+    InvalidAudience,
+    /// A browser request from a page of another site (`Origin` or `Sec-Fetch-Site`) to a
+    /// route that acts on the user's cookies.
+    CrossSiteRequest,
+    /// `/introspect` without valid HTTP Basic client credentials.
+    InvalidClient,
     /// The user has no account (or no kept tokens) at that provider.
     NoProviderAccount,
     /// The provider's tokens expired and cannot be refreshed (no refresh token, or the
@@ -68,7 +75,7 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 27] = [
+    pub const ALL: [ErrorCode; 30] = [
         ErrorCode::Configuration,
         ErrorCode::AccessDenied,
         ErrorCode::OAuthCallbackError,
@@ -87,6 +94,9 @@ impl ErrorCode {
         ErrorCode::RefreshTokenReused,
         ErrorCode::InvalidAccessToken,
         ErrorCode::TokensNotExposed,
+        ErrorCode::InvalidAudience,
+        ErrorCode::CrossSiteRequest,
+        ErrorCode::InvalidClient,
         ErrorCode::NoProviderAccount,
         ErrorCode::ProviderTokenExpired,
         ErrorCode::TooManyRequests,
@@ -118,6 +128,9 @@ impl ErrorCode {
             ErrorCode::RefreshTokenReused => "RefreshTokenReused",
             ErrorCode::InvalidAccessToken => "InvalidAccessToken",
             ErrorCode::TokensNotExposed => "TokensNotExposed",
+            ErrorCode::InvalidAudience => "InvalidAudience",
+            ErrorCode::CrossSiteRequest => "CrossSiteRequest",
+            ErrorCode::InvalidClient => "InvalidClient",
             ErrorCode::NoProviderAccount => "NoProviderAccount",
             ErrorCode::ProviderTokenExpired => "ProviderTokenExpired",
             ErrorCode::TooManyRequests => "TooManyRequests",
@@ -149,7 +162,9 @@ impl ErrorCode {
             | ErrorCode::RefreshTokenReused
             | ErrorCode::InvalidAccessToken
             | ErrorCode::ProviderTokenExpired => StatusCode::UNAUTHORIZED,
-            ErrorCode::TokensNotExposed => StatusCode::FORBIDDEN,
+            ErrorCode::TokensNotExposed | ErrorCode::CrossSiteRequest => StatusCode::FORBIDDEN,
+            ErrorCode::InvalidAudience => StatusCode::BAD_REQUEST,
+            ErrorCode::InvalidClient => StatusCode::UNAUTHORIZED,
             ErrorCode::NoProviderAccount => StatusCode::NOT_FOUND,
             ErrorCode::OAuthAccountNotLinked => StatusCode::CONFLICT,
             ErrorCode::UnknownProvider | ErrorCode::NotFound => StatusCode::NOT_FOUND,
@@ -186,6 +201,9 @@ impl ErrorCode {
             ErrorCode::RefreshTokenReused => "You were signed out for your safety",
             ErrorCode::InvalidAccessToken => "Access token required",
             ErrorCode::TokensNotExposed => "Provider tokens are not available",
+            ErrorCode::InvalidAudience => "Unknown token audience",
+            ErrorCode::CrossSiteRequest => "Request from another site refused",
+            ErrorCode::InvalidClient => "Client authentication failed",
             ErrorCode::NoProviderAccount => "No account at this provider",
             ErrorCode::ProviderTokenExpired => "Please sign in with the provider again",
             ErrorCode::TooManyRequests => "Too many attempts",
@@ -218,6 +236,9 @@ impl ErrorCode {
             ErrorCode::RefreshTokenReused => "A refresh token that had already been used was presented again, which can mean it was stolen. Its session has been ended; please sign in again.",
             ErrorCode::InvalidAccessToken => "This needs a valid access token from this site in an Authorization: Bearer header.",
             ErrorCode::TokensNotExposed => "This sign-in provider is not configured to hand its tokens to apps.",
+            ErrorCode::InvalidAudience => "The access token was asked for an audience this site does not issue tokens for.",
+            ErrorCode::CrossSiteRequest => "A page on another site tried to use your sign-in here, so the request was refused for your safety.",
+            ErrorCode::InvalidClient => "This needs the client id and secret of a configured introspection client (HTTP Basic).",
             ErrorCode::NoProviderAccount => "You have not signed in with this provider, or no tokens from it are kept. Sign in with it first.",
             ErrorCode::ProviderTokenExpired => "Your access at the identity provider has expired or was revoked. Please sign in with it again.",
             ErrorCode::TooManyRequests => "Too many requests came from your network in a short time. Please wait a moment and try again.",

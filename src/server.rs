@@ -7,6 +7,9 @@ use crate::identity::Users;
 use crate::provider::{http, Providers};
 use crate::session::Sessions;
 use crate::store::{self, Store};
+use crate::tokens::access::AccessTokens;
+use crate::tokens::keys::KeyRing;
+use crate::tokens::refresh::RefreshFamilies;
 use crate::web::{self, cookies::CookiePolicy, templates::Templates, App};
 use axum::extract::ConnectInfo;
 use axum::Router;
@@ -46,8 +49,22 @@ pub async fn build(config: Config, listener: &TcpListener) -> Result<Arc<App>, S
         Providers::new(&config, http::build_client(), local_addr).map_err(StartError::Provider)?;
     let https = config.server.public_url.scheme() == "https";
     let cookies = CookiePolicy::new(https, config.session.cookie_domain.clone());
+    let t = &config.tokens;
+    let previous = &config.server.keyring()[1..];
+    let secret = config.server.secret.expose();
+    let keys = KeyRing::new(store.clone(), secret, t.key_rotation, t.access_ttl)
+        .with_previous_secrets(previous);
+    let tokens = AccessTokens::new(
+        keys,
+        crate::provider::public_route(&config, ""),
+        t.access_ttl,
+    );
+    let families = RefreshFamilies::new(store.clone(), secret, t.refresh_ttl, t.refresh_grace)
+        .with_previous_secrets(previous);
     Ok(Arc::new(App {
         sessions: Sessions::new(store.clone(), config.session.clone()),
+        tokens,
+        families,
         users: Users::new(store.clone()),
         store,
         providers,
@@ -141,7 +158,7 @@ pub async fn run_with(
 
 /// hyper's own caps on a request head. Past them hyper answers a bare 431 itself (it never
 /// calls latch); the smaller limits in `web::limits::header_size` answer a rendered 431 below.
-const HYPER_MAX_HEADER_BYTES: usize = 64 * 1024;
+const HYPER_MAX_HEADER_BYTES: usize = 32 * 1024;
 const HYPER_MAX_HEADERS: usize = 200;
 /// How long in-flight requests may take to finish after a shutdown signal.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);

@@ -28,7 +28,18 @@ pub struct SessionRecord {
 pub struct SessionProfile {
     pub name: Option<String>,
     pub email: Option<String>,
+    /// Did the provider verify `email`? Records written before this field existed read as
+    /// unverified, so their email is not asserted to apps until the next sign-in.
+    #[serde(default)]
+    pub email_verified: bool,
     pub image: Option<String>,
+}
+
+impl SessionProfile {
+    /// The email to assert to apps: only a verified one (SPEC §4).
+    pub fn verified_email(&self) -> Option<&str> {
+        self.email.as_deref().filter(|_| self.email_verified)
+    }
 }
 
 impl From<&User> for SessionProfile {
@@ -36,6 +47,7 @@ impl From<&User> for SessionProfile {
         SessionProfile {
             name: user.name.clone(),
             email: user.email.clone(),
+            email_verified: user.email.is_some() && user.email_verified,
             image: user.image.clone(),
         }
     }
@@ -163,9 +175,15 @@ impl Sessions {
         if t - record.last_seen >= self.config.update_age.as_secs() as i64 {
             record.last_seen = t;
             let bytes = serde_json::to_vec(&record).expect("session records serialize");
-            self.store
-                .put(&key(&id), &bytes, Some(self.ttl(&record)))
-                .await?;
+            // Only over a record that still exists: a sign-out or revoke that landed after
+            // the read above wins, and this request no longer sees the session either.
+            if !self
+                .store
+                .put_existing(&key(&id), &bytes, self.ttl(&record))
+                .await?
+            {
+                return Ok(None);
+            }
         }
         let expires = self.expires_at(&record);
         Ok(Some(Session {
@@ -392,5 +410,75 @@ mod tests {
             .is_empty());
         // Malformed tokens never reach the store.
         assert!(sessions.load("short").await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn the_last_second_is_the_same_for_load_is_live_and_listing() {
+        let (sessions, time, _) = setup().await;
+        let (token, session) = sessions.create(&user("u1"), "dev").await.unwrap();
+        let end = session.expires.timestamp();
+        time.store(end - 1, Ordering::SeqCst);
+        assert!(sessions.is_live(&session.id).await.unwrap());
+        assert_eq!(sessions.list_for_user("u1").await.unwrap().len(), 1);
+        // At `end` exactly, every view agrees that it has ended.
+        time.store(end, Ordering::SeqCst);
+        assert!(!sessions.is_live(&session.id).await.unwrap());
+        assert!(sessions.list_for_user("u1").await.unwrap().is_empty());
+        assert!(sessions.load(&token).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn listing_skips_records_of_other_users_and_ended_sessions() {
+        let (sessions, time, store) = setup().await;
+        let (_, mine) = sessions.create(&user("u1"), "dev").await.unwrap();
+        let (_, theirs) = sessions.create(&user("u2"), "dev").await.unwrap();
+        // An index entry naming another user's session (a corrupt or forged index).
+        store
+            .set_add("user_sessions:u1", &theirs.id, None)
+            .await
+            .unwrap();
+        let listed = sessions.list_for_user("u1").await.unwrap();
+        assert_eq!(
+            listed.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(),
+            [mine.id.as_str()]
+        );
+        assert_eq!(
+            store.set_members("user_sessions:u1").await.unwrap(),
+            vec![mine.id.clone()],
+            "the stray entry is dropped"
+        );
+        advance(&time, 8 * 24 * HOUR);
+        assert!(sessions.list_for_user("u1").await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_extension_never_recreates_a_revoked_session() {
+        let store = crate::store::open("memory://", None).await.unwrap();
+        let config = SessionConfig {
+            max_age: Duration::from_secs(30 * 24 * HOUR),
+            idle_timeout: Duration::from_secs(7 * 24 * HOUR),
+            update_age: Duration::ZERO,
+            cookie_domain: None,
+        };
+        let sessions = Sessions::new(store.clone(), config);
+        let (token, session) = sessions.create(&user("u1"), "dev").await.unwrap();
+        // A load that read the record before the revocation writes its extension after it:
+        // the conditional write finds nothing and creates nothing.
+        let bytes = store
+            .get(&format!("session:{}", session.id))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(sessions.revoke_user("u1").await.unwrap(), 1);
+        assert!(!store
+            .put_existing(
+                &format!("session:{}", session.id),
+                &bytes,
+                Duration::from_secs(60)
+            )
+            .await
+            .unwrap());
+        assert!(sessions.load(&token).await.unwrap().is_none());
+        assert!(!sessions.is_live(&session.id).await.unwrap());
     }
 }

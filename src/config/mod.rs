@@ -267,6 +267,21 @@ pub struct TokensConfig {
     /// How long a just-rotated refresh token may still be presented (racing requests from
     /// one browser) before its reuse counts as theft.
     pub refresh_grace: Duration,
+    /// The audience `/provider-token` requires (never one of `audience`, so a token minted
+    /// for an API cannot fetch the user's provider tokens).
+    pub provider_token_audience: String,
+    /// HTTP Basic clients of `POST /introspect`: (client id, secret).
+    pub introspection_clients: Vec<(String, Secret)>,
+}
+
+impl TokensConfig {
+    /// Every audience `/token` may mint for: the configured ones and the provider-token one.
+    pub fn mintable_audiences(&self) -> impl Iterator<Item = &str> {
+        self.audience
+            .iter()
+            .map(String::as_str)
+            .chain(std::iter::once(self.provider_token_audience.as_str()))
+    }
 }
 
 #[derive(Clone, Debug)]

@@ -57,6 +57,8 @@ pub(crate) struct RawTokens {
     pub audience: Option<Vec<String>>,
     pub key_rotation: Option<RawDuration>,
     pub refresh_grace: Option<RawDuration>,
+    pub provider_token_audience: Option<String>,
+    pub introspection_clients: Option<std::collections::BTreeMap<String, String>>,
 }
 
 #[derive(Deserialize, Default)]

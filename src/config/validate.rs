@@ -674,12 +674,57 @@ fn tokens(ctx: &mut Ctx, raw: RawTokens) -> Option<TokensConfig> {
             }
             ok.then_some(a)
         });
+    let pta_path = p.key("provider_token_audience");
+    let provider_token_audience = match raw.provider_token_audience.as_deref() {
+        None => Some("latch:provider-token".to_string()),
+        Some(r) => ctx.string(&pta_path, r).and_then(|a| {
+            if a.trim().is_empty() {
+                ctx.err(&pta_path, "must not be empty (default \"latch:provider-token\")");
+                None
+            } else if audience.as_ref().is_some_and(|list| list.contains(&a)) {
+                ctx.err(
+                    &pta_path,
+                    format!("{a:?} is also in tokens.audience; it must be an audience of its own, so API tokens cannot fetch provider tokens"),
+                );
+                None
+            } else {
+                Some(a)
+            }
+        }),
+    };
+    let clients_path = p.key("introspection_clients");
+    let mut introspection_clients = Some(Vec::new());
+    for (id, secret) in raw.introspection_clients.iter().flatten() {
+        let path = clients_path.key(id);
+        let valid_id = !id.is_empty()
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+        if !valid_id {
+            ctx.err(
+                &path,
+                "a client id must be letters, digits, '-', '_' or '.' (it is the HTTP Basic user name)",
+            );
+            introspection_clients = None;
+            continue;
+        }
+        match secret_value(ctx, &path, secret) {
+            Some(secret) => {
+                if let Some(list) = introspection_clients.as_mut() {
+                    list.push((id.clone(), secret));
+                }
+            }
+            None => introspection_clients = None,
+        }
+    }
     Some(TokensConfig {
         access_ttl: access_ttl?,
         refresh_ttl: refresh_ttl?,
         audience: audience?,
         key_rotation: key_rotation?,
         refresh_grace: refresh_grace?,
+        provider_token_audience: provider_token_audience?,
+        introspection_clients: introspection_clients?,
     })
 }
 

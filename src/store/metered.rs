@@ -40,6 +40,17 @@ impl Store for Metered {
     ) -> Result<bool, StoreError> {
         self.count(self.inner.put_new(key, value, ttl).await)
     }
+    async fn put_existing(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        self.count(self.inner.put_existing(key, value, ttl).await)
+    }
+    async fn delete_if(&self, key: &str, expected: &[u8]) -> Result<bool, StoreError> {
+        self.count(self.inner.delete_if(key, expected).await)
+    }
     async fn take(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         self.count(self.inner.take(key).await)
     }

@@ -70,6 +70,18 @@ pub trait Store: Send + Sync + 'static {
         value: &[u8],
         ttl: Option<Duration>,
     ) -> Result<bool, StoreError>;
+    /// Overwrites a value only if the key still holds a live value (`SET XX`); true if
+    /// written. Extensions use this so a write that raced with a delete never brings the
+    /// record back (revocation wins).
+    async fn put_existing(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+    ) -> Result<bool, StoreError>;
+    /// Deletes the key only if it holds exactly `expected`, in one step (compare-and-delete,
+    /// for lock release); true if deleted.
+    async fn delete_if(&self, key: &str, expected: &[u8]) -> Result<bool, StoreError>;
     /// Atomic read-and-delete: of two concurrent takes, at most one gets the value.
     async fn take(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
     /// Deletes a key (value or set); true if a live key was deleted.

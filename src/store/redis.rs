@@ -49,6 +49,10 @@ const DEFAULT_SENTINEL_PORT: u16 = 26379;
 const SET_ADD_TTL_SCRIPT: &str =
     "redis.call('SADD', KEYS[1], ARGV[1]) return redis.call('PEXPIRE', KEYS[1], ARGV[2])";
 
+/// Compare-and-delete on one key: only the holder of the expected value deletes it.
+const DELETE_IF_SCRIPT: &str =
+    "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end";
+
 /// [`Store`] on Redis (single node, Sentinel or Cluster).
 pub struct RedisStore {
     backend: Backend,
@@ -589,6 +593,28 @@ impl Store for RedisStore {
         }
         let v: Value = self.query(cmd).await?;
         Ok(!matches!(v, Value::Nil))
+    }
+
+    async fn put_existing(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(key)
+            .arg(value)
+            .arg("XX")
+            .arg("PX")
+            .arg(ttl_millis(ttl));
+        let v: Value = self.query(cmd).await?;
+        Ok(!matches!(v, Value::Nil))
+    }
+
+    async fn delete_if(&self, key: &str, expected: &[u8]) -> Result<bool, StoreError> {
+        let mut cmd = redis::cmd("EVAL");
+        cmd.arg(DELETE_IF_SCRIPT).arg(1).arg(key).arg(expected);
+        Ok(self.query::<i64>(cmd).await? > 0)
     }
 
     async fn take(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {

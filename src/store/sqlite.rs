@@ -250,6 +250,37 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn put_existing(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        let (key, value) = (key.to_owned(), value.to_vec());
+        self.call(move |c| {
+            let now = now_ms();
+            // One statement: the existence check and the write cannot be split by a delete.
+            let n = c.execute(
+                &format!("UPDATE kv SET value = ?3, expires_at = ?4 WHERE key = ?1 AND {LIVE}"),
+                params![key, now, value, expiry(now, Some(ttl))],
+            )?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn delete_if(&self, key: &str, expected: &[u8]) -> Result<bool, StoreError> {
+        let (key, expected) = (key.to_owned(), expected.to_vec());
+        self.call(move |c| {
+            let n = c.execute(
+                &format!("DELETE FROM kv WHERE key = ?1 AND {LIVE} AND value = ?3"),
+                params![key, now_ms(), expected],
+            )?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
     async fn take(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let key = key.to_owned();
         self.call(move |c| {

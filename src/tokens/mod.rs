@@ -12,6 +12,7 @@
 //! | `refresh_token:<sha256 hex>` | the family id the token belongs to (only hashes are keys) |
 //! | `session_refresh:<session id>` | set of the family ids a session owns |
 //! | `refresh_lock:<family id>` | per-family rotation lock (`put_new`, 5 s TTL) |
+pub mod access;
 pub mod keys;
 pub mod refresh;
 

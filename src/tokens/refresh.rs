@@ -109,7 +109,8 @@ impl RefreshFamilies {
         Duration::from_millis((family.expires_at - now_ms()).max(1000) as u64)
     }
 
-    async fn save(&self, family: &Family) -> Result<(), StoreError> {
+    /// Writes a new family record.
+    async fn save_new(&self, family: &Family) -> Result<(), StoreError> {
         let bytes = serde_json::to_vec(family).expect("families serialize");
         self.store
             .put(
@@ -117,6 +118,15 @@ impl RefreshFamilies {
                 &bytes,
                 Some(Self::remaining(family)),
             )
+            .await
+    }
+
+    /// Rewrites an existing family record; false if it was revoked meanwhile (revocation
+    /// does not take the family lock, so a rotation must never recreate the record).
+    async fn save_existing(&self, family: &Family) -> Result<bool, StoreError> {
+        let bytes = serde_json::to_vec(family).expect("families serialize");
+        self.store
+            .put_existing(&family_key(&family.id), &bytes, Self::remaining(family))
             .await
     }
 
@@ -140,7 +150,7 @@ impl RefreshFamilies {
             expires_at: (now + self.ttl.as_millis() as i64).min(session_end_ms),
         };
         let ttl = Self::remaining(&family);
-        self.save(&family).await?;
+        self.save_new(&family).await?;
         self.store
             .put(&token_key(&family.current), family.id.as_bytes(), Some(ttl))
             .await?;
@@ -213,10 +223,14 @@ impl RefreshFamilies {
             family.current_sealed = seal(&self.secret, PURPOSE, next.as_bytes());
             family.rotated_at = now;
             let ttl = Self::remaining(&family);
+            if !self.save_existing(&family).await? {
+                return Ok(Err(Refusal::Unknown));
+            }
+            // After the family record: a revocation racing with this rotation leaves at
+            // most a token that names a family that no longer exists.
             self.store
                 .put(&token_key(&family.current), family.id.as_bytes(), Some(ttl))
                 .await?;
-            self.save(&family).await?;
             return Ok(Ok(Issued {
                 token: next,
                 max_age: ttl,
@@ -332,11 +346,10 @@ struct Lock {
 }
 
 async fn release(store: &dyn Store, key: &str, owner: &str) {
-    // Only the owner deletes it (a lock that outlived its TTL may be someone else's now).
-    if let Ok(Some(value)) = store.get(key).await {
-        if value == owner.as_bytes() {
-            let _ = store.delete(key).await;
-        }
+    // Only the owner deletes it (a lock that outlived its TTL may be someone else's now),
+    // compared and deleted in one step so another owner's lock is never deleted in between.
+    if let Err(e) = store.delete_if(key, owner.as_bytes()).await {
+        tracing::warn!(error = %e, "refresh family lock not released; it expires by itself");
     }
 }
 
@@ -476,6 +489,103 @@ mod tests {
         let results = futures_join(&families, &sessions, &first.token).await;
         let tokens: Vec<_> = results.into_iter().map(|r| r.unwrap().token).collect();
         assert!(tokens.windows(2).all(|w| w[0] == w[1]), "{tokens:?}");
+    }
+
+    #[tokio::test]
+    async fn revoking_one_session_leaves_other_sessions_families_alone() {
+        let (families, sessions, sid, store) = setup(Duration::from_secs(1)).await;
+        let user = crate::identity::User {
+            id: "u1".into(),
+            name: None,
+            email: None,
+            email_verified: false,
+            image: None,
+            created_at: 0,
+            updated_at: 0,
+        };
+        let (_, other) = sessions.create(&user, "dev").await.unwrap();
+        let mine = families.create(&sid, "u1", i64::MAX).await.unwrap();
+        let theirs = families.create(&other.id, "u1", i64::MAX).await.unwrap();
+        families.revoke_session(&sid).await.unwrap();
+        assert!(store
+            .get(&family_key(&mine.family_id))
+            .await
+            .unwrap()
+            .is_none());
+        assert!(families
+            .rotate(&theirs.token, &sessions)
+            .await
+            .unwrap()
+            .is_ok());
+        assert_eq!(
+            store.set_members(&session_index(&other.id)).await.unwrap(),
+            vec![theirs.family_id.clone()]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_family_of_an_ended_session_is_removed_with_its_index_entry() {
+        let (families, sessions, sid, store) = setup(Duration::from_secs(1)).await;
+        let a = families.create(&sid, "u1", i64::MAX).await.unwrap();
+        sessions.end_by_id(&sid).await.unwrap();
+        let refused = families.rotate(&a.token, &sessions).await.unwrap();
+        assert_eq!(refused.unwrap_err(), Refusal::SessionEnded);
+        assert!(store
+            .get(&family_key(&a.family_id))
+            .await
+            .unwrap()
+            .is_none());
+        assert!(!store
+            .set_members(&session_index(&sid))
+            .await
+            .unwrap()
+            .contains(&a.family_id));
+    }
+
+    #[tokio::test]
+    async fn a_revoked_family_is_not_recreated_by_a_rotation_in_flight() {
+        let (families, sessions, sid, store) = setup(Duration::from_secs(1)).await;
+        let a = families.create(&sid, "u1", i64::MAX).await.unwrap();
+        let bytes = store.get(&family_key(&a.family_id)).await.unwrap().unwrap();
+        let family: Family = serde_json::from_slice(&bytes).unwrap();
+        // The rotation read the family, then the revocation answered, then it writes.
+        assert!(families.revoke_token(&a.token).await.unwrap());
+        assert!(!families.save_existing(&family).await.unwrap());
+        assert!(store
+            .get(&family_key(&a.family_id))
+            .await
+            .unwrap()
+            .is_none());
+        assert_eq!(
+            families
+                .rotate(&a.token, &sessions)
+                .await
+                .unwrap()
+                .unwrap_err(),
+            Refusal::Unknown
+        );
+    }
+
+    #[tokio::test]
+    async fn a_dropped_lock_is_released_without_waiting_for_its_ttl() {
+        let (families, _, _, store) = setup(Duration::from_secs(1)).await;
+        let lock = families.lock("f1").await.unwrap().expect("free lock");
+        drop(lock);
+        let start = Instant::now();
+        while store.get(&lock_key("f1")).await.unwrap().is_some() {
+            assert!(
+                start.elapsed() < LOCK_TTL / 2,
+                "a cancelled rotation kept the lock"
+            );
+            tokio::task::yield_now().await;
+        }
+        // Release deletes only the owner's lock.
+        store
+            .put(&lock_key("f2"), b"someone-else", Some(LOCK_TTL))
+            .await
+            .unwrap();
+        release(store.as_ref(), &lock_key("f2"), "me").await;
+        assert!(store.get(&lock_key("f2")).await.unwrap().is_some());
     }
 
     async fn futures_join(

@@ -64,6 +64,7 @@ pub async fn session(
             "id": user.id,
             "name": user.name,
             "email": user.email,
+            "email_verified": user.email.is_some() && user.email_verified,
             "image": user.image,
         },
         "expires": session.expires.to_rfc3339_opts(SecondsFormat::Millis, true),
@@ -89,8 +90,10 @@ pub async fn providers(State(app): State<AppState>) -> Json<Value> {
 }
 
 /// `GET /verify`: forward auth for nginx `auth_request` and Traefik ForwardAuth. 200 with the
-/// user in `X-Auth-Request-*` headers for a live session (extending it per `update_age`), 401
-/// otherwise. A store outage is a 503, so the proxy fails closed and says why.
+/// user in `X-Auth-Request-*` headers for a live session (extending it per `update_age`) or a
+/// latch access token in `Authorization: Bearer` whose session is live, 401 otherwise. A store
+/// outage is a 503, so the proxy fails closed and says why. The email header is sent only
+/// for an email the provider verified.
 pub async fn verify(State(app): State<AppState>, headers: HeaderMap) -> Result<Response, WebError> {
     let json_err = |e: crate::store::StoreError| WebError::json(AuthError::from(e));
     let unauthorized = || {
@@ -100,6 +103,9 @@ pub async fn verify(State(app): State<AppState>, headers: HeaderMap) -> Result<R
         )
             .into_response()
     };
+    if headers.contains_key(axum::http::header::AUTHORIZATION) {
+        return verify_bearer(&app, &headers).await;
+    }
     let Some(token) = super::cookies::read(&headers, &app.cookies.session) else {
         return Ok(unauthorized());
     };
@@ -107,6 +113,59 @@ pub async fn verify(State(app): State<AppState>, headers: HeaderMap) -> Result<R
         return Ok(unauthorized());
     };
     let record = &session.record;
+    Ok(identity_headers(
+        &record.user_id,
+        record.profile.verified_email(),
+        record.profile.name.as_deref(),
+    ))
+}
+
+/// `/verify` for APIs behind the proxy: a latch access token (signature, `exp`, one of the
+/// configured audiences, and a live `sid`).
+async fn verify_bearer(app: &AppState, headers: &HeaderMap) -> Result<Response, WebError> {
+    let Some(token) = super::provider_tokens::bearer(headers) else {
+        return Err(WebError::json(AuthError::new(
+            crate::error::ErrorCode::InvalidAccessToken,
+            "Authorization header is not `Bearer <token>`",
+        )));
+    };
+    let audiences: Vec<&str> = app
+        .config
+        .tokens
+        .audience
+        .iter()
+        .map(String::as_str)
+        .collect();
+    let verdict = app
+        .tokens
+        .verify_live(token, &audiences, &app.sessions)
+        .await
+        .map_err(|e| WebError::json(AuthError::from(e)))?;
+    let claims = match verdict {
+        Ok(claims) => claims,
+        Err(why) => {
+            let mut response = WebError::json(AuthError::new(
+                crate::error::ErrorCode::InvalidAccessToken,
+                format!("access token refused: {why}"),
+            ))
+            .into_response();
+            response.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer error=\"invalid_token\""),
+            );
+            return Ok(response);
+        }
+    };
+    // The token claims `email` only when it was verified (see `tokens::access`).
+    Ok(identity_headers(
+        claims["sub"].as_str().unwrap_or_default(),
+        claims["email"].as_str(),
+        claims["name"].as_str(),
+    ))
+}
+
+/// 200 with `X-Auth-Request-User`, `-Email` and `-Name`.
+fn identity_headers(user: &str, email: Option<&str>, name: Option<&str>) -> Response {
     let mut response = axum::http::StatusCode::OK.into_response();
     let out = response.headers_mut();
     let mut put = |name: &'static str, value: Option<&str>| {
@@ -115,8 +174,8 @@ pub async fn verify(State(app): State<AppState>, headers: HeaderMap) -> Result<R
             out.insert(name, v);
         }
     };
-    put("x-auth-request-user", Some(&record.user_id));
-    put("x-auth-request-email", record.profile.email.as_deref());
-    put("x-auth-request-name", record.profile.name.as_deref());
-    Ok(response)
+    put("x-auth-request-user", Some(user));
+    put("x-auth-request-email", email);
+    put("x-auth-request-name", name);
+    response
 }

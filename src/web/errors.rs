@@ -114,6 +114,7 @@ fn wants_json(req: &Request) -> bool {
         "/token",
         "/refresh",
         "/revoke",
+        "/introspect",
         "/.well-known/jwks.json",
     ]
     .iter()

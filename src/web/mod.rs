@@ -4,6 +4,7 @@ pub mod cookies;
 pub mod csrf;
 mod dev_routes;
 mod errors;
+mod introspect;
 pub(crate) mod limits;
 pub mod logos;
 mod ops;
@@ -19,6 +20,8 @@ use crate::identity::Users;
 use crate::provider::Providers;
 use crate::session::Sessions;
 use crate::store::Store;
+use crate::tokens::access::AccessTokens;
+use crate::tokens::refresh::RefreshFamilies;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
 use axum::Router;
@@ -35,6 +38,10 @@ pub struct App {
     pub providers: Providers,
     pub users: Users,
     pub sessions: Sessions,
+    /// Access tokens: issued by `/token` and `/refresh`, checked by `/verify`,
+    /// `/introspect` and `/provider-token`.
+    pub tokens: AccessTokens,
+    pub families: RefreshFamilies,
     pub templates: Templates,
     pub cookies: CookiePolicy,
 }

@@ -23,7 +23,8 @@ fn invalid_token(reason: impl Into<String>) -> Response {
     response
 }
 
-fn bearer(headers: &HeaderMap) -> Option<&str> {
+/// The token of an `Authorization: Bearer` header (RFC 6750), if well-formed.
+pub(super) fn bearer(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     let token = token.trim();
@@ -48,8 +49,14 @@ pub async fn provider_token(
             .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         return response;
     };
-    let audience = &app.config.tokens.audience;
-    let claims = match t.keys.verify(token, &app.url(""), audience).await {
+    // Only a token minted for this route (`audience=<provider_token_audience>` at `/token`)
+    // whose session is still live: an API token, or one outliving a sign-out, is refused.
+    let audience = [app.config.tokens.provider_token_audience.as_str()];
+    let claims = match app
+        .tokens
+        .verify_live(token, &audience, &app.sessions)
+        .await
+    {
         Ok(Ok(claims)) => claims,
         Ok(Err(why)) => return invalid_token(format!("access token refused: {why}")),
         Err(e) => return WebError::json(e.into()).into_response(),

@@ -74,3 +74,25 @@ pub fn safe_callback_url(config: &Config, raw: Option<&str>) -> String {
 pub fn is_allowed(config: &Config, raw: &str) -> bool {
     matches!(check_callback_url(config, Some(raw)), Target::Allowed(_))
 }
+
+/// Is `origin` (an `Origin` header value) `public_url`'s origin or a `trusted_origins` match?
+/// `null` and anything unparsable are not.
+pub fn is_trusted_origin(config: &Config, origin: &str) -> bool {
+    let Ok(url) = url::Url::parse(origin) else {
+        return false;
+    };
+    // An Origin is scheme://host[:port] and nothing else.
+    if url.path() != "/"
+        || url.query().is_some()
+        || url.fragment().is_some()
+        || !url.username().is_empty()
+    {
+        return false;
+    }
+    url.origin() == config.server.public_url.origin()
+        || config
+            .server
+            .trusted_origins
+            .iter()
+            .any(|o| o.matches(&url))
+}

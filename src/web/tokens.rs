@@ -1,13 +1,11 @@
 //! `/token`, `/refresh`, `/revoke` and `/.well-known/jwks.json`: access tokens for apps,
 //! refresh-token rotation, revocation, and the public signing keys.
 use super::{cookies, parse_form, AppState, WebError};
-use crate::crypto::random_token;
 use crate::error::{AuthError, ErrorCode};
-use crate::tokens::keys::KeyRing;
-use crate::tokens::refresh::{Issued, RefreshFamilies, Refusal};
+use crate::tokens::refresh::{Issued, Refusal};
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::header::{HeaderMap, HeaderValue, CACHE_CONTROL, PRAGMA, SET_COOKIE};
+use axum::http::header::{HeaderMap, HeaderValue, CACHE_CONTROL, ORIGIN, PRAGMA, SET_COOKIE};
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{get, post};
 use axum::Router;
@@ -15,11 +13,9 @@ use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// The token routes' state: the app plus the signing keys and refresh families.
+/// The token routes' state: the app plus the refresh cookie's name.
 pub struct TokenApp {
     pub(super) app: AppState,
-    pub(super) keys: KeyRing,
-    families: RefreshFamilies,
     refresh_cookie: String,
 }
 
@@ -27,23 +23,7 @@ pub(super) type TokenState = Arc<TokenApp>;
 
 /// The token routes, to be merged into the router under `base_path`.
 pub fn routes(app: &AppState) -> Router<AppState> {
-    let t = &app.config.tokens;
-    let previous = &app.config.server.keyring()[1..];
     let state = Arc::new(TokenApp {
-        keys: KeyRing::new(
-            app.store.clone(),
-            app.secret(),
-            t.key_rotation,
-            t.access_ttl,
-        )
-        .with_previous_secrets(previous),
-        families: RefreshFamilies::new(
-            app.store.clone(),
-            app.secret(),
-            t.refresh_ttl,
-            t.refresh_grace,
-        )
-        .with_previous_secrets(previous),
         refresh_cookie: if app.cookies.is_secure() {
             "__Secure-latch.refresh-token".into()
         } else {
@@ -53,9 +33,9 @@ pub fn routes(app: &AppState) -> Router<AppState> {
     });
     // Signing keys exist from the first start on (created by whichever instance is first).
     if let Ok(handle) = tokio::runtime::Handle::try_current() {
-        let early = state.clone();
+        let early = app.clone();
         handle.spawn(async move {
-            if let Err(e) = early.keys.jwks().await {
+            if let Err(e) = early.tokens.keys().jwks().await {
                 tracing::warn!(error = %e, "signing keys not ready yet; created on first use");
             }
         });
@@ -64,12 +44,19 @@ pub fn routes(app: &AppState) -> Router<AppState> {
         .route("/token", post(token))
         .route("/refresh", post(refresh))
         .route("/revoke", post(revoke))
+        .route("/introspect", post(super::introspect::introspect))
         .route("/.well-known/jwks.json", get(jwks))
         .route(
             "/provider-token/{provider}",
             get(super::provider_tokens::provider_token),
         )
         .with_state(state)
+}
+
+/// Client-supplied text for a log line: at most 100 characters (quoted with `{:?}`, which
+/// escapes control characters).
+fn short(s: &str) -> String {
+    s.chars().take(100).collect()
 }
 
 fn refused(code: ErrorCode, reason: impl Into<String>) -> WebError {
@@ -98,9 +85,9 @@ impl TokenApp {
         self.refresh_cookie("", Duration::ZERO)
     }
 
-    /// Signs an access token for `issued`'s user and session, and answers with it and the
-    /// refresh cookie.
-    async fn answer(&self, issued: Issued) -> Result<Response, WebError> {
+    /// Signs an access token for `issued`'s user and session, for `audiences`, and answers
+    /// with it and the refresh cookie.
+    async fn answer(&self, issued: Issued, audiences: &[&str]) -> Result<Response, WebError> {
         let Some(user) = self
             .app
             .users
@@ -116,32 +103,16 @@ impl TokenApp {
                 ),
             ));
         };
-        let ttl = self.app.config.tokens.access_ttl;
-        let key = self.keys.current().await.map_err(json_err)?;
-        let now = chrono::Utc::now().timestamp();
-        let audience = &self.app.config.tokens.audience;
-        let aud = if audience.len() == 1 {
-            json!(audience[0])
-        } else {
-            json!(audience)
-        };
-        let claims = json!({
-            "iss": self.app.url(""),
-            "sub": user.id,
-            "aud": aud,
-            "exp": now + ttl.as_secs().max(1) as i64,
-            "iat": now,
-            "jti": random_token(16),
-            "sid": issued.session_id,
-            "email": user.email,
-            "name": user.name,
-        });
-        let access_token = key.sign(&claims);
+        let tokens = &self.app.tokens;
+        let access_token = tokens
+            .issue(&user, &issued.session_id, audiences)
+            .await
+            .map_err(json_err)?;
         crate::telemetry::token_issued();
         let mut response = Json(json!({
             "access_token": access_token,
             "token_type": "Bearer",
-            "expires_in": ttl.as_secs().max(1),
+            "expires_in": tokens.ttl().as_secs().max(1),
         }))
         .into_response();
         let headers = response.headers_mut();
@@ -155,9 +126,71 @@ impl TokenApp {
     }
 }
 
+/// Refuses a request a browser sent from a page latch does not trust (another site's
+/// script or form riding on the user's cookies): an `Origin` that is neither `public_url`'s
+/// nor a `trusted_origins` match, or, without `Origin`, `Sec-Fetch-Site: cross-site`.
+/// Clients that are not browsers send neither and pass.
+pub(super) fn same_site_only(app: &AppState, headers: &HeaderMap) -> Result<(), WebError> {
+    if let Some(origin) = headers.get(ORIGIN) {
+        let origin = origin.to_str().unwrap_or("");
+        if super::redirect::is_trusted_origin(&app.config, origin) {
+            return Ok(());
+        }
+        return Err(refused(
+            ErrorCode::CrossSiteRequest,
+            format!(
+                "Origin {:?} is neither public_url's nor a trusted_origins match",
+                short(origin)
+            ),
+        ));
+    }
+    let cross_site = headers
+        .get("sec-fetch-site")
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"cross-site"));
+    if cross_site {
+        return Err(refused(
+            ErrorCode::CrossSiteRequest,
+            "Sec-Fetch-Site: cross-site without an Origin header",
+        ));
+    }
+    Ok(())
+}
+
+/// The audiences a `/token` call asks for: the form field `audience` (space-separated, each
+/// one of `[tokens] audience` or `provider_token_audience`), else every configured audience.
+fn requested_audiences<'a>(app: &'a AppState, body: &[u8]) -> Result<Vec<&'a str>, WebError> {
+    let t = &app.config.tokens;
+    let form = parse_form(body);
+    let Some(asked) = form.get("audience").filter(|a| !a.trim().is_empty()) else {
+        return Ok(t.audience.iter().map(String::as_str).collect());
+    };
+    let mut out = Vec::new();
+    for a in asked.split_ascii_whitespace() {
+        let Some(known) = t.mintable_audiences().find(|m| *m == a) else {
+            return Err(refused(
+                ErrorCode::InvalidAudience,
+                format!(
+                    "audience {:?} is not one of tokens.audience or tokens.provider_token_audience",
+                    short(a)
+                ),
+            ));
+        };
+        if !out.contains(&known) {
+            out.push(known);
+        }
+    }
+    Ok(out)
+}
+
 /// `POST /token`: session cookie -> access token and a new refresh-token family.
-async fn token(State(t): State<TokenState>, headers: HeaderMap) -> Result<Response, WebError> {
+async fn token(
+    State(t): State<TokenState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, WebError> {
     let app = &t.app;
+    same_site_only(app, &headers)?;
+    let audiences = requested_audiences(app, &body)?;
     let Some(cookie) = cookies::read(&headers, &app.cookies.session) else {
         return Err(refused(ErrorCode::SessionRequired, "no session cookie"));
     };
@@ -169,27 +202,40 @@ async fn token(State(t): State<TokenState>, headers: HeaderMap) -> Result<Respon
     };
     let session_end_ms =
         (session.record.created_at + app.sessions.max_age().as_secs() as i64).saturating_mul(1000);
-    let issued = t
+    let issued = app
         .families
         .create(&session.id, &session.record.user_id, session_end_ms)
         .await
         .map_err(json_err)?;
-    t.answer(issued).await
+    t.answer(issued, &audiences).await
 }
 
 /// `POST /refresh`: refresh cookie -> new access token and the rotated refresh cookie.
 async fn refresh(State(t): State<TokenState>, headers: HeaderMap) -> Response {
+    if let Err(e) = same_site_only(&t.app, &headers) {
+        return e.into_response();
+    }
     let Some(token) = cookies::read(&headers, &t.refresh_cookie) else {
         return refused(ErrorCode::InvalidRefreshToken, "no refresh cookie").into_response();
     };
-    let outcome = match t.families.rotate(token, &t.app.sessions).await {
+    let outcome = match t.app.families.rotate(token, &t.app.sessions).await {
         Ok(outcome) => outcome,
         Err(e) => return json_err(e).into_response(),
     };
     let error = match outcome {
         Ok(issued) => {
             crate::telemetry::token_refreshed();
-            return t.answer(issued).await.into_response();
+            // A refreshed token is for the API audiences; a provider-token token is asked
+            // for explicitly at `/token`.
+            let audiences: Vec<&str> = t
+                .app
+                .config
+                .tokens
+                .audience
+                .iter()
+                .map(String::as_str)
+                .collect();
+            return t.answer(issued, &audiences).await.into_response();
         }
         Err(Refusal::Unknown) => refused(
             ErrorCode::InvalidRefreshToken,
@@ -231,12 +277,16 @@ async fn revoke(
 ) -> Result<Response, WebError> {
     let app = &t.app;
     if let Some(cookie) = cookies::read(&headers, &app.cookies.session) {
+        // A cross-site page must not sign the user out (logout CSRF).
+        same_site_only(app, &headers)?;
         if let Some(session) = app.sessions.load(cookie).await.map_err(json_err)? {
-            t.families
+            // The session first: from then on no new family can be started for it, and a
+            // rotation racing with this finds it ended.
+            app.sessions.delete(cookie).await.map_err(json_err)?;
+            app.families
                 .revoke_session(&session.id)
                 .await
                 .map_err(json_err)?;
-            app.sessions.delete(cookie).await.map_err(json_err)?;
             tracing::info!(session = %session.id, "session and its refresh tokens revoked");
             let mut response = Json(json!({})).into_response();
             let h = response.headers_mut();
@@ -252,7 +302,7 @@ async fn revoke(
             "no live session cookie and no `token` form field",
         ));
     };
-    let revoked = t.families.revoke_token(token).await.map_err(json_err)?;
+    let revoked = app.families.revoke_token(token).await.map_err(json_err)?;
     if !revoked {
         tracing::info!("revoke: the token named no live refresh family");
     }
@@ -261,7 +311,7 @@ async fn revoke(
 
 /// `GET /.well-known/jwks.json`.
 async fn jwks(State(t): State<TokenState>) -> Result<Response, WebError> {
-    let keys: Value = t.keys.jwks().await.map_err(json_err)?;
+    let keys: Value = t.app.tokens.keys().jwks().await.map_err(json_err)?;
     let max_age = (t.app.config.tokens.key_rotation.as_secs() / 4).min(300);
     let mut response = Json(keys).into_response();
     if let Ok(v) = HeaderValue::from_str(&format!("public, max-age={max_age}")) {

@@ -287,7 +287,7 @@ async fn oversized_headers_are_431_with_a_code_and_past_hyper_s_cap_a_bare_431()
         .await
         .unwrap()
         .contains("RequestHeaderFieldsTooLarge"));
-    // Past hyper's own caps (a 64 KiB read buffer, give or take one read; 200 fields) hyper
+    // Past hyper's own caps (a 32 KiB read buffer, give or take one read; 200 fields) hyper
     // answers before latch sees a request: a 431 without a body.
     let r = c
         .get(app.url("/session"))

@@ -3,6 +3,7 @@ mod support;
 
 mod access_and_oauth2;
 mod admin_cli;
+mod bound_tokens;
 mod browser;
 mod callback_url;
 mod cli;
@@ -18,6 +19,7 @@ mod oidc_provider;
 mod presets;
 mod provider_tokens;
 mod redis_sessions;
+mod revocation;
 mod routes;
 mod signin_dev;
 mod spa_example;

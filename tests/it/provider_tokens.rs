@@ -164,9 +164,16 @@ async fn sign_in_fake(app: &TestApp, browser: &Browser) {
     assert_eq!(done.status(), StatusCode::FOUND, "sign-in finished");
 }
 
-/// A latch access token for the browser's session.
+/// A latch access token for the browser's session, minted for `/provider-token`.
 async fn access_token(app: &TestApp, browser: &Browser) -> String {
-    let response = browser.send(browser.client.post(app.url("/token"))).await;
+    let response = browser
+        .send(
+            browser
+                .client
+                .post(app.url("/token"))
+                .form(&[("audience", "latch:provider-token")]),
+        )
+        .await;
     let status = response.status();
     let body: Value = response.json().await.unwrap();
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -317,6 +324,19 @@ async fn racing_callers_share_one_upstream_refresh_and_refusals_are_precise() {
     // Fresh now: answered from the store, no upstream call.
     let again = provider_token(&app, "fake", Some(&bearer)).await.ok();
     assert_eq!(again, refreshed);
+    assert_eq!(fake.refreshes(), 1);
+
+    // A token minted for the API audience cannot fetch provider tokens.
+    let response = browser.send(browser.client.post(app.url("/token"))).await;
+    let api: Value = response.json().await.unwrap();
+    let api = api["access_token"].as_str().unwrap();
+    let r = provider_token(&app, "fake", Some(api)).await;
+    assert_eq!(r.refused(StatusCode::UNAUTHORIZED), "InvalidAccessToken");
+    // After sign-out the provider-token token stops working, though its `exp` is ahead.
+    let r = browser.send(browser.client.post(app.url("/revoke"))).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = provider_token(&app, "fake", Some(&bearer)).await;
+    assert_eq!(r.refused(StatusCode::UNAUTHORIZED), "InvalidAccessToken");
     assert_eq!(fake.refreshes(), 1);
     stranger.stop().await;
     app.stop().await;

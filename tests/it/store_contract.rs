@@ -178,7 +178,63 @@ pub async fn contract(store: Arc<dyn Store>) {
         .unwrap()
         .is_empty());
 
+    conditional_writes(&*store, &k("cond:")).await;
     ttl_checks(&*store, &k("ttl:")).await;
+}
+
+/// `put_existing` never creates (a delete wins over a racing extension) and `delete_if`
+/// deletes only the expected value (lock release).
+async fn conditional_writes(store: &dyn Store, p: &str) {
+    let k = |s: &str| format!("{p}{s}");
+    assert!(!store.put_existing(&k("absent"), b"x", LONG).await.unwrap());
+    assert_eq!(store.get(&k("absent")).await.unwrap(), None, "not created");
+    store.put(&k("e"), b"one", Some(LONG)).await.unwrap();
+    assert!(store.put_existing(&k("e"), b"two", LONG).await.unwrap());
+    assert_eq!(
+        store.get(&k("e")).await.unwrap().as_deref(),
+        Some(&b"two"[..])
+    );
+    assert_eq!(
+        store.take(&k("e")).await.unwrap().as_deref(),
+        Some(&b"two"[..])
+    );
+    assert!(!store.put_existing(&k("e"), b"three", LONG).await.unwrap());
+    assert_eq!(
+        store.get(&k("e")).await.unwrap(),
+        None,
+        "a deleted key stays deleted"
+    );
+    // An expired value counts as absent.
+    store
+        .put(&k("short"), b"v", Some(Duration::from_millis(30)))
+        .await
+        .unwrap();
+    poll_until("expiry", LONG, || async {
+        store.get(&k("short")).await.unwrap().is_none()
+    })
+    .await;
+    assert!(!store.put_existing(&k("short"), b"w", LONG).await.unwrap());
+    assert_eq!(store.get(&k("short")).await.unwrap(), None);
+    // It sets the new TTL.
+    store.put(&k("t"), b"v", Some(LONG)).await.unwrap();
+    assert!(store
+        .put_existing(&k("t"), b"w", Duration::from_millis(30))
+        .await
+        .unwrap());
+    poll_until("new ttl", LONG, || async {
+        store.get(&k("t")).await.unwrap().is_none()
+    })
+    .await;
+
+    store.put(&k("lock"), b"owner-1", Some(LONG)).await.unwrap();
+    assert!(!store.delete_if(&k("lock"), b"owner-2").await.unwrap());
+    assert_eq!(
+        store.get(&k("lock")).await.unwrap().as_deref(),
+        Some(&b"owner-1"[..])
+    );
+    assert!(store.delete_if(&k("lock"), b"owner-1").await.unwrap());
+    assert_eq!(store.get(&k("lock")).await.unwrap(), None);
+    assert!(!store.delete_if(&k("lock"), b"owner-1").await.unwrap());
 }
 
 /// Expiry: everything is set up at once and checked after one wait of about [`SHORT`].
