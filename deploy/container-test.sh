@@ -52,7 +52,7 @@ cleanup() {
   if [ -n "$ids" ]; then
     echo "container-test: removing leftover containers: $ids" >&2
     # shellcheck disable=SC2086
-    "$PODMAN" rm --force --volumes --time 0 $ids >/dev/null
+    "$PODMAN" rm --force --volumes $ids >/dev/null
   fi
   "$PODMAN" pod rm --force "pod_$project" >/dev/null 2>&1 || true
   "$PODMAN" volume rm --force "${project}_redis-data" >/dev/null 2>&1 || true
