@@ -9,6 +9,7 @@ mod callback_url;
 mod cli;
 mod compose;
 mod connections;
+mod container;
 mod csp;
 mod error_redirects;
 mod flow_hijack;
