@@ -193,6 +193,16 @@ fn compose_file_describes_the_demo() {
         subnet.contains(nginx_ip),
         "{nginx_ip} is in the demo network"
     );
+    // ...and outside the range other containers get addresses from, so none takes it.
+    let dynamic = str_of(
+        &c["networks"]["demo"]["ipam"]["config"][0]["ip_range"],
+        "networks.demo.ipam.config[0].ip_range",
+    );
+    let dynamic = latch::config::IpNet::parse(dynamic).unwrap();
+    assert!(
+        !dynamic.contains(nginx_ip),
+        "{nginx_ip} is outside ip_range {dynamic:?}"
+    );
     for svc in [latch, redis] {
         assert_eq!(strings(&svc["networks"], "networks"), ["demo"]);
     }
