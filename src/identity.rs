@@ -373,12 +373,8 @@ impl Users {
 
     /// Deletes an index key (value = a user id) if it points at `user_id`; true if it did.
     async fn remove_if_owned(&self, key: &str, user_id: &str) -> Result<bool, StoreError> {
-        if let Some(owner) = self.store.get(key).await? {
-            if owner == user_id.as_bytes() {
-                return self.store.delete(key).await;
-            }
-        }
-        Ok(false)
+        // Compared and deleted in one step: an entry another user took meanwhile stays.
+        self.store.delete_if(key, user_id.as_bytes()).await
     }
 }
 

@@ -86,6 +86,10 @@ pub struct Limiter {
     buckets: Mutex<Buckets>,
     /// The shared store that counts for every instance (Redis backends only).
     shared: Option<Arc<dyn Store>>,
+    /// When the store last failed to count (ms since `started`), so an outage logs one
+    /// warning a minute, not one per request.
+    shared_failed_at: std::sync::atomic::AtomicU64,
+    started: Instant,
     /// Set once `X-Forwarded-For` from an untrusted peer was logged (one warning, not one
     /// per request).
     warned_forwarded: AtomicBool,
@@ -113,6 +117,8 @@ impl Limiter {
                 pruned: Instant::now(),
             }),
             shared,
+            shared_failed_at: std::sync::atomic::AtomicU64::new(u64::MAX),
+            started: Instant::now(),
             warned_forwarded: AtomicBool::new(false),
         }
     }
@@ -155,7 +161,12 @@ impl Limiter {
             Ok(None) => Ok(()),
             Ok(Some(wait)) => Err(wait),
             Err(e) => {
-                tracing::warn!(error = %e, "shared rate count unavailable; counting in this instance");
+                let now = self.started.elapsed().as_millis() as u64;
+                let last = self.shared_failed_at.load(Ordering::Relaxed);
+                if last == u64::MAX || now.saturating_sub(last) >= 60_000 {
+                    self.shared_failed_at.store(now, Ordering::Relaxed);
+                    tracing::warn!(error = %e, "shared rate count unavailable; counting in this instance (logged once a minute)");
+                }
                 self.check(class, client, Instant::now())
             }
         }
