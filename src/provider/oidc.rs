@@ -790,15 +790,10 @@ mod tests {
         }))
     }
 
-    #[tokio::test]
-    async fn a_removed_key_stops_being_trusted_after_max_age() {
-        crate::install_crypto_provider();
-        let server = key_server("public, max-age=600").await;
-        let old = crate::jws::SigningKey::generate();
-        let new = crate::jws::SigningKey::generate();
-        server.keys.lock().unwrap().push(old.public_jwk());
-        let client = OidcClient::new(
-            server.issuer.clone(),
+    /// A client of `issuer` with a 5 s budget and the default body cap.
+    fn test_client(issuer: &Url) -> OidcClient {
+        OidcClient::new(
+            issuer.clone(),
             IssuerRule::Exact,
             None,
             "client".into(),
@@ -807,7 +802,17 @@ mod tests {
                 timeout: Duration::from_secs(5),
                 max_body: super::super::http::MAX_ANSWER_BYTES,
             },
-        );
+        )
+    }
+
+    #[tokio::test]
+    async fn a_removed_key_stops_being_trusted_after_max_age() {
+        crate::install_crypto_provider();
+        let server = key_server("public, max-age=600").await;
+        let old = crate::jws::SigningKey::generate();
+        let new = crate::jws::SigningKey::generate();
+        server.keys.lock().unwrap().push(old.public_jwk());
+        let client = test_client(&server.issuer);
         let t0 = Instant::now();
         let token = id_token(&old, &server.issuer, "n1");
         client.verify_id_token_at(&token, "n1", t0).await.unwrap();
@@ -840,17 +845,7 @@ mod tests {
         let server = key_server("public").await;
         let key = crate::jws::SigningKey::generate();
         server.keys.lock().unwrap().push(key.public_jwk());
-        let client = OidcClient::new(
-            server.issuer.clone(),
-            IssuerRule::Exact,
-            None,
-            "client".into(),
-            super::super::http::build_client(),
-            Budget {
-                timeout: Duration::from_secs(5),
-                max_body: super::super::http::MAX_ANSWER_BYTES,
-            },
-        );
+        let client = test_client(&server.issuer);
         let issuer_origin = server.issuer.origin().ascii_serialization();
         assert_eq!(client.authorization_origins(), vec![issuer_origin.clone()]);
         let t0 = Instant::now();

@@ -3,7 +3,7 @@
 //! relies on, the mounted latch config is loaded for real, and the demo's nginx config is run
 //! with the system's nginx in front of a real latch, signing in through the dev provider.
 use crate::support::browser::{location, Browser};
-use crate::support::dev::urlencode;
+use crate::support::dev::{approve, urlencode};
 use crate::support::latch::{Setup, TestApp};
 use crate::support::nginx::Nginx;
 use reqwest::StatusCode;
@@ -381,17 +381,7 @@ async fn demo_nginx_config_signs_in_through_latch() {
         authorize.starts_with(&format!("{origin}/auth/")),
         "the dev provider's page is on nginx's origin: {authorize}"
     );
-    let authorize = url::Url::parse(&authorize).unwrap();
-    let mut form: Vec<(String, String)> = authorize
-        .query_pairs()
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect();
-    form.push(("email".into(), email.into()));
-    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let approved = browser
-        .post_form(&format!("{origin}{}", authorize.path()), &form)
-        .await;
-    let callback = location(&approved, StatusCode::FOUND);
+    let callback = approve(&browser, &authorize, email).await;
     assert!(
         callback.starts_with(&format!("{origin}/auth/callback/dev?")),
         "{callback}"

@@ -32,18 +32,7 @@ async fn user_id(app: &TestApp, browser: &Browser) -> String {
 /// provider sends the browser to, not yet followed.
 async fn dev_callback_url(app: &TestApp, browser: &Browser, provider: &str, email: &str) -> String {
     let start = start_signin(app, browser, provider, "/home").await;
-    let authorize = location(&start, StatusCode::FOUND);
-    let mut form: Vec<(String, String)> = url::Url::parse(&authorize)
-        .unwrap()
-        .query_pairs()
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect();
-    form.push(("email".into(), email.into()));
-    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let approved = browser
-        .post_form(&app.url(&format!("/dev/{provider}/authorize")), &form)
-        .await;
-    location(&approved, StatusCode::FOUND)
+    approve(browser, &location(&start, StatusCode::FOUND), email).await
 }
 
 async fn sign_in(app: &TestApp, browser: &Browser, provider: &str, email: &str) -> String {
@@ -106,17 +95,8 @@ async fn a_planted_signed_in_flow_never_links_the_victims_account_to_the_attacke
     let start = start_signin(&app, &attacker, "second", "/home").await;
     let authorize = location(&start, StatusCode::FOUND);
     victim.set_cookie("127.0.0.1", "latch.flow", &flow_cookie(&attacker));
-    let mut form: Vec<(String, String)> = url::Url::parse(&authorize)
-        .unwrap()
-        .query_pairs()
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect();
-    form.push(("email".into(), "victim.second@example.com".into()));
-    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let approved = victim
-        .post_form(&app.url("/dev/second/authorize"), &form)
-        .await;
-    let landed = victim.get(&location(&approved, StatusCode::FOUND)).await;
+    let callback = approve(&victim, &authorize, "victim.second@example.com").await;
+    let landed = victim.get(&callback).await;
     assert_callback_refused(&app, &victim, landed, "InvalidState").await;
     assert_eq!(user_id(&app, &victim).await, victim_id);
     assert_eq!(user_id(&app, &attacker).await, attacker_id);

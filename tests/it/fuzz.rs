@@ -4,6 +4,7 @@
 //! provider's 502/504 or the store's 503, and nothing may panic. Also here, since it needs
 //! latch's own log: provider text is stripped of control characters before it is logged.
 use crate::support::browser::{location, query_param, Browser};
+use crate::support::dev::approve;
 use crate::support::hostile::Hostile;
 use crate::support::process::LatchProcess;
 use rand::rngs::StdRng;
@@ -313,18 +314,13 @@ async fn sign_in(latch: &LatchProcess) -> Known {
             &[("csrfToken", &csrf_token), ("callbackUrl", "/")],
         )
         .await;
-    let authorize = location(&start, StatusCode::FOUND);
-    let mut form: Vec<(String, String)> = url::Url::parse(&authorize)
-        .unwrap()
-        .query_pairs()
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect();
-    form.push(("email".into(), "fuzz@example.com".into()));
-    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let approved = browser
-        .post_form(&latch.url("/dev/dev/authorize"), &form)
-        .await;
-    let done = browser.get(&location(&approved, StatusCode::FOUND)).await;
+    let callback = approve(
+        &browser,
+        &location(&start, StatusCode::FOUND),
+        "fuzz@example.com",
+    )
+    .await;
+    let done = browser.get(&callback).await;
     assert_eq!(done.status(), StatusCode::FOUND);
     Known {
         session: browser

@@ -2,6 +2,7 @@
 //! whole session (sign-in, tokens, refresh, sign-out) names its requests and leaks no secret.
 use crate::signin_dev::sign_in_with_dev;
 use crate::support::browser::{location, query_param, set_cookie_line, Browser};
+use crate::support::dev::approve;
 use crate::support::latch::Setup;
 use crate::support::refusal::assert_callback_refused;
 use reqwest::StatusCode;
@@ -30,18 +31,12 @@ async fn metrics_count_sign_ins_and_refusals() {
     // A replayed callback: the state was used up by the first one.
     let replay = Browser::new();
     let start = replay.get(&app.url("/signin/dev?callbackUrl=/")).await;
-    let authorize = location(&start, StatusCode::FOUND);
-    let mut form: Vec<(String, String)> = url::Url::parse(&authorize)
-        .unwrap()
-        .query_pairs()
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect();
-    form.push(("email".into(), "bob@example.com".into()));
-    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let approved = replay
-        .post_form(&app.url("/dev/dev/authorize"), &form)
-        .await;
-    let callback = location(&approved, StatusCode::FOUND);
+    let callback = approve(
+        &replay,
+        &location(&start, StatusCode::FOUND),
+        "bob@example.com",
+    )
+    .await;
     let first = replay.get(&callback).await;
     assert_eq!(first.status(), StatusCode::FOUND);
     let second = replay.get(&callback).await;
