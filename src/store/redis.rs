@@ -77,8 +77,6 @@ const REPLICAS_TTL: Duration = Duration::from_secs(1);
 /// [`Store`] on Redis (single node, Sentinel or Cluster).
 pub struct RedisStore {
     backend: Backend,
-    /// How many replicas a write must reach (Sentinel only) and when that was learned.
-    replicas: std::sync::Mutex<Option<(Instant, u64)>>,
 }
 
 enum Backend {
@@ -92,18 +90,36 @@ struct Sentinel {
     /// The Sentinels' addresses and the group name, to ask them for their view.
     sentinels: Vec<(String, u16)>,
     service: String,
-    /// One caller at a time asks the Sentinels for their view.
-    checking: std::sync::atomic::AtomicBool,
-    /// The master the Sentinels named when last asked: a connection to any other node is
-    /// dropped, and none is kept to it.
-    named: std::sync::Mutex<Option<(String, u16)>>,
+    /// One caller at a time asks the Sentinels for their view; the others use the last one,
+    /// or wait for this answer when there is none to use.
+    asking: Mutex<()>,
+    view: std::sync::Mutex<SentinelView>,
+}
+
+/// What the Sentinels said when last asked.
+#[derive(Default)]
+struct SentinelView {
+    /// The master they named and how many live replicas it has: a connection to any other
+    /// node is dropped, and writes must reach that many replicas. `None` until one answers.
+    named: Option<((String, u16), u64)>,
+    /// When they were last asked; `None` after a write no replica confirmed, so the next
+    /// write waits for a fresh answer instead of trusting the old one.
+    asked: Option<Instant>,
 }
 
 impl Sentinel {
-    /// Does `master` match what the Sentinels last named (or have they not been asked yet)?
+    fn view(&self) -> std::sync::MutexGuard<'_, SentinelView> {
+        self.view.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn named_master(&self) -> Option<(String, u16)> {
+        self.view().named.as_ref().map(|(m, _)| m.clone())
+    }
+
+    /// Does `master` match what the Sentinels last named (or have they not answered yet)?
     fn agrees(&self, master: &Option<(String, u16)>) -> bool {
-        match &*self.named.lock().unwrap_or_else(|e| e.into_inner()) {
-            Some(named) => master.as_ref() == Some(named),
+        match &self.view().named {
+            Some((named, _)) => master.as_ref() == Some(named),
             None => true,
         }
     }
@@ -411,10 +427,7 @@ impl RedisStore {
             RedisUrl::Sentinel(s) => Backend::Sentinel(Self::sentinel(s)?),
             RedisUrl::Cluster(c) => Backend::Cluster(Self::cluster(c)?),
         };
-        let store = Self {
-            backend,
-            replicas: std::sync::Mutex::new(None),
-        };
+        let store = Self { backend };
         tracing::debug!(backend = store.backend(), url = %redact_url(url), "store opened");
         Ok(store)
     }
@@ -463,8 +476,8 @@ impl RedisStore {
             }),
             sentinels,
             service,
-            checking: std::sync::atomic::AtomicBool::new(false),
-            named: std::sync::Mutex::new(None),
+            asking: Mutex::new(()),
+            view: std::sync::Mutex::new(SentinelView::default()),
         })
     }
 
@@ -520,7 +533,7 @@ impl RedisStore {
                     return Ok(Conn::Mux(c.clone()));
                 }
                 check_pause(&st.failed)?;
-                let named = s.named.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                let named = s.named_master();
                 let res = async {
                     let mut client = st.client.async_get_client().await?;
                     // A Sentinel that has not heard of the latest failover still names the
@@ -563,8 +576,6 @@ impl RedisStore {
                         st.failed = None;
                         st.master = master;
                         st.conn = Some(c.clone());
-                        // A new master (after a failover) has its own replicas.
-                        *self.replicas.lock().unwrap_or_else(|e| e.into_inner()) = None;
                         Ok(Conn::Mux(c))
                     }
                     Err(e) => {
@@ -652,7 +663,10 @@ impl RedisStore {
     /// waited for; single nodes (where failover is not automatic) and Cluster writes never
     /// are.
     async fn write<T: redis::FromRedisValue>(&self, cmd: Cmd) -> Result<T, StoreError> {
-        if !matches!(self.backend, Backend::Sentinel(_)) || self.replica_count().await? == 0 {
+        let Backend::Sentinel(s) = &self.backend else {
+            return self.query(cmd).await;
+        };
+        if self.replica_count(s).await? == 0 {
             return self.query(cmd).await;
         }
         let mut pipe = redis::pipe();
@@ -665,13 +679,11 @@ impl RedisStore {
             .await?;
         if acked == 0 {
             // Not confirmed by a replica: the write may be lost in a failover (or was made on
-            // a master that is being demoted), so it is not acknowledged. Ask for the
-            // replica count again: a replica that went away stops the waiting.
-            *self.replicas.lock().unwrap_or_else(|e| e.into_inner()) = None;
-            // This node may no longer be the master: ask the Sentinels again.
-            if let Backend::Sentinel(s) = &self.backend {
-                s.state.lock().await.conn = None;
-            }
+            // a master that is being demoted), so it is not acknowledged. The next write
+            // waits for the Sentinels' answer (a replica that went away stops the waiting; a
+            // new master is connected to) and this connection is not used again.
+            s.view().asked = None;
+            s.state.lock().await.conn = None;
             tracing::warn!(
                 timeout_ms = WAIT_TIMEOUT.as_millis() as u64,
                 "redis: no replica acknowledged a write in time"
@@ -685,24 +697,19 @@ impl RedisStore {
     }
 
     /// How many replicas a write must reach: the live replicas the Sentinels list for the
-    /// group (see [`RedisStore::refresh_sentinel_view`]), not the master's own count: a
-    /// master whose replica was just promoted has no replica left, yet what it accepts now
-    /// is lost when it is demoted. Until a Sentinel has answered, the master's
-    /// `connected_slaves`.
-    async fn replica_count(&self) -> Result<u64, StoreError> {
-        if let Backend::Sentinel(s) = &self.backend {
-            self.refresh_sentinel_view(s).await;
-        }
-        let cached = *self.replicas.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((_, n)) = cached {
+    /// master they name (see [`RedisStore::refresh_sentinel_view`]), never the master's own
+    /// count: a master whose replica was just promoted has no replica left and still answers
+    /// as a master, yet what it accepts now is lost when it is demoted. Only while no
+    /// Sentinel has ever answered, the master's `connected_slaves`.
+    async fn replica_count(&self, s: &Sentinel) -> Result<u64, StoreError> {
+        self.refresh_sentinel_view(s).await;
+        if let Some((_, n)) = s.view().named {
             return Ok(n);
         }
         let mut cmd = redis::cmd("INFO");
         cmd.arg("replication");
         let info: String = self.query(cmd).await?;
-        let n = connected_replicas(&info);
-        *self.replicas.lock().unwrap_or_else(|e| e.into_inner()) = Some((Instant::now(), n));
-        Ok(n)
+        Ok(connected_replicas(&info))
     }
 
     /// At most once per [`REPLICAS_TTL`] (and by one caller at a time), asks the Sentinels
@@ -710,28 +717,36 @@ impl RedisStore {
     /// keeps no connection to another node: after a failover the old master keeps
     /// answering, with stale data, until the Sentinels reconfigure it (10 s or more), so a
     /// session signed out on the new master could still read as valid there, and a write
-    /// made there is lost.
+    /// made there is lost. While an answer is due and none is usable (none yet, or a write
+    /// went unconfirmed), callers wait for the one asking rather than guess.
     async fn refresh_sentinel_view(&self, s: &Sentinel) {
-        use std::sync::atomic::Ordering;
-        let cached = *self.replicas.lock().unwrap_or_else(|e| e.into_inner());
-        if matches!(cached, Some((at, _)) if at.elapsed() < REPLICAS_TTL) {
-            return;
-        }
-        if s.checking.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        // Cleared on drop: this future may be cancelled (an operation timeout, a client gone).
-        struct Checking<'a>(&'a std::sync::atomic::AtomicBool);
-        impl Drop for Checking<'_> {
-            fn drop(&mut self) {
-                self.0.store(false, Ordering::Release);
+        let fresh = |v: &SentinelView| matches!(v.asked, Some(at) if at.elapsed() < REPLICAS_TTL);
+        let usable = {
+            let v = s.view();
+            if fresh(&v) {
+                return;
             }
-        }
-        let _checking = Checking(&s.checking);
-        if let Some((master, replicas)) = ask_sentinels(s).await {
-            *s.named.lock().unwrap_or_else(|e| e.into_inner()) = Some(master);
-            *self.replicas.lock().unwrap_or_else(|e| e.into_inner()) =
-                Some((Instant::now(), replicas));
+            v.asked.is_some() && v.named.is_some()
+        };
+        let _asking = if usable {
+            match s.asking.try_lock() {
+                Ok(guard) => guard,
+                // Someone is asking; the last answer serves meanwhile.
+                Err(_) => return,
+            }
+        } else {
+            let guard = s.asking.lock().await;
+            if fresh(&s.view()) {
+                return;
+            }
+            guard
+        };
+        let answer = ask_sentinels(s).await;
+        let mut v = s.view();
+        // Not asked again for a while even when none answered (each try costs a timeout).
+        v.asked = Some(Instant::now());
+        if answer.is_some() {
+            v.named = answer;
         }
     }
 }

@@ -609,15 +609,9 @@ async fn sentinel_failovers_under_load_keep_every_session() {
                         "a signed-out session still reads as {seen:?} on the second instance \
                          ({on_app:?} on the first); nodes {nodes:?}"
                     );
-                    // KNOWN BUG (README, Operations): in the moment after a manual failover
-                    // a sign-out can be acknowledged by the demoted master, which still
-                    // answers as a master, and is then lost. Seen in about 1 run in 5; until
-                    // it is fixed this check fails the run only with LATCH_STRICT_FAILOVER=1.
-                    if std::env::var_os("LATCH_STRICT_FAILOVER").is_some() {
-                        panic!("{what}");
-                    }
-                    eprintln!("KNOWN BUG, not failing the run: {what}");
-                    break;
+                    // A sign-out the demoted master acknowledged would be lost (README,
+                    // Operations): latch waits for a replica the Sentinels name.
+                    panic!("{what}");
                 }
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
