@@ -1,18 +1,10 @@
 //! The `latch` binary: configuration mistakes are reported before anything listens.
+use crate::support::latch_bin::{config_file, std_command};
 use std::process::Command;
 
 fn latch(args: &[&str], config: &str) -> std::process::Output {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("providers.toml");
-    std::fs::write(&path, config).unwrap();
-    Command::new(env!("CARGO_BIN_EXE_latch"))
-        .args(args)
-        .arg("--config")
-        .arg(&path)
-        .env_remove("LATCH_LISTEN")
-        .env_remove("LATCH_SECRET")
-        .output()
-        .unwrap()
+    let file = config_file(config);
+    std_command(args, &file.path).output().unwrap()
 }
 
 const GOOD: &str = r#"[server]

@@ -4,7 +4,7 @@
 //! `cargo test --test it -- --ignored --test-threads=1 container::`.
 //! PODMAN and PODMAN_COMPOSE name the programs (default `podman`, `podman-compose`).
 use crate::support::browser::{location, Browser};
-use crate::support::dev::urlencode;
+use crate::support::dev::{approve, urlencode};
 use reqwest::StatusCode;
 use serde_json::Value;
 use std::net::TcpListener as StdListener;
@@ -248,19 +248,10 @@ async fn image_builds_small_and_runs_read_only_as_its_user() {
             authorize.starts_with(&format!("{origin}/dev/dev/authorize?")),
             "{authorize}"
         );
-        let mut form: Vec<(String, String)> = url::Url::parse(&authorize)
-            .unwrap()
-            .query_pairs()
-            .map(|(k, v)| (k.into_owned(), v.into_owned()))
-            .collect();
-        form.push(("email".into(), "ada@example.com".into()));
-        let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        let approved = browser
-            .post_form(&format!("{origin}/dev/dev/authorize"), &form)
-            .await;
-        let done = browser.get(&location(&approved, StatusCode::FOUND)).await;
+        let callback_url = approve(&browser, &authorize, "ada@example.com").await;
+        let done = browser.get(&callback_url).await;
         assert_eq!(location(&done, StatusCode::FOUND), callback);
-        let session: Value = browser.get(&callback).await.json().await.unwrap();
+        let session = browser.json(&callback).await;
         assert_eq!(session["user"]["email"], "ada@example.com", "{session}");
     }
     podman(&["exec", &name, "test", "-s", "/var/lib/latch/latch.db"]).await;

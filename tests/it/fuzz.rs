@@ -6,7 +6,7 @@
 use crate::support::browser::{location, query_param, Browser};
 use crate::support::dev::approve;
 use crate::support::hostile::Hostile;
-use crate::support::process::LatchProcess;
+use crate::support::latch_bin::LatchProcess;
 use rand::rngs::StdRng;
 use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
@@ -306,7 +306,7 @@ fn random_request(
 /// Signs in at the dev provider the way a browser does: the session and CSRF pair.
 async fn sign_in(latch: &LatchProcess) -> Known {
     let browser = Browser::new();
-    let csrf: serde_json::Value = browser.get(&latch.url("/csrf")).await.json().await.unwrap();
+    let csrf = browser.json(&latch.url("/csrf")).await;
     let csrf_token = csrf["csrfToken"].as_str().unwrap().to_string();
     let start = browser
         .post_form(

@@ -4,7 +4,6 @@ use crate::support::latch::{Setup, TestApp};
 use crate::support::oidc_provider::OidcProvider;
 use crate::support::refusal::assert_refused;
 use reqwest::StatusCode;
-use serde_json::Value;
 use tokio::net::TcpListener;
 
 async fn setup() -> (OidcProvider, TestApp) {
@@ -64,12 +63,7 @@ async fn sign_in_with_oidc_provider() {
         location(&done, StatusCode::FOUND),
         format!("{}/home", app.origin)
     );
-    let session: Value = browser
-        .get(&app.url("/session"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let session = browser.json(&app.url("/session")).await;
     assert_eq!(session["user"]["email"], "alice@example.test");
     assert_eq!(session["user"]["name"], "Alice");
 }

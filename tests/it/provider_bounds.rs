@@ -96,12 +96,7 @@ async fn only_https_profile_images_are_kept() {
         let browser = Browser::new();
         let done = sign_in(&app, &browser).await;
         assert_eq!(done.status(), StatusCode::FOUND, "{picture}");
-        let session: serde_json::Value = browser
-            .get(&app.url("/session"))
-            .await
-            .json()
-            .await
-            .unwrap();
+        let session = browser.json(&app.url("/session")).await;
         assert_eq!(session["user"]["email"], "mallory@example.test");
         let image = session["user"]["image"].as_str();
         assert_eq!(image, kept.then_some(picture), "{picture}: {session}");

@@ -76,12 +76,12 @@ async fn health_readiness_and_malformed_input() {
         browser.get(&app.url("/healthz")).await.status(),
         StatusCode::OK
     );
-    let ready: Value = browser.get(&app.url("/readyz")).await.json().await.unwrap();
+    let ready = browser.json(&app.url("/readyz")).await;
     assert_eq!(ready["status"], "ready");
     // A garbage session cookie is simply no session.
     let b = Browser::new();
     b.set_cookie("127.0.0.1", "latch.session-token", "garbage%%%");
-    let s: Value = b.get(&app.url("/session")).await.json().await.unwrap();
+    let s = b.json(&app.url("/session")).await;
     assert_eq!(s, serde_json::json!({}));
     // A huge body is refused with 413, not a 500.
     let big = "a".repeat(200 * 1024);

@@ -1,7 +1,7 @@
 //! examples/spa: its API (`api.mjs`, jose against latch's JWKS) accepts latch's access
 //! tokens, refuses missing, forged and foreign ones, and accepts the token from a refresh.
-use crate::signin_dev::sign_in_with_dev;
 use crate::support::browser::Browser;
+use crate::support::dev::sign_in_with_dev;
 use crate::support::latch::{Setup, TestApp};
 use reqwest::header::{AUTHORIZATION, WWW_AUTHENTICATE};
 use reqwest::{Response, StatusCode};
@@ -78,7 +78,7 @@ impl Api {
 }
 
 async fn access_token(browser: &Browser, app: &TestApp, route: &str) -> String {
-    let response = browser.send(browser.client.post(app.url(route))).await;
+    let response = browser.post(&app.url(route)).await;
     assert_eq!(response.status(), StatusCode::OK, "POST {route}");
     let body: Value = response.json().await.unwrap();
     body["access_token"].as_str().unwrap().to_string()
@@ -135,12 +135,7 @@ async fn spa_example_api_verifies_latch_tokens() {
     let me: Value = ok.json().await.unwrap();
     assert_eq!(me["email"], "grace@example.com");
     assert_eq!(me["name"], "grace");
-    let session: Value = browser
-        .get(&app.url("/session"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let session = browser.json(&app.url("/session")).await;
     assert_eq!(me["sub"], session["user"]["id"]);
 
     // No token: a bare challenge (RFC 6750 §3.1); a bad token: invalid_token.

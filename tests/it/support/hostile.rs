@@ -1,5 +1,6 @@
 //! An in-repo OpenID provider that misbehaves on request: the cases a real provider will
 //! not produce (forged signatures, wrong issuer, expired tokens, slow or broken endpoints).
+use super::latch::{Setup, TestApp};
 use aws_lc_rs::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
@@ -145,6 +146,15 @@ impl Hostile {
 
     pub fn jwks_hits(&self) -> usize {
         self.inner.jwks_hits.load(Ordering::SeqCst)
+    }
+
+    /// A hostile provider behaving as `behavior`, and latch (`setup`, with its providers
+    /// replaced) with it as its one provider.
+    pub async fn with_app(behavior: Behavior, setup: Setup) -> (Hostile, TestApp) {
+        let hostile = Hostile::start().await;
+        hostile.set(behavior);
+        let app = setup.with_providers(hostile.provider_toml()).spawn().await;
+        (hostile, app)
     }
 
     /// The `[providers.hostile]` table for latch.
