@@ -187,15 +187,11 @@ async fn token_audiences_are_limited_to_the_configured_ones() {
 
 #[tokio::test]
 async fn unverified_emails_are_never_asserted_to_apps() {
-    let hostile = Hostile::start().await;
-    hostile.set(Behavior {
+    let behavior = Behavior {
         claims: Box::new(|c| c["email_verified"] = json!(false)),
         ..Behavior::default()
-    });
-    let app = Setup::default()
-        .with_providers(hostile.provider_toml())
-        .spawn()
-        .await;
+    };
+    let (_hostile, app) = Hostile::with_app(behavior, Setup::default()).await;
     let browser = Browser::new();
     let done = through_provider(&app, &browser, "/signin/hostile?callbackUrl=/").await;
     assert_eq!(done.status(), StatusCode::FOUND, "signed in");

@@ -4,11 +4,11 @@
 //! with the system's nginx in front of a real latch, signing in through the dev provider.
 use crate::support::browser::{location, Browser};
 use crate::support::dev::{approve, urlencode};
+use crate::support::free_port;
 use crate::support::latch::{Setup, TestApp};
 use crate::support::nginx::Nginx;
 use reqwest::StatusCode;
 use serde_norway::Value;
-use std::net::TcpListener as StdListener;
 use std::path::{Path, PathBuf};
 
 fn repo(path: &str) -> PathBuf {
@@ -287,14 +287,6 @@ fn dockerfile_builds_in_one_stage_and_runs_in_another() {
         }
     }
     assert!(ignored.contains(&"target".to_string()));
-}
-
-fn free_port() -> u16 {
-    StdListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// `from` must be in `text` (so a change to the config is noticed here), replaced by `to`.

@@ -5,6 +5,7 @@
 //! PODMAN and PODMAN_COMPOSE name the programs (default `podman`, `podman-compose`).
 use crate::support::browser::{location, Browser};
 use crate::support::dev::{approve, urlencode};
+use crate::support::free_port;
 use reqwest::StatusCode;
 use serde_json::Value;
 use std::net::TcpListener as StdListener;
@@ -66,14 +67,6 @@ async fn ok(program: &str, args: &[&str], limit: Duration) -> String {
 
 async fn podman(args: &[&str]) -> String {
     ok(&program("PODMAN", "podman"), args, Duration::from_secs(120)).await
-}
-
-fn free_port() -> u16 {
-    StdListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// A world-readable file for a read-only bind mount (the container user is not root).

@@ -259,10 +259,7 @@ async fn state_from_another_browser() {
 #[tokio::test]
 async fn provider_unreachable_gives_an_error_page_not_a_hang() {
     // A provider whose port nothing listens on.
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let port = crate::support::free_port();
     let providers = format!(
         "[providers.gone]\ntype = \"oidc\"\nissuer = \"http://127.0.0.1:{port}\"\nclient_id = \"x\"\nclient_secret = \"y\"\ntimeout = \"2s\"\n"
     );

@@ -3,6 +3,7 @@
 //! refresh rotation and reuse detection across instances, and one instance stopped under
 //! load costing at most the requests it had in flight.
 use crate::support::browser::{location, Browser};
+use crate::support::free_port;
 use crate::support::hostile::Hostile;
 use crate::support::latch::{Setup, TestApp};
 use crate::support::nginx::Nginx;
@@ -35,11 +36,7 @@ impl Cluster {
 async fn cluster() -> Cluster {
     let redis = RedisServer::new();
     let provider = Hostile::start().await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let origin = format!("http://127.0.0.1:{port}");
     let mut instances = Vec::new();
     for _ in 0..INSTANCES {

@@ -54,7 +54,7 @@ async fn refusal(response: Response, status: StatusCode) -> String {
 
 /// Runs jose's `jwtVerify` against latch's JWKS.
 async fn verify(token: &str, jwks_url: &str, issuer: &str, audience: &str) -> Value {
-    crate::support::oidc_provider::install(NODE_DIR).await;
+    crate::support::oidc_provider::install().await;
     let out = tokio::process::Command::new("node")
         .args(["verify-jwt.mjs", token, jwks_url, issuer, audience])
         .current_dir(NODE_DIR)

@@ -119,11 +119,7 @@ impl Serve {
     /// On a free port whose origin is `public_url`: `[server]` with `listen`, `public_url`
     /// and `secret`, then what `rest` returns for the origin.
     pub async fn on_free_port(self, rest: impl FnOnce(&str) -> String) -> LatchProcess {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = super::free_port();
         let origin = format!("http://127.0.0.1:{port}");
         let server = format!(
             "[server]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"{origin}\"\nsecret = \"{}\"\n",

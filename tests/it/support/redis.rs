@@ -33,9 +33,7 @@ fn require(bin: &str) {
 /// 10000 (the cluster bus) must be free too.
 pub fn free_port(bus: bool) -> u16 {
     for _ in 0..100 {
-        let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-        let port = l.local_addr().unwrap().port();
-        drop(l);
+        let port = super::free_port();
         if !bus {
             return port;
         }

@@ -27,6 +27,21 @@ pub async fn serve(app: Router) -> String {
     origin
 }
 
+/// An OpenID discovery document for `issuer` whose endpoints are `{issuer}/authorize`,
+/// `/token`, `/userinfo` and `/jwks`, signing with `alg`.
+pub fn discovery(issuer: &str, alg: &str) -> serde_json::Value {
+    serde_json::json!({
+        "issuer": issuer,
+        "authorization_endpoint": format!("{issuer}/authorize"),
+        "token_endpoint": format!("{issuer}/token"),
+        "userinfo_endpoint": format!("{issuer}/userinfo"),
+        "jwks_uri": format!("{issuer}/jwks"),
+        "response_types_supported": ["code"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": [alg],
+    })
+}
+
 /// `GET /authorize` of a provider that approves at once: back to `redirect_uri` with
 /// `code=c1` and the state.
 pub async fn approve_at_once(Query(q): Query<HashMap<String, String>>) -> Response {
