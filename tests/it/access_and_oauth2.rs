@@ -126,33 +126,21 @@ async fn oauth2_provider_with_dotted_profile_mapping() {
 #[tokio::test]
 async fn oauth2_answer_missing_the_id_is_a_clear_error() {
     let plain = plain_provider().await;
-    *plain.userinfo.lock().unwrap() = json!({"data": {"account": {"mail": "kim@plain.test"}}});
     let app = Setup::default()
         .with_providers(plain_toml(&plain.base))
         .spawn()
         .await;
     let browser = Browser::new();
-    let done = plain_flow(&app, &browser).await;
-    assert_refused(
-        &app,
-        &browser,
-        done,
-        "ProviderError",
-        StatusCode::BAD_GATEWAY,
-    )
-    .await;
-    // A mis-typed field too.
-    *plain.userinfo.lock().unwrap() =
-        json!({"data": {"account": {"uid": 1, "display": ["not", "text"]}}});
-    let done = plain_flow(&app, &browser).await;
-    assert_refused(
-        &app,
-        &browser,
-        done,
-        "ProviderError",
-        StatusCode::BAD_GATEWAY,
-    )
-    .await;
+    for userinfo in [
+        json!({"data": {"account": {"mail": "kim@plain.test"}}}),
+        // A mis-typed field too.
+        json!({"data": {"account": {"uid": 1, "display": ["not", "text"]}}}),
+    ] {
+        *plain.userinfo.lock().unwrap() = userinfo;
+        let done = plain_flow(&app, &browser).await;
+        let (code, status) = ("ProviderError", StatusCode::BAD_GATEWAY);
+        assert_refused(&app, &browser, done, code, status).await;
+    }
     let session = browser.json(&app.url("/session")).await;
     assert_eq!(session, json!({}));
 }

@@ -3,7 +3,7 @@
 //! relies on, the mounted latch config is loaded for real, and the demo's nginx config is run
 //! with the system's nginx in front of a real latch, signing in through the dev provider.
 use crate::support::browser::{location, Browser};
-use crate::support::dev::{approve, urlencode};
+use crate::support::dev::{approve, authorize_url};
 use crate::support::free_port;
 use crate::support::latch::{Setup, TestApp};
 use crate::support::nginx::Nginx;
@@ -343,12 +343,7 @@ async fn demo_nginx_config_signs_in_through_latch() {
     );
     // A client-sent user header changes nothing.
     let forged = browser
-        .send(
-            browser
-                .client
-                .get(&page)
-                .header("X-Auth-Request-Email", "mallory@example.com"),
-        )
+        .get_with(&page, ("X-Auth-Request-Email", "mallory@example.com"))
         .await;
     assert_eq!(forged.status(), StatusCode::FOUND);
 
@@ -362,13 +357,7 @@ async fn demo_nginx_config_signs_in_through_latch() {
 
     // The dev provider, every hop through nginx.
     let email = "compose-demo@example.com";
-    let start = browser
-        .get(&format!(
-            "{origin}/auth/signin/dev?callbackUrl={}",
-            urlencode(&page)
-        ))
-        .await;
-    let authorize = location(&start, StatusCode::FOUND);
+    let authorize = authorize_url(&origin, &browser, "/auth/signin/dev", &page).await;
     assert!(
         authorize.starts_with(&format!("{origin}/auth/")),
         "the dev provider's page is on nginx's origin: {authorize}"

@@ -4,7 +4,7 @@
 //! `cargo test --test it -- --ignored --test-threads=1 container::`.
 //! PODMAN and PODMAN_COMPOSE name the programs (default `podman`, `podman-compose`).
 use crate::support::browser::{location, Browser};
-use crate::support::dev::{approve, urlencode};
+use crate::support::dev::{approve, authorize_url};
 use crate::support::free_port;
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -230,13 +230,7 @@ async fn image_builds_small_and_runs_read_only_as_its_user() {
     {
         let browser = Browser::new();
         let callback = format!("{origin}/session");
-        let start = browser
-            .get(&format!(
-                "{origin}/signin/dev?callbackUrl={}",
-                urlencode(&callback)
-            ))
-            .await;
-        let authorize = location(&start, StatusCode::FOUND);
+        let authorize = authorize_url(&origin, &browser, "/signin/dev", &callback).await;
         assert!(
             authorize.starts_with(&format!("{origin}/dev/dev/authorize?")),
             "{authorize}"
@@ -349,6 +343,13 @@ impl Drop for Demo {
     }
 }
 
+/// The compose project's containers, running or not (their ids).
+async fn containers_left() -> String {
+    let filter = format!("label=io.podman.compose.project={PROJECT}");
+    let left = podman(&["ps", "--all", "--quiet", "--filter", &filter]).await;
+    left.trim().to_string()
+}
+
 #[tokio::test]
 #[ignore = "runs docker-compose.yml with podman-compose: deploy/container-test.sh"]
 async fn compose_demo_signs_in_in_chromium_and_the_session_survives_a_restart() {
@@ -405,15 +406,7 @@ async fn compose_demo_signs_in_in_chromium_and_the_session_survives_a_restart() 
 
     // down and up again: the session is in Redis's append-only file on the redis-data volume.
     demo.compose(&["down"]).await;
-    let left = podman(&[
-        "ps",
-        "--all",
-        "--quiet",
-        "--filter",
-        &format!("label=io.podman.compose.project={PROJECT}"),
-    ])
-    .await;
-    assert_eq!(left.trim(), "", "containers left after down");
+    assert_eq!(containers_left().await, "", "containers left after down");
     demo.up(&[]).await;
     {
         latch::install_crypto_provider();
@@ -438,13 +431,5 @@ async fn compose_demo_signs_in_in_chromium_and_the_session_survives_a_restart() 
         assert_eq!(anonymous.status(), StatusCode::FOUND, "no cookie, no page");
     }
     drop(demo);
-    let left = podman(&[
-        "ps",
-        "--all",
-        "--quiet",
-        "--filter",
-        &format!("label=io.podman.compose.project={PROJECT}"),
-    ])
-    .await;
-    assert_eq!(left.trim(), "", "containers left after down");
+    assert_eq!(containers_left().await, "", "containers left after down");
 }

@@ -31,12 +31,7 @@ async fn a_refused_callback_goes_to_the_configured_error_url() {
     let callback = callback_url(&app, &browser).await;
     // A JSON client gets the redirect too: a callback is a browser navigation.
     let response = browser
-        .send(
-            browser
-                .client
-                .get(&callback)
-                .header("accept", "application/json"),
-        )
+        .get_with(&callback, ("accept", "application/json"))
         .await;
     assert_eq!(
         location(&response, StatusCode::SEE_OTHER),

@@ -3,7 +3,7 @@
 //! another browser burns nothing; the flow cookie goes once the callback is done; and
 //! `form_post` callbacks (Apple), which carry no Lax session cookie, still link and rotate.
 use crate::support::browser::{location, set_cookie_line, Browser};
-use crate::support::dev::{approve, dev_callback, start_signin};
+use crate::support::dev::{approve, dev_callback, dev_get_flow, start_signin};
 use crate::support::fakes::apple::Apple;
 use crate::support::fakes::parse_form_post;
 use crate::support::flows::{provider_callback, session, sign_out, user_id};
@@ -362,27 +362,16 @@ async fn a_get_start_never_links_to_the_signed_in_user() {
     let app = Setup::default().with_providers(TWO_DEVS).spawn().await;
     let victim = Browser::new();
     let victim_id = sign_in(&app, &victim, "dev", "victim@example.com").await;
-    let callback = dev_callback(
-        &app,
-        &victim,
-        "/signin/second?callbackUrl=/home",
-        "attacker@evil.test",
-    )
-    .await;
+    let start = "/signin/second?callbackUrl=/home";
+    let callback = dev_callback(&app, &victim, start, "attacker@evil.test").await;
     let landed = victim.get(&callback).await;
     assert_callback_refused(&app, &victim, landed, "InvalidState").await;
     assert_eq!(user_id(&app, &victim).await, victim_id, "still the victim");
     // The attacker's provider account belongs to nobody yet: signing in with it elsewhere
     // makes a new user, not the victim.
     let attacker = Browser::new();
-    let callback = dev_callback(
-        &app,
-        &attacker,
-        "/signin/second?callbackUrl=/home",
-        "attacker@evil.test",
-    )
-    .await;
-    let done = attacker.get(&callback).await;
+    let start = "/signin/second?callbackUrl=/home";
+    let done = dev_get_flow(&app, &attacker, start, "attacker@evil.test").await;
     assert_eq!(done.status(), StatusCode::FOUND);
     assert_ne!(user_id(&app, &attacker).await, victim_id);
 }

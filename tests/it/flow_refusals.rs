@@ -218,24 +218,11 @@ async fn state_tampered_or_missing() {
     let callback = provider_callback(&app, &browser, "/signin/hostile").await;
     let state = query_param(&callback, "state").unwrap();
     let tampered = callback.replace(&state, &format!("{state}x"));
-    let response = browser.get(&tampered).await;
-    assert_refused(
-        &app,
-        &browser,
-        response,
-        "InvalidState",
-        StatusCode::BAD_REQUEST,
-    )
-    .await;
-    let response = browser.get(&app.url("/callback/hostile?code=abc")).await;
-    assert_refused(
-        &app,
-        &browser,
-        response,
-        "InvalidState",
-        StatusCode::BAD_REQUEST,
-    )
-    .await;
+    for url in [tampered, app.url("/callback/hostile?code=abc")] {
+        let response = browser.get(&url).await;
+        let (code, status) = ("InvalidState", StatusCode::BAD_REQUEST);
+        assert_refused(&app, &browser, response, code, status).await;
+    }
 }
 
 #[tokio::test]

@@ -2,40 +2,31 @@
 use crate::support::browser::Browser;
 use crate::support::dev::{dev_flow, sign_in_with_dev};
 use crate::support::flows::{sign_out, user_id};
-use crate::support::latch::Setup;
+use crate::support::latch::{Setup, TestApp};
 use crate::support::refusal::assert_callback_refused;
 use reqwest::StatusCode;
 use serde_json::json;
 
 const TWO_DEVS: &str = "[providers.dev]\npreset = \"dev\"\n\n[providers.second]\npreset = \"dev\"\nname = \"Second login\"\n\n[providers.trusting]\npreset = \"dev\"\nname = \"Trusting login\"\nlink_by_email = true\n";
 
+/// A dev sign-in with `provider` as `email` that must succeed.
+async fn signs_in(app: &TestApp, browser: &Browser, provider: &str, email: &str) {
+    let done = dev_flow(app, browser, provider, email, "/").await;
+    assert_eq!(done.status(), StatusCode::FOUND, "{provider} {email}");
+}
+
 #[tokio::test]
 async fn signed_in_user_links_another_provider() {
     let app = Setup::default().with_providers(TWO_DEVS).spawn().await;
     let browser = Browser::new();
-    assert_eq!(
-        dev_flow(&app, &browser, "dev", "ann@example.com", "/")
-            .await
-            .status(),
-        StatusCode::FOUND
-    );
+    signs_in(&app, &browser, "dev", "ann@example.com").await;
     let ann = user_id(&app, &browser).await;
     // Signed in, Ann uses the second provider with another address: linked to her.
-    assert_eq!(
-        dev_flow(&app, &browser, "second", "ann.private@example.org", "/")
-            .await
-            .status(),
-        StatusCode::FOUND
-    );
+    signs_in(&app, &browser, "second", "ann.private@example.org").await;
     assert_eq!(user_id(&app, &browser).await, ann);
     // Later, signed out, the second provider alone signs in as Ann.
     let fresh = Browser::new();
-    assert_eq!(
-        dev_flow(&app, &fresh, "second", "ann.private@example.org", "/")
-            .await
-            .status(),
-        StatusCode::FOUND
-    );
+    signs_in(&app, &fresh, "second", "ann.private@example.org").await;
     assert_eq!(user_id(&app, &fresh).await, ann);
 }
 
@@ -58,12 +49,7 @@ async fn same_email_elsewhere_is_not_linked_without_link_by_email() {
 
     // A provider with link_by_email = true joins the verified address to Bob.
     let trusting = Browser::new();
-    assert_eq!(
-        dev_flow(&app, &trusting, "trusting", "bob@example.com", "/")
-            .await
-            .status(),
-        StatusCode::FOUND
-    );
+    signs_in(&app, &trusting, "trusting", "bob@example.com").await;
     assert_eq!(user_id(&app, &trusting).await, bob);
 }
 

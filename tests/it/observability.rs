@@ -30,13 +30,8 @@ async fn metrics_count_sign_ins_and_refusals() {
 
     // A replayed callback: the state was used up by the first one.
     let replay = Browser::new();
-    let callback = dev_callback(
-        &app,
-        &replay,
-        "/signin/dev?callbackUrl=/",
-        "bob@example.com",
-    )
-    .await;
+    let start = "/signin/dev?callbackUrl=/";
+    let callback = dev_callback(&app, &replay, start, "bob@example.com").await;
     let first = replay.get(&callback).await;
     assert_eq!(first.status(), StatusCode::FOUND);
     let second = replay.get(&callback).await;

@@ -3,7 +3,7 @@
 //! flow started before the reload carry on; a file with a mistake is reported with
 //! file:line:key and the running configuration stays.
 use crate::support::browser::{location, Browser};
-use crate::support::dev::approve;
+use crate::support::dev::{approve, dev_get_flow};
 use crate::support::latch_bin::LatchProcess;
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -48,14 +48,7 @@ async fn sighup_reloads_a_valid_file_and_keeps_the_running_one_for_a_bad_file() 
 
     // Before the reload: one browser signed in, another in the middle of a flow.
     let signed_in = Browser::new();
-    let start = signed_in.get(&process.url("/signin/dev")).await;
-    let callback = approve(
-        &signed_in,
-        &location(&start, StatusCode::FOUND),
-        "ada@example.com",
-    )
-    .await;
-    let done = signed_in.get(&callback).await;
+    let done = dev_get_flow(&process, &signed_in, "/signin/dev", "ada@example.com").await;
     assert_eq!(done.status(), StatusCode::FOUND);
     let session = signed_in.json(&process.url("/session")).await;
     assert_eq!(session["user"]["email"], "ada@example.com");

@@ -6,6 +6,9 @@ use crate::support::refusal::assert_callback_refused;
 use reqwest::StatusCode;
 use serde_json::Value;
 
+/// The header with which Auth.js v5's client asks for JSON.
+const JSON: (&str, &str) = ("X-Auth-Return-Redirect", "1");
+
 #[tokio::test]
 async fn signin_post_needs_a_valid_csrf_token() {
     let app = Setup::default().spawn().await;
@@ -19,13 +22,7 @@ async fn signin_post_needs_a_valid_csrf_token() {
     // Cookie present, wrong token; JSON client gets JSON.
     let _ = browser.get(&app.url("/csrf")).await;
     let r = browser
-        .send(
-            browser
-                .client
-                .post(app.url("/signin/dev"))
-                .header("X-Auth-Return-Redirect", "1")
-                .form(&[("csrfToken", "wrong")]),
-        )
+        .post_form_with(&app.url("/signin/dev"), JSON, &[("csrfToken", "wrong")])
         .await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
     let body: Value = r.json().await.unwrap();

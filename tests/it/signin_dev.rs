@@ -80,12 +80,10 @@ async fn auth_js_layout_under_api_auth_with_json_redirects() {
     let csrf = csrf.as_str();
     // Auth.js v5 client: header asks for JSON.
     let v5 = browser
-        .send(
-            browser
-                .client
-                .post(app.url("/signin/dev"))
-                .header("X-Auth-Return-Redirect", "1")
-                .form(&[("csrfToken", csrf), ("callbackUrl", "/")]),
+        .post_form_with(
+            &app.url("/signin/dev"),
+            ("X-Auth-Return-Redirect", "1"),
+            &[("csrfToken", csrf), ("callbackUrl", "/")],
         )
         .await;
     assert_eq!(v5.status(), StatusCode::OK);

@@ -118,6 +118,22 @@ impl Browser {
         self.send(self.client.post(url)).await
     }
 
+    /// `GET url` with one more header.
+    pub async fn get_with(&self, url: &str, (name, value): (&str, &str)) -> Response {
+        self.send(self.client.get(url).header(name, value)).await
+    }
+
+    /// `POST url` with `form` and one more header (`X-Auth-Return-Redirect: 1`, say).
+    pub async fn post_form_with(
+        &self,
+        url: &str,
+        (name, value): (&str, &str),
+        form: &[(&str, &str)],
+    ) -> Response {
+        self.send(self.client.post(url).header(name, value).form(form))
+            .await
+    }
+
     pub async fn post_form(&self, url: &str, form: &[(&str, &str)]) -> Response {
         self.send(self.client.post(url).form(form)).await
     }

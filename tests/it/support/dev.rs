@@ -32,9 +32,41 @@ pub async fn dev_flow(
     callback: &str,
 ) -> reqwest::Response {
     let start = start_signin(app, browser, provider, callback).await;
-    let authorize = location(&start, StatusCode::FOUND);
-    let callback = approve(browser, &authorize, email).await;
+    finish_at_dev(browser, &start, email).await
+}
+
+/// Latch's redirect to the dev provider (`start`, a 302), approved as `email`: latch's
+/// answer to the callback.
+pub async fn finish_at_dev(
+    browser: &Browser,
+    start: &reqwest::Response,
+    email: &str,
+) -> reqwest::Response {
+    let callback = approve(browser, &location(start, StatusCode::FOUND), email).await;
     browser.get(&callback).await
+}
+
+/// [`dev_callback`], followed: latch's answer to the callback.
+pub async fn dev_get_flow(
+    app: &(impl Site + ?Sized),
+    browser: &Browser,
+    start: &str,
+    email: &str,
+) -> reqwest::Response {
+    let start = browser.get(&app.url(start)).await;
+    finish_at_dev(browser, &start, email).await
+}
+
+/// `GET start?callbackUrl=<callback>` (`start` a `/signin/{provider}` path: a start without
+/// CSRF, as a link makes it): the provider's URL latch redirects to.
+pub async fn authorize_url(
+    app: &(impl Site + ?Sized),
+    browser: &Browser,
+    start: &str,
+    callback: &str,
+) -> String {
+    let url = app.url(&format!("{start}?callbackUrl={}", urlencode(callback)));
+    location(&browser.get(&url).await, StatusCode::FOUND)
 }
 
 /// `GET start` (a `/signin/{provider}?callbackUrl=…` path: a start without CSRF, as a link
