@@ -101,17 +101,23 @@ image = "data.account.photo.url"
     )
 }
 
+/// The provider, and latch with it as its one provider.
+async fn plain_app() -> (Plain, TestApp) {
+    let plain = plain_provider().await;
+    let app = Setup::default()
+        .with_providers(plain_toml(&plain.base))
+        .spawn()
+        .await;
+    (plain, app)
+}
+
 async fn plain_flow(app: &TestApp, browser: &Browser) -> reqwest::Response {
     through_provider(app, browser, "/signin/plain").await
 }
 
 #[tokio::test]
 async fn oauth2_provider_with_dotted_profile_mapping() {
-    let plain = plain_provider().await;
-    let app = Setup::default()
-        .with_providers(plain_toml(&plain.base))
-        .spawn()
-        .await;
+    let (_plain, app) = plain_app().await;
     let browser = Browser::new();
     let providers = browser.json(&app.url("/providers")).await;
     assert_eq!(providers["plain"]["type"], "oauth");
@@ -125,11 +131,7 @@ async fn oauth2_provider_with_dotted_profile_mapping() {
 
 #[tokio::test]
 async fn oauth2_answer_missing_the_id_is_a_clear_error() {
-    let plain = plain_provider().await;
-    let app = Setup::default()
-        .with_providers(plain_toml(&plain.base))
-        .spawn()
-        .await;
+    let (plain, app) = plain_app().await;
     let browser = Browser::new();
     for userinfo in [
         json!({"data": {"account": {"mail": "kim@plain.test"}}}),

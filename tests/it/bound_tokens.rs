@@ -2,7 +2,7 @@
 //! `/introspect`), the token counts only while its session is live; only verified emails are
 //! asserted to apps; and the cookie-driven token routes refuse other sites' pages.
 use crate::support::browser::Browser;
-use crate::support::dev::sign_in_with_dev;
+use crate::support::dev::signed_in;
 use crate::support::flows::{self, through_provider};
 use crate::support::hostile::{Behavior, Hostile};
 use crate::support::latch::{Setup, TestApp};
@@ -69,8 +69,7 @@ async fn error_code(response: reqwest::Response, status: StatusCode) -> String {
 #[tokio::test]
 async fn introspection_is_active_only_for_a_live_session_and_an_authenticated_client() {
     let app = spawn().await;
-    let browser = Browser::new();
-    sign_in_with_dev(&app, &browser, "ida@example.com", "/").await;
+    let browser = signed_in(&app, "ida@example.com").await;
     let token = access_token(&app, &browser, &[]).await;
 
     let good = introspect(&app, Some(("api", API_SECRET)), &token).await;
@@ -122,8 +121,7 @@ async fn introspection_is_active_only_for_a_live_session_and_an_authenticated_cl
 #[tokio::test]
 async fn verify_accepts_bearer_tokens_of_live_sessions_only() {
     let app = spawn().await;
-    let browser = Browser::new();
-    sign_in_with_dev(&app, &browser, "vic@example.com", "/").await;
+    let browser = signed_in(&app, "vic@example.com").await;
     let token = access_token(&app, &browser, &[]).await;
 
     let ok = verify_bearer(&app, &token).await;
@@ -168,8 +166,7 @@ async fn verify_accepts_bearer_tokens_of_live_sessions_only() {
 #[tokio::test]
 async fn token_audiences_are_limited_to_the_configured_ones() {
     let app = spawn().await;
-    let browser = Browser::new();
-    sign_in_with_dev(&app, &browser, "aud@example.com", "/").await;
+    let browser = signed_in(&app, "aud@example.com").await;
     let default = access_token(&app, &browser, &[]).await;
     assert_eq!(claims(&default)["aud"], "api");
     let provider = access_token(&app, &browser, &[("audience", "latch:provider-token")]).await;
@@ -221,8 +218,7 @@ async fn cookie_driven_token_routes_refuse_other_sites() {
         .server("trusted_origins = [\"https://app.example.com\"]")
         .spawn()
         .await;
-    let browser = Browser::new();
-    sign_in_with_dev(&app, &browser, "csx@example.com", "/").await;
+    let browser = signed_in(&app, "csx@example.com").await;
 
     let cross = |path: &str, origin: Option<&str>, fetch_site: Option<&str>| {
         let mut r = browser.client.post(app.url(path));

@@ -1,7 +1,7 @@
 //! `/metrics` and the logs: counters move with sign-ins and refusals, and the JSON log of a
 //! whole session (sign-in, tokens, refresh, sign-out) names its requests and leaks no secret.
 use crate::support::browser::{location, query_param, set_cookie_line, Browser};
-use crate::support::dev::sign_in_with_dev;
+use crate::support::dev::signed_in;
 use crate::support::dev::{approve, dev_callback};
 use crate::support::flows::{csrf_token, post_signin};
 use crate::support::latch::Setup;
@@ -25,8 +25,7 @@ fn value(line: &str) -> f64 {
 #[tokio::test]
 async fn metrics_count_sign_ins_and_refusals() {
     let app = Setup::default().spawn().await;
-    let browser = Browser::new();
-    sign_in_with_dev(&app, &browser, "ada@example.com", "/").await;
+    let browser = signed_in(&app, "ada@example.com").await;
 
     // A replayed callback: the state was used up by the first one.
     let replay = Browser::new();

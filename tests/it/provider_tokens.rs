@@ -2,7 +2,7 @@
 //! refreshed at the provider once per account however many callers race, readable after a
 //! secret rotation through `previous_secrets`.
 use crate::support::browser::Browser;
-use crate::support::dev::sign_in_with_dev;
+use crate::support::dev::signed_in;
 use crate::support::flows::{self, through_provider};
 use crate::support::latch::{Setup, TestApp, SECRET};
 use crate::support::stub::{approve_at_once, serve};
@@ -257,8 +257,7 @@ async fn racing_callers_share_one_upstream_refresh_and_refusals_are_precise() {
         .secret("another-latch-secret-0123456789abcdefgh")
         .spawn()
         .await;
-    let elsewhere = Browser::new();
-    sign_in_with_dev(&stranger, &elsewhere, "pat@fake.test", "/").await;
+    let elsewhere = signed_in(&stranger, "pat@fake.test").await;
     let foreign = access_token(&stranger, &elsewhere).await;
     let r = provider_token(&app, "fake", Some(&foreign)).await;
     assert_eq!(r.refused(StatusCode::UNAUTHORIZED), "InvalidAccessToken");

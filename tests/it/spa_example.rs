@@ -1,7 +1,7 @@
 //! examples/spa: its API (`api.mjs`, jose against latch's JWKS) accepts latch's access
 //! tokens, refuses missing, forged and foreign ones, and accepts the token from a refresh.
 use crate::support::browser::Browser;
-use crate::support::dev::sign_in_with_dev;
+use crate::support::dev::signed_in;
 use crate::support::latch::{Setup, TestApp};
 use crate::support::node::{npm_ci, start_server};
 use reqwest::header::{AUTHORIZATION, WWW_AUTHENTICATE};
@@ -71,8 +71,7 @@ fn tamper(token: &str) -> String {
 async fn spa_example_api_verifies_latch_tokens() {
     // The layout the example's README describes: latch under /auth.
     let app = Setup::default().base_path("/auth").spawn().await;
-    let browser = Browser::new();
-    sign_in_with_dev(&app, &browser, "grace@example.com", "/").await;
+    let browser = signed_in(&app, "grace@example.com").await;
     let token = access_token(&browser, &app, "/token").await;
 
     let issuer = app.url("");
