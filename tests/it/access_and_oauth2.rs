@@ -1,15 +1,15 @@
 //! Plain OAuth 2.0 providers with a profile mapping, and per-provider access rules.
-use crate::support::browser::{location, Browser};
-use crate::support::dev::{dev_flow, urlencode};
+use crate::support::browser::Browser;
+use crate::support::dev::dev_flow;
+use crate::support::flows::through_provider;
 use crate::support::latch::{Setup, TestApp};
 use crate::support::refusal::assert_refused;
-use axum::extract::Query;
-use axum::response::{IntoResponse, Json};
+use crate::support::stub::{approve_at_once, serve};
+use axum::response::Json;
 use axum::routing::{get, post};
 use axum::Router;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 async fn user_count(db: &std::path::Path) -> usize {
@@ -58,24 +58,12 @@ struct Plain {
 }
 
 async fn plain_provider() -> Plain {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
     let userinfo = Arc::new(Mutex::new(json!({
         "data": {"account": {"uid": 9001, "mail": "kim@plain.test", "mail_ok": true, "display": "Kim", "photo": {"url": "https://img.plain.test/k.png"}}}
     })));
     let info = userinfo.clone();
     let app = Router::new()
-        .route(
-            "/authorize",
-            get(|Query(q): Query<HashMap<String, String>>| async move {
-                let to = format!(
-                    "{}?code=c1&state={}",
-                    q["redirect_uri"],
-                    urlencode(&q["state"])
-                );
-                (StatusCode::FOUND, [("location", to)]).into_response()
-            }),
-        )
+        .route("/authorize", get(approve_at_once))
         .route(
             "/token",
             post(|body: String| async move {
@@ -87,7 +75,7 @@ async fn plain_provider() -> Plain {
             "/me",
             get(move || async move { Json(info.lock().unwrap().clone()) }),
         );
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let base = serve(app).await;
     Plain { base, userinfo }
 }
 
@@ -113,35 +101,29 @@ image = "data.account.photo.url"
     )
 }
 
-async fn plain_flow(app: &TestApp, browser: &Browser) -> reqwest::Response {
-    let start = browser.get(&app.url("/signin/plain")).await;
-    let back = browser.get(&location(&start, StatusCode::FOUND)).await;
-    browser.get(&location(&back, StatusCode::FOUND)).await
-}
-
-#[tokio::test]
-async fn oauth2_provider_with_dotted_profile_mapping() {
+/// The provider, and latch with it as its one provider.
+async fn plain_app() -> (Plain, TestApp) {
     let plain = plain_provider().await;
     let app = Setup::default()
         .with_providers(plain_toml(&plain.base))
         .spawn()
         .await;
+    (plain, app)
+}
+
+async fn plain_flow(app: &TestApp, browser: &Browser) -> reqwest::Response {
+    through_provider(app, browser, "/signin/plain").await
+}
+
+#[tokio::test]
+async fn oauth2_provider_with_dotted_profile_mapping() {
+    let (_plain, app) = plain_app().await;
     let browser = Browser::new();
-    let providers: Value = browser
-        .get(&app.url("/providers"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let providers = browser.json(&app.url("/providers")).await;
     assert_eq!(providers["plain"]["type"], "oauth");
     let done = plain_flow(&app, &browser).await;
     assert_eq!(done.status(), StatusCode::FOUND);
-    let session: Value = browser
-        .get(&app.url("/session"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let session = browser.json(&app.url("/session")).await;
     assert_eq!(session["user"]["email"], "kim@plain.test");
     assert_eq!(session["user"]["name"], "Kim");
     assert_eq!(session["user"]["image"], "https://img.plain.test/k.png");
@@ -149,39 +131,18 @@ async fn oauth2_provider_with_dotted_profile_mapping() {
 
 #[tokio::test]
 async fn oauth2_answer_missing_the_id_is_a_clear_error() {
-    let plain = plain_provider().await;
-    *plain.userinfo.lock().unwrap() = json!({"data": {"account": {"mail": "kim@plain.test"}}});
-    let app = Setup::default()
-        .with_providers(plain_toml(&plain.base))
-        .spawn()
-        .await;
+    let (plain, app) = plain_app().await;
     let browser = Browser::new();
-    let done = plain_flow(&app, &browser).await;
-    assert_refused(
-        &app,
-        &browser,
-        done,
-        "ProviderError",
-        StatusCode::BAD_GATEWAY,
-    )
-    .await;
-    // A mis-typed field too.
-    *plain.userinfo.lock().unwrap() =
-        json!({"data": {"account": {"uid": 1, "display": ["not", "text"]}}});
-    let done = plain_flow(&app, &browser).await;
-    assert_refused(
-        &app,
-        &browser,
-        done,
-        "ProviderError",
-        StatusCode::BAD_GATEWAY,
-    )
-    .await;
-    let session: Value = browser
-        .get(&app.url("/session"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    for userinfo in [
+        json!({"data": {"account": {"mail": "kim@plain.test"}}}),
+        // A mis-typed field too.
+        json!({"data": {"account": {"uid": 1, "display": ["not", "text"]}}}),
+    ] {
+        *plain.userinfo.lock().unwrap() = userinfo;
+        let done = plain_flow(&app, &browser).await;
+        let (code, status) = ("ProviderError", StatusCode::BAD_GATEWAY);
+        assert_refused(&app, &browser, done, code, status).await;
+    }
+    let session = browser.json(&app.url("/session")).await;
     assert_eq!(session, json!({}));
 }

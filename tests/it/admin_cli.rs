@@ -1,7 +1,9 @@
 //! `latch users …` and `latch sessions …`: the real binary against a running instance's store.
-use crate::signin_dev::sign_in_with_dev;
 use crate::support::browser::Browser;
+use crate::support::dev;
+use crate::support::flows::session;
 use crate::support::latch::{Setup, TestApp};
+use crate::support::latch_bin::command;
 use crate::support::redis::RedisServer;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -36,12 +38,7 @@ impl Out {
 /// Runs `latch <args> --config <config>` (a child process, so the in-process server keeps
 /// serving while it runs).
 async fn latch(config: &Path, args: &[&str]) -> Out {
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_latch"))
-        .args(args)
-        .arg("--config")
-        .arg(config)
-        .env_remove("LATCH_CONFIG")
-        .env_remove("LATCH_LISTEN")
+    let out = command(args, config)
         .env("RUST_LOG", "warn")
         .output()
         .await
@@ -63,19 +60,9 @@ fn cli_config(dir: &Path, store_url: &str) -> PathBuf {
     path
 }
 
-async fn session(app: &TestApp, browser: &Browser) -> Value {
-    browser
-        .get(&app.url("/session"))
-        .await
-        .json()
-        .await
-        .unwrap()
-}
-
 /// Signs in as `email` in a fresh browser; returns it and the user id.
 async fn signed_in(app: &TestApp, email: &str) -> (Browser, String) {
-    let browser = Browser::new();
-    sign_in_with_dev(app, &browser, email, "/").await;
+    let browser = dev::signed_in(app, email).await;
     let s = session(app, &browser).await;
     assert_eq!(s["user"]["email"], email, "{s}");
     let id = s["user"]["id"].as_str().unwrap().to_string();
@@ -235,9 +222,9 @@ async fn admin_commands_on_redis_and_an_unreachable_store() {
     assert!(out.ok().contains("sessions: 2\n"), "{}", out.stdout);
 
     // A refresh token minted from the session ends with it.
-    let token = linus2.send(linus2.client.post(app.url("/token"))).await;
+    let token = linus2.post(&app.url("/token")).await;
     assert_eq!(token.status(), reqwest::StatusCode::OK);
-    let refresh = linus2.send(linus2.client.post(app.url("/refresh"))).await;
+    let refresh = linus2.post(&app.url("/refresh")).await;
     assert_eq!(
         refresh.status(),
         reqwest::StatusCode::OK,
@@ -250,7 +237,7 @@ async fn admin_commands_on_redis_and_an_unreachable_store() {
         format!("deleted user {linus_id} <linus@example.com>: 1 account, 2 sessions revoked\n")
     );
     assert_eq!(session(&app, &linus2).await, json!({}));
-    let refresh = linus2.send(linus2.client.post(app.url("/refresh"))).await;
+    let refresh = linus2.post(&app.url("/refresh")).await;
     assert_eq!(refresh.status(), reqwest::StatusCode::UNAUTHORIZED);
     let keys = crate::support::redis::raw_command(redis.port(), "KEYS *").unwrap();
     assert!(!keys.contains(&linus_id), "{keys}");

@@ -1,8 +1,9 @@
 //! Where latch itself is asked about an access token (`/verify` with a bearer token,
 //! `/introspect`), the token counts only while its session is live; only verified emails are
 //! asserted to apps; and the cookie-driven token routes refuse other sites' pages.
-use crate::signin_dev::sign_in_with_dev;
-use crate::support::browser::{location, Browser};
+use crate::support::browser::Browser;
+use crate::support::dev::signed_in;
+use crate::support::flows::{self, through_provider};
 use crate::support::hostile::{Behavior, Hostile};
 use crate::support::latch::{Setup, TestApp};
 use base64::Engine;
@@ -28,11 +29,7 @@ async fn token_for(app: &TestApp, browser: &Browser, form: &[(&str, &str)]) -> r
 }
 
 async fn access_token(app: &TestApp, browser: &Browser, form: &[(&str, &str)]) -> String {
-    let response = token_for(app, browser, form).await;
-    let status = response.status();
-    let body: Value = response.json().await.unwrap();
-    assert_eq!(status, StatusCode::OK, "{body}");
-    body["access_token"].as_str().unwrap().to_string()
+    flows::access_token(app, browser, "/token", form).await
 }
 
 /// The claims of a JWT, unverified (the signature is checked by the routes under test).
@@ -72,8 +69,7 @@ async fn error_code(response: reqwest::Response, status: StatusCode) -> String {
 #[tokio::test]
 async fn introspection_is_active_only_for_a_live_session_and_an_authenticated_client() {
     let app = spawn().await;
-    let browser = Browser::new();
-    sign_in_with_dev(&app, &browser, "ida@example.com", "/").await;
+    let browser = signed_in(&app, "ida@example.com").await;
     let token = access_token(&app, &browser, &[]).await;
 
     let good = introspect(&app, Some(("api", API_SECRET)), &token).await;
@@ -112,7 +108,7 @@ async fn introspection_is_active_only_for_a_live_session_and_an_authenticated_cl
     }
 
     // Sign out: the token's signature and exp are still good, but it is no longer active.
-    let r = browser.send(browser.client.post(app.url("/revoke"))).await;
+    let r = browser.post(&app.url("/revoke")).await;
     assert_eq!(r.status(), StatusCode::OK);
     let body: Value = introspect(&app, Some(("api", API_SECRET)), &token)
         .await
@@ -125,8 +121,7 @@ async fn introspection_is_active_only_for_a_live_session_and_an_authenticated_cl
 #[tokio::test]
 async fn verify_accepts_bearer_tokens_of_live_sessions_only() {
     let app = spawn().await;
-    let browser = Browser::new();
-    sign_in_with_dev(&app, &browser, "vic@example.com", "/").await;
+    let browser = signed_in(&app, "vic@example.com").await;
     let token = access_token(&app, &browser, &[]).await;
 
     let ok = verify_bearer(&app, &token).await;
@@ -160,7 +155,7 @@ async fn verify_accepts_bearer_tokens_of_live_sessions_only() {
     }
 
     // After sign-out the same token no longer passes.
-    let r = browser.send(browser.client.post(app.url("/revoke"))).await;
+    let r = browser.post(&app.url("/revoke")).await;
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(
         error_code(verify_bearer(&app, &token).await, StatusCode::UNAUTHORIZED).await,
@@ -171,8 +166,7 @@ async fn verify_accepts_bearer_tokens_of_live_sessions_only() {
 #[tokio::test]
 async fn token_audiences_are_limited_to_the_configured_ones() {
     let app = spawn().await;
-    let browser = Browser::new();
-    sign_in_with_dev(&app, &browser, "aud@example.com", "/").await;
+    let browser = signed_in(&app, "aud@example.com").await;
     let default = access_token(&app, &browser, &[]).await;
     assert_eq!(claims(&default)["aud"], "api");
     let provider = access_token(&app, &browser, &[("audience", "latch:provider-token")]).await;
@@ -190,28 +184,17 @@ async fn token_audiences_are_limited_to_the_configured_ones() {
 
 #[tokio::test]
 async fn unverified_emails_are_never_asserted_to_apps() {
-    let hostile = Hostile::start().await;
-    hostile.set(Behavior {
+    let behavior = Behavior {
         claims: Box::new(|c| c["email_verified"] = json!(false)),
         ..Behavior::default()
-    });
-    let app = Setup::default()
-        .with_providers(hostile.provider_toml())
-        .spawn()
-        .await;
+    };
+    let (_hostile, app) = Hostile::with_app(behavior, Setup::default()).await;
     let browser = Browser::new();
-    let start = browser.get(&app.url("/signin/hostile?callbackUrl=/")).await;
-    let back = browser.get(&location(&start, StatusCode::FOUND)).await;
-    let done = browser.get(&location(&back, StatusCode::FOUND)).await;
+    let done = through_provider(&app, &browser, "/signin/hostile?callbackUrl=/").await;
     assert_eq!(done.status(), StatusCode::FOUND, "signed in");
 
     // The user's own session JSON shows the email, marked unverified.
-    let session: Value = browser
-        .get(&app.url("/session"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let session = browser.json(&app.url("/session")).await;
     assert_eq!(session["user"]["email"], "mallory@example.test");
     assert_eq!(session["user"]["email_verified"], false, "{session}");
 
@@ -235,8 +218,7 @@ async fn cookie_driven_token_routes_refuse_other_sites() {
         .server("trusted_origins = [\"https://app.example.com\"]")
         .spawn()
         .await;
-    let browser = Browser::new();
-    sign_in_with_dev(&app, &browser, "csx@example.com", "/").await;
+    let browser = signed_in(&app, "csx@example.com").await;
 
     let cross = |path: &str, origin: Option<&str>, fetch_site: Option<&str>| {
         let mut r = browser.client.post(app.url(path));
@@ -267,12 +249,7 @@ async fn cookie_driven_token_routes_refuse_other_sites() {
         }
     }
     // The session survived the cross-site /revoke attempts.
-    let session: Value = browser
-        .get(&app.url("/session"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let session = browser.json(&app.url("/session")).await;
     assert_eq!(session["user"]["email"], "csx@example.com");
 
     // latch's own origin and a trusted one pass, and so do non-browser clients.

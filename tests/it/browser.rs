@@ -2,11 +2,11 @@
 //! tests/browser) signs in and out of latch the way a person does, with clicks and with the
 //! keyboard alone, against the dev provider and against a real OpenID provider.
 use crate::support::latch::{Setup, TestApp};
+use crate::support::node::npm_ci;
 use crate::support::oidc_provider::OidcProvider;
 use serde_json::{json, Value};
 use std::path::Path;
 use std::process::Stdio;
-use tokio::net::TcpListener;
 use tokio::process::Command;
 
 const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser");
@@ -14,21 +14,7 @@ const CHROMIUM: &str = "/usr/bin/chromium";
 
 /// Installs tests/browser's pinned packages once per run (`npm ci`).
 async fn install() {
-    static INSTALLED: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
-    INSTALLED
-        .get_or_init(|| async {
-            if Path::new(DIR).join("node_modules/.package-lock.json").is_file() {
-                return;
-            }
-            let status = Command::new("npm")
-                .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
-                .current_dir(DIR)
-                .status()
-                .await
-                .expect("npm (Node.js 20+) is needed for the browser tests: apt-get install -y nodejs npm");
-            assert!(status.success(), "npm ci in tests/browser failed");
-        })
-        .await;
+    npm_ci(DIR, "node_modules/.package-lock.json", "the browser tests").await;
 }
 
 /// Runs `tests/browser/<script>` with `env`; returns its one JSON report, asserting `ok`.
@@ -162,13 +148,7 @@ async fn chromium_keyboard_only_sign_in_and_out() {
 
 #[tokio::test]
 async fn chromium_signs_in_at_oidc_provider() {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let provider = OidcProvider::start(&format!("http://127.0.0.1:{port}/callback/oidc")).await;
-    let app = Setup::default()
-        .with_providers(provider.provider_toml())
-        .spawn_on(listener)
-        .await;
+    let (provider, app) = OidcProvider::with_app().await;
     let report = browser_flow(&app, "oidc-click", "bob", None).await;
     assert!(
         report["buttons"][0]

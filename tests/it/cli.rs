@@ -1,18 +1,11 @@
 //! The `latch` binary: configuration mistakes are reported before anything listens.
+use crate::support::latch_bin::{config_file, std_command};
+use crate::support::stub;
 use std::process::Command;
 
 fn latch(args: &[&str], config: &str) -> std::process::Output {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("providers.toml");
-    std::fs::write(&path, config).unwrap();
-    Command::new(env!("CARGO_BIN_EXE_latch"))
-        .args(args)
-        .arg("--config")
-        .arg(&path)
-        .env_remove("LATCH_LISTEN")
-        .env_remove("LATCH_SECRET")
-        .output()
-        .unwrap()
+    let file = config_file(config);
+    std_command(args, &file.path).output().unwrap()
 }
 
 const GOOD: &str = r#"[server]
@@ -105,28 +98,16 @@ fn the_dev_provider_is_refused_on_a_public_host() {
 async fn discovery_server() -> String {
     use axum::extract::Path;
     use axum::routing::get;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+    let (listener, base) = stub::listen().await;
     let origin = base.clone();
     let app = axum::Router::new().route(
         "/{name}/.well-known/openid-configuration",
         get(move |Path(name): Path<String>| {
             let issuer = format!("{origin}/{name}");
-            async move {
-                axum::Json(serde_json::json!({
-                    "issuer": issuer,
-                    "authorization_endpoint": format!("{issuer}/authorize"),
-                    "token_endpoint": format!("{issuer}/token"),
-                    "jwks_uri": format!("{issuer}/jwks"),
-                    "userinfo_endpoint": format!("{issuer}/userinfo"),
-                    "response_types_supported": ["code"],
-                    "subject_types_supported": ["public"],
-                    "id_token_signing_alg_values_supported": ["RS256"],
-                }))
-            }
+            async move { axum::Json(stub::discovery(&issuer, "RS256")) }
         }),
     );
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    stub::spawn(listener, app);
     base
 }
 

@@ -3,12 +3,12 @@
 //! relies on, the mounted latch config is loaded for real, and the demo's nginx config is run
 //! with the system's nginx in front of a real latch, signing in through the dev provider.
 use crate::support::browser::{location, Browser};
-use crate::support::dev::{approve, urlencode};
+use crate::support::dev::{approve, authorize_url};
+use crate::support::free_port;
 use crate::support::latch::{Setup, TestApp};
 use crate::support::nginx::Nginx;
 use reqwest::StatusCode;
 use serde_norway::Value;
-use std::net::TcpListener as StdListener;
 use std::path::{Path, PathBuf};
 
 fn repo(path: &str) -> PathBuf {
@@ -289,14 +289,6 @@ fn dockerfile_builds_in_one_stage_and_runs_in_another() {
     assert!(ignored.contains(&"target".to_string()));
 }
 
-fn free_port() -> u16 {
-    StdListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// `from` must be in `text` (so a change to the config is noticed here), replaced by `to`.
 fn rewrite(text: &str, from: &str, to: &str) -> String {
     assert!(
@@ -351,12 +343,7 @@ async fn demo_nginx_config_signs_in_through_latch() {
     );
     // A client-sent user header changes nothing.
     let forged = browser
-        .send(
-            browser
-                .client
-                .get(&page)
-                .header("X-Auth-Request-Email", "mallory@example.com"),
-        )
+        .get_with(&page, ("X-Auth-Request-Email", "mallory@example.com"))
         .await;
     assert_eq!(forged.status(), StatusCode::FOUND);
 
@@ -370,13 +357,7 @@ async fn demo_nginx_config_signs_in_through_latch() {
 
     // The dev provider, every hop through nginx.
     let email = "compose-demo@example.com";
-    let start = browser
-        .get(&format!(
-            "{origin}/auth/signin/dev?callbackUrl={}",
-            urlencode(&page)
-        ))
-        .await;
-    let authorize = location(&start, StatusCode::FOUND);
+    let authorize = authorize_url(&origin, &browser, "/auth/signin/dev", &page).await;
     assert!(
         authorize.starts_with(&format!("{origin}/auth/")),
         "the dev provider's page is on nginx's origin: {authorize}"

@@ -2,11 +2,11 @@
 //! still served. Clients are told apart by their loopback source address (127.0.0.2, .3, …
 //! are loopback too); the limits are set small so every test ends in a few seconds. Also:
 //! the 405 and 431 refusals, `server.metrics_listen`, and the `X-Forwarded-For` warning.
-use crate::support::latch::{Setup, TestApp, SECRET};
+use crate::support::latch::{Setup, TestApp};
+use crate::support::latch_bin::Serve;
 use reqwest::StatusCode;
 use serde_json::Value;
 use std::net::SocketAddr;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
@@ -396,59 +396,21 @@ async fn metrics_listen_serves_metrics_there_alone() {
 /// not a trusted proxy gets one warning naming the key, however many requests carry it.
 #[tokio::test]
 async fn forwarded_for_from_an_untrusted_peer_is_warned_about_once() {
-    latch::install_crypto_provider();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let origin = format!("http://127.0.0.1:{port}");
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("providers.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[server]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"{origin}\"\nsecret = \"{SECRET}\"\n\n[store]\nurl = \"memory://\"\n"
-        ),
-    )
-    .unwrap();
-    let stderr_path = dir.path().join("stderr.log");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_latch"))
-        .args(["serve", "--config"])
-        .arg(&config)
-        .env("RUST_LOG", "info")
-        .env_remove("LATCH_LISTEN")
-        .stdout(Stdio::null())
-        .stderr(Stdio::from(std::fs::File::create(&stderr_path).unwrap()))
-        .spawn()
-        .unwrap();
+    let latch = Serve::default()
+        .rust_log("info")
+        .on_free_port(|_| "\n[store]\nurl = \"memory://\"\n".into())
+        .await;
     let c = client();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !c
-        .get(format!("{origin}/healthz"))
-        .send()
-        .await
-        .is_ok_and(|r| r.status() == StatusCode::OK)
-    {
-        assert!(
-            Instant::now() < deadline,
-            "latch did not start: {}",
-            std::fs::read_to_string(&stderr_path).unwrap()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
     for path in ["/healthz", "/session", "/signin", "/healthz"] {
         let r = c
-            .get(format!("{origin}{path}"))
+            .get(latch.url(path))
             .header("X-Forwarded-For", "203.0.113.9")
             .send()
             .await
             .unwrap();
         assert_eq!(r.status(), StatusCode::OK, "{path}");
     }
-    child.kill().unwrap();
-    child.wait().unwrap();
-    let log = std::fs::read_to_string(&stderr_path).unwrap();
+    let log = latch.kill().await;
     let warnings: Vec<&str> = log
         .lines()
         .filter(|l| l.contains("X-Forwarded-For"))

@@ -4,7 +4,8 @@
 //! `cargo test --test it -- --ignored --test-threads=1 container::`.
 //! PODMAN and PODMAN_COMPOSE name the programs (default `podman`, `podman-compose`).
 use crate::support::browser::{location, Browser};
-use crate::support::dev::urlencode;
+use crate::support::dev::{approve, authorize_url};
+use crate::support::free_port;
 use reqwest::StatusCode;
 use serde_json::Value;
 use std::net::TcpListener as StdListener;
@@ -66,14 +67,6 @@ async fn ok(program: &str, args: &[&str], limit: Duration) -> String {
 
 async fn podman(args: &[&str]) -> String {
     ok(&program("PODMAN", "podman"), args, Duration::from_secs(120)).await
-}
-
-fn free_port() -> u16 {
-    StdListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// A world-readable file for a read-only bind mount (the container user is not root).
@@ -237,30 +230,15 @@ async fn image_builds_small_and_runs_read_only_as_its_user() {
     {
         let browser = Browser::new();
         let callback = format!("{origin}/session");
-        let start = browser
-            .get(&format!(
-                "{origin}/signin/dev?callbackUrl={}",
-                urlencode(&callback)
-            ))
-            .await;
-        let authorize = location(&start, StatusCode::FOUND);
+        let authorize = authorize_url(&origin, &browser, "/signin/dev", &callback).await;
         assert!(
             authorize.starts_with(&format!("{origin}/dev/dev/authorize?")),
             "{authorize}"
         );
-        let mut form: Vec<(String, String)> = url::Url::parse(&authorize)
-            .unwrap()
-            .query_pairs()
-            .map(|(k, v)| (k.into_owned(), v.into_owned()))
-            .collect();
-        form.push(("email".into(), "ada@example.com".into()));
-        let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        let approved = browser
-            .post_form(&format!("{origin}/dev/dev/authorize"), &form)
-            .await;
-        let done = browser.get(&location(&approved, StatusCode::FOUND)).await;
+        let callback_url = approve(&browser, &authorize, "ada@example.com").await;
+        let done = browser.get(&callback_url).await;
         assert_eq!(location(&done, StatusCode::FOUND), callback);
-        let session: Value = browser.get(&callback).await.json().await.unwrap();
+        let session = browser.json(&callback).await;
         assert_eq!(session["user"]["email"], "ada@example.com", "{session}");
     }
     podman(&["exec", &name, "test", "-s", "/var/lib/latch/latch.db"]).await;
@@ -365,6 +343,13 @@ impl Drop for Demo {
     }
 }
 
+/// The compose project's containers, running or not (their ids).
+async fn containers_left() -> String {
+    let filter = format!("label=io.podman.compose.project={PROJECT}");
+    let left = podman(&["ps", "--all", "--quiet", "--filter", &filter]).await;
+    left.trim().to_string()
+}
+
 #[tokio::test]
 #[ignore = "runs docker-compose.yml with podman-compose: deploy/container-test.sh"]
 async fn compose_demo_signs_in_in_chromium_and_the_session_survives_a_restart() {
@@ -421,15 +406,7 @@ async fn compose_demo_signs_in_in_chromium_and_the_session_survives_a_restart() 
 
     // down and up again: the session is in Redis's append-only file on the redis-data volume.
     demo.compose(&["down"]).await;
-    let left = podman(&[
-        "ps",
-        "--all",
-        "--quiet",
-        "--filter",
-        &format!("label=io.podman.compose.project={PROJECT}"),
-    ])
-    .await;
-    assert_eq!(left.trim(), "", "containers left after down");
+    assert_eq!(containers_left().await, "", "containers left after down");
     demo.up(&[]).await;
     {
         latch::install_crypto_provider();
@@ -454,13 +431,5 @@ async fn compose_demo_signs_in_in_chromium_and_the_session_survives_a_restart() 
         assert_eq!(anonymous.status(), StatusCode::FOUND, "no cookie, no page");
     }
     drop(demo);
-    let left = podman(&[
-        "ps",
-        "--all",
-        "--quiet",
-        "--filter",
-        &format!("label=io.podman.compose.project={PROJECT}"),
-    ])
-    .await;
-    assert_eq!(left.trim(), "", "containers left after down");
+    assert_eq!(containers_left().await, "", "containers left after down");
 }

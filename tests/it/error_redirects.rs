@@ -2,26 +2,23 @@
 //! to `[server] error_url` (checked at load time against the trusted origins), with
 //! `error=<Code>`; `/error` shows every code without ever answering 5xx for query input.
 use crate::support::browser::{location, Browser};
+use crate::support::flows::provider_callback;
 use crate::support::hostile::{Behavior, Hostile};
 use crate::support::latch::{Setup, TestApp};
 use latch::error::ErrorCode;
 use reqwest::StatusCode;
 
 async fn denied_at(setup: Setup) -> (Hostile, TestApp) {
-    let hostile = Hostile::start().await;
-    hostile.set(Behavior {
+    let behavior = Behavior {
         authorize_error: Some("access_denied".into()),
         ..Behavior::default()
-    });
-    let app = setup.with_providers(hostile.provider_toml()).spawn().await;
-    (hostile, app)
+    };
+    Hostile::with_app(behavior, setup).await
 }
 
 /// The provider's redirect back to latch, not yet followed.
 async fn callback_url(app: &TestApp, browser: &Browser) -> String {
-    let start = browser.get(&app.url("/signin/hostile")).await;
-    let back = browser.get(&location(&start, StatusCode::FOUND)).await;
-    location(&back, StatusCode::FOUND)
+    provider_callback(app, browser, "/signin/hostile").await
 }
 
 #[tokio::test]
@@ -34,12 +31,7 @@ async fn a_refused_callback_goes_to_the_configured_error_url() {
     let callback = callback_url(&app, &browser).await;
     // A JSON client gets the redirect too: a callback is a browser navigation.
     let response = browser
-        .send(
-            browser
-                .client
-                .get(&callback)
-                .header("accept", "application/json"),
-        )
+        .get_with(&callback, ("accept", "application/json"))
         .await;
     assert_eq!(
         location(&response, StatusCode::SEE_OTHER),

@@ -2,31 +2,19 @@
 //! one linked, never whoever's session cookie reaches the callback; a callback URL used in
 //! another browser burns nothing; the flow cookie goes once the callback is done; and
 //! `form_post` callbacks (Apple), which carry no Lax session cookie, still link and rotate.
-use crate::support::browser::{location, Browser};
-use crate::support::dev::{approve, start_signin};
+use crate::support::browser::{location, set_cookie_line, Browser};
+use crate::support::dev::{approve, dev_callback, dev_get_flow, start_signin};
 use crate::support::fakes::apple::Apple;
 use crate::support::fakes::parse_form_post;
+use crate::support::flows::{provider_callback, session, sign_out, user_id};
 use crate::support::hostile::{Behavior, Hostile};
 use crate::support::latch::{Setup, TestApp};
 use crate::support::refusal::assert_callback_refused;
 use reqwest::StatusCode;
-use serde_json::{json, Value};
+use serde_json::json;
 
 const TWO_DEVS: &str =
     "[providers.dev]\npreset = \"dev\"\n\n[providers.second]\npreset = \"dev\"\nname = \"Second login\"\n";
-
-async fn session(app: &TestApp, browser: &Browser) -> Value {
-    let response = browser.get(&app.url("/session")).await;
-    assert_eq!(response.status(), StatusCode::OK);
-    response.json().await.unwrap()
-}
-
-async fn user_id(app: &TestApp, browser: &Browser) -> String {
-    session(app, browser).await["user"]["id"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string()
-}
 
 /// `/signin/{provider}` then the dev provider's approval as `email`: the callback URL the
 /// provider sends the browser to, not yet followed.
@@ -124,11 +112,7 @@ async fn linking_uses_the_user_signed_in_at_the_start_while_that_session_lives()
     );
 
     let callback = dev_callback_url(&app, &browser, "second", "ann.three@example.com").await;
-    let csrf: Value = browser.get(&app.url("/csrf")).await.json().await.unwrap();
-    let csrf = csrf["csrfToken"].as_str().unwrap().to_string();
-    let out = browser
-        .post_form(&app.url("/signout"), &[("csrfToken", &csrf)])
-        .await;
+    let out = sign_out(&app, &browser, &[]).await;
     assert_eq!(out.status(), StatusCode::FOUND);
     let done = browser.get(&callback).await;
     assert_eq!(
@@ -173,27 +157,20 @@ async fn a_callback_url_used_in_another_browser_does_not_burn_the_flow() {
 /// on success and on refusal alike; a flow still pending in another tab keeps it.
 #[tokio::test]
 async fn the_flow_cookie_goes_with_the_last_pending_flow() {
-    let hostile = Hostile::start().await;
-    let app = Setup::default()
-        .with_providers(hostile.provider_toml())
-        .spawn()
-        .await;
+    let (hostile, app) = Hostile::with_app(Behavior::default(), Setup::default()).await;
     let browser = Browser::new();
     // Two tabs: two flows, one binding cookie.
     let mut callbacks = Vec::new();
     for _ in 0..2 {
-        let start = browser
-            .get(&app.url("/signin/hostile?callbackUrl=/home"))
-            .await;
-        let back = browser.get(&location(&start, StatusCode::FOUND)).await;
-        callbacks.push(location(&back, StatusCode::FOUND));
+        callbacks
+            .push(provider_callback(&app, &browser, "/signin/hostile?callbackUrl=/home").await);
     }
     let binding = flow_cookie(&browser);
     let first = browser.get(&callbacks[0]).await;
     assert_eq!(first.status(), StatusCode::FOUND);
     let first_session = browser.cookie("latch.session-token").unwrap().value;
     assert!(
-        crate::support::browser::set_cookie_line(&first, "latch.flow").is_none(),
+        set_cookie_line(&first, "latch.flow").is_none(),
         "the other tab's flow still needs the cookie"
     );
     assert_eq!(flow_cookie(&browser), binding);
@@ -202,7 +179,7 @@ async fn the_flow_cookie_goes_with_the_last_pending_flow() {
         location(&second, StatusCode::FOUND),
         format!("{}/home", app.origin)
     );
-    let cleared = crate::support::browser::set_cookie_line(&second, "latch.flow").unwrap();
+    let cleared = set_cookie_line(&second, "latch.flow").unwrap();
     assert!(cleared.contains("Max-Age=0"), "{cleared}");
     assert!(browser.cookie("latch.flow").is_none());
     // The second sign-in replaced the first tab's session, which ended.
@@ -220,14 +197,10 @@ async fn the_flow_cookie_goes_with_the_last_pending_flow() {
         authorize_error: Some("access_denied".into()),
         ..Behavior::default()
     });
-    let start = browser.get(&app.url("/signin/hostile")).await;
-    let back = browser.get(&location(&start, StatusCode::FOUND)).await;
+    let callback = provider_callback(&app, &browser, "/signin/hostile").await;
     assert!(browser.cookie("latch.flow").is_some());
-    let refused = browser.get(&location(&back, StatusCode::FOUND)).await;
-    assert!(
-        crate::support::browser::set_cookie_line(&refused, "latch.flow")
-            .is_some_and(|c| c.contains("Max-Age=0"))
-    );
+    let refused = browser.get(&callback).await;
+    assert!(set_cookie_line(&refused, "latch.flow").is_some_and(|c| c.contains("Max-Age=0")));
     assert_callback_refused(&app, &browser, refused, "AccessDenied").await;
     assert!(browser.cookie("latch.flow").is_none());
 }
@@ -281,8 +254,8 @@ async fn apple_form_post_links_and_rotates_without_the_session_cookie() {
     let new_token = browser.cookie("latch.session-token").unwrap().value;
     assert_ne!(new_token, old_token, "a fresh session id");
     assert_eq!(user_id(&app, &browser).await, ada, "Apple linked to Ada");
-    let cleared = crate::support::browser::set_cookie_line(&done, "latch.flow-xs")
-        .expect("the cross-site flow cookie is cleared");
+    let cleared =
+        set_cookie_line(&done, "latch.flow-xs").expect("the cross-site flow cookie is cleared");
     assert!(
         cleared.contains("Max-Age=0") && cleared.contains("SameSite=None"),
         "{cleared}"
@@ -371,13 +344,12 @@ async fn the_flow_cookie_outlives_many_tabs_and_goes_with_the_last() {
         // user already signed in here) but its flow ends all the same.
         let done = browser.get(callback).await;
         assert!(
-            crate::support::browser::set_cookie_line(&done, "latch.flow").is_none(),
+            set_cookie_line(&done, "latch.flow").is_none(),
             "cleared with flows still pending"
         );
     }
     let done = browser.get(&last).await;
-    let cleared = crate::support::browser::set_cookie_line(&done, "latch.flow")
-        .expect("the last flow clears the cookie");
+    let cleared = set_cookie_line(&done, "latch.flow").expect("the last flow clears the cookie");
     assert!(cleared.contains("Max-Age=0"), "{cleared}");
 }
 
@@ -390,31 +362,16 @@ async fn a_get_start_never_links_to_the_signed_in_user() {
     let app = Setup::default().with_providers(TWO_DEVS).spawn().await;
     let victim = Browser::new();
     let victim_id = sign_in(&app, &victim, "dev", "victim@example.com").await;
-    let start = victim
-        .get(&app.url("/signin/second?callbackUrl=/home"))
-        .await;
-    let callback = approve(
-        &victim,
-        &location(&start, StatusCode::FOUND),
-        "attacker@evil.test",
-    )
-    .await;
+    let start = "/signin/second?callbackUrl=/home";
+    let callback = dev_callback(&app, &victim, start, "attacker@evil.test").await;
     let landed = victim.get(&callback).await;
     assert_callback_refused(&app, &victim, landed, "InvalidState").await;
     assert_eq!(user_id(&app, &victim).await, victim_id, "still the victim");
     // The attacker's provider account belongs to nobody yet: signing in with it elsewhere
     // makes a new user, not the victim.
     let attacker = Browser::new();
-    let start = attacker
-        .get(&app.url("/signin/second?callbackUrl=/home"))
-        .await;
-    let callback = approve(
-        &attacker,
-        &location(&start, StatusCode::FOUND),
-        "attacker@evil.test",
-    )
-    .await;
-    let done = attacker.get(&callback).await;
+    let start = "/signin/second?callbackUrl=/home";
+    let done = dev_get_flow(&app, &attacker, start, "attacker@evil.test").await;
     assert_eq!(done.status(), StatusCode::FOUND);
     assert_ne!(user_id(&app, &attacker).await, victim_id);
 }

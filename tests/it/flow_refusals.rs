@@ -1,6 +1,7 @@
 //! Everything the callback must refuse, driven by the hostile provider. Each case: no
 //! session, the specific error code, a fitting status.
-use crate::support::browser::{location, query_param, Browser};
+use crate::support::browser::{location, query_param, set_cookie_line, Browser};
+use crate::support::flows::{provider_callback, through_provider};
 use crate::support::hostile::{Behavior, Hostile, Signing};
 use crate::support::latch::{Setup, TestApp};
 use crate::support::refusal::{assert_callback_refused, assert_refused};
@@ -9,28 +10,16 @@ use serde_json::{json, Value};
 use std::time::Duration;
 
 async fn setup() -> (Hostile, TestApp) {
-    let hostile = Hostile::start().await;
-    let app = Setup::default()
-        .with_providers(hostile.provider_toml())
-        .spawn()
-        .await;
-    (hostile, app)
+    Hostile::with_app(Behavior::default(), Setup::default()).await
 }
 
 /// Starts at latch, passes the provider, returns the callback response.
 async fn run_flow(app: &TestApp, browser: &Browser) -> reqwest::Response {
-    let start = browser
-        .get(&app.url("/signin/hostile?callbackUrl=/home"))
-        .await;
-    let authorize = location(&start, StatusCode::FOUND);
-    let back = browser.get(&authorize).await;
-    let callback = location(&back, StatusCode::FOUND);
-    browser.get(&callback).await
+    through_provider(app, browser, "/signin/hostile?callbackUrl=/home").await
 }
 
 async fn refused_with(behavior: Behavior, code: &str, status: StatusCode) {
-    let (hostile, app) = setup().await;
-    hostile.set(behavior);
+    let (_hostile, app) = Hostile::with_app(behavior, Setup::default()).await;
     let browser = Browser::new();
     let response = run_flow(&app, &browser).await;
     assert_refused(&app, &browser, response, code, status).await;
@@ -43,6 +32,76 @@ fn claims(edit: impl Fn(&mut Value) + Send + Sync + 'static) -> Behavior {
     }
 }
 
+/// One test per case: the provider misbehaving so, the callback refused with the code and
+/// the status.
+macro_rules! refused {
+    ($($name:ident: $behavior:expr => $code:literal, $status:ident;)*) => {
+        $(
+            #[tokio::test]
+            async fn $name() {
+                refused_with($behavior, $code, StatusCode::$status).await;
+            }
+        )*
+    };
+}
+
+fn signing(signing: Signing) -> Behavior {
+    Behavior {
+        signing,
+        ..Behavior::default()
+    }
+}
+
+fn authorize_error(error: &str) -> Behavior {
+    Behavior {
+        authorize_error: Some(error.into()),
+        ..Behavior::default()
+    }
+}
+
+fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+refused! {
+    bad_signature: signing(Signing::WrongKey) => "InvalidIdToken", UNAUTHORIZED;
+    alg_none: signing(Signing::AlgNone) => "InvalidIdToken", UNAUTHORIZED;
+    hs256_keyed_with_the_public_key:
+        signing(Signing::Hs256WithPublicKey) => "InvalidIdToken", UNAUTHORIZED;
+    wrong_issuer:
+        claims(|c| c["iss"] = json!("https://evil.example")) => "InvalidIdToken", UNAUTHORIZED;
+    wrong_audience: claims(|c| c["aud"] = json!("someone-else")) => "InvalidIdToken", UNAUTHORIZED;
+    several_audiences_without_azp:
+        claims(|c| c["aud"] = json!(["latch-test", "other-app"])) => "InvalidIdToken", UNAUTHORIZED;
+    several_audiences_with_another_azp: claims(|c| {
+        c["aud"] = json!(["latch-test", "other-app"]);
+        c["azp"] = json!("other-app");
+    }) => "InvalidIdToken", UNAUTHORIZED;
+    expired_beyond_skew: {
+        let now = now();
+        claims(move |c| c["exp"] = json!(now - 120))
+    } => "InvalidIdToken", UNAUTHORIZED;
+    issued_in_the_future: {
+        let now = now();
+        claims(move |c| c["iat"] = json!(now + 600))
+    } => "InvalidIdToken", UNAUTHORIZED;
+    nonce_missing: claims(|c| {
+        c.as_object_mut().unwrap().remove("nonce");
+    }) => "InvalidIdToken", UNAUTHORIZED;
+    nonce_wrong: claims(|c| c["nonce"] = json!("not-the-nonce")) => "InvalidIdToken", UNAUTHORIZED;
+    callback_iss_mismatch: Behavior {
+        iss_param: Some(Some("https://other-idp.example".into())),
+        ..Behavior::default()
+    } => "IssuerMismatch", BAD_REQUEST;
+    access_denied_at_the_provider: authorize_error("access_denied") => "AccessDenied", FORBIDDEN;
+    other_provider_error:
+        authorize_error("temporarily_unavailable") => "OAuthCallbackError", BAD_REQUEST;
+    token_endpoint_500: Behavior {
+        token_status: Some(500),
+        ..Behavior::default()
+    } => "ProviderError", BAD_GATEWAY;
+}
+
 #[tokio::test]
 async fn a_well_behaved_hostile_provider_signs_in() {
     let (_hostile, app) = setup().await;
@@ -52,95 +111,8 @@ async fn a_well_behaved_hostile_provider_signs_in() {
         location(&done, StatusCode::FOUND),
         format!("{}/home", app.origin)
     );
-    let session: Value = browser
-        .get(&app.url("/session"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let session = browser.json(&app.url("/session")).await;
     assert_eq!(session["user"]["email"], "mallory@example.test");
-}
-
-#[tokio::test]
-async fn bad_signature() {
-    refused_with(
-        Behavior {
-            signing: Signing::WrongKey,
-            ..Behavior::default()
-        },
-        "InvalidIdToken",
-        StatusCode::UNAUTHORIZED,
-    )
-    .await;
-}
-
-#[tokio::test]
-async fn alg_none() {
-    refused_with(
-        Behavior {
-            signing: Signing::AlgNone,
-            ..Behavior::default()
-        },
-        "InvalidIdToken",
-        StatusCode::UNAUTHORIZED,
-    )
-    .await;
-}
-
-#[tokio::test]
-async fn hs256_keyed_with_the_public_key() {
-    refused_with(
-        Behavior {
-            signing: Signing::Hs256WithPublicKey,
-            ..Behavior::default()
-        },
-        "InvalidIdToken",
-        StatusCode::UNAUTHORIZED,
-    )
-    .await;
-}
-
-#[tokio::test]
-async fn wrong_issuer() {
-    refused_with(
-        claims(|c| c["iss"] = json!("https://evil.example")),
-        "InvalidIdToken",
-        StatusCode::UNAUTHORIZED,
-    )
-    .await;
-}
-
-#[tokio::test]
-async fn wrong_audience() {
-    refused_with(
-        claims(|c| c["aud"] = json!("someone-else")),
-        "InvalidIdToken",
-        StatusCode::UNAUTHORIZED,
-    )
-    .await;
-}
-
-#[tokio::test]
-async fn several_audiences_without_azp() {
-    refused_with(
-        claims(|c| c["aud"] = json!(["latch-test", "other-app"])),
-        "InvalidIdToken",
-        StatusCode::UNAUTHORIZED,
-    )
-    .await;
-}
-
-#[tokio::test]
-async fn several_audiences_with_another_azp() {
-    refused_with(
-        claims(|c| {
-            c["aud"] = json!(["latch-test", "other-app"]);
-            c["azp"] = json!("other-app");
-        }),
-        "InvalidIdToken",
-        StatusCode::UNAUTHORIZED,
-    )
-    .await;
 }
 
 #[tokio::test]
@@ -156,87 +128,29 @@ async fn several_audiences_with_our_azp_are_accepted() {
 }
 
 #[tokio::test]
-async fn expired_beyond_skew() {
-    let now = chrono::Utc::now().timestamp();
-    refused_with(
-        claims(move |c| c["exp"] = json!(now - 120)),
-        "InvalidIdToken",
-        StatusCode::UNAUTHORIZED,
-    )
-    .await;
-}
-
-#[tokio::test]
 async fn expired_within_skew_is_accepted() {
     let (hostile, app) = setup().await;
-    let now = chrono::Utc::now().timestamp();
+    let now = now();
     hostile.set(claims(move |c| c["exp"] = json!(now - 20)));
     let browser = Browser::new();
     assert_eq!(run_flow(&app, &browser).await.status(), StatusCode::FOUND);
 }
 
 #[tokio::test]
-async fn issued_in_the_future() {
-    let now = chrono::Utc::now().timestamp();
-    refused_with(
-        claims(move |c| c["iat"] = json!(now + 600)),
-        "InvalidIdToken",
-        StatusCode::UNAUTHORIZED,
-    )
-    .await;
-}
-
-#[tokio::test]
-async fn nonce_missing() {
-    refused_with(
-        claims(|c| {
-            c.as_object_mut().unwrap().remove("nonce");
-        }),
-        "InvalidIdToken",
-        StatusCode::UNAUTHORIZED,
-    )
-    .await;
-}
-
-#[tokio::test]
-async fn nonce_wrong() {
-    refused_with(
-        claims(|c| c["nonce"] = json!("not-the-nonce")),
-        "InvalidIdToken",
-        StatusCode::UNAUTHORIZED,
-    )
-    .await;
-}
-
-#[tokio::test]
 async fn unknown_kid_is_refused_after_one_refetch() {
     let (hostile, app) = setup().await;
-    hostile.set(Behavior {
-        signing: Signing::SecondKey,
-        ..Behavior::default()
-    });
+    hostile.set(signing(Signing::SecondKey));
     let browser = Browser::new();
-    let response = run_flow(&app, &browser).await;
-    assert_refused(
-        &app,
-        &browser,
-        response,
-        "InvalidIdToken",
-        StatusCode::UNAUTHORIZED,
-    )
-    .await;
-    assert_eq!(hostile.jwks_hits(), 2, "initial fetch plus one refetch");
-    // A second unknown kid within 30 s does not refetch again.
-    let response = run_flow(&app, &browser).await;
-    assert_refused(
-        &app,
-        &browser,
-        response,
-        "InvalidIdToken",
-        StatusCode::UNAUTHORIZED,
-    )
-    .await;
-    assert_eq!(hostile.jwks_hits(), 2, "refetch is rate limited");
+    for (hits, why) in [
+        (2, "initial fetch plus one refetch"),
+        // A second unknown kid within 30 s does not refetch again.
+        (2, "refetch is rate limited"),
+    ] {
+        let response = run_flow(&app, &browser).await;
+        let (code, status) = ("InvalidIdToken", StatusCode::UNAUTHORIZED);
+        assert_refused(&app, &browser, response, code, status).await;
+        assert_eq!(hostile.jwks_hits(), hits, "{why}");
+    }
 }
 
 #[tokio::test]
@@ -263,58 +177,6 @@ async fn rotated_key_found_on_refetch() {
 }
 
 #[tokio::test]
-async fn callback_iss_mismatch() {
-    refused_with(
-        Behavior {
-            iss_param: Some(Some("https://other-idp.example".into())),
-            ..Behavior::default()
-        },
-        "IssuerMismatch",
-        StatusCode::BAD_REQUEST,
-    )
-    .await;
-}
-
-#[tokio::test]
-async fn access_denied_at_the_provider() {
-    refused_with(
-        Behavior {
-            authorize_error: Some("access_denied".into()),
-            ..Behavior::default()
-        },
-        "AccessDenied",
-        StatusCode::FORBIDDEN,
-    )
-    .await;
-}
-
-#[tokio::test]
-async fn other_provider_error() {
-    refused_with(
-        Behavior {
-            authorize_error: Some("temporarily_unavailable".into()),
-            ..Behavior::default()
-        },
-        "OAuthCallbackError",
-        StatusCode::BAD_REQUEST,
-    )
-    .await;
-}
-
-#[tokio::test]
-async fn token_endpoint_500() {
-    refused_with(
-        Behavior {
-            token_status: Some(500),
-            ..Behavior::default()
-        },
-        "ProviderError",
-        StatusCode::BAD_GATEWAY,
-    )
-    .await;
-}
-
-#[tokio::test]
 async fn token_endpoint_too_slow() {
     let started = std::time::Instant::now();
     refused_with(
@@ -336,9 +198,7 @@ async fn token_endpoint_too_slow() {
 async fn state_replayed() {
     let (_hostile, app) = setup().await;
     let browser = Browser::new();
-    let start = browser.get(&app.url("/signin/hostile")).await;
-    let back = browser.get(&location(&start, StatusCode::FOUND)).await;
-    let callback = location(&back, StatusCode::FOUND);
+    let callback = provider_callback(&app, &browser, "/signin/hostile").await;
     let binding = browser.cookie("latch.flow").expect("flow cookie").value;
     assert_eq!(browser.get(&callback).await.status(), StatusCode::FOUND);
     assert!(
@@ -355,29 +215,14 @@ async fn state_replayed() {
 async fn state_tampered_or_missing() {
     let (_hostile, app) = setup().await;
     let browser = Browser::new();
-    let start = browser.get(&app.url("/signin/hostile")).await;
-    let back = browser.get(&location(&start, StatusCode::FOUND)).await;
-    let callback = location(&back, StatusCode::FOUND);
+    let callback = provider_callback(&app, &browser, "/signin/hostile").await;
     let state = query_param(&callback, "state").unwrap();
     let tampered = callback.replace(&state, &format!("{state}x"));
-    let response = browser.get(&tampered).await;
-    assert_refused(
-        &app,
-        &browser,
-        response,
-        "InvalidState",
-        StatusCode::BAD_REQUEST,
-    )
-    .await;
-    let response = browser.get(&app.url("/callback/hostile?code=abc")).await;
-    assert_refused(
-        &app,
-        &browser,
-        response,
-        "InvalidState",
-        StatusCode::BAD_REQUEST,
-    )
-    .await;
+    for url in [tampered, app.url("/callback/hostile?code=abc")] {
+        let response = browser.get(&url).await;
+        let (code, status) = ("InvalidState", StatusCode::BAD_REQUEST);
+        assert_refused(&app, &browser, response, code, status).await;
+    }
 }
 
 #[tokio::test]
@@ -385,9 +230,7 @@ async fn state_from_another_browser() {
     let (_hostile, app) = setup().await;
     let victim = Browser::new();
     let attacker = Browser::new();
-    let start = attacker.get(&app.url("/signin/hostile")).await;
-    let back = attacker.get(&location(&start, StatusCode::FOUND)).await;
-    let callback = location(&back, StatusCode::FOUND);
+    let callback = provider_callback(&app, &attacker, "/signin/hostile").await;
     // The attacker's callback URL opened in the victim's browser (login CSRF).
     let response = victim.get(&callback).await;
     assert_refused(
@@ -403,10 +246,7 @@ async fn state_from_another_browser() {
 #[tokio::test]
 async fn provider_unreachable_gives_an_error_page_not_a_hang() {
     // A provider whose port nothing listens on.
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let port = crate::support::free_port();
     let providers = format!(
         "[providers.gone]\ntype = \"oidc\"\nissuer = \"http://127.0.0.1:{port}\"\nclient_id = \"x\"\nclient_secret = \"y\"\ntimeout = \"2s\"\n"
     );
@@ -419,18 +259,16 @@ async fn provider_unreachable_gives_an_error_page_not_a_hang() {
 
 #[tokio::test]
 async fn https_public_url_gives_secure_host_prefixed_cookies() {
-    let hostile = Hostile::start().await;
-    let app = Setup::default()
-        .public_url("https://login.example.test")
-        .with_providers(hostile.provider_toml())
-        .spawn()
-        .await;
+    let (_hostile, app) = Hostile::with_app(
+        Behavior::default(),
+        Setup::default().public_url("https://login.example.test"),
+    )
+    .await;
     let browser = Browser::new();
     let start = browser
         .get(&app.url("/signin/hostile?callbackUrl=/home"))
         .await;
-    let flow = crate::support::browser::set_cookie_line(&start, "__Host-latch.flow")
-        .expect("prefixed flow cookie");
+    let flow = set_cookie_line(&start, "__Host-latch.flow").expect("prefixed flow cookie");
     assert!(
         flow.contains("Secure") && flow.contains("Path=/") && !flow.contains("Domain"),
         "{flow}"
@@ -440,8 +278,8 @@ async fn https_public_url_gives_secure_host_prefixed_cookies() {
     // The provider sends the browser to the public name; reach the same server directly.
     let callback = callback.replace("https://login.example.test", &app.origin);
     let done = browser.get(&callback).await;
-    let session = crate::support::browser::set_cookie_line(&done, "__Host-latch.session-token")
-        .expect("prefixed session cookie");
+    let session =
+        set_cookie_line(&done, "__Host-latch.session-token").expect("prefixed session cookie");
     assert!(
         session.contains("Secure")
             && session.contains("HttpOnly")
@@ -495,10 +333,7 @@ async fn provider_errors_on_the_callback_map_to_their_codes() {
         ),
         ("", "OAuthCallbackError", StatusCode::BAD_REQUEST),
     ] {
-        hostile.set(Behavior {
-            authorize_error: Some(error.into()),
-            ..Behavior::default()
-        });
+        hostile.set(authorize_error(error));
         let browser = Browser::new();
         let response = run_flow(&app, &browser).await;
         assert_eq!(

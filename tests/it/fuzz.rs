@@ -4,9 +4,10 @@
 //! provider's 502/504 or the store's 503, and nothing may panic. Also here, since it needs
 //! latch's own log: provider text is stripped of control characters before it is logged.
 use crate::support::browser::{location, query_param, Browser};
-use crate::support::dev::approve;
+use crate::support::dev::finish_at_dev;
+use crate::support::flows;
 use crate::support::hostile::Hostile;
-use crate::support::process::LatchProcess;
+use crate::support::latch_bin::LatchProcess;
 use rand::rngs::StdRng;
 use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
@@ -306,21 +307,9 @@ fn random_request(
 /// Signs in at the dev provider the way a browser does: the session and CSRF pair.
 async fn sign_in(latch: &LatchProcess) -> Known {
     let browser = Browser::new();
-    let csrf: serde_json::Value = browser.get(&latch.url("/csrf")).await.json().await.unwrap();
-    let csrf_token = csrf["csrfToken"].as_str().unwrap().to_string();
-    let start = browser
-        .post_form(
-            &latch.url("/signin/dev"),
-            &[("csrfToken", &csrf_token), ("callbackUrl", "/")],
-        )
-        .await;
-    let callback = approve(
-        &browser,
-        &location(&start, StatusCode::FOUND),
-        "fuzz@example.com",
-    )
-    .await;
-    let done = browser.get(&callback).await;
+    let csrf_token = flows::csrf_token(latch, &browser).await;
+    let start = flows::post_signin(latch, &browser, &csrf_token, "dev", "/").await;
+    let done = finish_at_dev(&browser, &start, "fuzz@example.com").await;
     assert_eq!(done.status(), StatusCode::FOUND);
     Known {
         session: browser

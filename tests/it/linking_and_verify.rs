@@ -1,51 +1,32 @@
 //! Account linking through the real flow, and forward auth for reverse proxies.
-use crate::signin_dev::sign_in_with_dev;
 use crate::support::browser::Browser;
-use crate::support::dev::dev_flow;
+use crate::support::dev::{dev_flow, sign_in_with_dev};
+use crate::support::flows::{sign_out, user_id};
 use crate::support::latch::{Setup, TestApp};
 use crate::support::refusal::assert_callback_refused;
 use reqwest::StatusCode;
-use serde_json::{json, Value};
+use serde_json::json;
 
 const TWO_DEVS: &str = "[providers.dev]\npreset = \"dev\"\n\n[providers.second]\npreset = \"dev\"\nname = \"Second login\"\n\n[providers.trusting]\npreset = \"dev\"\nname = \"Trusting login\"\nlink_by_email = true\n";
 
-async fn user_id(app: &TestApp, browser: &Browser) -> String {
-    let s: Value = browser
-        .get(&app.url("/session"))
-        .await
-        .json()
-        .await
-        .unwrap();
-    s["user"]["id"].as_str().unwrap_or_default().to_string()
+/// A dev sign-in with `provider` as `email` that must succeed.
+async fn signs_in(app: &TestApp, browser: &Browser, provider: &str, email: &str) {
+    let done = dev_flow(app, browser, provider, email, "/").await;
+    assert_eq!(done.status(), StatusCode::FOUND, "{provider} {email}");
 }
 
 #[tokio::test]
 async fn signed_in_user_links_another_provider() {
     let app = Setup::default().with_providers(TWO_DEVS).spawn().await;
     let browser = Browser::new();
-    assert_eq!(
-        dev_flow(&app, &browser, "dev", "ann@example.com", "/")
-            .await
-            .status(),
-        StatusCode::FOUND
-    );
+    signs_in(&app, &browser, "dev", "ann@example.com").await;
     let ann = user_id(&app, &browser).await;
     // Signed in, Ann uses the second provider with another address: linked to her.
-    assert_eq!(
-        dev_flow(&app, &browser, "second", "ann.private@example.org", "/")
-            .await
-            .status(),
-        StatusCode::FOUND
-    );
+    signs_in(&app, &browser, "second", "ann.private@example.org").await;
     assert_eq!(user_id(&app, &browser).await, ann);
     // Later, signed out, the second provider alone signs in as Ann.
     let fresh = Browser::new();
-    assert_eq!(
-        dev_flow(&app, &fresh, "second", "ann.private@example.org", "/")
-            .await
-            .status(),
-        StatusCode::FOUND
-    );
+    signs_in(&app, &fresh, "second", "ann.private@example.org").await;
     assert_eq!(user_id(&app, &fresh).await, ann);
 }
 
@@ -63,17 +44,12 @@ async fn same_email_elsewhere_is_not_linked_without_link_by_email() {
         page.contains("Sign in with Development login"),
         "names the provider to use: {page}"
     );
-    let s: Value = other.get(&app.url("/session")).await.json().await.unwrap();
+    let s = other.json(&app.url("/session")).await;
     assert_eq!(s, json!({}));
 
     // A provider with link_by_email = true joins the verified address to Bob.
     let trusting = Browser::new();
-    assert_eq!(
-        dev_flow(&app, &trusting, "trusting", "bob@example.com", "/")
-            .await
-            .status(),
-        StatusCode::FOUND
-    );
+    signs_in(&app, &trusting, "trusting", "bob@example.com").await;
     assert_eq!(user_id(&app, &trusting).await, bob);
 }
 
@@ -116,22 +92,10 @@ async fn sign_out_everywhere_ends_every_session_of_the_user() {
     let kim = user_id(&app, &laptop).await;
     assert_eq!(user_id(&app, &phone).await, kim);
 
-    let csrf: Value = laptop.get(&app.url("/csrf")).await.json().await.unwrap();
-    let csrf = csrf["csrfToken"].as_str().unwrap().to_string();
-    let r = laptop
-        .post_form(
-            &app.url("/signout"),
-            &[("csrfToken", &csrf), ("everywhere", "1")],
-        )
-        .await;
+    let r = sign_out(&app, &laptop, &[("everywhere", "1")]).await;
     assert_eq!(r.status(), StatusCode::FOUND);
     for browser in [&laptop, &phone] {
-        let s: Value = browser
-            .get(&app.url("/session"))
-            .await
-            .json()
-            .await
-            .unwrap();
+        let s = browser.json(&app.url("/session")).await;
         assert_eq!(s, json!({}));
     }
     // Other users are untouched.

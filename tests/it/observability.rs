@@ -1,14 +1,14 @@
 //! `/metrics` and the logs: counters move with sign-ins and refusals, and the JSON log of a
 //! whole session (sign-in, tokens, refresh, sign-out) names its requests and leaks no secret.
-use crate::signin_dev::sign_in_with_dev;
 use crate::support::browser::{location, query_param, set_cookie_line, Browser};
-use crate::support::dev::approve;
+use crate::support::dev::signed_in;
+use crate::support::dev::{approve, dev_callback};
+use crate::support::flows::{csrf_token, post_signin};
 use crate::support::latch::Setup;
+use crate::support::latch_bin::Serve;
 use crate::support::refusal::assert_callback_refused;
 use reqwest::StatusCode;
 use serde_json::Value;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 /// The sample lines of `name` whose labels include every one of `labels`.
 fn samples<'a>(text: &'a str, name: &str, labels: &[&str]) -> Vec<&'a str> {
@@ -25,18 +25,12 @@ fn value(line: &str) -> f64 {
 #[tokio::test]
 async fn metrics_count_sign_ins_and_refusals() {
     let app = Setup::default().spawn().await;
-    let browser = Browser::new();
-    sign_in_with_dev(&app, &browser, "ada@example.com", "/").await;
+    let browser = signed_in(&app, "ada@example.com").await;
 
     // A replayed callback: the state was used up by the first one.
     let replay = Browser::new();
-    let start = replay.get(&app.url("/signin/dev?callbackUrl=/")).await;
-    let callback = approve(
-        &replay,
-        &location(&start, StatusCode::FOUND),
-        "bob@example.com",
-    )
-    .await;
+    let start = "/signin/dev?callbackUrl=/";
+    let callback = dev_callback(&app, &replay, start, "bob@example.com").await;
     let first = replay.get(&callback).await;
     assert_eq!(first.status(), StatusCode::FOUND);
     let second = replay.get(&callback).await;
@@ -125,74 +119,28 @@ fn cookie_value(line: &str) -> String {
 /// request id on every request's line and none of the session's secrets.
 #[tokio::test]
 async fn json_log_of_a_session_names_requests_and_leaks_no_secret() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let origin = format!("http://127.0.0.1:{port}");
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("providers.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[server]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"{origin}\"\nsecret = \"{SERVER_SECRET}\"\n\n\
-             [store]\nurl = \"memory://\"\n\n\
-             [providers.dev]\npreset = \"dev\"\n\n\
-             [providers.corp]\ntype = \"oidc\"\nname = \"Corp\"\nissuer = \"http://127.0.0.1:9\"\nclient_id = \"corp\"\nclient_secret = \"{CLIENT_SECRET}\"\n"
-        ),
-    )
-    .unwrap();
-    let stdout_path = dir.path().join("stdout.log");
-    let stderr_path = dir.path().join("stderr.log");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_latch"))
-        .args(["serve", "--log-format", "json", "--config"])
-        .arg(&config)
-        .env("RUST_LOG", "debug")
-        .env_remove("LATCH_LISTEN")
-        .env_remove("LATCH_SECRET")
-        .stdout(Stdio::from(std::fs::File::create(&stdout_path).unwrap()))
-        .stderr(Stdio::from(std::fs::File::create(&stderr_path).unwrap()))
-        .spawn()
-        .unwrap();
-    let url = |path: &str| format!("{origin}{path}");
-
+    let mut latch = Serve::default()
+        .json()
+        .rust_log("debug")
+        .secret(SERVER_SECRET)
+        .on_free_port(|_| {
+            format!(
+                "\n[store]\nurl = \"memory://\"\n\n\
+                 [providers.dev]\npreset = \"dev\"\n\n\
+                 [providers.corp]\ntype = \"oidc\"\nname = \"Corp\"\nissuer = \"http://127.0.0.1:9\"\nclient_id = \"corp\"\nclient_secret = \"{CLIENT_SECRET}\"\n"
+            )
+        })
+        .await;
+    let url = |path: &str| latch.url(path);
     let browser = Browser::new();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let up = browser.client.get(url("/healthz")).send().await;
-        if up.is_ok_and(|r| r.status() == StatusCode::OK) {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "latch did not start: {}",
-            std::fs::read_to_string(&stderr_path).unwrap()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 
     // Sign in, keeping every secret the flow hands out.
-    let csrf: Value = browser.get(&url("/csrf")).await.json().await.unwrap();
-    let csrf = csrf["csrfToken"].as_str().unwrap().to_string();
-    let start = browser
-        .post_form(
-            &url("/signin/dev"),
-            &[("csrfToken", &csrf), ("callbackUrl", "/")],
-        )
-        .await;
+    let csrf = csrf_token(&latch, &browser).await;
+    let start = post_signin(&latch, &browser, &csrf, "dev", "/").await;
     let flow = cookie_value(&set_cookie_line(&start, "latch.flow").expect("flow cookie"));
     let authorize = location(&start, StatusCode::FOUND);
     let state = query_param(&authorize, "state").unwrap();
-    let mut form: Vec<(String, String)> = url::Url::parse(&authorize)
-        .unwrap()
-        .query_pairs()
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect();
-    form.push(("email".into(), "ada@example.com".into()));
-    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let approved = browser.post_form(&url("/dev/dev/authorize"), &form).await;
-    let callback = location(&approved, StatusCode::FOUND);
+    let callback = approve(&browser, &authorize, "ada@example.com").await;
     let code = query_param(&callback, "code").unwrap();
     let done = browser.get(&callback).await;
     let session = cookie_value(&set_cookie_line(&done, "latch.session-token").unwrap());
@@ -211,12 +159,12 @@ async fn json_log_of_a_session_names_requests_and_leaks_no_secret() {
         .to_string();
 
     // Tokens: issue, then rotate.
-    let issued = browser.send(browser.client.post(url("/token"))).await;
+    let issued = browser.post(&url("/token")).await;
     assert_eq!(issued.status(), StatusCode::OK);
     let refresh_1 = cookie_value(&set_cookie_line(&issued, "latch.refresh-token").unwrap());
     let issued: Value = issued.json().await.unwrap();
     let access_1 = issued["access_token"].as_str().unwrap().to_string();
-    let rotated = browser.send(browser.client.post(url("/refresh"))).await;
+    let rotated = browser.post(&url("/refresh")).await;
     assert_eq!(rotated.status(), StatusCode::OK);
     let refresh_2 = cookie_value(&set_cookie_line(&rotated, "latch.refresh-token").unwrap());
     let rotated: Value = rotated.json().await.unwrap();
@@ -241,19 +189,9 @@ async fn json_log_of_a_session_names_requests_and_leaks_no_secret() {
     }
 
     // Stop it the way a service manager would, and read all it wrote.
-    let pid = child.id().to_string();
-    let _ = Command::new("kill").args(["-TERM", &pid]).status();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            child.kill().unwrap();
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let _ = child.wait();
-    let stdout = std::fs::read_to_string(&stdout_path).unwrap();
-    let stderr = std::fs::read_to_string(&stderr_path).unwrap();
+    latch.terminate().await;
+    let stdout = latch.stdout();
+    let stderr = latch.log();
     let all = format!("{stdout}\n{stderr}");
 
     let secrets = [

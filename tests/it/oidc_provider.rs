@@ -1,22 +1,9 @@
 //! Sign-in against a real OpenID provider nobody here wrote (panva's oidc-provider).
 use crate::support::browser::{location, query_param, Browser};
-use crate::support::latch::{Setup, TestApp};
+use crate::support::latch::TestApp;
 use crate::support::oidc_provider::OidcProvider;
 use crate::support::refusal::assert_refused;
 use reqwest::StatusCode;
-use serde_json::Value;
-use tokio::net::TcpListener;
-
-async fn setup() -> (OidcProvider, TestApp) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let provider = OidcProvider::start(&format!("http://127.0.0.1:{port}/callback/oidc")).await;
-    let app = Setup::default()
-        .with_providers(provider.provider_toml())
-        .spawn_on(listener)
-        .await;
-    (provider, app)
-}
 
 /// latch -> provider authorize -> interaction page; returns the interaction URL.
 async fn to_interaction(app: &TestApp, browser: &Browser, provider: &OidcProvider) -> String {
@@ -42,7 +29,7 @@ async fn to_interaction(app: &TestApp, browser: &Browser, provider: &OidcProvide
 
 #[tokio::test]
 async fn sign_in_with_oidc_provider() {
-    let (provider, app) = setup().await;
+    let (provider, app) = OidcProvider::with_app().await;
     let browser = Browser::new();
     let interaction = to_interaction(&app, &browser, &provider).await;
     let login = browser
@@ -64,19 +51,14 @@ async fn sign_in_with_oidc_provider() {
         location(&done, StatusCode::FOUND),
         format!("{}/home", app.origin)
     );
-    let session: Value = browser
-        .get(&app.url("/session"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let session = browser.json(&app.url("/session")).await;
     assert_eq!(session["user"]["email"], "alice@example.test");
     assert_eq!(session["user"]["name"], "Alice");
 }
 
 #[tokio::test]
 async fn declining_at_oidc_provider_is_access_denied() {
-    let (provider, app) = setup().await;
+    let (provider, app) = OidcProvider::with_app().await;
     let browser = Browser::new();
     let interaction = to_interaction(&app, &browser, &provider).await;
     let abort = browser

@@ -24,15 +24,14 @@ async fn sign_in(app: &TestApp, browser: &Browser) -> reqwest::Response {
 
 async fn refused_when_oversized(endpoint: Endpoint) {
     for shape in [Oversize::Declared, Oversize::Chunked] {
-        let hostile = Hostile::start().await;
-        hostile.set(Behavior {
-            oversize: Some((endpoint, shape)),
-            ..Behavior::default()
-        });
-        let app = Setup::default()
-            .with_providers(hostile.provider_toml())
-            .spawn()
-            .await;
+        let (_hostile, app) = Hostile::with_app(
+            Behavior {
+                oversize: Some((endpoint, shape)),
+                ..Behavior::default()
+            },
+            Setup::default(),
+        )
+        .await;
         let browser = Browser::new();
         let started = Instant::now();
         let response = sign_in(&app, &browser).await;
@@ -84,24 +83,18 @@ async fn only_https_profile_images_are_kept() {
         ("http://cdn.example/a.png", false),
         ("data:image/svg+xml,<svg onload=alert(1)>", false),
     ] {
-        let hostile = Hostile::start().await;
-        hostile.set(Behavior {
-            claims: Box::new(move |c| c["picture"] = serde_json::json!(picture)),
-            ..Behavior::default()
-        });
-        let app = Setup::default()
-            .with_providers(hostile.provider_toml())
-            .spawn()
-            .await;
+        let (_hostile, app) = Hostile::with_app(
+            Behavior {
+                claims: Box::new(move |c| c["picture"] = serde_json::json!(picture)),
+                ..Behavior::default()
+            },
+            Setup::default(),
+        )
+        .await;
         let browser = Browser::new();
         let done = sign_in(&app, &browser).await;
         assert_eq!(done.status(), StatusCode::FOUND, "{picture}");
-        let session: serde_json::Value = browser
-            .get(&app.url("/session"))
-            .await
-            .json()
-            .await
-            .unwrap();
+        let session = browser.json(&app.url("/session")).await;
         assert_eq!(session["user"]["email"], "mallory@example.test");
         let image = session["user"]["image"].as_str();
         assert_eq!(image, kept.then_some(picture), "{picture}: {session}");

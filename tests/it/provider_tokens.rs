@@ -1,11 +1,12 @@
 //! Provider tokens for apps (`expose_tokens`, `GET /provider-token/{provider}`): kept sealed,
 //! refreshed at the provider once per account however many callers race, readable after a
 //! secret rotation through `previous_secrets`.
-use crate::signin_dev::sign_in_with_dev;
-use crate::support::browser::{location, Browser};
-use crate::support::dev::urlencode;
+use crate::support::browser::Browser;
+use crate::support::dev::signed_in;
+use crate::support::flows::{self, through_provider};
 use crate::support::latch::{Setup, TestApp, SECRET};
-use axum::extract::{Query, State};
+use crate::support::stub::{approve_at_once, serve};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{get, post};
@@ -114,22 +115,10 @@ async fn token_endpoint(
 }
 
 async fn fake_provider() -> Fake {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
     let state = Arc::new(FakeState::default());
     state.refresh_expires_in.store(300, Ordering::SeqCst);
     let app = Router::new()
-        .route(
-            "/authorize",
-            get(|Query(q): Query<HashMap<String, String>>| async move {
-                let to = format!(
-                    "{}?code=c1&state={}",
-                    q["redirect_uri"],
-                    urlencode(&q["state"])
-                );
-                (StatusCode::FOUND, [("location", to)]).into_response()
-            }),
-        )
+        .route("/authorize", get(approve_at_once))
         .route("/token", post(token_endpoint))
         .route(
             "/me",
@@ -138,7 +127,7 @@ async fn fake_provider() -> Fake {
             }),
         )
         .with_state(state.clone());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let base = serve(app).await;
     Fake { base, state }
 }
 
@@ -158,26 +147,19 @@ fn providers_toml(base: &str) -> String {
 }
 
 async fn sign_in_fake(app: &TestApp, browser: &Browser) {
-    let start = browser.get(&app.url("/signin/fake?callbackUrl=/")).await;
-    let back = browser.get(&location(&start, StatusCode::FOUND)).await;
-    let done = browser.get(&location(&back, StatusCode::FOUND)).await;
+    let done = through_provider(app, browser, "/signin/fake?callbackUrl=/").await;
     assert_eq!(done.status(), StatusCode::FOUND, "sign-in finished");
 }
 
 /// A latch access token for the browser's session, minted for `/provider-token`.
 async fn access_token(app: &TestApp, browser: &Browser) -> String {
-    let response = browser
-        .send(
-            browser
-                .client
-                .post(app.url("/token"))
-                .form(&[("audience", "latch:provider-token")]),
-        )
-        .await;
-    let status = response.status();
-    let body: Value = response.json().await.unwrap();
-    assert_eq!(status, StatusCode::OK, "{body}");
-    body["access_token"].as_str().unwrap().to_string()
+    flows::access_token(
+        app,
+        browser,
+        "/token",
+        &[("audience", "latch:provider-token")],
+    )
+    .await
 }
 
 async fn provider_token(app: &TestApp, provider: &str, bearer: Option<&str>) -> Response2 {
@@ -275,8 +257,7 @@ async fn racing_callers_share_one_upstream_refresh_and_refusals_are_precise() {
         .secret("another-latch-secret-0123456789abcdefgh")
         .spawn()
         .await;
-    let elsewhere = Browser::new();
-    sign_in_with_dev(&stranger, &elsewhere, "pat@fake.test", "/").await;
+    let elsewhere = signed_in(&stranger, "pat@fake.test").await;
     let foreign = access_token(&stranger, &elsewhere).await;
     let r = provider_token(&app, "fake", Some(&foreign)).await;
     assert_eq!(r.refused(StatusCode::UNAUTHORIZED), "InvalidAccessToken");
@@ -327,13 +308,13 @@ async fn racing_callers_share_one_upstream_refresh_and_refusals_are_precise() {
     assert_eq!(fake.refreshes(), 1);
 
     // A token minted for the API audience cannot fetch provider tokens.
-    let response = browser.send(browser.client.post(app.url("/token"))).await;
+    let response = browser.post(&app.url("/token")).await;
     let api: Value = response.json().await.unwrap();
     let api = api["access_token"].as_str().unwrap();
     let r = provider_token(&app, "fake", Some(api)).await;
     assert_eq!(r.refused(StatusCode::UNAUTHORIZED), "InvalidAccessToken");
     // After sign-out the provider-token token stops working, though its `exp` is ahead.
-    let r = browser.send(browser.client.post(app.url("/revoke"))).await;
+    let r = browser.post(&app.url("/revoke")).await;
     assert_eq!(r.status(), StatusCode::OK);
     let r = provider_token(&app, "fake", Some(&bearer)).await;
     assert_eq!(r.refused(StatusCode::UNAUTHORIZED), "InvalidAccessToken");

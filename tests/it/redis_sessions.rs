@@ -1,7 +1,7 @@
 //! latch on its own redis-server: sign-in, sessions shared by two instances, and an outage
 //! in the middle (503s with reasons, then recovery without a restart).
-use crate::signin_dev::sign_in_with_dev;
 use crate::support::browser::Browser;
+use crate::support::dev::{sign_in_with_dev, signed_in};
 use crate::support::latch::Setup;
 use crate::support::redis::RedisServer;
 use reqwest::StatusCode;
@@ -12,8 +12,7 @@ use std::time::{Duration, Instant};
 async fn sign_in_on_redis_and_session_valid_on_a_second_instance() {
     let redis = RedisServer::new();
     let one = Setup::default().store(redis.url()).spawn().await;
-    let browser = Browser::new();
-    sign_in_with_dev(&one, &browser, "grace@example.com", "/").await;
+    let browser = signed_in(&one, "grace@example.com").await;
     let token = browser.cookie("latch.session-token").unwrap().value;
 
     // Only the hash of the cookie token is a key in Redis.
@@ -25,7 +24,7 @@ async fn sign_in_on_redis_and_session_valid_on_a_second_instance() {
     let two = Setup::default().store(redis.url()).spawn().await;
     let other = Browser::new();
     other.set_cookie("127.0.0.1", "latch.session-token", &token);
-    let session: Value = other.get(&two.url("/session")).await.json().await.unwrap();
+    let session = other.json(&two.url("/session")).await;
     assert_eq!(session["user"]["email"], "grace@example.com");
 }
 
@@ -48,8 +47,7 @@ async fn wait_until_ready(url: &str, browser: &Browser, within: Duration) {
 async fn redis_outage_answers_503_and_recovers() {
     let mut redis = RedisServer::new();
     let app = Setup::default().store(redis.url()).spawn().await;
-    let browser = Browser::new();
-    sign_in_with_dev(&app, &browser, "outage@example.com", "/").await;
+    let browser = signed_in(&app, "outage@example.com").await;
 
     redis.stop();
     // Readiness says why, quickly.
@@ -77,23 +75,13 @@ async fn redis_outage_answers_503_and_recovers() {
     // Redis returns (empty: it keeps nothing on disk); latch recovers by itself.
     redis.start();
     wait_until_ready(&app.url("/readyz"), &browser, Duration::from_secs(10)).await;
-    let session: Value = browser
-        .get(&app.url("/session"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let session = browser.json(&app.url("/session")).await;
     assert_eq!(
         session,
         json!({}),
         "the session was lost with Redis's memory"
     );
     sign_in_with_dev(&app, &browser, "outage@example.com", "/").await;
-    let session: Value = browser
-        .get(&app.url("/session"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let session = browser.json(&app.url("/session")).await;
     assert_eq!(session["user"]["email"], "outage@example.com");
 }

@@ -12,10 +12,11 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use tokio::task::JoinSet;
 
-use crate::signin_dev::sign_in_with_dev;
-use crate::support::browser::{set_cookie_line, Browser};
+use crate::support::browser::{http_client, location, set_cookie_line, Browser};
+use crate::support::dev::{sign_in_with_dev, try_approve};
+use crate::support::flows::{refresh_with, sign_out};
 use crate::support::latch::{Setup, TestApp};
-use crate::support::latch_bin::{config_with_store, http_client, serve};
+use crate::support::latch_bin::{config_with_store, serve};
 use crate::support::redis::{redis_cli, RedisCluster, RedisServer, SentinelSet, SENTINEL_SERVICE};
 
 const PW: &str = "topology-Secret-pw";
@@ -28,27 +29,18 @@ fn providers() -> String {
     "[tokens]\nrefresh_grace = \"1s\"\n\n[providers.dev]\npreset = \"dev\"\n".into()
 }
 
-async fn post(app: &TestApp, browser: &Browser, path: &str) -> reqwest::Response {
-    browser.send(browser.client.post(app.url(path))).await
-}
-
 /// Sign-in, `/session`, tokens, refresh rotation with reuse detection, sign-out: the whole
 /// flow on `app`.
 async fn full_flow(app: &TestApp, email: &str) {
     let browser = Browser::new();
     sign_in_with_dev(app, &browser, email, "/").await;
-    let session: Value = browser
-        .get(&app.url("/session"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let session = browser.json(&app.url("/session")).await;
     assert_eq!(session["user"]["email"], email);
 
-    let token = post(app, &browser, "/token").await;
+    let token = browser.post(&app.url("/token")).await;
     assert_eq!(token.status(), StatusCode::OK);
     let first = browser.cookie(REFRESH).expect("refresh cookie").value;
-    let refreshed = post(app, &browser, "/refresh").await;
+    let refreshed = browser.post(&app.url("/refresh")).await;
     assert_eq!(refreshed.status(), StatusCode::OK);
     let body: Value = refreshed.json().await.unwrap();
     assert!(body["access_token"].as_str().unwrap().len() > 100, "{body}");
@@ -57,38 +49,18 @@ async fn full_flow(app: &TestApp, email: &str) {
 
     // The first token again after the grace window: theft; the family and session end.
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    let reused = Browser::new()
-        .client
-        .post(app.url("/refresh"))
-        .header(COOKIE, format!("{REFRESH}={first}"))
-        .send()
-        .await
-        .unwrap();
+    let reused = refresh_with(app, &first).await;
     assert_eq!(reused.status(), StatusCode::UNAUTHORIZED);
     let body: Value = reused.json().await.unwrap();
     assert_eq!(body["error"], "RefreshTokenReused");
-    let gone: Value = browser
-        .get(&app.url("/session"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let gone = browser.json(&app.url("/session")).await;
     assert_eq!(gone, json!({}));
 
     // A fresh sign-in, then sign-out ends it.
     sign_in_with_dev(app, &browser, email, "/").await;
-    let csrf: Value = browser.get(&app.url("/csrf")).await.json().await.unwrap();
-    let csrf = csrf["csrfToken"].as_str().unwrap().to_string();
-    let out = browser
-        .post_form(&app.url("/signout"), &[("csrfToken", &csrf)])
-        .await;
+    let out = sign_out(app, &browser, &[]).await;
     assert_eq!(out.status(), StatusCode::FOUND);
-    let gone: Value = browser
-        .get(&app.url("/session"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let gone = browser.json(&app.url("/session")).await;
     assert_eq!(gone, json!({}));
 }
 
@@ -126,7 +98,7 @@ async fn cluster_from_the_config_file_runs_the_contract_and_the_whole_flow() {
         .await
         .unwrap();
     assert_eq!(ready.status(), StatusCode::OK);
-    let output = latch.stop().await;
+    let output = latch.kill().await;
     assert!(output.contains("backend=redis-cluster") || output.contains("redis-cluster"));
     assert!(!output.contains(PW), "{output}");
 }
@@ -173,23 +145,12 @@ async fn try_sign_in(base: &str, email: &str) -> Result<String, Outcome> {
     if start.status() != StatusCode::FOUND {
         return Err(fail(&start));
     }
-    let authorize = start.headers()[LOCATION].to_str().unwrap().to_string();
-    let authorize = start.url().join(&authorize).unwrap();
-    let mut form: Vec<(String, String)> = authorize
-        .query_pairs()
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect();
-    form.push(("email".into(), email.into()));
-    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let approved = browser
-        .post_form(&format!("{base}/dev/dev/authorize"), &form)
-        .await;
-    if approved.status() != StatusCode::FOUND {
-        return Err(fail(&approved));
-    }
-    let callback = approved.headers()[LOCATION].to_str().unwrap().to_string();
-    let callback = approved.url().join(&callback).unwrap();
-    let done = browser.get(callback.as_str()).await;
+    let authorize = location(&start, StatusCode::FOUND);
+    let callback = match try_approve(&browser, &authorize, email).await {
+        Ok(callback) => callback,
+        Err(refused) => return Err(fail(&refused)),
+    };
+    let done = browser.get(&callback).await;
     match set_cookie_line(&done, SESSION) {
         Some(_) if done.status() == StatusCode::FOUND => Ok(browser.cookie(SESSION).unwrap().value),
         _ => Err(fail(&done)),

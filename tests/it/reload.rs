@@ -3,8 +3,8 @@
 //! flow started before the reload carry on; a file with a mistake is reported with
 //! file:line:key and the running configuration stays.
 use crate::support::browser::{location, Browser};
-use crate::support::dev::approve;
-use crate::support::process::LatchProcess;
+use crate::support::dev::{approve, dev_get_flow};
+use crate::support::latch_bin::LatchProcess;
 use reqwest::StatusCode;
 use serde_json::Value;
 use std::time::{Duration, Instant};
@@ -48,21 +48,9 @@ async fn sighup_reloads_a_valid_file_and_keeps_the_running_one_for_a_bad_file() 
 
     // Before the reload: one browser signed in, another in the middle of a flow.
     let signed_in = Browser::new();
-    let start = signed_in.get(&process.url("/signin/dev")).await;
-    let callback = approve(
-        &signed_in,
-        &location(&start, StatusCode::FOUND),
-        "ada@example.com",
-    )
-    .await;
-    let done = signed_in.get(&callback).await;
+    let done = dev_get_flow(&process, &signed_in, "/signin/dev", "ada@example.com").await;
     assert_eq!(done.status(), StatusCode::FOUND);
-    let session: Value = signed_in
-        .get(&process.url("/session"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let session = signed_in.json(&process.url("/session")).await;
     assert_eq!(session["user"]["email"], "ada@example.com");
     let pending = Browser::new();
     let start = pending
@@ -85,12 +73,7 @@ async fn sighup_reloads_a_valid_file_and_keeps_the_running_one_for_a_bad_file() 
         location(&done, StatusCode::FOUND),
         format!("{}/after", process.origin)
     );
-    let session: Value = signed_in
-        .get(&process.url("/session"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let session = signed_in.json(&process.url("/session")).await;
     assert_eq!(session["user"]["email"], "ada@example.com", "{session}");
 
     // The new rate applies: the first start passes, the second from this client is 429.

@@ -4,9 +4,11 @@
 //! Once a revocation has answered and the requests in flight are done, nothing revoked may
 //! answer again, and the sessions that were not revoked are still live and still found by
 //! "sign out everywhere" (the user's session index stayed complete).
-use crate::signin_dev::sign_in_with_dev;
 use crate::support::browser::Browser;
+use crate::support::dev::signed_in;
+use crate::support::flows::{session, sign_out};
 use crate::support::latch::{Setup, TestApp};
+use crate::support::latch_bin::command;
 use crate::support::redis::RedisServer;
 use reqwest::header::{COOKIE, SET_COOKIE};
 use reqwest::StatusCode;
@@ -73,10 +75,9 @@ fn cookie_from(response: &reqwest::Response, name: &str) -> Option<String> {
 }
 
 async fn device(app: &TestApp, email: &str) -> Arc<Device> {
-    let browser = Browser::new();
-    sign_in_with_dev(app, &browser, email, "/").await;
+    let browser = signed_in(app, email).await;
     let session = browser.cookie(SESSION).expect("session cookie").value;
-    let response = browser.send(browser.client.post(app.url("/token"))).await;
+    let response = browser.post(&app.url("/token")).await;
     assert_eq!(response.status(), StatusCode::OK);
     let refresh = cookie_from(&response, REFRESH).expect("refresh cookie");
     Arc::new(Device {
@@ -160,35 +161,24 @@ fn load(app: &Arc<TestApp>, device: &Arc<Device>, tasks: &mut tokio::task::JoinS
     }
 }
 
-async fn csrf(app: &TestApp, browser: &Browser) -> String {
-    let v: Value = browser.get(&app.url("/csrf")).await.json().await.unwrap();
-    v["csrfToken"].as_str().unwrap().to_string()
-}
-
 /// Revokes as `user.method` says, asserting that the revocation answered success.
 async fn revoke(app: &TestApp, cli_config: &Path, user: &User) {
     let a = &user.a;
     match user.method {
         Method::RevokeSession => {
-            let r = a
-                .browser
-                .send(a.browser.client.post(app.url("/revoke")))
-                .await;
+            let r = a.browser.post(&app.url("/revoke")).await;
             assert_eq!(r.status(), StatusCode::OK);
         }
         Method::SignOut | Method::SignOutEverywhere => {
-            let token = csrf(app, &a.browser).await;
-            let mut form = vec![("csrfToken", token.as_str()), ("callbackUrl", "/")];
+            let mut form = vec![("callbackUrl", "/")];
             if user.method == Method::SignOutEverywhere {
                 form.push(("everywhere", "1"));
             }
-            let r = a.browser.post_form(&app.url("/signout"), &form).await;
+            let r = sign_out(app, &a.browser, &form).await;
             assert_eq!(r.status(), StatusCode::FOUND);
         }
         Method::AdminRevoke => {
-            let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_latch"))
-                .args(["sessions", "revoke", "--user", &user.id, "--config"])
-                .arg(cli_config)
+            let out = command(&["sessions", "revoke", "--user", &user.id], cli_config)
                 .env("RUST_LOG", "warn")
                 .output()
                 .await
@@ -243,14 +233,10 @@ async fn race(store_url: &str, dir: &Path) {
             let email = format!("{method:?}-{n}@example.com").to_ascii_lowercase();
             let a = device(&app, &email).await;
             let b = device(&app, &email).await;
-            let me: Value = a
-                .browser
-                .get(&app.url("/session"))
-                .await
-                .json()
-                .await
-                .unwrap();
-            let id = me["user"]["id"].as_str().unwrap().to_string();
+            let id = session(&*app, &a.browser).await["user"]["id"]
+                .as_str()
+                .unwrap()
+                .to_string();
             users.push(User {
                 id,
                 email,
@@ -309,19 +295,12 @@ async fn race(store_url: &str, dir: &Path) {
 
     // The index stayed complete: sign-out everywhere from B ends every remaining session.
     for user in users.iter().filter(|u| expected(u.method)[1].0) {
-        let token = csrf(&app, &user.b.browser).await;
-        let r = user
-            .b
-            .browser
-            .post_form(
-                &app.url("/signout"),
-                &[
-                    ("csrfToken", token.as_str()),
-                    ("callbackUrl", "/"),
-                    ("everywhere", "1"),
-                ],
-            )
-            .await;
+        let r = sign_out(
+            &*app,
+            &user.b.browser,
+            &[("callbackUrl", "/"), ("everywhere", "1")],
+        )
+        .await;
         assert_eq!(r.status(), StatusCode::FOUND);
         for device in [&user.a, &user.b] {
             assert!(

@@ -6,6 +6,9 @@ use crate::support::refusal::assert_callback_refused;
 use reqwest::StatusCode;
 use serde_json::Value;
 
+/// The header with which Auth.js v5's client asks for JSON.
+const JSON: (&str, &str) = ("X-Auth-Return-Redirect", "1");
+
 #[tokio::test]
 async fn signin_post_needs_a_valid_csrf_token() {
     let app = Setup::default().spawn().await;
@@ -19,13 +22,7 @@ async fn signin_post_needs_a_valid_csrf_token() {
     // Cookie present, wrong token; JSON client gets JSON.
     let _ = browser.get(&app.url("/csrf")).await;
     let r = browser
-        .send(
-            browser
-                .client
-                .post(app.url("/signin/dev"))
-                .header("X-Auth-Return-Redirect", "1")
-                .form(&[("csrfToken", "wrong")]),
-        )
+        .post_form_with(&app.url("/signin/dev"), JSON, &[("csrfToken", "wrong")])
         .await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
     let body: Value = r.json().await.unwrap();
@@ -76,12 +73,12 @@ async fn health_readiness_and_malformed_input() {
         browser.get(&app.url("/healthz")).await.status(),
         StatusCode::OK
     );
-    let ready: Value = browser.get(&app.url("/readyz")).await.json().await.unwrap();
+    let ready = browser.json(&app.url("/readyz")).await;
     assert_eq!(ready["status"], "ready");
     // A garbage session cookie is simply no session.
     let b = Browser::new();
     b.set_cookie("127.0.0.1", "latch.session-token", "garbage%%%");
-    let s: Value = b.get(&app.url("/session")).await.json().await.unwrap();
+    let s = b.json(&app.url("/session")).await;
     assert_eq!(s, serde_json::json!({}));
     // A huge body is refused with 413, not a 500.
     let big = "a".repeat(200 * 1024);

@@ -3,6 +3,7 @@
 //! refresh rotation and reuse detection across instances, and one instance stopped under
 //! load costing at most the requests it had in flight.
 use crate::support::browser::{location, Browser};
+use crate::support::free_port;
 use crate::support::hostile::Hostile;
 use crate::support::latch::{Setup, TestApp};
 use crate::support::nginx::Nginx;
@@ -35,11 +36,7 @@ impl Cluster {
 async fn cluster() -> Cluster {
     let redis = RedisServer::new();
     let provider = Hostile::start().await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let origin = format!("http://127.0.0.1:{port}");
     let mut instances = Vec::new();
     for _ in 0..INSTANCES {
@@ -122,12 +119,12 @@ async fn instances_behind_a_round_robin_balancer_act_as_one() {
 
     // Refresh rotation across instances, then reuse of a rotated token after the grace
     // window: caught wherever it lands, and the session ends on every instance.
-    let token = browser.send(browser.client.post(c.url("/token"))).await;
+    let token = browser.post(&c.url("/token")).await;
     assert_eq!(token.status(), StatusCode::OK);
     let first = browser.cookie("latch.refresh-token").unwrap().value;
     let mut rotated = Vec::new();
     for _ in 0..INSTANCES {
-        let r = browser.send(browser.client.post(c.url("/refresh"))).await;
+        let r = browser.post(&c.url("/refresh")).await;
         rotated.push(upstream(&r));
         assert_eq!(r.status(), StatusCode::OK);
     }
@@ -147,14 +144,14 @@ async fn instances_behind_a_round_robin_balancer_act_as_one() {
     let body: Value = reused.json().await.unwrap();
     assert_eq!(body["error"], "RefreshTokenReused");
     for _ in 0..INSTANCES {
-        let s: Value = browser.get(&c.url("/session")).await.json().await.unwrap();
+        let s = browser.json(&c.url("/session")).await;
         assert_eq!(s, serde_json::json!({}), "revoked on every instance");
     }
 }
 
 async fn start_signin_at(c: &Cluster, browser: &Browser) -> reqwest::Response {
     // `start_signin` takes a TestApp for its URLs; through nginx the origin is nginx's.
-    let csrf: Value = browser.get(&c.url("/csrf")).await.json().await.unwrap();
+    let csrf = browser.json(&c.url("/csrf")).await;
     let token = csrf["csrfToken"].as_str().unwrap().to_string();
     browser
         .post_form(
@@ -233,7 +230,7 @@ async fn one_instance_stopped_under_load_costs_only_its_requests_in_flight() {
     assert!(failed <= 4, "{failed} of 240 requests failed");
     // The others serve on, the session included.
     for _ in 0..INSTANCES {
-        let s: Value = browser.get(&c.url("/session")).await.json().await.unwrap();
+        let s = browser.json(&c.url("/session")).await;
         assert_eq!(s["user"]["email"], "mallory@example.test");
     }
 }

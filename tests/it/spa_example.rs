@@ -1,36 +1,17 @@
 //! examples/spa: its API (`api.mjs`, jose against latch's JWKS) accepts latch's access
 //! tokens, refuses missing, forged and foreign ones, and accepts the token from a refresh.
-use crate::signin_dev::sign_in_with_dev;
 use crate::support::browser::Browser;
+use crate::support::dev::signed_in;
 use crate::support::latch::{Setup, TestApp};
+use crate::support::node::{npm_ci, start_server};
 use reqwest::header::{AUTHORIZATION, WWW_AUTHENTICATE};
 use reqwest::{Response, StatusCode};
 use serde_json::Value;
 use std::process::Stdio;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use std::time::Duration;
+use tokio::process::Child;
 
 const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/spa");
-
-/// Installs the example's pinned packages once per test run (`npm ci`), as
-/// `support::oidc_provider::install` does for the test provider.
-async fn install() {
-    static INSTALLED: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
-    INSTALLED
-        .get_or_init(|| async {
-            if std::path::Path::new(DIR).join("node_modules/jose").is_dir() {
-                return;
-            }
-            let status = Command::new("npm")
-                .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
-                .current_dir(DIR)
-                .status()
-                .await
-                .expect("npm (Node.js 20+) is needed for the SPA example: apt-get install -y nodejs npm");
-            assert!(status.success(), "npm ci in examples/spa failed");
-        })
-        .await;
-}
 
 /// `node api.mjs` on a free port.
 struct Api {
@@ -40,30 +21,11 @@ struct Api {
 
 impl Api {
     async fn start(env: &[(&str, &str)]) -> Api {
-        install().await;
-        let mut child = Command::new("node")
-            .arg("api.mjs")
-            .current_dir(DIR)
-            .env("PORT", "0")
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("node (Node.js 20+) is needed: apt-get install -y nodejs npm");
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let line = tokio::time::timeout(std::time::Duration::from_secs(10), lines.next_line())
-            .await
-            .expect("api.mjs starts within 10 s")
-            .unwrap()
-            .expect("api.mjs prints LISTENING <port>");
-        let port: u16 = line
-            .strip_prefix("LISTENING ")
-            .and_then(|p| p.trim().parse().ok())
-            .unwrap_or_else(|| panic!("unexpected first line from api.mjs: {line}"));
+        npm_ci(DIR, "node_modules/jose", "the SPA example").await;
+        let (child, origin) =
+            start_server(DIR, "api.mjs", env, Stdio::null(), Duration::from_secs(10)).await;
         Api {
-            origin: format!("http://127.0.0.1:{port}"),
+            origin,
             _child: child,
         }
     }
@@ -78,7 +40,7 @@ impl Api {
 }
 
 async fn access_token(browser: &Browser, app: &TestApp, route: &str) -> String {
-    let response = browser.send(browser.client.post(app.url(route))).await;
+    let response = browser.post(&app.url(route)).await;
     assert_eq!(response.status(), StatusCode::OK, "POST {route}");
     let body: Value = response.json().await.unwrap();
     body["access_token"].as_str().unwrap().to_string()
@@ -109,8 +71,7 @@ fn tamper(token: &str) -> String {
 async fn spa_example_api_verifies_latch_tokens() {
     // The layout the example's README describes: latch under /auth.
     let app = Setup::default().base_path("/auth").spawn().await;
-    let browser = Browser::new();
-    sign_in_with_dev(&app, &browser, "grace@example.com", "/").await;
+    let browser = signed_in(&app, "grace@example.com").await;
     let token = access_token(&browser, &app, "/token").await;
 
     let issuer = app.url("");
@@ -135,12 +96,7 @@ async fn spa_example_api_verifies_latch_tokens() {
     let me: Value = ok.json().await.unwrap();
     assert_eq!(me["email"], "grace@example.com");
     assert_eq!(me["name"], "grace");
-    let session: Value = browser
-        .get(&app.url("/session"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let session = browser.json(&app.url("/session")).await;
     assert_eq!(me["sub"], session["user"]["id"]);
 
     // No token: a bare challenge (RFC 6750 §3.1); a bad token: invalid_token.

@@ -1,4 +1,5 @@
-//! The store contract, written once and run against every backend.
+//! The store contract, written once and run against every backend, one test per case and
+//! backend; then what happens when Redis goes away, freezes or is down at start.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -39,15 +40,60 @@ where
     }
 }
 
-/// Every check of the contract, against one store. Keys are unique to this call.
-pub async fn contract(store: Arc<dyn Store>) {
-    let p = unique("contract-");
-    let k = |s: &str| format!("{p}{s}");
+/// The contract's cases, in the order [`contract`] runs them; each also runs alone against
+/// every backend as `store_contract::<backend>::<case>` (see [`backends`]), the way Dex's
+/// storage conformance suite names its cases. Every case gets keys of its own (`p`).
+macro_rules! contract_suite {
+    (cases $cases:tt; backends [$($backend:ident),* $(,)?]) => {
+        contract_suite!(@all $cases);
+        $(contract_suite!(@backend $backend $cases);)*
+    };
+    (@all [$($case:ident),* $(,)?]) => {
+        /// Every case of the contract in turn, against one store (a topology set up
+        /// elsewhere, e.g. `redis_topologies`).
+        pub async fn contract(store: Arc<dyn Store>) {
+            $($case(&store, &unique(concat!(stringify!($case), "-"))).await;)*
+        }
+    };
+    (@backend $backend:ident [$($case:ident),* $(,)?]) => {
+        mod $backend {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $case() {
+                    let backend = super::backends::$backend().await;
+                    let p = super::unique(concat!(stringify!($case), "-"));
+                    super::$case(&backend.store, &p).await;
+                }
+            )*
+        }
+    };
+}
 
-    // ping
+contract_suite! {
+    cases [
+        ping,
+        get_put_and_overwrite_bytes,
+        put_new,
+        delete,
+        take_is_single_use,
+        take_has_one_winner_under_concurrency,
+        expire,
+        sets,
+        keys_with_prefix,
+        conditional_writes,
+        rate_limits,
+        ttl_expiry,
+    ];
+    backends [memory, sqlite_file, redis_single, redis_cluster, redis_sentinel]
+}
+
+async fn ping(store: &Arc<dyn Store>, _p: &str) {
     store.ping().await.expect("ping");
+}
 
-    // get / put / overwrite; values are bytes.
+/// get / put / overwrite; values are bytes.
+async fn get_put_and_overwrite_bytes(store: &Arc<dyn Store>, p: &str) {
+    let k = |s: &str| format!("{p}{s}");
     assert_eq!(store.get(&k("missing")).await.unwrap(), None);
     store.put(&k("a"), b"one", None).await.unwrap();
     assert_eq!(
@@ -73,23 +119,32 @@ pub async fn contract(store: Arc<dyn Store>) {
     let odd = k("ünï cödé \u{1F512} *?[]\\");
     store.put(&odd, b"x", None).await.unwrap();
     assert_eq!(store.get(&odd).await.unwrap().as_deref(), Some(&b"x"[..]));
+}
 
-    // put_new
+async fn put_new(store: &Arc<dyn Store>, p: &str) {
+    let k = |s: &str| format!("{p}{s}");
     assert!(store.put_new(&k("n"), b"first", Some(LONG)).await.unwrap());
     assert!(!store.put_new(&k("n"), b"second", Some(LONG)).await.unwrap());
     assert_eq!(
         store.get(&k("n")).await.unwrap().as_deref(),
         Some(&b"first"[..])
     );
+    // A key written by put.
+    store.put(&k("a"), b"two", None).await.unwrap();
     assert!(!store.put_new(&k("a"), b"x", None).await.unwrap());
+}
 
-    // delete
+async fn delete(store: &Arc<dyn Store>, p: &str) {
+    let k = |s: &str| format!("{p}{s}");
+    assert!(store.put_new(&k("n"), b"first", Some(LONG)).await.unwrap());
     assert!(store.delete(&k("n")).await.unwrap());
     assert!(!store.delete(&k("n")).await.unwrap());
     assert_eq!(store.get(&k("n")).await.unwrap(), None);
     assert!(store.put_new(&k("n"), b"again", None).await.unwrap());
+}
 
-    // take: single use
+async fn take_is_single_use(store: &Arc<dyn Store>, p: &str) {
+    let k = |s: &str| format!("{p}{s}");
     store.put(&k("t"), b"code", Some(LONG)).await.unwrap();
     assert_eq!(
         store.take(&k("t")).await.unwrap().as_deref(),
@@ -98,8 +153,11 @@ pub async fn contract(store: Arc<dyn Store>) {
     assert_eq!(store.take(&k("t")).await.unwrap(), None);
     assert_eq!(store.get(&k("t")).await.unwrap(), None);
     assert_eq!(store.take(&k("never")).await.unwrap(), None);
+}
 
-    // take under concurrency: exactly one winner, several rounds.
+/// Exactly one winner, several rounds.
+async fn take_has_one_winner_under_concurrency(store: &Arc<dyn Store>, p: &str) {
+    let k = |s: &str| format!("{p}{s}");
     for round in 0..5 {
         let key = k(&format!("race{round}"));
         store.put(&key, b"once", Some(LONG)).await.unwrap();
@@ -119,17 +177,21 @@ pub async fn contract(store: Arc<dyn Store>) {
             "round {round}: {winners} concurrent takes got the value"
         );
     }
+}
 
-    // expire
+async fn expire(store: &Arc<dyn Store>, p: &str) {
+    let k = |s: &str| format!("{p}{s}");
+    store.put(&k("a"), b"two", None).await.unwrap();
     assert!(!store.expire(&k("missing"), LONG).await.unwrap());
     assert!(store.expire(&k("a"), LONG).await.unwrap());
     assert_eq!(
         store.get(&k("a")).await.unwrap().as_deref(),
         Some(&b"two"[..])
     );
+}
 
-    // sets
-    let s = k("set");
+async fn sets(store: &Arc<dyn Store>, p: &str) {
+    let s = format!("{p}set");
     assert!(store.set_members(&s).await.unwrap().is_empty());
     for m in ["a", "b", "c", "b"] {
         store.set_add(&s, m, None).await.unwrap();
@@ -147,8 +209,11 @@ pub async fn contract(store: Arc<dyn Store>) {
     store.set_add(&s, "x", Some(LONG)).await.unwrap();
     assert!(store.delete(&s).await.unwrap());
     assert!(store.set_members(&s).await.unwrap().is_empty());
+}
 
-    // keys_with_prefix, including glob characters in the prefix.
+/// Including glob characters in the prefix.
+async fn keys_with_prefix(store: &Arc<dyn Store>, p: &str) {
+    let k = |s: &str| format!("{p}{s}");
     let lp = k("list:");
     store.put(&format!("{lp}1"), b"1", None).await.unwrap();
     store
@@ -177,15 +242,11 @@ pub async fn contract(store: Arc<dyn Store>) {
         .await
         .unwrap()
         .is_empty());
-
-    conditional_writes(&*store, &k("cond:")).await;
-    rate_limits(&*store, &k("rate:")).await;
-    ttl_checks(&*store, &k("ttl:")).await;
 }
 
 /// GCRA: `tolerance / interval + 1` requests at once, then one per `interval`; a refused
 /// request is not counted; keys are independent.
-async fn rate_limits(store: &dyn Store, p: &str) {
+async fn rate_limits(store: &Arc<dyn Store>, p: &str) {
     let k = |s: &str| format!("{p}{s}");
     // Wide enough that a loaded machine still makes the burst within one interval.
     let (interval, tolerance) = (Duration::from_millis(1500), Duration::from_millis(3000));
@@ -231,7 +292,7 @@ async fn rate_limits(store: &dyn Store, p: &str) {
 
 /// `put_existing` never creates (a delete wins over a racing extension) and `delete_if`
 /// deletes only the expected value (lock release).
-async fn conditional_writes(store: &dyn Store, p: &str) {
+async fn conditional_writes(store: &Arc<dyn Store>, p: &str) {
     let k = |s: &str| format!("{p}{s}");
     assert!(!store
         .put_existing(&k("absent"), b"x", Some(LONG))
@@ -297,7 +358,7 @@ async fn conditional_writes(store: &dyn Store, p: &str) {
 }
 
 /// Expiry: everything is set up at once and checked after one wait of about [`SHORT`].
-async fn ttl_checks(store: &dyn Store, p: &str) {
+async fn ttl_expiry(store: &Arc<dyn Store>, p: &str) {
     let k = |s: &str| format!("{p}{s}");
     let started = Instant::now();
     store.put(&k("take"), b"v", Some(SHORT)).await.unwrap();
@@ -374,27 +435,70 @@ fn assert_unavailable<T: std::fmt::Debug>(what: &str, r: Result<T, StoreError>) 
 
 // ---- backends ------------------------------------------------------------------------------
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn memory() {
-    let store = store::open("memory://", None).await.unwrap();
-    assert_eq!(store.backend(), "memory");
-    contract(store).await;
+/// A fresh store of each kind for one test, with what keeps it alive (a temp dir, the
+/// `redis-server` processes, killed when it drops).
+mod backends {
+    use super::*;
+
+    pub struct Backend {
+        pub store: Arc<dyn Store>,
+        _keep: Box<dyn std::any::Any + Send>,
+    }
+
+    /// Opens `url`, asserting the backend's name; `keep` lives as long as the store.
+    async fn open(
+        url: &str,
+        path: Option<&std::path::Path>,
+        backend: &str,
+        keep: impl std::any::Any + Send,
+    ) -> Backend {
+        let store = store::open(url, path).await.unwrap();
+        assert_eq!(store.backend(), backend);
+        Backend {
+            store,
+            _keep: Box::new(keep),
+        }
+    }
+
+    pub async fn memory() -> Backend {
+        open("memory://", None, "memory", ()).await
+    }
+
+    pub async fn sqlite_file() -> Backend {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("latch.db");
+        open("sqlite://ignored.db", Some(&path), "sqlite", dir).await
+    }
+
+    pub async fn redis_single() -> Backend {
+        let server = RedisServer::new();
+        open(&server.url(), None, "redis", server).await
+    }
+
+    pub async fn redis_cluster() -> Backend {
+        let cluster = RedisCluster::new();
+        open(&cluster.url(), None, "redis-cluster", cluster).await
+    }
+
+    pub async fn redis_sentinel() -> Backend {
+        let sentinel = RedisSentinel::new();
+        open(&sentinel.url(), None, "redis-sentinel", sentinel).await
+    }
 }
 
+/// The file outlives the store: data survives a reopen, and the path may come from the URL.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn sqlite_file() {
+async fn sqlite_file_survives_a_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("latch.db");
     let store = store::open("sqlite://ignored.db", Some(&path))
         .await
         .unwrap();
     assert_eq!(store.backend(), "sqlite");
-    contract(store.clone()).await;
     store.put("persisted", b"yes", None).await.unwrap();
     drop(store);
     assert!(path.exists());
 
-    // The path may also come from the URL; data survives a reopen.
     let url = format!("sqlite://{}", path.display());
     let store = store::open(&url, None).await.unwrap();
     assert_eq!(
@@ -403,22 +507,12 @@ async fn sqlite_file() {
     );
 }
 
+/// Keys land on every master, and the listing finds them all.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn redis_single() {
-    let server = RedisServer::new();
-    let store = store::open(&server.url(), None).await.unwrap();
-    assert_eq!(store.backend(), "redis");
-    contract(store).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn redis_cluster() {
+async fn redis_cluster_spreads_keys_over_every_master() {
     let cluster = RedisCluster::new();
     let store = store::open(&cluster.url(), None).await.unwrap();
     assert_eq!(store.backend(), "redis-cluster");
-    contract(store.clone()).await;
-
-    // Keys land on every master, and the listing finds them all.
     let p = unique("spread-");
     for i in 0..30 {
         store
@@ -431,14 +525,6 @@ async fn redis_cluster() {
         let count = crate::support::redis::raw_command(n.port(), "DBSIZE").unwrap_or_default();
         assert_ne!(count.trim(), ":0", "a master holds no keys: {count}");
     }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn redis_sentinel() {
-    let sentinel = RedisSentinel::new();
-    let store = store::open(&sentinel.url(), None).await.unwrap();
-    assert_eq!(store.backend(), "redis-sentinel");
-    contract(store).await;
 }
 
 /// While Redis is down every call fails with Unavailable within 3 s, each time.
@@ -481,21 +567,36 @@ async fn assert_recovers(store: &dyn Store, limit: Duration, label: &str) {
     );
 }
 
-/// Redis goes away: calls fail fast with Unavailable; it comes back: the same store recovers.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn redis_outage_and_recovery() {
-    let mut server = RedisServer::new();
-    let store = store::open(&server.url(), None).await.unwrap();
+/// The store on `url` has written a key; `switch(false)` takes Redis away: `fast` calls
+/// fail fast with Unavailable and then every call does, twice over; `switch(true)` brings
+/// it back, and the same store recovers within `limit`.
+async fn outage_and_recovery(
+    url: &str,
+    fast: usize,
+    mut switch: impl FnMut(bool),
+    limit: Duration,
+    label: &str,
+) {
+    let store = store::open(url, None).await.unwrap();
     store.put("before", b"1", None).await.unwrap();
 
-    server.stop();
-    for _ in 0..3 {
+    switch(false);
+    for _ in 0..fast {
         assert_fails_fast(&*store).await;
     }
     assert_down(&*store, 2).await;
 
-    server.start();
-    assert_recovers(&*store, Duration::from_secs(5), "redis").await;
+    switch(true);
+    assert_recovers(&*store, limit, label).await;
+}
+
+/// Redis goes away: calls fail fast with Unavailable; it comes back: the same store recovers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redis_outage_and_recovery() {
+    let mut server = RedisServer::new();
+    let url = server.url();
+    let switch = |up| if up { server.start() } else { server.stop() };
+    outage_and_recovery(&url, 3, switch, Duration::from_secs(5), "redis").await;
 }
 
 /// A frozen Redis (connections open, no answers) gives Unavailable after the response
@@ -522,49 +623,53 @@ async fn redis_frozen_server_times_out() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sentinel_outage_and_recovery() {
     let mut s = RedisSentinel::new();
-    let store = store::open(&s.url(), None).await.unwrap();
-    store.put("before", b"1", None).await.unwrap();
-
-    s.master.stop();
-    assert_fails_fast(&*store).await;
-    assert_down(&*store, 2).await;
-
-    s.master.start();
-    assert_recovers(&*store, Duration::from_secs(5), "sentinel").await;
+    let url = s.url();
+    let switch = |up| {
+        if up {
+            s.master.start()
+        } else {
+            s.master.stop()
+        }
+    };
+    outage_and_recovery(&url, 1, switch, Duration::from_secs(5), "sentinel").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn cluster_outage_and_recovery() {
     let mut cluster = RedisCluster::new();
-    let store = store::open(&cluster.url(), None).await.unwrap();
-    store.put("before", b"1", None).await.unwrap();
+    let url = cluster.url();
+    let switch = |up| {
+        for n in &mut cluster.nodes {
+            if up {
+                n.start()
+            } else {
+                n.stop()
+            }
+        }
+    };
+    outage_and_recovery(&url, 1, switch, Duration::from_secs(10), "cluster").await;
+}
 
-    for n in &mut cluster.nodes {
-        n.stop();
-    }
-    assert_fails_fast(&*store).await;
-    assert_down(&*store, 2).await;
-
-    for n in &mut cluster.nodes {
-        n.start();
-    }
-    assert_recovers(&*store, Duration::from_secs(10), "cluster").await;
+/// `open()` of `url` while nothing listens succeeds; the store reports Unavailable, within
+/// 3 s.
+async fn open_while_down(url: &str) -> Arc<dyn Store> {
+    let t = Instant::now();
+    let store = store::open(url, None).await.expect("open with Redis down");
+    assert_unavailable("ping", store.ping().await);
+    assert_unavailable("get", store.get("k").await);
+    assert!(
+        t.elapsed() < Duration::from_secs(3),
+        "{url}: took {:?}",
+        t.elapsed()
+    );
+    store
 }
 
 /// `open()` succeeds with Redis down; the store reports Unavailable, then works once it is up.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn redis_down_at_open() {
     let port = free_port(false);
-    let url = format!("redis://127.0.0.1:{port}");
-    let t = Instant::now();
-    let store = store::open(&url, None).await.expect("open with Redis down");
-    assert_unavailable("ping", store.ping().await);
-    assert_unavailable("get", store.get("k").await);
-    assert!(
-        t.elapsed() < Duration::from_secs(3),
-        "took {:?}",
-        t.elapsed()
-    );
+    let store = open_while_down(&format!("redis://127.0.0.1:{port}")).await;
 
     let _server = RedisServer::on_port(port);
     poll_until("the store to connect", Duration::from_secs(5), || async {
@@ -583,15 +688,7 @@ async fn sentinel_and_cluster_down_at_open() {
         format!("redis+sentinel://127.0.0.1:{port}/mymaster"),
         format!("redis+cluster://127.0.0.1:{port}"),
     ] {
-        let t = Instant::now();
-        let store = store::open(&url, None).await.expect("open with Redis down");
-        assert_unavailable("ping", store.ping().await);
-        assert_unavailable("get", store.get("k").await);
-        assert!(
-            t.elapsed() < Duration::from_secs(3),
-            "{url}: took {:?}",
-            t.elapsed()
-        );
+        open_while_down(&url).await;
     }
 }
 

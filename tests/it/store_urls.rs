@@ -3,7 +3,8 @@
 //! and no password appears in anything either prints, for valid URLs and refused ones.
 use reqwest::StatusCode;
 
-use crate::support::latch_bin::{check, config_with_store, http_client, serve};
+use crate::support::browser::http_client;
+use crate::support::latch_bin::{check, config_with_store, serve};
 use crate::support::redis::{free_port, RedisServer};
 
 const PW: &str = "hunter2-Very-Secret";
@@ -90,7 +91,7 @@ async fn serve_starts_with_every_form_and_never_logs_the_password() {
             .await
             .unwrap();
         assert_eq!(session.status(), StatusCode::SERVICE_UNAVAILABLE, "{url}");
-        let output = latch.stop().await;
+        let output = latch.kill().await;
         assert!(output.contains("latch is listening"), "{url}: {output}");
         assert!(
             output.contains(&url.replace(PW, "***")),
@@ -111,7 +112,7 @@ async fn serve_with_a_real_password_protected_redis() {
     let latch = serve(&config_with_store(&right)).await;
     let ready = client.get(latch.url("/readyz")).send().await.unwrap();
     assert_eq!(ready.status(), StatusCode::OK);
-    let output = latch.stop().await;
+    let output = latch.kill().await;
     assert!(!output.contains(PW), "{output}");
 
     let wrong_pw = "wrong-Password-42";
@@ -120,7 +121,7 @@ async fn serve_with_a_real_password_protected_redis() {
     let ready = client.get(latch.url("/readyz")).send().await.unwrap();
     assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
     let body = ready.text().await.unwrap();
-    let output = latch.stop().await;
+    let output = latch.kill().await;
     for shown in [&body, &output] {
         assert!(!shown.contains(PW) && !shown.contains(wrong_pw), "{shown}");
     }

@@ -1,7 +1,8 @@
 //! Access tokens, the JWKS and refresh-token rotation (SPEC §4), with tokens verified by
 //! panva's `jose` (tests/oidc-provider/verify-jwt.mjs), not by latch's own code.
-use crate::signin_dev::sign_in_with_dev;
-use crate::support::browser::{set_cookie_line, Browser};
+use crate::support::browser::{cookie_value, set_cookie_line, Browser};
+use crate::support::dev::signed_in;
+use crate::support::flows::{refresh_with, sign_out};
 use crate::support::latch::{Setup, TestApp};
 use crate::support::redis::RedisServer;
 use reqwest::header::COOKIE;
@@ -22,12 +23,6 @@ async fn spawn(tokens: &str, setup: Setup) -> TestApp {
         .await
 }
 
-async fn signed_in(app: &TestApp, email: &str) -> Browser {
-    let browser = Browser::new();
-    sign_in_with_dev(app, &browser, email, "/").await;
-    browser
-}
-
 /// `POST /token` (or `/refresh`) that must succeed: the JSON and the response's refresh cookie.
 async fn expect_token(response: Response) -> (Value, String) {
     let status = response.status();
@@ -42,28 +37,7 @@ async fn expect_token(response: Response) -> (Value, String) {
 }
 
 async fn post_token(app: &TestApp, browser: &Browser) -> (Value, String) {
-    expect_token(browser.send(browser.client.post(app.url("/token"))).await).await
-}
-
-fn cookie_value(line: &str) -> String {
-    line.split(';')
-        .next()
-        .unwrap()
-        .split_once('=')
-        .unwrap()
-        .1
-        .to_string()
-}
-
-/// `POST /refresh` with exactly this refresh token, from a client without other cookies.
-async fn refresh_with(app: &TestApp, token: &str) -> Response {
-    Browser::new()
-        .client
-        .post(app.url("/refresh"))
-        .header(COOKIE, format!("{REFRESH}={token}"))
-        .send()
-        .await
-        .unwrap()
+    expect_token(browser.post(&app.url("/token")).await).await
 }
 
 /// A JSON refusal with `status`: its error code.
@@ -80,7 +54,7 @@ async fn refusal(response: Response, status: StatusCode) -> String {
 
 /// Runs jose's `jwtVerify` against latch's JWKS.
 async fn verify(token: &str, jwks_url: &str, issuer: &str, audience: &str) -> Value {
-    crate::support::oidc_provider::install(NODE_DIR).await;
+    crate::support::oidc_provider::install().await;
     let out = tokio::process::Command::new("node")
         .args(["verify-jwt.mjs", token, jwks_url, issuer, audience])
         .current_dir(NODE_DIR)
@@ -115,12 +89,7 @@ async fn access_token_verifies_with_jose_and_refresh_cookie_is_scoped() {
     )
     .await;
     let browser = signed_in(&app, "ada@example.com").await;
-    let session: Value = browser
-        .get(&app.url("/session"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let session = browser.json(&app.url("/session")).await;
     let (body, cookie) = post_token(&app, &browser).await;
 
     // The refresh cookie: HttpOnly, SameSite=Strict, only sent to the refresh route.
@@ -140,7 +109,7 @@ async fn access_token_verifies_with_jose_and_refresh_cookie_is_scoped() {
 
     // The JWKS is under base_path, with public keys only.
     let jwks_url = app.url("/.well-known/jwks.json");
-    let jwks: Value = browser.get(&jwks_url).await.json().await.unwrap();
+    let jwks = browser.json(&jwks_url).await;
     let keys = jwks["keys"].as_array().unwrap();
     assert!(!keys.is_empty());
     for k in keys {
@@ -231,7 +200,7 @@ async fn tokens_signed_before_a_key_rotation_still_verify() {
         assert!(Instant::now() < deadline, "no rotation within 5 s");
     };
     let jwks_url = app.url("/.well-known/jwks.json");
-    let jwks: Value = browser.get(&jwks_url).await.json().await.unwrap();
+    let jwks = browser.json(&jwks_url).await;
     let kids: Vec<&str> = jwks["keys"]
         .as_array()
         .unwrap()
@@ -253,8 +222,7 @@ async fn refresh_rotates_and_reuse_after_grace_revokes_family_and_session() {
     let r1 = cookie_value(&first);
 
     // Each refresh gives a new access token and a new refresh cookie.
-    let (body, second) =
-        expect_token(browser.send(browser.client.post(app.url("/refresh"))).await).await;
+    let (body, second) = expect_token(browser.post(&app.url("/refresh")).await).await;
     let r2 = cookie_value(&second);
     assert_ne!(r1, r2);
     assert!(second.contains("Path=/refresh") && second.contains("SameSite=Strict"));
@@ -266,8 +234,7 @@ async fn refresh_rotates_and_reuse_after_grace_revokes_family_and_session() {
     )
     .await;
     assert_eq!(verified["payload"]["email"], "rt@example.com", "{verified}");
-    let (_, third) =
-        expect_token(browser.send(browser.client.post(app.url("/refresh"))).await).await;
+    let (_, third) = expect_token(browser.post(&app.url("/refresh")).await).await;
     let r3 = cookie_value(&third);
     assert_ne!(r2, r3);
     assert_eq!(browser.cookie(REFRESH).unwrap().value, r3);
@@ -287,12 +254,7 @@ async fn refresh_rotates_and_reuse_after_grace_revokes_family_and_session() {
         refusal(after, StatusCode::UNAUTHORIZED).await,
         "InvalidRefreshToken"
     );
-    let session: Value = browser
-        .get(&app.url("/session"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let session = browser.json(&app.url("/session")).await;
     assert_eq!(session, json!({}));
 }
 
@@ -314,7 +276,7 @@ async fn racing_refreshes_within_grace_both_succeed() {
     );
     assert_ne!(cookie_value(&ca), r1);
     // The family goes on from there.
-    expect_token(browser.send(browser.client.post(app.url("/refresh"))).await).await;
+    expect_token(browser.post(&app.url("/refresh")).await).await;
 }
 
 #[tokio::test]
@@ -324,13 +286,7 @@ async fn sign_out_and_revoke_end_refresh() {
     // Sign out: the refresh token stops working with the session.
     let browser = signed_in(&app, "out@example.com").await;
     let (_, cookie) = post_token(&app, &browser).await;
-    let csrf: Value = browser.get(&app.url("/csrf")).await.json().await.unwrap();
-    browser
-        .post_form(
-            &app.url("/signout"),
-            &[("csrfToken", csrf["csrfToken"].as_str().unwrap())],
-        )
-        .await;
+    sign_out(&app, &browser, &[]).await;
     let refused = refresh_with(&app, &cookie_value(&cookie)).await;
     assert_eq!(
         refusal(refused, StatusCode::UNAUTHORIZED).await,
@@ -340,14 +296,9 @@ async fn sign_out_and_revoke_end_refresh() {
     // /revoke with the session cookie: the session and its families end.
     let browser = signed_in(&app, "rev@example.com").await;
     let (_, cookie) = post_token(&app, &browser).await;
-    let revoked = browser.send(browser.client.post(app.url("/revoke"))).await;
+    let revoked = browser.post(&app.url("/revoke")).await;
     assert_eq!(revoked.status(), StatusCode::OK);
-    let session: Value = browser
-        .get(&app.url("/session"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let session = browser.json(&app.url("/session")).await;
     assert_eq!(session, json!({}));
     let refused = refresh_with(&app, &cookie_value(&cookie)).await;
     assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
@@ -365,12 +316,7 @@ async fn sign_out_and_revoke_end_refresh() {
         StatusCode::UNAUTHORIZED
     );
     expect_token(refresh_with(&app, &cookie_value(&other)).await).await;
-    let session: Value = browser
-        .get(&app.url("/session"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let session = browser.json(&app.url("/session")).await;
     assert_eq!(session["user"]["email"], "fam@example.com");
     // An unknown token is no error (RFC 7009).
     let unknown = Browser::new()
@@ -424,26 +370,16 @@ async fn two_instances_on_one_redis_share_sessions_keys_and_families() {
     let b = spawn("", Setup::default().store(redis.url())).await;
     // One browser: both instances are on 127.0.0.1, so it sends its cookies to both.
     let browser = signed_in(&a, "two@example.com").await;
-    let session: Value = browser.get(&b.url("/session")).await.json().await.unwrap();
+    let session = browser.json(&b.url("/session")).await;
     assert_eq!(session["user"]["email"], "two@example.com");
 
     let (body, _) = post_token(&b, &browser).await;
-    let (_, on_a) = expect_token(browser.send(browser.client.post(a.url("/refresh"))).await).await;
-    let (_, on_b) = expect_token(browser.send(browser.client.post(b.url("/refresh"))).await).await;
+    let (_, on_a) = expect_token(browser.post(&a.url("/refresh")).await).await;
+    let (_, on_b) = expect_token(browser.post(&b.url("/refresh")).await).await;
     assert_ne!(cookie_value(&on_a), cookie_value(&on_b));
 
-    let jwks_a: Value = browser
-        .get(&a.url("/.well-known/jwks.json"))
-        .await
-        .json()
-        .await
-        .unwrap();
-    let jwks_b: Value = browser
-        .get(&b.url("/.well-known/jwks.json"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let jwks_a = browser.json(&a.url("/.well-known/jwks.json")).await;
+    let jwks_b = browser.json(&b.url("/.well-known/jwks.json")).await;
     assert_eq!(jwks_a, jwks_b);
     // A token from B verifies against A's JWKS.
     let verified = verify(

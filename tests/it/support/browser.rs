@@ -15,6 +15,17 @@ pub struct StoredCookie {
     pub raw: String,
 }
 
+/// A plain HTTP client (no redirects followed, 30 s timeout), with the process's crypto
+/// provider set.
+pub fn http_client() -> reqwest::Client {
+    latch::install_crypto_provider();
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(std::time::Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
 pub struct Browser {
     pub client: reqwest::Client,
     jar: Mutex<Vec<StoredCookie>>,
@@ -28,14 +39,8 @@ impl Default for Browser {
 
 impl Browser {
     pub fn new() -> Self {
-        latch::install_crypto_provider();
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(std::time::Duration::from_secs(30))
-            .build()
-            .unwrap();
         Browser {
-            client,
+            client: http_client(),
             jar: Mutex::new(Vec::new()),
         }
     }
@@ -101,6 +106,32 @@ impl Browser {
 
     pub async fn get(&self, url: &str) -> Response {
         self.send(self.client.get(url)).await
+    }
+
+    /// `GET url`, its body as JSON.
+    pub async fn json(&self, url: &str) -> serde_json::Value {
+        self.get(url).await.json().await.unwrap()
+    }
+
+    /// `POST url` with no body (`/token`, `/refresh`, `/revoke`).
+    pub async fn post(&self, url: &str) -> Response {
+        self.send(self.client.post(url)).await
+    }
+
+    /// `GET url` with one more header.
+    pub async fn get_with(&self, url: &str, (name, value): (&str, &str)) -> Response {
+        self.send(self.client.get(url).header(name, value)).await
+    }
+
+    /// `POST url` with `form` and one more header (`X-Auth-Return-Redirect: 1`, say).
+    pub async fn post_form_with(
+        &self,
+        url: &str,
+        (name, value): (&str, &str),
+        form: &[(&str, &str)],
+    ) -> Response {
+        self.send(self.client.post(url).header(name, value).form(form))
+            .await
     }
 
     pub async fn post_form(&self, url: &str, form: &[(&str, &str)]) -> Response {
@@ -183,6 +214,12 @@ pub fn set_cookie_line(response: &Response, name: &str) -> Option<String> {
         .iter()
         .map(|v| v.to_str().unwrap().to_string())
         .find(|v| v.starts_with(&format!("{name}=")))
+}
+
+/// The value of a Set-Cookie line (`name=value; …`).
+pub fn cookie_value(line: &str) -> String {
+    let pair = line.split(';').next().unwrap();
+    pair.split_once('=').unwrap().1.to_string()
 }
 
 /// A query parameter of a URL.

@@ -1,5 +1,6 @@
 //! An in-repo OpenID provider that misbehaves on request: the cases a real provider will
 //! not produce (forged signatures, wrong issuer, expired tokens, slow or broken endpoints).
+use super::latch::{Setup, TestApp};
 use aws_lc_rs::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
@@ -114,8 +115,7 @@ fn jwk(key: &EcdsaKeyPair, kid: &str) -> Value {
 
 impl Hostile {
     pub async fn start() -> Hostile {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let issuer = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+        let (listener, issuer) = super::stub::listen().await;
         let gen = || EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING).unwrap();
         let inner = Arc::new(Inner {
             issuer: issuer.clone(),
@@ -133,9 +133,7 @@ impl Hostile {
             .route("/token", post(token))
             .route("/userinfo", get(userinfo))
             .with_state(inner.clone());
-        tokio::spawn(async move {
-            axum::serve(listener, app).await.unwrap();
-        });
+        super::stub::spawn(listener, app);
         Hostile { inner, issuer }
     }
 
@@ -145,6 +143,15 @@ impl Hostile {
 
     pub fn jwks_hits(&self) -> usize {
         self.inner.jwks_hits.load(Ordering::SeqCst)
+    }
+
+    /// A hostile provider behaving as `behavior`, and latch (`setup`, with its providers
+    /// replaced) with it as its one provider.
+    pub async fn with_app(behavior: Behavior, setup: Setup) -> (Hostile, TestApp) {
+        let hostile = Hostile::start().await;
+        hostile.set(behavior);
+        let app = setup.with_providers(hostile.provider_toml()).spawn().await;
+        (hostile, app)
     }
 
     /// The `[providers.hostile]` table for latch.
@@ -185,17 +192,7 @@ fn answer(s: &Inner, endpoint: Endpoint, value: Value) -> Response {
 }
 
 async fn discovery(State(s): State<Arc<Inner>>) -> Response {
-    let i = &s.issuer;
-    let document = json!({
-        "issuer": i,
-        "authorization_endpoint": format!("{i}/authorize"),
-        "token_endpoint": format!("{i}/token"),
-        "userinfo_endpoint": format!("{i}/userinfo"),
-        "jwks_uri": format!("{i}/jwks"),
-        "response_types_supported": ["code"],
-        "subject_types_supported": ["public"],
-        "id_token_signing_alg_values_supported": ["ES256"],
-    });
+    let document = super::stub::discovery(&s.issuer, "ES256");
     answer(&s, Endpoint::Discovery, document)
 }
 

@@ -1,29 +1,20 @@
 //! A real third-party OpenID provider: panva's `oidc-provider` from npm (pinned in
 //! tests/oidc-provider/package-lock.json), started on a free port for one test.
+use super::latch::{Setup, TestApp};
+use super::node::{npm_ci, start_server};
 use std::process::Stdio;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::process::Child;
 
 pub const CLIENT_ID: &str = "latch-it";
 pub const CLIENT_SECRET: &str = "oidc-provider-test-secret";
 
+const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/oidc-provider");
+
 /// Installs the pinned packages once per test run (`npm ci`), so `cargo test` alone works.
-pub async fn install(dir: &'static str) {
-    static INSTALLED: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
-    INSTALLED
-        .get_or_init(|| async move {
-            if std::path::Path::new(dir).join("node_modules/oidc-provider").is_dir() {
-                return;
-            }
-            let status = Command::new("npm")
-                .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
-                .current_dir(dir)
-                .status()
-                .await
-                .expect("npm (Node.js 20+) is needed for the oidc-provider tests: apt-get install -y nodejs npm");
-            assert!(status.success(), "npm ci in tests/oidc-provider failed");
-        })
-        .await;
+pub async fn install() {
+    npm_ci(DIR, "node_modules/oidc-provider", "the oidc-provider tests").await;
 }
 
 pub struct OidcProvider {
@@ -34,36 +25,38 @@ pub struct OidcProvider {
 impl OidcProvider {
     /// Starts the provider with one client whose redirect URI is `redirect_uri`.
     pub async fn start(redirect_uri: &str) -> OidcProvider {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/oidc-provider");
-        install(dir).await;
-        let mut child = Command::new("node")
-            .arg("server.js")
-            .current_dir(dir)
-            .env("PORT", "0")
-            .env("CLIENT_ID", CLIENT_ID)
-            .env("CLIENT_SECRET", CLIENT_SECRET)
-            .env("REDIRECT_URI", redirect_uri)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("node is installed");
-        let stdout = child.stdout.take().unwrap();
-        let mut lines = BufReader::new(stdout).lines();
-        let line = tokio::time::timeout(std::time::Duration::from_secs(30), lines.next_line())
-            .await
-            .expect("oidc-provider starts within 30 s")
-            .unwrap()
-            .expect("oidc-provider prints LISTENING <port>");
-        let port: u16 = line
-            .strip_prefix("LISTENING ")
-            .and_then(|p| p.trim().parse().ok())
-            .unwrap_or_else(|| panic!("unexpected first line from oidc-provider: {line}"));
+        install().await;
+        let env = [
+            ("CLIENT_ID", CLIENT_ID),
+            ("CLIENT_SECRET", CLIENT_SECRET),
+            ("REDIRECT_URI", redirect_uri),
+        ];
+        // A piped stdin: the provider exits when it closes, should this process die first.
+        let (child, issuer) = start_server(
+            DIR,
+            "server.js",
+            &env,
+            Stdio::piped(),
+            Duration::from_secs(30),
+        )
+        .await;
         OidcProvider {
-            issuer: format!("http://127.0.0.1:{port}"),
+            issuer,
             _child: child,
         }
+    }
+
+    /// The provider, and latch with it as its one provider (its redirect URI is on
+    /// latch's port, so that port is bound first).
+    pub async fn with_app() -> (OidcProvider, TestApp) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let provider = OidcProvider::start(&format!("http://127.0.0.1:{port}/callback/oidc")).await;
+        let app = Setup::default()
+            .with_providers(provider.provider_toml())
+            .spawn_on(listener)
+            .await;
+        (provider, app)
     }
 
     pub fn provider_toml(&self) -> String {

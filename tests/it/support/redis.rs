@@ -33,9 +33,7 @@ fn require(bin: &str) {
 /// 10000 (the cluster bus) must be free too.
 pub fn free_port(bus: bool) -> u16 {
     for _ in 0..100 {
-        let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-        let port = l.local_addr().unwrap().port();
-        drop(l);
+        let port = super::free_port();
         if !bus {
             return port;
         }
@@ -569,22 +567,26 @@ impl SentinelSet {
         self.nodes.iter_mut().find(|n| n.port() == port).unwrap()
     }
 
+    /// What each Sentinel answers for `get-master-addr-by-name`.
+    fn masters_named(&self) -> Vec<String> {
+        self.sentinels
+            .iter()
+            .map(|s| {
+                redis_cli(
+                    s.port(),
+                    None,
+                    &["SENTINEL", "get-master-addr-by-name", SENTINEL_SERVICE],
+                )
+            })
+            .collect()
+    }
+
     /// Waits until every Sentinel names the same running master, that master has an online
     /// replica the Sentinels see with a working link, and the Sentinels can authorize a
     /// failover (`SENTINEL CKQUORUM`).
     pub fn wait_healthy(&self, within: Duration) {
         wait_for("the Sentinel set never became healthy", within, || {
-            let names: Vec<String> = self
-                .sentinels
-                .iter()
-                .map(|s| {
-                    redis_cli(
-                        s.port(),
-                        None,
-                        &["SENTINEL", "get-master-addr-by-name", SENTINEL_SERVICE],
-                    )
-                })
-                .collect();
+            let names = self.masters_named();
             if names.iter().any(|n| n != &names[0]) {
                 return Err(format!("Sentinels disagree: {names:?}"));
             }
@@ -621,17 +623,7 @@ impl SentinelSet {
     /// Waits until every Sentinel names a master other than `old`; returns its port.
     pub fn wait_new_master(&self, old: u16, within: Duration) -> u16 {
         wait_for("no new master was elected", within, || {
-            let ports: Vec<String> = self
-                .sentinels
-                .iter()
-                .map(|s| {
-                    redis_cli(
-                        s.port(),
-                        None,
-                        &["SENTINEL", "get-master-addr-by-name", SENTINEL_SERVICE],
-                    )
-                })
-                .collect();
+            let ports = self.masters_named();
             if ports
                 .iter()
                 .all(|p| !p.contains(&old.to_string()) && p.contains("127.0.0.1"))
