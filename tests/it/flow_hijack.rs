@@ -375,3 +375,23 @@ async fn a_get_start_never_links_to_the_signed_in_user() {
     assert_eq!(done.status(), StatusCode::FOUND);
     assert_ne!(user_id(&app, &attacker).await, victim_id);
 }
+
+/// Another browser's pending flow is not this browser's: the flows pending per binding
+/// cookie are counted per cookie, so a callback clears its own flow cookie while a stranger
+/// is still mid-sign-in.
+#[tokio::test]
+async fn another_browsers_pending_flow_does_not_keep_this_flow_cookie() {
+    let (_hostile, app) = Hostile::with_app(Behavior::default(), Setup::default()).await;
+    let (stranger, browser) = (Browser::new(), Browser::new());
+    let _pending = provider_callback(&app, &stranger, "/signin/hostile").await;
+    let callback = provider_callback(&app, &browser, "/signin/hostile?callbackUrl=/home").await;
+    assert_ne!(flow_cookie(&stranger), flow_cookie(&browser));
+    let done = browser.get(&callback).await;
+    assert_eq!(
+        location(&done, StatusCode::FOUND),
+        format!("{}/home", app.origin)
+    );
+    let cleared = set_cookie_line(&done, "latch.flow").expect("the flow cookie cleared");
+    assert!(cleared.contains("Max-Age=0"), "{cleared}");
+    assert!(stranger.cookie("latch.flow").is_some());
+}
