@@ -1,7 +1,7 @@
 //! `/token`, `/refresh`, `/revoke` and `/.well-known/jwks.json`: access tokens for apps,
 //! refresh-token rotation, revocation, and the public signing keys.
 use super::{cookies, parse_form, AppState, WebError};
-use crate::error::{AuthError, ErrorCode};
+use crate::error::{printable, AuthError, ErrorCode};
 use crate::tokens::refresh::{Issued, Refusal};
 use axum::body::Bytes;
 use axum::extract::State;
@@ -51,12 +51,6 @@ pub fn routes(app: &AppState) -> Router<AppState> {
             get(super::provider_tokens::provider_token),
         )
         .with_state(state)
-}
-
-/// Client-supplied text for a log line: at most 100 characters (quoted with `{:?}`, which
-/// escapes control characters).
-fn short(s: &str) -> String {
-    s.chars().take(100).collect()
 }
 
 fn refused(code: ErrorCode, reason: impl Into<String>) -> WebError {
@@ -140,7 +134,7 @@ pub(super) fn same_site_only(app: &AppState, headers: &HeaderMap) -> Result<(), 
             ErrorCode::CrossSiteRequest,
             format!(
                 "Origin {:?} is neither public_url's nor a trusted_origins match",
-                short(origin)
+                printable(origin, 100)
             ),
         ));
     }
@@ -171,7 +165,7 @@ fn requested_audiences<'a>(app: &'a AppState, body: &[u8]) -> Result<Vec<&'a str
                 ErrorCode::InvalidAudience,
                 format!(
                     "audience {:?} is not one of tokens.audience or tokens.provider_token_audience",
-                    short(a)
+                    printable(a, 100)
                 ),
             ));
         };
