@@ -267,7 +267,8 @@ pub(crate) fn client_key(ip: IpAddr) -> IpAddr {
 }
 
 /// The middleware: answers 429 `TooManyRequests` with `Retry-After` (whole seconds).
-pub async fn enforce(State(limiter): State<Arc<Limiter>>, req: Request, next: Next) -> Response {
+pub async fn enforce(State(app): State<super::AppState>, req: Request, next: Next) -> Response {
+    let limiter = &app.limiter;
     if let Some(ConnectInfo(peer)) = req.extensions().get::<ConnectInfo<SocketAddr>>() {
         limiter.notice_forwarded(peer.ip(), req.headers());
     }

@@ -5,6 +5,7 @@ mod csp;
 pub mod csrf;
 mod dev_routes;
 mod errors;
+mod extract;
 mod introspect;
 pub(crate) mod limits;
 pub mod logos;
@@ -19,12 +20,13 @@ mod tokens;
 use crate::config::Config;
 use crate::identity::Users;
 use crate::provider::Providers;
+use crate::provider_tokens::ProviderTokens;
 use crate::session::Sessions;
 use crate::store::Store;
 use crate::tokens::access::AccessTokens;
 use crate::tokens::refresh::RefreshFamilies;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use cookies::CookiePolicy;
 pub use errors::WebError;
@@ -43,6 +45,10 @@ pub struct App {
     /// `/introspect` and `/provider-token`.
     pub tokens: AccessTokens,
     pub families: RefreshFamilies,
+    /// Provider tokens handed to apps (`/provider-token`).
+    pub provider_tokens: ProviderTokens,
+    /// Per-client request rates (`[limits]`).
+    pub(crate) limiter: limits::Limiter,
     pub templates: Templates,
     pub cookies: CookiePolicy,
 }
@@ -95,8 +101,16 @@ pub fn router(app: AppState) -> Router {
         .route("/verify", get(api::verify))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
-        .merge(dev_routes::routes())
-        .merge(tokens::routes(&app));
+        .route("/token", post(tokens::token))
+        .route("/refresh", post(tokens::refresh))
+        .route("/revoke", post(tokens::revoke))
+        .route("/introspect", post(introspect::introspect))
+        .route("/.well-known/jwks.json", get(tokens::jwks))
+        .route(
+            "/provider-token/{provider}",
+            get(provider_tokens::provider_token),
+        )
+        .merge(dev_routes::routes());
     // With `metrics_listen`, `/metrics` lives on that listener only (here: the 404 fallback).
     let routes = if app.config.server.metrics_listen.is_none() {
         routes.route("/metrics", get(ops::metrics))
@@ -115,13 +129,7 @@ pub fn router(app: AppState) -> Router {
         .fallback(ops::not_found)
         // Inside `request_context`, which renders their 429s and 431s.
         .layer(axum::middleware::from_fn_with_state(
-            Arc::new(limits::Limiter::new(
-                &app.config,
-                app.store
-                    .backend()
-                    .starts_with("redis")
-                    .then(|| app.store.clone()),
-            )),
+            app.clone(),
             limits::enforce,
         ))
         .layer(axum::middleware::from_fn(limits::header_size))
