@@ -53,7 +53,7 @@ async fn open_store(config: &Config) -> Result<Arc<dyn Store>, StartError> {
 }
 
 /// The application state on an open store.
-fn build_on(
+pub(crate) fn build_on(
     config: Config,
     local_addr: std::net::SocketAddr,
     store: Arc<dyn Store>,
@@ -259,7 +259,7 @@ async fn apply_reloads(
 }
 
 /// hyper's own caps on a request head. Past them hyper answers a bare 431 itself (it never
-/// calls latch); the smaller limits in `web::limits::header_size` answer a rendered 431 below.
+/// calls latch); the smaller limits in `web::limits::head_too_large` answer a rendered 431 below.
 const HYPER_MAX_HEADER_BYTES: usize = 32 * 1024;
 const HYPER_MAX_HEADERS: usize = 200;
 /// How long in-flight requests may take to finish after a shutdown signal.

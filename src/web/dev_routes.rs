@@ -1,4 +1,6 @@
 //! HTTP face of the development OpenID provider (see `provider::dev`).
+use super::layers::Answer;
+use super::routes::Group;
 use super::{parse_form, AppState, RequestContext, WebError};
 use crate::error::ErrorCode;
 use crate::provider::dev::DevProvider;
@@ -7,7 +9,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::header::{HeaderMap, AUTHORIZATION, LOCATION, WWW_AUTHENTICATE};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Json, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Extension, Router};
 use base64::Engine;
 use minijinja::context;
@@ -15,19 +17,23 @@ use serde_json::json;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-pub fn routes() -> Router<AppState> {
+/// The development provider's endpoints, in `group`; its token endpoint answers in JSON.
+pub(super) fn routes(group: &Group) -> Router<AppState> {
     Router::new()
         .route(
             "/dev/{provider}/.well-known/openid-configuration",
-            get(discovery),
+            group.to(get(discovery)),
         )
-        .route("/dev/{provider}/jwks", get(jwks))
+        .route("/dev/{provider}/jwks", group.to(get(jwks)))
         .route(
             "/dev/{provider}/authorize",
-            get(authorize_page).post(authorize_submit),
+            group.to(get(authorize_page).post(authorize_submit)),
         )
-        .route("/dev/{provider}/token", axum::routing::post(token))
-        .route("/dev/{provider}/userinfo", get(userinfo))
+        .route(
+            "/dev/{provider}/token",
+            group.answering(Answer::Json).to(post(token)),
+        )
+        .route("/dev/{provider}/userinfo", group.to(get(userinfo)))
 }
 
 fn dev(app: &AppState, id: &str) -> Result<Arc<DevProvider>, WebError> {
