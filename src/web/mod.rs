@@ -2,6 +2,7 @@
 //! carries (`layers.rs`), the middleware every request passes through (`request.rs`) and what
 //! handlers extract from a request (`extract.rs`).
 mod api;
+mod context;
 pub mod cookies;
 mod csp;
 pub mod csrf;
@@ -31,9 +32,9 @@ use crate::session::Sessions;
 use crate::store::Store;
 use crate::tokens::access::AccessTokens;
 use crate::tokens::refresh::RefreshFamilies;
+pub use context::RequestContext;
 use cookies::CookiePolicy;
 pub use errors::WebError;
-pub use request::RequestContext;
 pub use routes::{metrics_router, router};
 use std::collections::HashMap;
 use std::sync::Arc;

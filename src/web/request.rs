@@ -2,46 +2,12 @@
 //! context (id, CSP nonce), the X-Forwarded-For notice, its log span, then, on the way out,
 //! the refusal's log line and page or JSON (`errors::answer`), the request count and the
 //! response headers (`headers::security`).
-use super::{errors, headers, AppState};
-use crate::crypto::random_token;
+use super::{errors, headers, AppState, RequestContext};
 use axum::extract::{ConnectInfo, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
 use std::net::SocketAddr;
 use tracing::Instrument;
-
-/// Per-request facts, in the request's extensions for handlers that render pages.
-#[derive(Clone, Debug)]
-pub struct RequestContext {
-    pub request_id: String,
-    /// Nonce for this response's Content-Security-Policy `style-src`.
-    pub csp_nonce: String,
-}
-
-impl RequestContext {
-    /// The client's `X-Request-Id` when it is a sensible one, else a new id.
-    fn new(req: &Request) -> Self {
-        let request_id = req
-            .headers()
-            .get("x-request-id")
-            .and_then(|v| v.to_str().ok())
-            .filter(|id| valid_request_id(id))
-            .map(str::to_string)
-            .unwrap_or_else(|| random_token(12));
-        RequestContext {
-            request_id,
-            csp_nonce: random_token(16),
-        }
-    }
-}
-
-fn valid_request_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= 64
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
-}
 
 pub async fn request_context(
     State(app): State<AppState>,

@@ -13,7 +13,7 @@ use axum::Router;
 
 /// The layers a route gets from its group, plus its own rate-limit class and metric label.
 #[derive(Clone)]
-pub(super) struct Group {
+struct Group {
     app: AppState,
     answer: Answer,
     limit: Option<RouteClass>,
@@ -31,7 +31,7 @@ impl Group {
     }
 
     /// A route of this group that answers refusals as `answer` instead.
-    pub(super) fn answering(&self, answer: Answer) -> Self {
+    fn answering(&self, answer: Answer) -> Self {
         Group {
             answer,
             ..self.clone()
@@ -55,7 +55,7 @@ impl Group {
     }
 
     /// `methods` with this group's layers, and a 405 refusal for every other method.
-    pub(super) fn to(&self, methods: MethodRouter<AppState>) -> MethodRouter<AppState> {
+    fn to(&self, methods: MethodRouter<AppState>) -> MethodRouter<AppState> {
         let mut methods = methods.fallback(ops::method_not_allowed);
         if let Some(class) = self.limit {
             let state = (self.app.clone(), class);
@@ -133,8 +133,24 @@ pub fn router(app: AppState) -> Router {
             "/readyz",
             in_ops.answering(Answer::Json).to(get(ops::readyz)),
         )
-        // The development provider.
-        .merge(dev_routes::routes(&in_dev));
+        // The development provider (its token endpoint speaks JSON).
+        .route(
+            "/dev/{provider}/.well-known/openid-configuration",
+            in_dev.to(get(dev_routes::discovery)),
+        )
+        .route("/dev/{provider}/jwks", in_dev.to(get(dev_routes::jwks)))
+        .route(
+            "/dev/{provider}/authorize",
+            in_dev.to(get(dev_routes::authorize_page).post(dev_routes::authorize_submit)),
+        )
+        .route(
+            "/dev/{provider}/token",
+            in_dev.answering(Answer::Json).to(post(dev_routes::token)),
+        )
+        .route(
+            "/dev/{provider}/userinfo",
+            in_dev.to(get(dev_routes::userinfo)),
+        );
     // With `metrics_listen`, `/metrics` lives on that listener only (here: the 404 fallback).
     let routes = if app.config.server.metrics_listen.is_none() {
         routes.route("/metrics", in_ops.to(get(ops::metrics)))
