@@ -3,252 +3,186 @@
 use axum::http::StatusCode;
 use std::fmt;
 
-/// Error codes shown to users and apps (`/error?error=<Code>`, JSON `error` field).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ErrorCode {
+/// Declares [`ErrorCode`] from one table: each code's name (its text is the name), the
+/// status it answers with, and the heading and message users see.
+macro_rules! error_codes {
+    ($(
+        $(#[$doc:meta])*
+        $code:ident: $status:ident, $heading:literal, $message:literal;
+    )*) => {
+        /// Error codes shown to users and apps (`/error?error=<Code>`, JSON `error` field).
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub enum ErrorCode {
+            $($(#[$doc])* $code,)*
+        }
+
+        const CODE_COUNT: usize = [$(stringify!($code)),*].len();
+
+        impl ErrorCode {
+            pub const ALL: [ErrorCode; CODE_COUNT] = [$(ErrorCode::$code),*];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(ErrorCode::$code => stringify!($code),)*
+                }
+            }
+
+            pub fn status(self) -> StatusCode {
+                match self {
+                    $(ErrorCode::$code => StatusCode::$status,)*
+                }
+            }
+
+            pub fn heading(self) -> &'static str {
+                match self {
+                    $(ErrorCode::$code => $heading,)*
+                }
+            }
+
+            pub fn message(self) -> &'static str {
+                match self {
+                    $(ErrorCode::$code => $message,)*
+                }
+            }
+        }
+    };
+}
+
+error_codes! {
     /// The identity provider rejected latch's client settings (client id/secret, redirect URI).
-    Configuration,
+    Configuration: BAD_GATEWAY,
+        "Sign-in is misconfigured",
+        "The identity provider rejected this site's sign-in settings. The site's administrator needs to fix them; please tell them the request id below.";
     /// The user declined at the provider, or an access rule refused them.
-    AccessDenied,
+    AccessDenied: FORBIDDEN,
+        "Access denied",
+        "You declined the sign-in, or your account is not allowed to use this site.";
     /// The provider redirected back with an OAuth error other than `access_denied`,
     /// or without a code.
-    OAuthCallbackError,
+    OAuthCallbackError: BAD_REQUEST,
+        "The sign-in provider reported a problem",
+        "The identity provider returned an error instead of signing you in. Please try again.";
     /// The `state` was missing, unknown, expired, already used, or started in another browser.
-    InvalidState,
+    InvalidState: BAD_REQUEST,
+        "This sign-in link is no longer valid",
+        "The sign-in took too long, was already completed, or was started in another browser. Please start again from the sign-in page.";
     /// The ID token failed verification (signature, issuer, audience, expiry, nonce, ...).
-    InvalidIdToken,
+    InvalidIdToken: UNAUTHORIZED,
+        "The sign-in could not be verified",
+        "The identity provider's answer failed a security check, so you were not signed in. Please try again; if it keeps happening, tell the site's administrator.";
     /// The callback's `iss` parameter (RFC 9207) named another issuer: a mix-up attack or a
     /// misconfigured provider.
-    IssuerMismatch,
+    IssuerMismatch: BAD_REQUEST,
+        "The sign-in came from the wrong provider",
+        "The answer did not come from the provider you chose, so it was refused for your safety. Please start again.";
     /// Account linking refused (used by account linking).
-    OAuthAccountNotLinked,
+    OAuthAccountNotLinked: CONFLICT,
+        "Use the account you signed up with",
+        "An account with this email already exists. Sign in with the provider you used before.";
     /// A POST without a valid CSRF token.
-    MissingCSRF,
+    MissingCSRF: FORBIDDEN,
+        "This form has expired",
+        "The form was missing its security token or it did not match. Reload the page and try again.";
     /// No provider with that id is configured.
-    UnknownProvider,
+    UnknownProvider: NOT_FOUND,
+        "Unknown sign-in provider",
+        "There is no sign-in provider with that name here.";
     /// The provider answered with something unusable (5xx, malformed body, refused connection).
-    ProviderError,
+    ProviderError: BAD_GATEWAY,
+        "The sign-in provider is not working",
+        "The identity provider gave an answer we could not use. Please try again in a moment.";
     /// The provider did not answer in time.
-    ProviderTimeout,
+    ProviderTimeout: GATEWAY_TIMEOUT,
+        "The sign-in provider did not answer",
+        "The identity provider took too long to answer. Please try again in a moment.";
     /// The session/user store cannot be reached.
-    StoreUnavailable,
+    StoreUnavailable: SERVICE_UNAVAILABLE,
+        "Sign-in is temporarily unavailable",
+        "Sign-in storage cannot be reached right now. Please try again in a moment.";
     /// The request itself is malformed.
-    InvalidRequest,
+    InvalidRequest: BAD_REQUEST,
+        "Bad request",
+        "The request was malformed.";
     /// A token endpoint was called without a live session cookie.
-    SessionRequired,
+    SessionRequired: UNAUTHORIZED,
+        "You are not signed in",
+        "This needs a signed-in session. Please sign in and try again.";
     /// The refresh token is missing, unknown, expired, revoked, or its session has ended.
-    InvalidRefreshToken,
+    InvalidRefreshToken: UNAUTHORIZED,
+        "Your sign-in has expired",
+        "The refresh token is missing, expired or revoked, or its session has ended. Please sign in again.";
     /// An already rotated refresh token was presented again after the grace window: its
     /// family and session were revoked (a stolen token is assumed).
-    RefreshTokenReused,
+    RefreshTokenReused: UNAUTHORIZED,
+        "You were signed out for your safety",
+        "A refresh token that had already been used was presented again, which can mean it was stolen. Its session has been ended; please sign in again.";
     /// `GET /provider-token/...` without a valid latch access token (`Authorization: Bearer`).
-    InvalidAccessToken,
+    InvalidAccessToken: UNAUTHORIZED,
+        "Access token required",
+        "This needs a valid access token from this site in an Authorization: Bearer header.";
     /// The provider does not hand its tokens to apps (`expose_tokens` is off).
-    TokensNotExposed,
+    TokensNotExposed: FORBIDDEN,
+        "Provider tokens are not available",
+        "This sign-in provider is not configured to hand its tokens to apps.";
     /// `/token` was asked for an audience latch does not mint.
-    InvalidAudience,
+    InvalidAudience: BAD_REQUEST,
+        "Unknown token audience",
+        "The access token was asked for an audience this site does not issue tokens for.";
     /// A browser request from a page of another site (`Origin` or `Sec-Fetch-Site`) to a
     /// route that acts on the user's cookies.
-    CrossSiteRequest,
+    CrossSiteRequest: FORBIDDEN,
+        "Request from another site refused",
+        "A page on another site tried to use your sign-in here, so the request was refused for your safety.";
     /// `/introspect` without valid HTTP Basic client credentials.
-    InvalidClient,
+    InvalidClient: UNAUTHORIZED,
+        "Client authentication failed",
+        "This needs the client id and secret of a configured introspection client (HTTP Basic).";
     /// The user has no account (or no kept tokens) at that provider.
-    NoProviderAccount,
+    NoProviderAccount: NOT_FOUND,
+        "No account at this provider",
+        "You have not signed in with this provider, or no tokens from it are kept. Sign in with it first.";
     /// The provider's tokens expired and cannot be refreshed (no refresh token, or the
     /// provider refused it): the user must sign in with the provider again.
-    ProviderTokenExpired,
+    ProviderTokenExpired: UNAUTHORIZED,
+        "Please sign in with the provider again",
+        "Your access at the identity provider has expired or was revoked. Please sign in with it again.";
     /// Too many requests from this client for this route (`[limits]`); answered with
     /// `Retry-After`.
-    TooManyRequests,
+    TooManyRequests: TOO_MANY_REQUESTS,
+        "Too many attempts",
+        "Too many requests came from your network in a short time. Please wait a moment and try again.";
     /// The request body is larger than latch accepts.
-    PayloadTooLarge,
+    PayloadTooLarge: PAYLOAD_TOO_LARGE,
+        "Request too large",
+        "The request body is larger than this site accepts.";
     /// The request's headers (with its URL) are larger than latch accepts.
-    RequestHeaderFieldsTooLarge,
+    RequestHeaderFieldsTooLarge: REQUEST_HEADER_FIELDS_TOO_LARGE,
+        "Request headers too large",
+        "The request's headers or cookies are larger than this site accepts. Clearing this site's cookies usually helps.";
     /// The route exists but not for this method (`Allow` lists those it has).
-    MethodNotAllowed,
+    MethodNotAllowed: METHOD_NOT_ALLOWED,
+        "Method not allowed",
+        "This address does not accept that kind of request.";
     /// No such page.
-    NotFound,
+    NotFound: NOT_FOUND,
+        "Page not found",
+        "There is nothing at this address.";
     /// A bug in latch.
-    InternalError,
+    InternalError: INTERNAL_SERVER_ERROR,
+        "Something went wrong",
+        "An unexpected error happened on our side.";
     /// An unrecognised code passed to `/error`.
-    Default,
+    Default: BAD_REQUEST,
+        "Sign-in failed",
+        "Sign-in could not be completed. Please try again.";
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 30] = [
-        ErrorCode::Configuration,
-        ErrorCode::AccessDenied,
-        ErrorCode::OAuthCallbackError,
-        ErrorCode::InvalidState,
-        ErrorCode::InvalidIdToken,
-        ErrorCode::IssuerMismatch,
-        ErrorCode::OAuthAccountNotLinked,
-        ErrorCode::MissingCSRF,
-        ErrorCode::UnknownProvider,
-        ErrorCode::ProviderError,
-        ErrorCode::ProviderTimeout,
-        ErrorCode::StoreUnavailable,
-        ErrorCode::InvalidRequest,
-        ErrorCode::SessionRequired,
-        ErrorCode::InvalidRefreshToken,
-        ErrorCode::RefreshTokenReused,
-        ErrorCode::InvalidAccessToken,
-        ErrorCode::TokensNotExposed,
-        ErrorCode::InvalidAudience,
-        ErrorCode::CrossSiteRequest,
-        ErrorCode::InvalidClient,
-        ErrorCode::NoProviderAccount,
-        ErrorCode::ProviderTokenExpired,
-        ErrorCode::TooManyRequests,
-        ErrorCode::PayloadTooLarge,
-        ErrorCode::RequestHeaderFieldsTooLarge,
-        ErrorCode::MethodNotAllowed,
-        ErrorCode::NotFound,
-        ErrorCode::InternalError,
-        ErrorCode::Default,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorCode::Configuration => "Configuration",
-            ErrorCode::AccessDenied => "AccessDenied",
-            ErrorCode::OAuthCallbackError => "OAuthCallbackError",
-            ErrorCode::InvalidState => "InvalidState",
-            ErrorCode::InvalidIdToken => "InvalidIdToken",
-            ErrorCode::IssuerMismatch => "IssuerMismatch",
-            ErrorCode::OAuthAccountNotLinked => "OAuthAccountNotLinked",
-            ErrorCode::MissingCSRF => "MissingCSRF",
-            ErrorCode::UnknownProvider => "UnknownProvider",
-            ErrorCode::ProviderError => "ProviderError",
-            ErrorCode::ProviderTimeout => "ProviderTimeout",
-            ErrorCode::StoreUnavailable => "StoreUnavailable",
-            ErrorCode::InvalidRequest => "InvalidRequest",
-            ErrorCode::SessionRequired => "SessionRequired",
-            ErrorCode::InvalidRefreshToken => "InvalidRefreshToken",
-            ErrorCode::RefreshTokenReused => "RefreshTokenReused",
-            ErrorCode::InvalidAccessToken => "InvalidAccessToken",
-            ErrorCode::TokensNotExposed => "TokensNotExposed",
-            ErrorCode::InvalidAudience => "InvalidAudience",
-            ErrorCode::CrossSiteRequest => "CrossSiteRequest",
-            ErrorCode::InvalidClient => "InvalidClient",
-            ErrorCode::NoProviderAccount => "NoProviderAccount",
-            ErrorCode::ProviderTokenExpired => "ProviderTokenExpired",
-            ErrorCode::TooManyRequests => "TooManyRequests",
-            ErrorCode::PayloadTooLarge => "PayloadTooLarge",
-            ErrorCode::RequestHeaderFieldsTooLarge => "RequestHeaderFieldsTooLarge",
-            ErrorCode::MethodNotAllowed => "MethodNotAllowed",
-            ErrorCode::NotFound => "NotFound",
-            ErrorCode::InternalError => "InternalError",
-            ErrorCode::Default => "Default",
-        }
-    }
-
     pub fn parse(code: &str) -> ErrorCode {
         ErrorCode::ALL
             .into_iter()
             .find(|c| c.as_str() == code)
             .unwrap_or(ErrorCode::Default)
-    }
-
-    pub fn status(self) -> StatusCode {
-        match self {
-            ErrorCode::Configuration | ErrorCode::ProviderError => StatusCode::BAD_GATEWAY,
-            ErrorCode::ProviderTimeout => StatusCode::GATEWAY_TIMEOUT,
-            ErrorCode::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
-            ErrorCode::AccessDenied | ErrorCode::MissingCSRF => StatusCode::FORBIDDEN,
-            ErrorCode::InvalidIdToken
-            | ErrorCode::SessionRequired
-            | ErrorCode::InvalidRefreshToken
-            | ErrorCode::RefreshTokenReused
-            | ErrorCode::InvalidAccessToken
-            | ErrorCode::ProviderTokenExpired => StatusCode::UNAUTHORIZED,
-            ErrorCode::TokensNotExposed | ErrorCode::CrossSiteRequest => StatusCode::FORBIDDEN,
-            ErrorCode::InvalidAudience => StatusCode::BAD_REQUEST,
-            ErrorCode::InvalidClient => StatusCode::UNAUTHORIZED,
-            ErrorCode::NoProviderAccount => StatusCode::NOT_FOUND,
-            ErrorCode::OAuthAccountNotLinked => StatusCode::CONFLICT,
-            ErrorCode::UnknownProvider | ErrorCode::NotFound => StatusCode::NOT_FOUND,
-            ErrorCode::InternalError => StatusCode::INTERNAL_SERVER_ERROR,
-            ErrorCode::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
-            ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            ErrorCode::RequestHeaderFieldsTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ErrorCode::OAuthCallbackError
-            | ErrorCode::InvalidState
-            | ErrorCode::IssuerMismatch
-            | ErrorCode::InvalidRequest
-            | ErrorCode::Default => StatusCode::BAD_REQUEST,
-        }
-    }
-
-    pub fn heading(self) -> &'static str {
-        match self {
-            ErrorCode::Configuration => "Sign-in is misconfigured",
-            ErrorCode::AccessDenied => "Access denied",
-            ErrorCode::OAuthCallbackError => "The sign-in provider reported a problem",
-            ErrorCode::InvalidState => "This sign-in link is no longer valid",
-            ErrorCode::InvalidIdToken => "The sign-in could not be verified",
-            ErrorCode::IssuerMismatch => "The sign-in came from the wrong provider",
-            ErrorCode::OAuthAccountNotLinked => "Use the account you signed up with",
-            ErrorCode::MissingCSRF => "This form has expired",
-            ErrorCode::UnknownProvider => "Unknown sign-in provider",
-            ErrorCode::ProviderError => "The sign-in provider is not working",
-            ErrorCode::ProviderTimeout => "The sign-in provider did not answer",
-            ErrorCode::StoreUnavailable => "Sign-in is temporarily unavailable",
-            ErrorCode::InvalidRequest => "Bad request",
-            ErrorCode::SessionRequired => "You are not signed in",
-            ErrorCode::InvalidRefreshToken => "Your sign-in has expired",
-            ErrorCode::RefreshTokenReused => "You were signed out for your safety",
-            ErrorCode::InvalidAccessToken => "Access token required",
-            ErrorCode::TokensNotExposed => "Provider tokens are not available",
-            ErrorCode::InvalidAudience => "Unknown token audience",
-            ErrorCode::CrossSiteRequest => "Request from another site refused",
-            ErrorCode::InvalidClient => "Client authentication failed",
-            ErrorCode::NoProviderAccount => "No account at this provider",
-            ErrorCode::ProviderTokenExpired => "Please sign in with the provider again",
-            ErrorCode::TooManyRequests => "Too many attempts",
-            ErrorCode::PayloadTooLarge => "Request too large",
-            ErrorCode::RequestHeaderFieldsTooLarge => "Request headers too large",
-            ErrorCode::MethodNotAllowed => "Method not allowed",
-            ErrorCode::NotFound => "Page not found",
-            ErrorCode::InternalError => "Something went wrong",
-            ErrorCode::Default => "Sign-in failed",
-        }
-    }
-
-    pub fn message(self) -> &'static str {
-        match self {
-            ErrorCode::Configuration => "The identity provider rejected this site's sign-in settings. The site's administrator needs to fix them; please tell them the request id below.",
-            ErrorCode::AccessDenied => "You declined the sign-in, or your account is not allowed to use this site.",
-            ErrorCode::OAuthCallbackError => "The identity provider returned an error instead of signing you in. Please try again.",
-            ErrorCode::InvalidState => "The sign-in took too long, was already completed, or was started in another browser. Please start again from the sign-in page.",
-            ErrorCode::InvalidIdToken => "The identity provider's answer failed a security check, so you were not signed in. Please try again; if it keeps happening, tell the site's administrator.",
-            ErrorCode::IssuerMismatch => "The answer did not come from the provider you chose, so it was refused for your safety. Please start again.",
-            ErrorCode::OAuthAccountNotLinked => "An account with this email already exists. Sign in with the provider you used before.",
-            ErrorCode::MissingCSRF => "The form was missing its security token or it did not match. Reload the page and try again.",
-            ErrorCode::UnknownProvider => "There is no sign-in provider with that name here.",
-            ErrorCode::ProviderError => "The identity provider gave an answer we could not use. Please try again in a moment.",
-            ErrorCode::ProviderTimeout => "The identity provider took too long to answer. Please try again in a moment.",
-            ErrorCode::StoreUnavailable => "Sign-in storage cannot be reached right now. Please try again in a moment.",
-            ErrorCode::InvalidRequest => "The request was malformed.",
-            ErrorCode::SessionRequired => "This needs a signed-in session. Please sign in and try again.",
-            ErrorCode::InvalidRefreshToken => "The refresh token is missing, expired or revoked, or its session has ended. Please sign in again.",
-            ErrorCode::RefreshTokenReused => "A refresh token that had already been used was presented again, which can mean it was stolen. Its session has been ended; please sign in again.",
-            ErrorCode::InvalidAccessToken => "This needs a valid access token from this site in an Authorization: Bearer header.",
-            ErrorCode::TokensNotExposed => "This sign-in provider is not configured to hand its tokens to apps.",
-            ErrorCode::InvalidAudience => "The access token was asked for an audience this site does not issue tokens for.",
-            ErrorCode::CrossSiteRequest => "A page on another site tried to use your sign-in here, so the request was refused for your safety.",
-            ErrorCode::InvalidClient => "This needs the client id and secret of a configured introspection client (HTTP Basic).",
-            ErrorCode::NoProviderAccount => "You have not signed in with this provider, or no tokens from it are kept. Sign in with it first.",
-            ErrorCode::ProviderTokenExpired => "Your access at the identity provider has expired or was revoked. Please sign in with it again.",
-            ErrorCode::TooManyRequests => "Too many requests came from your network in a short time. Please wait a moment and try again.",
-            ErrorCode::PayloadTooLarge => "The request body is larger than this site accepts.",
-            ErrorCode::RequestHeaderFieldsTooLarge => "The request's headers or cookies are larger than this site accepts. Clearing this site's cookies usually helps.",
-            ErrorCode::MethodNotAllowed => "This address does not accept that kind of request.",
-            ErrorCode::NotFound => "There is nothing at this address.",
-            ErrorCode::InternalError => "An unexpected error happened on our side.",
-            ErrorCode::Default => "Sign-in could not be completed. Please try again.",
-        }
     }
 }
 
@@ -256,6 +190,12 @@ impl fmt::Display for ErrorCode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
+}
+
+/// Client- or provider-supplied text for a log line (an [`AuthError`]'s reason): control
+/// characters dropped (no forged log lines, no terminal escapes), at most `max` characters.
+pub fn printable(s: &str, max: usize) -> String {
+    s.chars().filter(|c| !c.is_control()).take(max).collect()
 }
 
 /// A refusal: the code users see and the precise reason that goes into the log line.

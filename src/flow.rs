@@ -1,7 +1,7 @@
 //! The sign-in flow: start (state, PKCE, nonce, browser binding) and callback (every check
 //! of SPEC §3, then the user and a fresh session).
 use crate::crypto::{constant_time_eq, random_token, sha256_b64url, sha256_hex};
-use crate::error::{AuthError, ErrorCode};
+use crate::error::{printable, AuthError, ErrorCode};
 use crate::identity::{SignInError, User, Users};
 use crate::provider::{CallbackExtras, Provider};
 use crate::session::Sessions;
@@ -211,8 +211,8 @@ pub async fn finish(
         let description = params.error_description.as_deref().unwrap_or("");
         let reason = format!(
             "provider returned error={:?} {:?}",
-            printable(error),
-            printable(description)
+            printable(error, 200),
+            printable(description, 200)
         );
         let code = match error {
             "access_denied" => ErrorCode::AccessDenied,
@@ -323,9 +323,4 @@ pub fn use_instead_hint(ids: &[String], provider_name: impl Fn(&str) -> String) 
         "Sign in with {}, as you did before.",
         names.join(" or ")
     ))
-}
-
-/// Provider-supplied text, shortened and stripped of control characters for the log.
-fn printable(s: &str) -> String {
-    s.chars().filter(|c| !c.is_control()).take(200).collect()
 }

@@ -34,6 +34,12 @@ fn user_accounts_key(user_id: &str) -> String {
     format!("user_accounts:{user_id}")
 }
 
+/// The key of an account's kept provider tokens (`provider_tokens` writes the record): the
+/// account's record, so it goes when the account does.
+pub(crate) fn provider_tokens_key(provider: &str, subject: &str) -> String {
+    format!("provider_tokens:{provider}:{subject}")
+}
+
 impl Users {
     pub fn new(store: Arc<dyn Store>) -> Self {
         Users { store }
@@ -307,6 +313,21 @@ impl Users {
         Ok(accounts)
     }
 
+    /// The user's account at `provider`: its subject there (the smallest, should the user
+    /// have several accounts at one provider).
+    pub async fn subject_at(
+        &self,
+        user_id: &str,
+        provider: &str,
+    ) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .accounts(user_id)
+            .await?
+            .into_iter()
+            .find(|a| a.provider == provider)
+            .map(|a| a.subject))
+    }
+
     /// Removes the user, its provider accounts, its account index and its email index entry;
     /// false if there was no such user. Sessions are the caller's: end them with
     /// `Sessions::revoke_user` too (session records carry the profile, so they outlive the
@@ -365,7 +386,7 @@ impl Users {
         let key = account_key(&account.provider, &account.subject);
         if self.remove_if_owned(&key, user_id).await? {
             // The account's provider tokens (if kept) go with it.
-            let tokens = crate::provider_tokens::record_key(&account.provider, &account.subject);
+            let tokens = provider_tokens_key(&account.provider, &account.subject);
             self.store.delete(&tokens).await?;
         }
         Ok(())
@@ -512,7 +533,7 @@ mod tests {
             .sign_in("gh", &profile("1", "ann@x.test", true), None, false)
             .await
             .unwrap();
-        let tokens = crate::provider_tokens::record_key("gh", "1");
+        let tokens = provider_tokens_key("gh", "1");
         store.put(&tokens, b"v1.sealed", None).await.unwrap();
         assert!(users.delete(&ann.id).await.unwrap());
         assert!(store.get(&tokens).await.unwrap().is_none());

@@ -3,6 +3,7 @@
 //! first-party session.
 pub mod admin;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod crypto;
 pub mod error;

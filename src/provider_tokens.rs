@@ -6,7 +6,7 @@
 //! secret listed in `server.previous_secrets` still open. Providers without `expose_tokens`
 //! have nothing kept at all.
 //!
-//! [`current`] hands out the access token, refreshing it at the provider first when it has
+//! [`ProviderTokens::for_user`] finds a user's account at a provider; [`current`] hands out the access token, refreshing it at the provider first when it has
 //! expired (or is about to). Refreshes of one account are serialized across instances by a
 //! store lock, so a single-use provider refresh token is sent upstream once and its successor
 //! is never lost: the lock holder re-reads the record (another caller may have refreshed it
@@ -17,11 +17,12 @@
 //! |---|---|
 //! | `provider_tokens:<provider>:<subject>` | the sealed JSON record (no TTL: a refresh token may live long) |
 //! | `provider_tokens_lock:<provider>:<subject>` | refresh lock (`put_new`, 10 s TTL or longer for slow providers), released by its owner |
+use crate::clock::now_ms;
 use crate::crypto::{open, random_token, seal};
 use crate::error::{AuthError, ErrorCode};
+use crate::identity::{provider_tokens_key as record_key, Users};
 use crate::provider::{Provider, TokenSet};
 use crate::store::Store;
-use crate::tokens::now_ms;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -31,10 +32,6 @@ const LOCK_TTL: Duration = Duration::from_secs(10);
 const POLL: Duration = Duration::from_millis(25);
 /// A token expiring within this much (at most half its lifetime) is refreshed first.
 const MARGIN_MS: i64 = 30_000;
-
-pub(crate) fn record_key(provider: &str, subject: &str) -> String {
-    format!("provider_tokens:{provider}:{subject}")
-}
 
 fn lock_key(provider: &str, subject: &str) -> String {
     format!("provider_tokens_lock:{provider}:{subject}")
@@ -99,6 +96,36 @@ impl Kept {
                 now + margin < exp
             }
         }
+    }
+}
+
+/// The provider tokens apps ask for (`GET /provider-token/{provider}`).
+pub struct ProviderTokens {
+    store: Arc<dyn Store>,
+}
+
+impl ProviderTokens {
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        ProviderTokens { store }
+    }
+
+    /// The current tokens of `user_id`'s account at `provider` (see [`current`]).
+    pub async fn for_user(
+        &self,
+        users: &Users,
+        user_id: &str,
+        provider: &Arc<Provider>,
+    ) -> Result<Kept, AuthError> {
+        if !provider.config.expose_tokens {
+            return Err(not_exposed(provider));
+        }
+        let Some(subject) = users.subject_at(user_id, provider.id()).await? else {
+            return Err(AuthError::new(
+                ErrorCode::NoProviderAccount,
+                format!("user {user_id} has no {} account", provider.id()),
+            ));
+        };
+        current(&self.store, provider, &subject).await
     }
 }
 
@@ -174,10 +201,7 @@ pub async fn current(
     subject: &str,
 ) -> Result<Kept, AuthError> {
     let Some(secrets) = provider.token_secrets() else {
-        return Err(AuthError::new(
-            ErrorCode::TokensNotExposed,
-            format!("provider {:?} does not set expose_tokens", provider.id()),
-        ));
+        return Err(not_exposed(provider));
     };
     let key = record_key(provider.id(), subject);
     let no_record = || {
@@ -244,6 +268,13 @@ pub async fn current(
             ));
         }
     }
+}
+
+fn not_exposed(provider: &Provider) -> AuthError {
+    AuthError::new(
+        ErrorCode::TokensNotExposed,
+        format!("provider {:?} does not set expose_tokens", provider.id()),
+    )
 }
 
 fn expired_without_refresh(provider: &str) -> AuthError {

@@ -5,12 +5,13 @@ mod connections;
 use crate::config::{Config, ConnectionLimits, IpNet};
 use crate::identity::Users;
 use crate::provider::{http, Providers};
+use crate::provider_tokens::ProviderTokens;
 use crate::session::Sessions;
 use crate::store::{self, Store};
 use crate::tokens::access::AccessTokens;
 use crate::tokens::keys::KeyRing;
 use crate::tokens::refresh::RefreshFamilies;
-use crate::web::{self, cookies::CookiePolicy, templates::Templates, App};
+use crate::web::{self, cookies::CookiePolicy, limits::Limiter, templates::Templates, App};
 use axum::extract::ConnectInfo;
 use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -52,7 +53,7 @@ async fn open_store(config: &Config) -> Result<Arc<dyn Store>, StartError> {
 }
 
 /// The application state on an open store.
-fn build_on(
+pub(crate) fn build_on(
     config: Config,
     local_addr: std::net::SocketAddr,
     store: Arc<dyn Store>,
@@ -64,30 +65,41 @@ fn build_on(
     let providers =
         Providers::new(&config, http::build_client(), local_addr).map_err(StartError::Provider)?;
     let https = config.server.public_url.scheme() == "https";
-    let cookies = CookiePolicy::new(https, config.session.cookie_domain.clone());
+    let cookies = CookiePolicy::new(https, config.session.cookie_domain.clone())
+        .with_base_path(&config.server.base_path);
     let t = &config.tokens;
     let previous = &config.server.keyring()[1..];
     let secret = config.server.secret.expose();
     let keys = KeyRing::new(store.clone(), secret, t.key_rotation, t.access_ttl)
         .with_previous_secrets(previous);
-    let tokens = AccessTokens::new(
-        keys,
-        crate::provider::public_route(&config, ""),
-        t.access_ttl,
-    );
+    let tokens = AccessTokens::new(keys, crate::provider::public_route(&config, ""), t);
     let families = RefreshFamilies::new(store.clone(), secret, t.refresh_ttl, t.refresh_grace)
         .with_previous_secrets(previous);
-    Ok(Arc::new(App {
+    // On Redis the rate counts are shared by every instance.
+    let shared = store.backend().starts_with("redis").then(|| store.clone());
+    let app = Arc::new(App {
         sessions: Sessions::new(store.clone(), config.session.clone()),
         tokens,
         families,
+        provider_tokens: ProviderTokens::new(store.clone()),
+        limiter: Limiter::new(&config, shared),
         users: Users::new(store.clone()),
         store,
         providers,
         templates,
         cookies,
         config,
-    }))
+    });
+    // Signing keys exist from the first start on (created by whichever instance is first).
+    if let Ok(handle) = tokio::runtime::Handle::try_current() {
+        let early = app.clone();
+        handle.spawn(async move {
+            if let Err(e) = early.tokens.keys().jwks().await {
+                tracing::warn!(error = %e, "signing keys not ready yet; created on first use");
+            }
+        });
+    }
+    Ok(app)
 }
 
 /// Serves until `shutdown` completes, then finishes in-flight requests. With
@@ -247,7 +259,7 @@ async fn apply_reloads(
 }
 
 /// hyper's own caps on a request head. Past them hyper answers a bare 431 itself (it never
-/// calls latch); the smaller limits in `web::limits::header_size` answer a rendered 431 below.
+/// calls latch); the smaller limits in `web::limits::head_too_large` answer a rendered 431 below.
 const HYPER_MAX_HEADER_BYTES: usize = 32 * 1024;
 const HYPER_MAX_HEADERS: usize = 200;
 /// How long in-flight requests may take to finish after a shutdown signal.

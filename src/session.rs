@@ -61,8 +61,7 @@ pub struct Session {
     pub expires: DateTime<Utc>,
 }
 
-/// Unix seconds now; injectable so expiry can be tested without waiting.
-pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
+pub use crate::clock::Clock;
 
 pub struct Sessions {
     store: Arc<dyn Store>,
@@ -80,7 +79,7 @@ fn user_index(user_id: &str) -> String {
 
 impl Sessions {
     pub fn new(store: Arc<dyn Store>, config: SessionConfig) -> Self {
-        Self::with_clock(store, config, Arc::new(|| Utc::now().timestamp()))
+        Self::with_clock(store, config, Clock::system())
     }
 
     pub fn with_clock(store: Arc<dyn Store>, config: SessionConfig, clock: Clock) -> Self {
@@ -91,8 +90,9 @@ impl Sessions {
         }
     }
 
+    /// Unix seconds.
     fn now(&self) -> i64 {
-        (self.clock)()
+        self.clock.unix_secs()
     }
 
     pub fn max_age(&self) -> Duration {
@@ -101,6 +101,11 @@ impl Sessions {
 
     fn absolute_end(&self, r: &SessionRecord) -> i64 {
         r.created_at + self.config.max_age.as_secs() as i64
+    }
+
+    /// When the session ends however much it is used (`max_age` after sign-in), Unix ms.
+    pub fn absolute_end_ms(&self, r: &SessionRecord) -> i64 {
+        self.absolute_end(r).saturating_mul(1000)
     }
 
     fn end(&self, r: &SessionRecord) -> i64 {
@@ -337,7 +342,7 @@ mod tests {
         let sessions = Sessions::with_clock(
             store.clone(),
             config,
-            Arc::new(move || t.load(Ordering::SeqCst)),
+            Clock::new(move || t.load(Ordering::SeqCst) * 1000),
         );
         (sessions, time, store)
     }

@@ -8,7 +8,7 @@
 //! instances racing to create it agree on one key. The next slot's key is created and
 //! published ahead of its first use, so apps that cache the JWKS already know it.
 //! The private key is stored as PKCS#8 sealed with the server secret (purpose `signing-key`).
-use super::now_ms;
+use crate::clock::Clock;
 use crate::crypto::{open, random_token, seal};
 use crate::jws::SigningKey;
 use crate::store::{Store, StoreError};
@@ -66,7 +66,7 @@ pub struct KeyRing {
     previous: Vec<Vec<u8>>,
     period_ms: i64,
     access_ttl: Duration,
-    clock: Arc<dyn Fn() -> i64 + Send + Sync>,
+    clock: Clock,
     cache: Mutex<HashMap<i64, Arc<SigningKey>>>,
 }
 
@@ -77,16 +77,16 @@ impl KeyRing {
         rotation: Duration,
         access_ttl: Duration,
     ) -> Self {
-        Self::with_clock(store, secret, rotation, access_ttl, Arc::new(now_ms))
+        Self::with_clock(store, secret, rotation, access_ttl, Clock::system())
     }
 
-    /// With an injected clock (Unix ms), for tests.
+    /// With an injected clock, for tests.
     pub fn with_clock(
         store: Arc<dyn Store>,
         secret: &[u8],
         rotation: Duration,
         access_ttl: Duration,
-        clock: Arc<dyn Fn() -> i64 + Send + Sync>,
+        clock: Clock,
     ) -> Self {
         KeyRing {
             store,
@@ -97,6 +97,11 @@ impl KeyRing {
             clock,
             cache: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The clock keys are cut into slots by, and tokens are dated and checked with.
+    pub fn clock(&self) -> &Clock {
+        &self.clock
     }
 
     /// Also opens keys sealed with these earlier server secrets (`server.previous_secrets`).
@@ -112,7 +117,7 @@ impl KeyRing {
     }
 
     fn slot_now(&self) -> i64 {
-        (self.clock)().div_euclid(self.period_ms)
+        self.clock.unix_ms().div_euclid(self.period_ms)
     }
 
     fn record_key(&self, slot: i64) -> String {
@@ -123,7 +128,7 @@ impl KeyRing {
     fn record_ttl(&self, slot: i64) -> Duration {
         let retires = (slot + 1) * self.period_ms;
         let until = retires + self.access_ttl.as_millis() as i64 + SKEW.as_millis() as i64;
-        Duration::from_millis((until - (self.clock)()).max(1) as u64)
+        Duration::from_millis((until - self.clock.unix_ms()).max(1) as u64)
     }
 
     fn index_ttl(&self) -> Duration {
@@ -241,7 +246,7 @@ impl KeyRing {
         if !aud_ok {
             return Err(format!("aud {} names none of {audiences:?}", claims["aud"]));
         }
-        let now = (self.clock)().div_euclid(1000);
+        let now = self.clock.unix_secs();
         let Some(exp) = claims["exp"].as_i64() else {
             return Err("no numeric exp".into());
         };
@@ -295,7 +300,7 @@ mod tests {
             SECRET,
             Duration::from_secs(rotation_s),
             Duration::from_secs(ttl_s),
-            Arc::new(move || time.load(Ordering::SeqCst)),
+            Clock::new(move || time.load(Ordering::SeqCst)),
         )
     }
 
@@ -352,7 +357,7 @@ mod tests {
         let new_secret = b"rotated-unit-test-secret-0123456789abcdef".as_slice();
         let clock = {
             let time = time.clone();
-            Arc::new(move || time.load(Ordering::SeqCst))
+            Clock::new(move || time.load(Ordering::SeqCst))
         };
         let without = KeyRing::with_clock(
             store.clone(),

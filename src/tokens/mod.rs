@@ -15,13 +15,3 @@
 pub mod access;
 pub mod keys;
 pub mod refresh;
-
-use std::time::{SystemTime, UNIX_EPOCH};
-
-/// Unix milliseconds now.
-pub(crate) fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}

@@ -6,9 +6,9 @@
 //!
 //! Rotation is serialized per family across instances by a lock record taken with
 //! `put_new` (5 s TTL, released by its owner), so two instances never both rotate one token.
-use super::now_ms;
+use crate::clock::now_ms;
 use crate::crypto::{open, random_token, seal, sha256_hex};
-use crate::session::Sessions;
+use crate::session::{Session, Sessions};
 use crate::store::{Store, StoreError};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -168,6 +168,24 @@ impl RefreshFamilies {
             session_id: family.session_id,
             user_id: family.user_id,
         })
+    }
+
+    /// Starts a family for `session` (a `/token` call), ending at the session's absolute end;
+    /// `None` when a sign-out that answered meanwhile ended the session (the family goes too).
+    pub async fn start(
+        &self,
+        session: &Session,
+        sessions: &Sessions,
+    ) -> Result<Option<Issued>, StoreError> {
+        let end_ms = sessions.absolute_end_ms(&session.record);
+        let issued = self
+            .create(&session.id, &session.record.user_id, end_ms)
+            .await?;
+        if !sessions.is_live(&session.id).await? {
+            self.revoke_session(&session.id).await?;
+            return Ok(None);
+        }
+        Ok(Some(issued))
     }
 
     /// The family id a token belongs to (rotated tokens included), if any.

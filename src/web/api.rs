@@ -1,33 +1,17 @@
-//! JSON routes the `next-auth/react` client calls: session, CSRF token, providers.
-use super::{csrf, AppState, WebError};
+//! JSON routes the `next-auth/react` client calls (session, CSRF token, providers), and
+//! forward auth (`/verify`).
+use super::extract::{Caller, Csrf, OptionalSession};
+use super::{AppState, WebError};
 use crate::error::AuthError;
+use crate::tokens::access::Accepted;
 use axum::extract::State;
-use axum::http::header::{HeaderMap, HeaderValue, SET_COOKIE};
+use axum::http::header::{HeaderValue, SET_COOKIE};
 use axum::response::{IntoResponse, Json, Response};
 use chrono::SecondsFormat;
 use serde_json::{json, Map, Value};
 
-/// The CSRF token for this browser: the one in its valid cookie, or a new one plus the
-/// `Set-Cookie` that carries it.
-pub(super) fn csrf_token_for(app: &AppState, headers: &HeaderMap) -> (String, Option<HeaderValue>) {
-    let existing = super::cookies::read(headers, &app.cookies.csrf)
-        .and_then(|c| csrf::token_from_cookie(app.secret(), c));
-    match existing {
-        Some(token) => (token.to_string(), None),
-        None => {
-            let (token, cookie) = csrf::issue(app.secret());
-            let header = app.cookies.set(
-                &app.cookies.csrf,
-                &cookie,
-                std::time::Duration::from_secs(24 * 3600),
-            );
-            (token, Some(header))
-        }
-    }
-}
-
-pub async fn csrf(State(app): State<AppState>, headers: HeaderMap) -> Response {
-    let (token, cookie) = csrf_token_for(&app, &headers);
+pub async fn csrf(State(app): State<AppState>, csrf: Csrf) -> Response {
+    let (token, cookie) = csrf.token(&app);
     let mut response = Json(json!({ "csrfToken": token })).into_response();
     if let Some(cookie) = cookie {
         response.headers_mut().append(SET_COOKIE, cookie);
@@ -38,24 +22,22 @@ pub async fn csrf(State(app): State<AppState>, headers: HeaderMap) -> Response {
 /// `{"user":{...},"expires":"..."}` for a live session, `{}` otherwise.
 pub async fn session(
     State(app): State<AppState>,
-    headers: HeaderMap,
+    signed_in: OptionalSession,
 ) -> Result<Response, WebError> {
-    let json_err = |e: crate::store::StoreError| WebError::json(AuthError::from(e));
-    let Some(token) = super::cookies::read(&headers, &app.cookies.session) else {
-        return Ok(Json(json!({})).into_response());
-    };
-    let Some(session) = app.sessions.load(token).await.map_err(json_err)? else {
+    let Some(session) = signed_in.session else {
         let mut response = Json(json!({})).into_response();
-        response
-            .headers_mut()
-            .append(SET_COOKIE, app.cookies.clear(&app.cookies.session));
+        if signed_in.cookie {
+            response
+                .headers_mut()
+                .append(SET_COOKIE, app.cookies.clear(&app.cookies.session));
+        }
         return Ok(response);
     };
     let Some(user) = app
         .users
         .get(&session.record.user_id)
         .await
-        .map_err(json_err)?
+        .map_err(|e| WebError::json(AuthError::from(e)))?
     else {
         return Ok(Json(json!({})).into_response());
     };
@@ -94,72 +76,42 @@ pub async fn providers(State(app): State<AppState>) -> Json<Value> {
 /// latch access token in `Authorization: Bearer` whose session is live, 401 otherwise. A store
 /// outage is a 503, so the proxy fails closed and says why. The email header is sent only
 /// for an email the provider verified.
-pub async fn verify(State(app): State<AppState>, headers: HeaderMap) -> Result<Response, WebError> {
-    let json_err = |e: crate::store::StoreError| WebError::json(AuthError::from(e));
-    let unauthorized = || {
-        (
+pub async fn verify(State(app): State<AppState>, caller: Caller) -> Result<Response, WebError> {
+    match caller {
+        Caller::Bearer(bearer) => verify_bearer(&app, bearer.token()).await,
+        Caller::Session(OptionalSession {
+            session: Some(session),
+            ..
+        }) => {
+            let record = &session.record;
+            Ok(identity_headers(
+                &record.user_id,
+                record.profile.verified_email(),
+                record.profile.name.as_deref(),
+            ))
+        }
+        Caller::Session(_) => Ok((
             axum::http::StatusCode::UNAUTHORIZED,
             Json(json!({"error": "SessionRequired"})),
         )
-            .into_response()
-    };
-    // A bearer token is checked as one (APIs); other schemes (an app's own Basic auth,
-    // passed on by the proxy) leave the session cookie to decide.
-    let bearer_scheme = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.as_bytes().get(..7))
-        .is_some_and(|s| s.eq_ignore_ascii_case(b"bearer "));
-    if bearer_scheme {
-        return verify_bearer(&app, &headers).await;
+            .into_response()),
     }
-    let Some(token) = super::cookies::read(&headers, &app.cookies.session) else {
-        return Ok(unauthorized());
-    };
-    let Some(session) = app.sessions.load(token).await.map_err(json_err)? else {
-        return Ok(unauthorized());
-    };
-    let record = &session.record;
-    Ok(identity_headers(
-        &record.user_id,
-        record.profile.verified_email(),
-        record.profile.name.as_deref(),
-    ))
 }
 
 /// `/verify` for APIs behind the proxy: a latch access token (signature, `exp`, one of the
 /// configured audiences, and a live `sid`).
-async fn verify_bearer(app: &AppState, headers: &HeaderMap) -> Result<Response, WebError> {
-    let Some(token) = super::provider_tokens::bearer(headers) else {
-        return Err(WebError::json(AuthError::new(
-            crate::error::ErrorCode::InvalidAccessToken,
-            "Authorization header is not `Bearer <token>`",
-        )));
-    };
-    let audiences: Vec<&str> = app
-        .config
-        .tokens
-        .audience
-        .iter()
-        .map(String::as_str)
-        .collect();
+async fn verify_bearer(app: &AppState, token: &str) -> Result<Response, WebError> {
     let verdict = app
         .tokens
-        .verify_live(token, &audiences, &app.sessions)
+        .verify(token, Accepted::Api, &app.sessions)
         .await
         .map_err(|e| WebError::json(AuthError::from(e)))?;
     let claims = match verdict {
         Ok(claims) => claims,
         Err(why) => {
-            let mut response = WebError::json(AuthError::new(
-                crate::error::ErrorCode::InvalidAccessToken,
-                format!("access token refused: {why}"),
-            ))
-            .into_response();
-            response.headers_mut().insert(
-                axum::http::header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Bearer error=\"invalid_token\""),
-            );
-            return Ok(response);
+            return Ok(super::extract::invalid_token(format!(
+                "access token refused: {why}"
+            )))
         }
     };
     // The token claims `email` only when it was verified (see `tokens::access`).

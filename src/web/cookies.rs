@@ -21,6 +21,9 @@ pub struct CookiePolicy {
     pub flow: String,
     /// The flow binding for `response_mode=form_post` providers.
     pub flow_cross_site: String,
+    /// The refresh token, sent to `/refresh` only.
+    pub refresh: String,
+    refresh_path: String,
 }
 
 impl CookiePolicy {
@@ -37,8 +40,20 @@ impl CookiePolicy {
             csrf: format!("{host_prefix}latch.csrf-token"),
             flow: format!("{host_prefix}latch.flow"),
             flow_cross_site: format!("{host_prefix}latch.flow-xs"),
+            refresh: if https {
+                "__Secure-latch.refresh-token".into()
+            } else {
+                "latch.refresh-token".into()
+            },
+            refresh_path: "/refresh".into(),
             session_domain: cookie_domain,
         }
+    }
+
+    /// Cookies for a server under `base_path` (the refresh cookie's path is its `/refresh`).
+    pub fn with_base_path(mut self, base_path: &str) -> Self {
+        self.refresh_path = format!("{base_path}/refresh");
+        self
     }
 
     /// Is `public_url` https (every cookie `Secure`)?
@@ -53,7 +68,18 @@ impl CookiePolicy {
         max_age: Option<Duration>,
         same_site: SameSite,
     ) -> HeaderValue {
-        let mut cookie = format!("{name}={value}; Path=/; HttpOnly");
+        self.build_at("/", name, value, max_age, same_site)
+    }
+
+    fn build_at(
+        &self,
+        path: &str,
+        name: &str,
+        value: &str,
+        max_age: Option<Duration>,
+        same_site: SameSite,
+    ) -> HeaderValue {
+        let mut cookie = format!("{name}={value}; Path={path}; HttpOnly");
         if let Some(age) = max_age {
             cookie.push_str(&format!("; Max-Age={}", age.as_secs()));
         }
@@ -83,6 +109,16 @@ impl CookiePolicy {
 
     pub fn clear(&self, name: &str) -> HeaderValue {
         self.build(name, "", Some(Duration::ZERO), SameSite::Lax)
+    }
+
+    /// The refresh cookie: `SameSite=Strict`, sent to `/refresh` only.
+    pub fn set_refresh(&self, value: &str, max_age: Duration) -> HeaderValue {
+        let path = &self.refresh_path;
+        self.build_at(path, &self.refresh, value, Some(max_age), SameSite::Strict)
+    }
+
+    pub fn clear_refresh(&self) -> HeaderValue {
+        self.set_refresh("", Duration::ZERO)
     }
 
     /// Clears a cookie set by [`Self::set_cross_site`] (same `Secure`, so browsers accept it).

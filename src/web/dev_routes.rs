@@ -7,28 +7,12 @@ use axum::extract::{Path, Query, State};
 use axum::http::header::{HeaderMap, AUTHORIZATION, LOCATION, WWW_AUTHENTICATE};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Json, Response};
-use axum::routing::get;
-use axum::{Extension, Router};
+use axum::Extension;
 use base64::Engine;
 use minijinja::context;
 use serde_json::json;
 use std::collections::HashMap;
 use std::sync::Arc;
-
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/dev/{provider}/.well-known/openid-configuration",
-            get(discovery),
-        )
-        .route("/dev/{provider}/jwks", get(jwks))
-        .route(
-            "/dev/{provider}/authorize",
-            get(authorize_page).post(authorize_submit),
-        )
-        .route("/dev/{provider}/token", axum::routing::post(token))
-        .route("/dev/{provider}/userinfo", get(userinfo))
-}
 
 fn dev(app: &AppState, id: &str) -> Result<Arc<DevProvider>, WebError> {
     app.providers
@@ -37,14 +21,14 @@ fn dev(app: &AppState, id: &str) -> Result<Arc<DevProvider>, WebError> {
         .ok_or_else(|| WebError::new(ErrorCode::NotFound, "no development provider with that id"))
 }
 
-async fn discovery(
+pub(super) async fn discovery(
     State(app): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<serde_json::Value>, WebError> {
     Ok(Json(dev(&app, &id)?.discovery()))
 }
 
-async fn jwks(
+pub(super) async fn jwks(
     State(app): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<serde_json::Value>, WebError> {
@@ -92,7 +76,7 @@ fn render_authorize(
     Ok(Html(page).into_response())
 }
 
-async fn authorize_page(
+pub(super) async fn authorize_page(
     State(app): State<AppState>,
     Extension(ctx): Extension<RequestContext>,
     Path(id): Path<String>,
@@ -105,7 +89,7 @@ async fn authorize_page(
     render_authorize(&app, &ctx, &id, &params, "ada@example.com", None)
 }
 
-async fn authorize_submit(
+pub(super) async fn authorize_submit(
     State(app): State<AppState>,
     Extension(ctx): Extension<RequestContext>,
     Path(id): Path<String>,
@@ -153,7 +137,7 @@ fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
     Some((unescape(id), unescape(secret)))
 }
 
-async fn token(
+pub(super) async fn token(
     State(app): State<AppState>,
     Path(id): Path<String>,
     headers: HeaderMap,
@@ -179,7 +163,7 @@ async fn token(
     })
 }
 
-async fn userinfo(
+pub(super) async fn userinfo(
     State(app): State<AppState>,
     Path(id): Path<String>,
     headers: HeaderMap,

@@ -1,16 +1,13 @@
-//! Turning refusals into answers. Handlers return `WebError`; the middleware here renders it
-//! (HTML page or JSON, with the request id), writes the one log line, and adds the security
-//! headers every response carries.
-use super::{App, AppState, RequestContext};
-use crate::crypto::random_token;
+//! Turning refusals into answers. Handlers return `WebError`; it travels in the response to
+//! [`answer`] (called by `request::request_context`), which writes the one log line and
+//! renders it: an HTML page or JSON, with the request id.
+use super::{AppState, RequestContext};
 use crate::error::{AuthError, ErrorCode};
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::header::{self, HeaderValue};
 use axum::http::{Method, StatusCode};
-use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Json, Response};
 use minijinja::context;
-use tracing::Instrument;
 
 /// A refusal plus how to answer it.
 #[derive(Debug)]
@@ -86,14 +83,35 @@ impl From<crate::store::StoreError> for WebError {
     }
 }
 
-/// Marker carried in response extensions to the middleware, which renders it.
+/// Marker carried in response extensions to [`answer`], which renders it.
 #[derive(Clone)]
-struct PendingError {
+pub(super) struct PendingError {
     error: AuthError,
-    json: bool,
+    /// Set by the handler, or by the route's group (`layers::GroupLayer`).
+    pub(super) json: bool,
     quiet: bool,
     /// The response is already the redirect to the error page: log, count, do not render.
     redirected: bool,
+}
+
+impl PendingError {
+    /// A refusal found by a layer rather than a handler.
+    pub(super) fn new(error: AuthError, json: bool) -> Self {
+        PendingError {
+            error,
+            json,
+            quiet: false,
+            redirected: false,
+        }
+    }
+}
+
+/// The code of the refusal `response` carries, if it is one.
+pub(super) fn refusal_code(response: &Response) -> Option<ErrorCode> {
+    response
+        .extensions()
+        .get::<PendingError>()
+        .map(|p| p.error.code)
 }
 
 impl IntoResponse for WebError {
@@ -134,158 +152,64 @@ pub fn shown_status(code: ErrorCode) -> StatusCode {
     }
 }
 
-fn valid_request_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= 64
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
-}
-
-/// Does this client want JSON rather than a page?
-fn wants_json(req: &Request) -> bool {
+/// Did the client ask for JSON (its `Accept`, or the next-auth client's
+/// `X-Auth-Return-Redirect` on a POST), whatever the route's group answers with?
+pub(super) fn client_wants_json(req: &Request) -> bool {
     let headers = req.headers();
     let accept_json = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|a| a.contains("application/json") && !a.contains("text/html"));
-    let path = req.uri().path();
-    let api_path = [
-        "/session",
-        "/csrf",
-        "/providers",
-        "/readyz",
-        "/verify",
-        "/token",
-        "/refresh",
-        "/revoke",
-        "/introspect",
-        "/.well-known/jwks.json",
-    ]
-    .iter()
-    .any(|p| path.ends_with(p))
-        || path.contains("/provider-token/");
     let return_redirect = req.method() == Method::POST
         && headers
             .get("x-auth-return-redirect")
             .is_some_and(|v| v.as_bytes() == b"1" || v.as_bytes() == b"true");
-    accept_json || api_path || return_redirect
+    accept_json || return_redirect
 }
 
-pub async fn request_context(
-    State(app): State<AppState>,
-    mut req: Request,
-    next: Next,
-) -> Response {
-    let request_id = req
-        .headers()
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .filter(|id| valid_request_id(id))
-        .map(str::to_string)
-        .unwrap_or_else(|| random_token(12));
-    let ctx = RequestContext {
-        request_id: request_id.clone(),
-        csp_nonce: random_token(16),
+/// Logs the refusal `response` carries (one line, in the request's span) and renders it,
+/// unless it is already a redirect to the error page.
+pub(super) fn answer(
+    app: &AppState,
+    ctx: &RequestContext,
+    response: &mut Response,
+    client_json: bool,
+    span: &tracing::Span,
+) {
+    let Some(pending) = response.extensions_mut().remove::<PendingError>() else {
+        return;
     };
-    let json_client = wants_json(&req);
-    let method = req.method().clone();
-    let path = req.uri().path().to_string();
-    req.extensions_mut().insert(ctx.clone());
-    let span = tracing::info_span!("request", request_id = %request_id, %method, %path);
-    let started = std::time::Instant::now();
-    let flow_route = flow_route(&app, &path);
-    let provider = flow_route.map_or("none", |(_, p)| p).to_string();
-    let mut response =
-        crate::telemetry::with_provider(provider.clone(), next.run(req).instrument(span.clone()))
-            .await;
-    if let Some((FlowRoute::Callback, _)) = flow_route {
-        crate::telemetry::callback_duration(&provider, started.elapsed());
-    }
-
-    // axum's own body-limit rejection (`DefaultBodyLimit`) is plain text: answer it like
-    // every other refusal.
-    if response.status() == StatusCode::PAYLOAD_TOO_LARGE
-        && response.extensions().get::<PendingError>().is_none()
-    {
-        response.extensions_mut().insert(PendingError {
-            error: AuthError::new(
-                ErrorCode::PayloadTooLarge,
-                "request body over the 64 KiB limit",
-            ),
-            json: false,
-            quiet: false,
-            redirected: false,
-        });
-    }
-
-    if let Some(pending) = response.extensions_mut().remove::<PendingError>() {
-        let _entered = span.enter();
-        let status = pending.error.code.status();
-        if let Some((FlowRoute::Start | FlowRoute::Callback, _)) = flow_route {
-            crate::telemetry::signin_failed(&provider, pending.error.code.as_str());
-        }
-        let redirected = pending.redirected;
-        if pending.quiet {
-            tracing::debug!(code = %pending.error.code, "error page shown");
-        } else if status.is_server_error() {
-            tracing::error!(code = %pending.error.code, status = status.as_u16(), redirected, reason = %pending.error.reason, "request failed");
-        } else {
-            tracing::warn!(code = %pending.error.code, status = status.as_u16(), redirected, reason = %pending.error.reason, "request refused");
-        }
-        if !redirected {
-            let status = if pending.quiet {
-                shown_status(pending.error.code)
-            } else {
-                status
-            };
-            let json = pending.json || json_client;
-            let mut rendered = render(&app, &ctx, &pending.error, status, json);
-            // Keep headers a handler set deliberately (e.g. clearing a cookie).
-            for (name, value) in response.headers() {
-                if name == header::SET_COOKIE
-                    || name == header::WWW_AUTHENTICATE
-                    || name == header::RETRY_AFTER
-                    || name == header::ALLOW
-                {
-                    rendered.headers_mut().append(name, value.clone());
-                }
-            }
-            response = rendered;
-        }
-    }
-    crate::telemetry::http_request(response.status().as_u16());
-    tracing::debug!(parent: &span, status = response.status().as_u16(), elapsed_ms = started.elapsed().as_millis() as u64, "served");
-    security_headers(&mut response, &ctx, &request_id, &app);
-    response
-}
-
-#[derive(Clone, Copy)]
-enum FlowRoute {
-    Start,
-    Callback,
-    ProviderToken,
-}
-
-/// For `/signin/{provider}`, `/callback/{provider}` and `/provider-token/{provider}`: which,
-/// and the provider's configured id (`unknown` for anything else, so request input never
-/// becomes a metric label).
-fn flow_route<'a>(app: &'a AppState, path: &str) -> Option<(FlowRoute, &'a str)> {
-    let rest = path.strip_prefix(app.config.server.base_path.as_str())?;
-    let (route, id) = if let Some(id) = rest.strip_prefix("/signin/") {
-        (FlowRoute::Start, id)
-    } else if let Some(id) = rest.strip_prefix("/callback/") {
-        (FlowRoute::Callback, id)
+    let _entered = span.enter();
+    let status = pending.error.code.status();
+    let redirected = pending.redirected;
+    if pending.quiet {
+        tracing::debug!(code = %pending.error.code, "error page shown");
+    } else if status.is_server_error() {
+        tracing::error!(code = %pending.error.code, status = status.as_u16(), redirected, reason = %pending.error.reason, "request failed");
     } else {
-        (
-            FlowRoute::ProviderToken,
-            rest.strip_prefix("/provider-token/")?,
-        )
-    };
-    if id.is_empty() || id.contains('/') {
-        return None;
+        tracing::warn!(code = %pending.error.code, status = status.as_u16(), redirected, reason = %pending.error.reason, "request refused");
     }
-    Some((route, app.providers.get(id).map_or("unknown", |p| p.id())))
+    if redirected {
+        return;
+    }
+    let status = if pending.quiet {
+        shown_status(pending.error.code)
+    } else {
+        status
+    };
+    let json = pending.json || client_json;
+    let mut rendered = render(app, ctx, &pending.error, status, json);
+    // Keep headers a handler set deliberately (e.g. clearing a cookie).
+    for (name, value) in response.headers() {
+        if name == header::SET_COOKIE
+            || name == header::WWW_AUTHENTICATE
+            || name == header::RETRY_AFTER
+            || name == header::ALLOW
+        {
+            rendered.headers_mut().append(name, value.clone());
+        }
+    }
+    *response = rendered;
 }
 
 /// `status` is the answer's; the page names the code's own.
@@ -334,42 +258,6 @@ fn render(
                 ),
             )
                 .into_response()
-        }
-    }
-}
-
-fn security_headers(response: &mut Response, ctx: &RequestContext, request_id: &str, app: &App) {
-    let headers = response.headers_mut();
-    if app.cookies.is_secure() {
-        headers.insert(
-            header::STRICT_TRANSPORT_SECURITY,
-            HeaderValue::from_static("max-age=31536000; includeSubDomains"),
-        );
-    }
-    if let Ok(v) = HeaderValue::from_str(request_id) {
-        headers.insert("x-request-id", v);
-    }
-    headers.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    // The callback URL carries a code and state: never leak it to another origin.
-    headers.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
-    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    if !headers.contains_key(header::CACHE_CONTROL) {
-        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    }
-    let is_html = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("text/html"));
-    if is_html {
-        let csp = super::csp::policy(app, &ctx.csp_nonce);
-        if let Ok(v) = HeaderValue::from_str(&csp) {
-            headers.insert(header::CONTENT_SECURITY_POLICY, v);
         }
     }
 }

@@ -4,9 +4,9 @@
 //!
 //! Callers authenticate with HTTP Basic as one of `[tokens] introspection_clients`; with
 //! none configured the route refuses every caller.
-use super::tokens::TokenState;
-use super::{parse_form, WebError};
+use super::{parse_form, AppState, WebError};
 use crate::error::{AuthError, ErrorCode};
+use crate::tokens::access::Accepted;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::header::{
@@ -31,8 +31,7 @@ const ANSWERED_CLAIMS: [&str; 10] = [
     "name",
 ];
 
-pub async fn introspect(State(t): State<TokenState>, headers: HeaderMap, body: Bytes) -> Response {
-    let app = &t.app;
+pub async fn introspect(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     let client = match authenticated_client(&app.config.tokens.introspection_clients, &headers) {
         Ok(client) => client,
         Err(why) => {
@@ -53,10 +52,9 @@ pub async fn introspect(State(t): State<TokenState>, headers: HeaderMap, body: B
         ))
         .into_response();
     };
-    let audiences: Vec<&str> = app.config.tokens.mintable_audiences().collect();
     let verdict = match app
         .tokens
-        .verify_live(token, &audiences, &app.sessions)
+        .verify(token, Accepted::Mintable, &app.sessions)
         .await
     {
         Ok(verdict) => verdict,

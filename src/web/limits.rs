@@ -6,7 +6,7 @@
 //! counted in one round trip on Redis's clock), so N instances together allow the rate once,
 //! not N times; should the store fail, the instance falls back to its own bucket for that
 //! request. On SQLite and memory (one process) the buckets live in this process.
-use super::WebError;
+use super::{AppState, WebError};
 use crate::config::{Config, IpNet, Rate};
 use crate::error::{AuthError, ErrorCode};
 use crate::store::Store;
@@ -44,25 +44,6 @@ impl RouteClass {
             RouteClass::Refresh => "refresh",
         }
     }
-
-    /// The class of a path below `base_path`, if it is limited at all.
-    fn of(path: &str) -> Option<RouteClass> {
-        let below = |prefix: &str| {
-            path.strip_prefix(prefix)
-                .is_some_and(|rest| !rest.is_empty() && !rest.contains('/'))
-        };
-        if below("/signin/") {
-            Some(RouteClass::Signin)
-        } else if below("/callback/") {
-            Some(RouteClass::Callback)
-        } else if path == "/token" {
-            Some(RouteClass::Token)
-        } else if path == "/refresh" {
-            Some(RouteClass::Refresh)
-        } else {
-            None
-        }
-    }
 }
 
 #[derive(Debug)]
@@ -77,7 +58,6 @@ struct Buckets {
 }
 
 pub struct Limiter {
-    base_path: String,
     trusted: Vec<IpNet>,
     signin: Option<Rate>,
     callback: Option<Rate>,
@@ -106,7 +86,6 @@ impl Limiter {
     pub fn new(config: &Config, shared: Option<Arc<dyn Store>>) -> Limiter {
         let l = &config.limits;
         Limiter {
-            base_path: config.server.base_path.clone(),
             trusted: config.server.trusted_proxies.clone(),
             signin: l.signin,
             callback: l.callback,
@@ -125,7 +104,7 @@ impl Limiter {
 
     /// A proxy that is not in `trusted_proxies` makes every client it forwards share its
     /// address (one bucket for all): say once which key fixes that.
-    fn notice_forwarded(&self, peer: IpAddr, headers: &HeaderMap) {
+    pub(super) fn notice_forwarded(&self, peer: IpAddr, headers: &HeaderMap) {
         if self.warned_forwarded.load(Ordering::Relaxed)
             || !headers.contains_key("x-forwarded-for")
             || self.is_trusted(peer.to_canonical())
@@ -266,18 +245,14 @@ pub(crate) fn client_key(ip: IpAddr) -> IpAddr {
     }
 }
 
-/// The middleware: answers 429 `TooManyRequests` with `Retry-After` (whole seconds).
-pub async fn enforce(State(limiter): State<Arc<Limiter>>, req: Request, next: Next) -> Response {
-    if let Some(ConnectInfo(peer)) = req.extensions().get::<ConnectInfo<SocketAddr>>() {
-        limiter.notice_forwarded(peer.ip(), req.headers());
-    }
-    let path = req.uri().path();
-    let path = path
-        .strip_prefix(limiter.base_path.as_str())
-        .unwrap_or(path);
-    let Some(class) = RouteClass::of(path) else {
-        return next.run(req).await;
-    };
+/// The layer of a rate-limited route (its class set when the router is built): answers 429
+/// `TooManyRequests` with `Retry-After` (whole seconds).
+pub async fn enforce(
+    State((app, class)): State<(AppState, RouteClass)>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let limiter = &app.limiter;
     // Served without connect info (never by `server::run`): nothing to key on.
     let Some(ConnectInfo(peer)) = req.extensions().get::<ConnectInfo<SocketAddr>>().copied() else {
         return next.run(req).await;
@@ -307,7 +282,7 @@ pub async fn enforce(State(limiter): State<Arc<Limiter>>, req: Request, next: Ne
 /// 431 `RequestHeaderFieldsTooLarge`, rendered like every refusal, for heads over
 /// [`MAX_HEADER_BYTES`] or [`MAX_HEADERS`] (hyper's own, larger caps in `server.rs` answer a
 /// bare 431 before latch sees the request).
-pub async fn header_size(req: Request, next: Next) -> Response {
+pub(super) fn head_too_large(req: &Request) -> Option<WebError> {
     let headers = req.headers();
     let bytes: usize = req.uri().to_string().len()
         + headers
@@ -319,9 +294,12 @@ pub async fn header_size(req: Request, next: Next) -> Response {
             "request head of {bytes} bytes in {} fields; the limit is {MAX_HEADER_BYTES} bytes and {MAX_HEADERS} fields",
             headers.len()
         );
-        return WebError::new(ErrorCode::RequestHeaderFieldsTooLarge, reason).into_response();
+        return Some(WebError::new(
+            ErrorCode::RequestHeaderFieldsTooLarge,
+            reason,
+        ));
     }
-    next.run(req).await
+    None
 }
 
 #[cfg(test)]
@@ -341,15 +319,46 @@ mod tests {
         s.parse().unwrap()
     }
 
-    #[test]
-    fn classes() {
-        assert_eq!(RouteClass::of("/signin/dev"), Some(RouteClass::Signin));
-        assert_eq!(RouteClass::of("/signin"), None);
-        assert_eq!(RouteClass::of("/signin/"), None);
-        assert_eq!(RouteClass::of("/callback/x"), Some(RouteClass::Callback));
-        assert_eq!(RouteClass::of("/token"), Some(RouteClass::Token));
-        assert_eq!(RouteClass::of("/refresh"), Some(RouteClass::Refresh));
-        assert_eq!(RouteClass::of("/session"), None);
+    /// The class of a path, as the router puts it on its route: the bucket one request to it
+    /// is counted in.
+    async fn class_of(path: &str) -> Option<RouteClass> {
+        use tower::ServiceExt;
+        let text = "[server]\nsecret = \"0123456789abcdef0123456789abcdef\"\n[limits]\nsignin = \"5/1h\"\ncallback = \"5/1h\"\ntoken = \"5/1h\"\nrefresh = \"5/1h\"\n";
+        let config =
+            crate::config::load_str(std::path::Path::new("t.toml"), text, &|_| None).unwrap();
+        let store = crate::store::open("memory://", None).await.unwrap();
+        let peer: SocketAddr = "192.0.2.1:4711".parse().unwrap();
+        let app = crate::server::build_on(config, peer, store).unwrap();
+        let method = if matches!(path, "/token" | "/refresh") {
+            "POST"
+        } else {
+            "GET"
+        };
+        let mut req = Request::builder()
+            .method(method)
+            .uri(path)
+            .body(axum::body::Body::empty())
+            .unwrap();
+        req.extensions_mut().insert(ConnectInfo(peer));
+        super::super::router(app.clone())
+            .oneshot(req)
+            .await
+            .unwrap();
+        let buckets = app.limiter.buckets.lock().unwrap();
+        let classes: Vec<RouteClass> = buckets.map.keys().map(|(class, _)| *class).collect();
+        assert!(classes.len() <= 1, "{classes:?}");
+        classes.first().copied()
+    }
+
+    #[tokio::test]
+    async fn classes() {
+        assert_eq!(class_of("/signin/dev").await, Some(RouteClass::Signin));
+        assert_eq!(class_of("/signin").await, None);
+        assert_eq!(class_of("/signin/").await, None);
+        assert_eq!(class_of("/callback/x").await, Some(RouteClass::Callback));
+        assert_eq!(class_of("/token").await, Some(RouteClass::Token));
+        assert_eq!(class_of("/refresh").await, Some(RouteClass::Refresh));
+        assert_eq!(class_of("/session").await, None);
     }
 
     #[test]

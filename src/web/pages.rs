@@ -1,10 +1,10 @@
 //! The HTML pages: sign-in, sign-out confirmation, error.
-use super::api::csrf_token_for;
+use super::extract::{Csrf, OptionalSession};
 use super::redirect::safe_callback_url;
 use super::{AppState, RequestContext, WebError};
 use crate::error::{AuthError, ErrorCode};
 use axum::extract::{Query, State};
-use axum::http::header::{HeaderMap, SET_COOKIE};
+use axum::http::header::SET_COOKIE;
 use axum::response::{Html, IntoResponse, Response};
 use axum::Extension;
 use minijinja::context;
@@ -24,10 +24,10 @@ pub async fn signin_page(
     State(app): State<AppState>,
     Extension(ctx): Extension<RequestContext>,
     Query(query): Query<HashMap<String, String>>,
-    headers: HeaderMap,
+    csrf: Csrf,
 ) -> Result<Response, WebError> {
     let callback_url = safe_callback_url(&app.config, query.get("callbackUrl").map(String::as_str));
-    let (csrf_token, csrf_cookie) = csrf_token_for(&app, &headers);
+    let (csrf_token, csrf_cookie) = csrf.token(&app);
     let providers: Vec<_> = app
         .providers
         .iter()
@@ -68,17 +68,15 @@ pub async fn signout_page(
     State(app): State<AppState>,
     Extension(ctx): Extension<RequestContext>,
     Query(query): Query<HashMap<String, String>>,
-    headers: HeaderMap,
+    csrf: Csrf,
+    signed_in: OptionalSession,
 ) -> Result<Response, WebError> {
     let callback_url = safe_callback_url(&app.config, query.get("callbackUrl").map(String::as_str));
-    let (csrf_token, csrf_cookie) = csrf_token_for(&app, &headers);
-    let mut user = None;
-    if let Some(token) = super::cookies::read(&headers, &app.cookies.session) {
-        if let Some(session) = app.sessions.load(token).await? {
-            let profile = session.record.profile;
-            user = Some(context! { name => profile.name, email => profile.email });
-        }
-    }
+    let (csrf_token, csrf_cookie) = csrf.token(&app);
+    let user = signed_in.session.map(|session| {
+        let profile = session.record.profile;
+        context! { name => profile.name, email => profile.email }
+    });
     let mut response = html(
         &app,
         "signout.html",

@@ -1,6 +1,7 @@
 //! Starting a sign-in, the provider callback, and sign-out.
+use super::extract::{Csrf, OptionalSession};
 use super::redirect::safe_callback_url;
-use super::{cookies, csrf, parse_form, AppState, WebError};
+use super::{cookies, parse_form, AppState, WebError};
 use crate::crypto::random_token;
 use crate::error::{AuthError, ErrorCode};
 use crate::flow::{self, CallbackParams, SignedIn, FLOW_TTL};
@@ -42,29 +43,6 @@ fn wants_url_json(headers: &HeaderMap, form: &HashMap<String, String>) -> bool {
         .get("x-auth-return-redirect")
         .is_some_and(|v| v.as_bytes() == b"1" || v.as_bytes() == b"true");
     header || form.get("json").is_some_and(|v| v == "true")
-}
-
-fn check_csrf(
-    app: &AppState,
-    headers: &HeaderMap,
-    form: &HashMap<String, String>,
-    json: bool,
-) -> Result<(), WebError> {
-    let cookie = cookies::read(headers, &app.cookies.csrf);
-    if csrf::verify(
-        app.secret(),
-        cookie,
-        form.get("csrfToken").map(String::as_str),
-    ) {
-        return Ok(());
-    }
-    let reason = match (cookie.is_some(), form.contains_key("csrfToken")) {
-        (false, _) => "no CSRF cookie",
-        (true, false) => "no csrfToken field",
-        (true, true) => "csrfToken does not match the CSRF cookie",
-    };
-    let error = AuthError::new(ErrorCode::MissingCSRF, reason);
-    Err(WebError::answer(error, json))
 }
 
 async fn begin(
@@ -117,15 +95,14 @@ async fn begin(
     Ok(redirect(&started.authorization_url, json, vec![cookie]))
 }
 
-/// The live session behind the request's session cookie, if any.
+/// The live session behind the request's session cookie, if any (loaded only once the
+/// request has passed the checks before it).
 async fn signed_in(
     app: &AppState,
     headers: &HeaderMap,
 ) -> Result<Option<SignedIn>, crate::store::StoreError> {
-    let Some(token) = cookies::read(headers, &app.cookies.session) else {
-        return Ok(None);
-    };
-    Ok(app.sessions.load(token).await?.map(|s| SignedIn {
+    let signed_in = OptionalSession::load(app, headers).await?;
+    Ok(signed_in.session.map(|s| SignedIn {
         user_id: s.record.user_id,
         session_id: s.id,
     }))
@@ -153,12 +130,13 @@ pub async fn start_get(
 pub async fn start_post(
     State(app): State<AppState>,
     Path(provider): Path<String>,
+    csrf: Csrf,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, WebError> {
     let form = parse_form(&body);
     let json = wants_url_json(&headers, &form);
-    check_csrf(&app, &headers, &form, json)?;
+    csrf.check(&app, form.get("csrfToken").map(String::as_str), json)?;
     begin(
         &app,
         &headers,
@@ -320,31 +298,40 @@ async fn finish_callback(
 /// `POST /signout`: ends the session, clears the cookie, and sends the browser on.
 pub async fn signout_post(
     State(app): State<AppState>,
+    csrf: Csrf,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, WebError> {
     let form = parse_form(&body);
     let json = wants_url_json(&headers, &form);
-    check_csrf(&app, &headers, &form, json)?;
+    csrf.check(&app, form.get("csrfToken").map(String::as_str), json)?;
     let store_error = |e: crate::store::StoreError| WebError::answer(e.into(), json);
     let everywhere = form
         .get("everywhere")
         .is_some_and(|v| v == "1" || v == "true");
-    if let Some(token) = cookies::read(&headers, &app.cookies.session) {
-        let session = app.sessions.load(token).await.map_err(store_error)?;
-        match session {
-            Some(session) if everywhere => {
-                // Every session of this user, on every device; refresh tokens die with them.
-                let user = &session.record.user_id;
-                let ended = app.sessions.revoke_user(user).await.map_err(store_error)?;
-                app.sessions.delete(token).await.map_err(store_error)?;
-                tracing::info!(user = %user, sessions = ended, "signed out everywhere");
-            }
-            _ => {
-                app.sessions.delete(token).await.map_err(store_error)?;
-                tracing::info!("signed out");
-            }
+    let signed_in = OptionalSession::load(&app, &headers)
+        .await
+        .map_err(store_error)?;
+    match signed_in.session {
+        Some(session) if everywhere => {
+            // Every session of this user, on every device; refresh tokens die with them.
+            let user = &session.record.user_id;
+            let ended = app.sessions.revoke_user(user).await.map_err(store_error)?;
+            app.sessions
+                .end_by_id(&session.id)
+                .await
+                .map_err(store_error)?;
+            tracing::info!(user = %user, sessions = ended, "signed out everywhere");
         }
+        Some(session) => {
+            app.sessions
+                .end_by_id(&session.id)
+                .await
+                .map_err(store_error)?;
+            tracing::info!("signed out");
+        }
+        None if signed_in.cookie => tracing::info!("signed out"),
+        None => {}
     }
     let target = safe_callback_url(&app.config, form.get("callbackUrl").map(String::as_str));
     let clear = app.cookies.clear(&app.cookies.session);

@@ -1,63 +1,14 @@
 //! `/token`, `/refresh`, `/revoke` and `/.well-known/jwks.json`: access tokens for apps,
 //! refresh-token rotation, revocation, and the public signing keys.
+use super::extract::{same_site_only, CurrentSession, OptionalSession, SameSite};
 use super::{cookies, parse_form, AppState, WebError};
 use crate::error::{AuthError, ErrorCode};
 use crate::tokens::refresh::{Issued, Refusal};
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::header::{HeaderMap, HeaderValue, CACHE_CONTROL, ORIGIN, PRAGMA, SET_COOKIE};
+use axum::http::header::{HeaderMap, HeaderValue, CACHE_CONTROL, PRAGMA, SET_COOKIE};
 use axum::response::{IntoResponse, Json, Response};
-use axum::routing::{get, post};
-use axum::Router;
 use serde_json::{json, Value};
-use std::sync::Arc;
-use std::time::Duration;
-
-/// The token routes' state: the app plus the refresh cookie's name.
-pub struct TokenApp {
-    pub(super) app: AppState,
-    refresh_cookie: String,
-}
-
-pub(super) type TokenState = Arc<TokenApp>;
-
-/// The token routes, to be merged into the router under `base_path`.
-pub fn routes(app: &AppState) -> Router<AppState> {
-    let state = Arc::new(TokenApp {
-        refresh_cookie: if app.cookies.is_secure() {
-            "__Secure-latch.refresh-token".into()
-        } else {
-            "latch.refresh-token".into()
-        },
-        app: app.clone(),
-    });
-    // Signing keys exist from the first start on (created by whichever instance is first).
-    if let Ok(handle) = tokio::runtime::Handle::try_current() {
-        let early = app.clone();
-        handle.spawn(async move {
-            if let Err(e) = early.tokens.keys().jwks().await {
-                tracing::warn!(error = %e, "signing keys not ready yet; created on first use");
-            }
-        });
-    }
-    Router::new()
-        .route("/token", post(token))
-        .route("/refresh", post(refresh))
-        .route("/revoke", post(revoke))
-        .route("/introspect", post(super::introspect::introspect))
-        .route("/.well-known/jwks.json", get(jwks))
-        .route(
-            "/provider-token/{provider}",
-            get(super::provider_tokens::provider_token),
-        )
-        .with_state(state)
-}
-
-/// Client-supplied text for a log line: at most 100 characters (quoted with `{:?}`, which
-/// escapes control characters).
-fn short(s: &str) -> String {
-    s.chars().take(100).collect()
-}
 
 fn refused(code: ErrorCode, reason: impl Into<String>) -> WebError {
     WebError::json(AuthError::new(code, reason))
@@ -67,177 +18,64 @@ fn json_err(e: impl Into<AuthError>) -> WebError {
     WebError::json(e.into())
 }
 
-impl TokenApp {
-    fn refresh_cookie(&self, value: &str, max_age: Duration) -> HeaderValue {
-        let mut cookie = format!(
-            "{}={value}; Path={}/refresh; HttpOnly; Max-Age={}; SameSite=Strict",
-            self.refresh_cookie,
-            self.app.config.server.base_path,
-            max_age.as_secs()
-        );
-        if self.app.cookies.is_secure() {
-            cookie.push_str("; Secure");
-        }
-        HeaderValue::from_str(&cookie).expect("refresh tokens are URL-safe")
-    }
-
-    fn clear_refresh_cookie(&self) -> HeaderValue {
-        self.refresh_cookie("", Duration::ZERO)
-    }
-
-    /// Signs an access token for `issued`'s user and session, for `audiences`, and answers
-    /// with it and the refresh cookie.
-    async fn answer(&self, issued: Issued, audiences: &[&str]) -> Result<Response, WebError> {
-        let Some(user) = self
-            .app
-            .users
-            .get(&issued.user_id)
-            .await
-            .map_err(json_err)?
-        else {
-            return Err(refused(
-                ErrorCode::SessionRequired,
-                format!(
-                    "user {} of session {} no longer exists",
-                    issued.user_id, issued.session_id
-                ),
-            ));
-        };
-        let tokens = &self.app.tokens;
-        let access_token = tokens
-            .issue(&user, &issued.session_id, audiences)
-            .await
-            .map_err(json_err)?;
-        crate::telemetry::token_issued();
-        let mut response = Json(json!({
-            "access_token": access_token,
-            "token_type": "Bearer",
-            "expires_in": tokens.ttl().as_secs().max(1),
-        }))
-        .into_response();
-        let headers = response.headers_mut();
-        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        headers.insert(PRAGMA, HeaderValue::from_static("no-cache"));
-        headers.append(
-            SET_COOKIE,
-            self.refresh_cookie(&issued.token, issued.max_age),
-        );
-        Ok(response)
-    }
-}
-
-/// Refuses a request a browser sent from a page latch does not trust (another site's
-/// script or form riding on the user's cookies): an `Origin` that is neither `public_url`'s
-/// nor a `trusted_origins` match, or, without `Origin`, `Sec-Fetch-Site: cross-site`.
-/// Clients that are not browsers send neither and pass.
-pub(super) fn same_site_only(app: &AppState, headers: &HeaderMap) -> Result<(), WebError> {
-    if let Some(origin) = headers.get(ORIGIN) {
-        let origin = origin.to_str().unwrap_or("");
-        if super::redirect::is_trusted_origin(&app.config, origin) {
-            return Ok(());
-        }
-        return Err(refused(
-            ErrorCode::CrossSiteRequest,
-            format!(
-                "Origin {:?} is neither public_url's nor a trusted_origins match",
-                short(origin)
-            ),
-        ));
-    }
-    let cross_site = headers
-        .get("sec-fetch-site")
-        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"cross-site"));
-    if cross_site {
-        return Err(refused(
-            ErrorCode::CrossSiteRequest,
-            "Sec-Fetch-Site: cross-site without an Origin header",
-        ));
-    }
-    Ok(())
-}
-
-/// The audiences a `/token` call asks for: the form field `audience` (space-separated, each
-/// one of `[tokens] audience` or `provider_token_audience`), else every configured audience.
-fn requested_audiences<'a>(app: &'a AppState, body: &[u8]) -> Result<Vec<&'a str>, WebError> {
-    let t = &app.config.tokens;
-    let form = parse_form(body);
-    let Some(asked) = form.get("audience").filter(|a| !a.trim().is_empty()) else {
-        return Ok(t.audience.iter().map(String::as_str).collect());
-    };
-    let mut out = Vec::new();
-    for a in asked.split_ascii_whitespace() {
-        let Some(known) = t.mintable_audiences().find(|m| *m == a) else {
-            return Err(refused(
-                ErrorCode::InvalidAudience,
-                format!(
-                    "audience {:?} is not one of tokens.audience or tokens.provider_token_audience",
-                    short(a)
-                ),
-            ));
-        };
-        if !out.contains(&known) {
-            out.push(known);
-        }
-    }
-    // A token that names the provider-token audience names nothing else: an API that
-    // receives a token must never be able to fetch the user's provider tokens with it.
-    if out.len() > 1 && out.contains(&t.provider_token_audience.as_str()) {
-        return Err(refused(
-            ErrorCode::InvalidAudience,
-            "tokens.provider_token_audience cannot be combined with other audiences",
-        ));
-    }
-    Ok(out)
+/// An access token for `issued`'s user and session, for `audiences`, with the refresh cookie.
+async fn answer(app: &AppState, issued: Issued, audiences: &[&str]) -> Result<Response, WebError> {
+    let access_token = app
+        .tokens
+        .issue_for(&app.users, &issued, audiences)
+        .await
+        .map_err(json_err)?;
+    crate::telemetry::token_issued();
+    let mut response = Json(json!({
+        "access_token": access_token,
+        "token_type": "Bearer",
+        "expires_in": app.tokens.ttl().as_secs().max(1),
+    }))
+    .into_response();
+    let headers = response.headers_mut();
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(PRAGMA, HeaderValue::from_static("no-cache"));
+    headers.append(
+        SET_COOKIE,
+        app.cookies.set_refresh(&issued.token, issued.max_age),
+    );
+    Ok(response)
 }
 
 /// `POST /token`: session cookie -> access token and a new refresh-token family.
-async fn token(
-    State(t): State<TokenState>,
-    headers: HeaderMap,
+pub async fn token(
+    State(app): State<AppState>,
+    _: SameSite,
+    // Refused only after the audiences: an unknown audience is named even without a session.
+    session: Result<CurrentSession, WebError>,
     body: Bytes,
 ) -> Result<Response, WebError> {
-    let app = &t.app;
-    same_site_only(app, &headers)?;
-    let audiences = requested_audiences(app, &body)?;
-    let Some(cookie) = cookies::read(&headers, &app.cookies.session) else {
-        return Err(refused(ErrorCode::SessionRequired, "no session cookie"));
-    };
-    let Some(session) = app.sessions.load(cookie).await.map_err(json_err)? else {
-        return Err(refused(
-            ErrorCode::SessionRequired,
-            "session cookie names no live session",
-        ));
-    };
-    let session_end_ms =
-        (session.record.created_at + app.sessions.max_age().as_secs() as i64).saturating_mul(1000);
-    let issued = app
-        .families
-        .create(&session.id, &session.record.user_id, session_end_ms)
-        .await
+    let form = parse_form(&body);
+    let audiences = app
+        .tokens
+        .requested(form.get("audience").map(String::as_str))
         .map_err(json_err)?;
-    // A sign-out that answered while the family was being made wins: the family goes too.
-    if !app.sessions.is_live(&session.id).await.map_err(json_err)? {
-        app.families
-            .revoke_session(&session.id)
-            .await
-            .map_err(json_err)?;
+    let CurrentSession(session) = session?;
+    let Some(issued) = app
+        .families
+        .start(&session, &app.sessions)
+        .await
+        .map_err(json_err)?
+    else {
         return Err(refused(
             ErrorCode::SessionRequired,
             "the session ended while the token was being issued",
         ));
-    }
-    t.answer(issued, &audiences).await
+    };
+    answer(&app, issued, &audiences).await
 }
 
 /// `POST /refresh`: refresh cookie -> new access token and the rotated refresh cookie.
-async fn refresh(State(t): State<TokenState>, headers: HeaderMap) -> Response {
-    if let Err(e) = same_site_only(&t.app, &headers) {
-        return e.into_response();
-    }
-    let Some(token) = cookies::read(&headers, &t.refresh_cookie) else {
+pub async fn refresh(State(app): State<AppState>, _: SameSite, headers: HeaderMap) -> Response {
+    let Some(token) = cookies::read(&headers, &app.cookies.refresh) else {
         return refused(ErrorCode::InvalidRefreshToken, "no refresh cookie").into_response();
     };
-    let outcome = match t.app.families.rotate(token, &t.app.sessions).await {
+    let outcome = match app.families.rotate(token, &app.sessions).await {
         Ok(outcome) => outcome,
         Err(e) => return json_err(e).into_response(),
     };
@@ -246,15 +84,8 @@ async fn refresh(State(t): State<TokenState>, headers: HeaderMap) -> Response {
             crate::telemetry::token_refreshed();
             // A refreshed token is for the API audiences; a provider-token token is asked
             // for explicitly at `/token`.
-            let audiences: Vec<&str> = t
-                .app
-                .config
-                .tokens
-                .audience
-                .iter()
-                .map(String::as_str)
-                .collect();
-            return t.answer(issued, &audiences).await.into_response();
+            let audiences = app.tokens.api_audiences();
+            return answer(&app, issued, &audiences).await.into_response();
         }
         Err(Refusal::Unknown) => refused(
             ErrorCode::InvalidRefreshToken,
@@ -282,26 +113,31 @@ async fn refresh(State(t): State<TokenState>, headers: HeaderMap) -> Response {
     let mut response = error.into_response();
     response
         .headers_mut()
-        .append(SET_COOKIE, t.clear_refresh_cookie());
+        .append(SET_COOKIE, app.cookies.clear_refresh());
     response
 }
 
 /// `POST /revoke`: with the session cookie, ends the session and all its refresh families;
 /// otherwise ends the family of the refresh token in the form field `token`.
 /// Answers 200 `{}` also for tokens that were already invalid (RFC 7009).
-async fn revoke(
-    State(t): State<TokenState>,
+pub async fn revoke(
+    State(app): State<AppState>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, WebError> {
-    let app = &t.app;
-    if let Some(cookie) = cookies::read(&headers, &app.cookies.session) {
+    if cookies::read(&headers, &app.cookies.session).is_some() {
         // A cross-site page must not sign the user out (logout CSRF).
-        same_site_only(app, &headers)?;
-        if let Some(session) = app.sessions.load(cookie).await.map_err(json_err)? {
+        same_site_only(&app, &headers)?;
+        let signed_in = OptionalSession::load(&app, &headers)
+            .await
+            .map_err(json_err)?;
+        if let Some(session) = signed_in.session {
             // The session first: from then on no new family can be started for it, and a
             // rotation racing with this finds it ended.
-            app.sessions.delete(cookie).await.map_err(json_err)?;
+            app.sessions
+                .end_by_id(&session.id)
+                .await
+                .map_err(json_err)?;
             app.families
                 .revoke_session(&session.id)
                 .await
@@ -310,7 +146,7 @@ async fn revoke(
             let mut response = Json(json!({})).into_response();
             let h = response.headers_mut();
             h.append(SET_COOKIE, app.cookies.clear(&app.cookies.session));
-            h.append(SET_COOKIE, t.clear_refresh_cookie());
+            h.append(SET_COOKIE, app.cookies.clear_refresh());
             return Ok(response);
         }
     }
@@ -329,9 +165,9 @@ async fn revoke(
 }
 
 /// `GET /.well-known/jwks.json`.
-async fn jwks(State(t): State<TokenState>) -> Result<Response, WebError> {
-    let keys: Value = t.app.tokens.keys().jwks().await.map_err(json_err)?;
-    let max_age = (t.app.config.tokens.key_rotation.as_secs() / 4).min(300);
+pub async fn jwks(State(app): State<AppState>) -> Result<Response, WebError> {
+    let keys: Value = app.tokens.keys().jwks().await.map_err(json_err)?;
+    let max_age = (app.config.tokens.key_rotation.as_secs() / 4).min(300);
     let mut response = Json(keys).into_response();
     if let Ok(v) = HeaderValue::from_str(&format!("public, max-age={max_age}")) {
         response.headers_mut().insert(CACHE_CONTROL, v);

@@ -1,0 +1,261 @@
+//! What handlers take from a request, each read in one place: the signed-in session
+//! ([`OptionalSession`], [`CurrentSession`]), a latch access token ([`Bearer`], [`Caller`]),
+//! the browser's CSRF token ([`Csrf`]) and the same-site guard ([`SameSite`]).
+use super::{cookies, csrf, App, AppState, WebError};
+use crate::error::{printable, AuthError, ErrorCode};
+use crate::session::Session;
+use crate::store::StoreError;
+use axum::extract::{FromRequestParts, OptionalFromRequestParts};
+use axum::http::header::{HeaderMap, HeaderValue, AUTHORIZATION, ORIGIN, WWW_AUTHENTICATE};
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+
+/// The live session behind the request's session cookie, if any.
+pub struct OptionalSession {
+    pub session: Option<Session>,
+    /// Did the request carry a session cookie (live or not)?
+    pub cookie: bool,
+}
+
+impl OptionalSession {
+    /// Reads the session cookie in `headers` and loads its session (extending it per
+    /// `update_age`). Handlers that must refuse something else first call this themselves.
+    pub async fn load(app: &App, headers: &HeaderMap) -> Result<Self, StoreError> {
+        let Some(token) = cookies::read(headers, &app.cookies.session) else {
+            return Ok(OptionalSession {
+                session: None,
+                cookie: false,
+            });
+        };
+        Ok(OptionalSession {
+            session: app.sessions.load(token).await?,
+            cookie: true,
+        })
+    }
+}
+
+impl FromRequestParts<AppState> for OptionalSession {
+    type Rejection = WebError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, WebError> {
+        Ok(Self::load(app, &parts.headers).await?)
+    }
+}
+
+/// A live session, or `SessionRequired`.
+pub struct CurrentSession(pub Session);
+
+impl FromRequestParts<AppState> for CurrentSession {
+    type Rejection = WebError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, WebError> {
+        match OptionalSession::from_request_parts(parts, app).await? {
+            OptionalSession {
+                session: Some(session),
+                ..
+            } => Ok(CurrentSession(session)),
+            OptionalSession { cookie: false, .. } => Err(session_required("no session cookie")),
+            OptionalSession { .. } => Err(session_required("session cookie names no live session")),
+        }
+    }
+}
+
+fn session_required(reason: &str) -> WebError {
+    WebError::json(AuthError::new(ErrorCode::SessionRequired, reason))
+}
+
+/// The token of an `Authorization: Bearer` header (RFC 6750). Required, it refuses with 401
+/// and `WWW-Authenticate: Bearer`; as an `Option`, a request without the Bearer scheme is
+/// `None` and one with the scheme but no usable token is refused.
+pub struct Bearer(HeaderValue);
+
+impl Bearer {
+    pub fn token(&self) -> &str {
+        // Checked when extracted: ASCII, `<scheme> <token>`.
+        self.0
+            .to_str()
+            .ok()
+            .and_then(|v| v.split_once(' '))
+            .map_or("", |(_, token)| token.trim())
+    }
+
+    /// Does the request use the Bearer scheme at all?
+    fn scheme_in(headers: &HeaderMap) -> bool {
+        headers
+            .get(AUTHORIZATION)
+            .and_then(|v| v.as_bytes().get(..7))
+            .is_some_and(|s| s.eq_ignore_ascii_case(b"bearer "))
+    }
+
+    /// A well-formed bearer header in `headers`.
+    fn parse(headers: &HeaderMap) -> Option<Bearer> {
+        let header = headers.get(AUTHORIZATION)?;
+        let (scheme, token) = header.to_str().ok()?.split_once(' ')?;
+        let token = token.trim();
+        (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty() && token.len() <= 8192)
+            .then(|| Bearer(header.clone()))
+    }
+}
+
+impl<S: Sync> FromRequestParts<S> for Bearer {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Response> {
+        Bearer::parse(&parts.headers).ok_or_else(|| {
+            let mut response = WebError::json(AuthError::new(
+                ErrorCode::InvalidAccessToken,
+                "no Authorization: Bearer header",
+            ))
+            .into_response();
+            response
+                .headers_mut()
+                .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            response
+        })
+    }
+}
+
+impl<S: Sync> OptionalFromRequestParts<S> for Bearer {
+    type Rejection = WebError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Option<Self>, WebError> {
+        if !Bearer::scheme_in(&parts.headers) {
+            return Ok(None);
+        }
+        match Bearer::parse(&parts.headers) {
+            Some(bearer) => Ok(Some(bearer)),
+            None => Err(WebError::json(AuthError::new(
+                ErrorCode::InvalidAccessToken,
+                "Authorization header is not `Bearer <token>`",
+            ))),
+        }
+    }
+}
+
+/// 401 with `WWW-Authenticate: Bearer error="invalid_token"` (RFC 6750 section 3).
+pub fn invalid_token(reason: String) -> Response {
+    let error = AuthError::new(ErrorCode::InvalidAccessToken, reason);
+    let mut response = WebError::json(error).into_response();
+    response.headers_mut().insert(
+        WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer error=\"invalid_token\""),
+    );
+    response
+}
+
+/// Whom `/verify` is asked about: a bearer token when the request uses that scheme (APIs);
+/// otherwise (no header, or another scheme such as an app's own Basic auth passed on by the
+/// proxy) the session cookie. The session is loaded only in the second case.
+pub enum Caller {
+    Bearer(Bearer),
+    Session(OptionalSession),
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = WebError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, WebError> {
+        match <Bearer as OptionalFromRequestParts<AppState>>::from_request_parts(parts, app).await?
+        {
+            Some(bearer) => Ok(Caller::Bearer(bearer)),
+            None => Ok(Caller::Session(
+                OptionalSession::from_request_parts(parts, app).await?,
+            )),
+        }
+    }
+}
+
+/// The browser's CSRF cookie (double submit, see [`csrf`]).
+pub struct Csrf {
+    cookie: Option<String>,
+}
+
+impl Csrf {
+    /// The token for a form: the one in the browser's valid cookie, or a new one plus the
+    /// `Set-Cookie` that carries it.
+    pub fn token(&self, app: &App) -> (String, Option<HeaderValue>) {
+        let existing = self
+            .cookie
+            .as_deref()
+            .and_then(|c| csrf::token_from_cookie(app.secret(), c));
+        match existing {
+            Some(token) => (token.to_string(), None),
+            None => {
+                let (token, cookie) = csrf::issue(app.secret());
+                let header = app.cookies.set(
+                    &app.cookies.csrf,
+                    &cookie,
+                    std::time::Duration::from_secs(24 * 3600),
+                );
+                (token, Some(header))
+            }
+        }
+    }
+
+    /// Refuses a form whose `csrfToken` (`submitted`) is not this browser's (`MissingCSRF`,
+    /// as JSON when `json`).
+    pub fn check(&self, app: &App, submitted: Option<&str>, json: bool) -> Result<(), WebError> {
+        let cookie = self.cookie.as_deref();
+        if csrf::verify(app.secret(), cookie, submitted) {
+            return Ok(());
+        }
+        let reason = match (cookie.is_some(), submitted.is_some()) {
+            (false, _) => "no CSRF cookie",
+            (true, false) => "no csrfToken field",
+            (true, true) => "csrfToken does not match the CSRF cookie",
+        };
+        let error = AuthError::new(ErrorCode::MissingCSRF, reason);
+        Err(WebError::answer(error, json))
+    }
+}
+
+impl FromRequestParts<AppState> for Csrf {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        app: &AppState,
+    ) -> Result<Self, std::convert::Infallible> {
+        let cookie = cookies::read(&parts.headers, &app.cookies.csrf).map(str::to_string);
+        Ok(Csrf { cookie })
+    }
+}
+
+/// Passes only requests a browser did not send from a page latch does not trust (another
+/// site's script or form riding on the user's cookies): see [`same_site_only`].
+pub struct SameSite;
+
+impl FromRequestParts<AppState> for SameSite {
+    type Rejection = WebError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, WebError> {
+        same_site_only(app, &parts.headers).map(|()| SameSite)
+    }
+}
+
+/// Refuses an `Origin` that is neither `public_url`'s nor a `trusted_origins` match, or,
+/// without `Origin`, `Sec-Fetch-Site: cross-site`. Clients that are not browsers send
+/// neither and pass.
+pub fn same_site_only(app: &App, headers: &HeaderMap) -> Result<(), WebError> {
+    let refused =
+        |reason: String| WebError::json(AuthError::new(ErrorCode::CrossSiteRequest, reason));
+    if let Some(origin) = headers.get(ORIGIN) {
+        let origin = origin.to_str().unwrap_or("");
+        if super::redirect::is_trusted_origin(&app.config, origin) {
+            return Ok(());
+        }
+        return Err(refused(format!(
+            "Origin {:?} is neither public_url's nor a trusted_origins match",
+            printable(origin, 100)
+        )));
+    }
+    let cross_site = headers
+        .get("sec-fetch-site")
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"cross-site"));
+    if cross_site {
+        return Err(refused(
+            "Sec-Fetch-Site: cross-site without an Origin header".into(),
+        ));
+    }
+    Ok(())
+}
