@@ -7,6 +7,7 @@ use crate::provider::{CallbackExtras, Provider};
 use crate::session::Sessions;
 use crate::store::{Store, StoreError};
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 use std::time::Duration;
 
 /// How long a started sign-in may take.
@@ -97,8 +98,9 @@ pub struct CallbackParams {
     pub error: Option<String>,
     pub error_description: Option<String>,
     pub iss: Option<String>,
-    /// Apple sends the user's name once, as JSON in a `user` form field.
-    pub user: Option<String>,
+    /// Every other parameter, for the provider's preset (Apple's one-time `user` field).
+    #[serde(flatten)]
+    pub extra: HashMap<String, String>,
 }
 
 /// A finished sign-in: who signed in and where they wanted to go.
@@ -232,7 +234,7 @@ pub async fn finish(
         .ok_or_else(|| AuthError::new(ErrorCode::OAuthCallbackError, "callback without a code"))?;
 
     let extras = CallbackExtras {
-        apple_user: params.user.as_deref(),
+        params: &params.extra,
     };
     let (profile, tokens) = provider
         .authenticate(code, &record.pkce_verifier, &record.nonce, extras)

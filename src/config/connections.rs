@@ -4,9 +4,9 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use super::ctx::Ctx;
 use super::raw::RawServer;
 use super::source::KeyPath;
-use super::validate::Ctx;
 
 /// How long and how many connections latch keeps; enforced by `server::serve`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

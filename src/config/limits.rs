@@ -3,10 +3,10 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
+use super::ctx::Ctx;
 use super::duration::parse_duration;
 use super::raw::RawLimits;
 use super::source::KeyPath;
-use super::validate::Ctx;
 
 /// An IP network: an address and a prefix length (`10.0.0.0/8`, `::1/128`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -5,6 +5,7 @@ use std::path::Path;
 use base64::Engine as _;
 
 use super::*;
+use crate::provider::presets::{apple, github};
 
 const SECRET: &str = "0123456789abcdef0123456789abcdef-secret";
 
@@ -71,23 +72,16 @@ struct OAuth2<'a> {
 }
 
 fn oauth2(p: &ProviderConfig) -> OAuth2<'_> {
+    let github = p.own.get::<github::Settings>();
     match &p.kind {
-        ProviderKind::OAuth2 {
-            authorization_url,
-            token_url,
-            userinfo_url,
-            emails_url,
-            api_url,
-            profile,
-            issuer,
-        } => OAuth2 {
-            authorization_url: authorization_url.as_str(),
-            token_url: token_url.as_str(),
-            userinfo_url: userinfo_url.as_str(),
-            emails_url: emails_url.as_ref().map(url::Url::as_str),
-            api_url: api_url.as_ref().map(url::Url::as_str),
-            profile,
-            issuer: issuer.as_deref(),
+        ProviderKind::OAuth2(o) => OAuth2 {
+            authorization_url: o.authorization_url.as_str(),
+            token_url: o.token_url.as_str(),
+            userinfo_url: o.userinfo_url.as_str(),
+            emails_url: github.map(|g| g.emails_url.as_str()),
+            api_url: github.map(|g| g.api_url.as_str()),
+            profile: &o.profile,
+            issuer: o.issuer.as_deref(),
         },
         other => panic!("expected oauth2, got {other:?}"),
     }
@@ -178,7 +172,7 @@ fn oidc_preset_defaults() {
         assert_eq!(p.client_id, "cid");
         assert_eq!(p.client_secret.as_ref().unwrap().expose(), b"cs");
         assert_eq!(p.access, AccessRules::default());
-        assert!(p.apple.is_none());
+        assert!(apple::key(&p).is_none());
         assert!(!p.link_by_email);
         if id == "twitch" {
             assert_eq!(p.authorization_params.len(), 1);
@@ -572,7 +566,7 @@ fn apple() {
     assert_eq!(p.response_mode, ResponseMode::FormPost);
     assert_eq!(p.token_auth, TokenAuth::ClientSecretPost);
     assert!(p.client_secret.is_none());
-    let key = p.apple.as_ref().unwrap();
+    let key = apple::key(p).unwrap();
     assert_eq!(key.team_id, "ABCDE12345");
     assert_eq!(key.key_id, "XYZ9876543");
     assert_eq!(key.private_key.expose(), pem.as_bytes());
@@ -696,7 +690,7 @@ fn bad_dotted_paths() {
         assert!(e[0].message.contains("data.user.id"), "{}", e[0]);
     }
     for good in ["id", "data.user.id", "a_b-c@d.e1"] {
-        assert!(provider::check_json_path(good).is_ok(), "{good}");
+        assert!(endpoints::check_json_path(good).is_ok(), "{good}");
     }
     // profile only applies to OAuth 2.0
     let e = errs(&preset("google", "[providers.p.profile]\nid = \"sub\"\n"));

@@ -63,16 +63,20 @@ pub(crate) struct RawTokens {
     pub introspection_clients: Option<std::collections::BTreeMap<String, String>>,
 }
 
+/// `[providers.<id>]`: the keys every provider has, declared once, here. The key lists
+/// (`latch presets`, "valid keys", unknown-key errors) are read from this declaration
+/// ([`keys_of`]), in this order; a preset's own keys are declared in its file and kept in
+/// [`RawTable::own`].
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawProvider {
     pub preset: Option<String>,
     #[serde(rename = "type")]
     pub kind: Option<String>,
-    pub name: Option<String>,
-    pub issuer: Option<String>,
     pub client_id: Option<String>,
     pub client_secret: Option<RawSecret>,
+    pub issuer: Option<String>,
+    pub name: Option<String>,
     pub scopes: Option<Vec<String>>,
     pub link_by_email: Option<bool>,
     pub expose_tokens: Option<bool>,
@@ -82,6 +86,7 @@ pub(crate) struct RawProvider {
     pub response_mode: Option<String>,
     pub allowed_email_domains: Option<Vec<String>>,
     pub allowed_emails: Option<Vec<String>>,
+    /// Presets that check organisation membership (github).
     pub allowed_orgs: Option<Vec<String>>,
     pub logo: Option<String>,
     pub authorization_params: Option<BTreeMap<String, String>>,
@@ -90,59 +95,44 @@ pub(crate) struct RawProvider {
     pub token_url: Option<String>,
     pub userinfo_url: Option<String>,
     pub profile: Option<RawProfile>,
-    // preset = "github"
-    pub base_url: Option<String>,
-    pub api_url: Option<String>,
-    // preset = "microsoft-entra-id"
-    pub tenant: Option<String>,
-    // preset = "apple"
-    pub team_id: Option<String>,
-    pub key_id: Option<String>,
-    pub private_key_file: Option<String>,
 }
 
-impl RawProvider {
-    /// The keys set in the file (besides `preset` and `type`).
-    pub fn present_keys(&self) -> Vec<&'static str> {
-        let keys = [
-            ("name", self.name.is_some()),
-            ("issuer", self.issuer.is_some()),
-            ("client_id", self.client_id.is_some()),
-            ("client_secret", self.client_secret.is_some()),
-            ("scopes", self.scopes.is_some()),
-            ("link_by_email", self.link_by_email.is_some()),
-            ("expose_tokens", self.expose_tokens.is_some()),
-            ("timeout", self.timeout.is_some()),
-            ("max_response_bytes", self.max_response_bytes.is_some()),
-            (
-                "token_endpoint_auth_method",
-                self.token_endpoint_auth_method.is_some(),
-            ),
-            ("response_mode", self.response_mode.is_some()),
-            (
-                "allowed_email_domains",
-                self.allowed_email_domains.is_some(),
-            ),
-            ("allowed_emails", self.allowed_emails.is_some()),
-            ("allowed_orgs", self.allowed_orgs.is_some()),
-            ("logo", self.logo.is_some()),
-            ("authorization_params", self.authorization_params.is_some()),
-            ("authorization_url", self.authorization_url.is_some()),
-            ("token_url", self.token_url.is_some()),
-            ("userinfo_url", self.userinfo_url.is_some()),
-            ("profile", self.profile.is_some()),
-            ("base_url", self.base_url.is_some()),
-            ("api_url", self.api_url.is_some()),
-            ("tenant", self.tenant.is_some()),
-            ("team_id", self.team_id.is_some()),
-            ("key_id", self.key_id.is_some()),
-            ("private_key_file", self.private_key_file.is_some()),
-        ];
-        keys.into_iter()
-            .filter(|(_, set)| *set)
-            .map(|(k, _)| k)
-            .collect()
+/// A provider table as written.
+pub(crate) struct RawTable {
+    pub raw: RawProvider,
+    /// The keys set in the file besides `preset` and `type`, in its order.
+    pub present: Vec<String>,
+    /// The presets' own keys set in the file, with their values before `${ENV}` expansion.
+    pub own: Vec<(&'static str, String)>,
+}
+
+/// The keys of a `#[derive(Deserialize)]` struct, in the order it declares them: serde hands
+/// them to `deserialize_struct`, where this deserializer notes them (and goes no further).
+pub(crate) fn keys_of<T: for<'de> Deserialize<'de>>() -> &'static [&'static str] {
+    struct Probe<'k>(&'k mut &'static [&'static str]);
+    impl<'de> Deserializer<'de> for Probe<'_> {
+        type Error = de::value::Error;
+        fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Self::Error> {
+            Err(de::Error::custom("not a struct"))
+        }
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            _name: &'static str,
+            fields: &'static [&'static str],
+            _: V,
+        ) -> Result<V::Value, Self::Error> {
+            *self.0 = fields;
+            Err(de::Error::custom("keys noted"))
+        }
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes
+            byte_buf option unit unit_struct newtype_struct seq tuple tuple_struct map enum
+            identifier ignored_any
+        }
     }
+    let mut keys: &'static [&'static str] = &[];
+    let _ = T::deserialize(Probe(&mut keys));
+    keys
 }
 
 /// `[providers.<id>.profile]`: dotted JSON paths into the userinfo response.

@@ -147,7 +147,7 @@ fn dfs_value(v: &DeValue<'_>, offset: usize, path: &mut KeyPath) -> bool {
     }
 }
 
-fn contains(r: &Range<usize>, offset: usize) -> bool {
+pub(crate) fn contains(r: &Range<usize>, offset: usize) -> bool {
     r.start <= offset && offset < r.end.max(r.start + 1)
 }
 

@@ -172,7 +172,7 @@ token_endpoint_auth_method = "none"
     assert_eq!(corp.preset, None);
     assert_eq!(corp.logo, None);
     assert!(corp.authorization_params.is_empty());
-    assert!(corp.apple.is_none());
+    assert!(crate::provider::presets::apple::key(corp).is_none());
     assert_eq!(corp.access, AccessRules::default());
 }
 

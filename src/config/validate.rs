@@ -4,18 +4,14 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
-use toml::de::{DeValue, ValueDeserializer};
-use toml::Spanned;
-use url::{Host, Url};
+use url::Url;
 
-use super::duration::parse_duration;
-use super::expand::expand;
+use super::ctx::{entry, ConfigError, Ctx};
 use super::origin::OriginPattern;
-use super::provider;
-use super::raw::{RawDuration, RawLimits, RawProvider, RawServer, RawSession, RawStore, RawTokens};
-use super::source::{KeyPath, Source};
-use super::{Config, ConfigError, Secret, ServerConfig, SessionConfig, StoreConfig, TokensConfig};
+use super::raw::{RawLimits, RawServer, RawSession, RawStore, RawTokens};
+use super::source::KeyPath;
+use super::types::{Config, Secret, ServerConfig, SessionConfig, StoreConfig, TokensConfig};
+use super::{keys, provider};
 
 const SECTIONS: &[&str] = &[
     "server",
@@ -35,191 +31,6 @@ pub(crate) const STORE_SCHEMES: &[&str] = &[
     "memory",
 ];
 const MIN_SECRET_LEN: usize = 32;
-
-pub(crate) struct Ctx<'a, 'i> {
-    src: &'a Source<'i>,
-    env: &'a dyn Fn(&str) -> Option<String>,
-    file: PathBuf,
-    pub errors: Vec<ConfigError>,
-}
-
-impl<'a, 'i> Ctx<'a, 'i> {
-    pub fn new(src: &'a Source<'i>, env: &'a dyn Fn(&str) -> Option<String>, file: &Path) -> Self {
-        Self {
-            src,
-            env,
-            file: file.to_path_buf(),
-            errors: Vec::new(),
-        }
-    }
-
-    /// Record an error on `path`, with the line of the key (or its table).
-    pub fn err(&mut self, path: &KeyPath, message: impl Into<String>) {
-        let line = self.src.locate(path);
-        self.push(ConfigError {
-            file: self.file.clone(),
-            line,
-            key: path.to_string(),
-            message: message.into(),
-        });
-    }
-
-    /// Record an error unless one was already reported for this key or a key
-    /// inside it (a follow-on error there would only be noise).
-    fn push(&mut self, e: ConfigError) {
-        let covered = self.errors.iter().any(|old| {
-            old.key == e.key
-                || (!e.key.is_empty()
-                    && old
-                        .key
-                        .strip_prefix(e.key.as_str())
-                        .is_some_and(|rest| rest.starts_with(['.', '['])))
-        });
-        if !covered {
-            self.errors.push(e);
-        }
-    }
-
-    fn de_error(&mut self, e: toml::de::Error, fallback: &KeyPath) {
-        let (line, key) = match e.span() {
-            Some(span) => {
-                let key = self.src.key_at(span.start);
-                let key = if key.0.is_empty() {
-                    fallback.clone()
-                } else {
-                    key
-                };
-                (Some(self.src.line_of(span.start)), key)
-            }
-            None => (self.src.locate(fallback), fallback.clone()),
-        };
-        self.push(ConfigError {
-            file: self.file.clone(),
-            line,
-            key: key.to_string(),
-            message: e.message().trim().to_string(),
-        });
-    }
-
-    /// Expand `${NAME}` in a value; `None` after reporting an error.
-    pub fn string(&mut self, path: &KeyPath, raw: &str) -> Option<String> {
-        match expand(raw, self.env) {
-            Ok(s) => Some(s),
-            Err(e) => {
-                self.err(path, e.to_string());
-                None
-            }
-        }
-    }
-
-    /// Like [`Ctx::string`] for an optional key: `Some(None)` when absent.
-    pub fn opt_string(&mut self, path: &KeyPath, raw: Option<&str>) -> Option<Option<String>> {
-        match raw {
-            None => Some(None),
-            Some(r) => self.string(path, r).map(Some),
-        }
-    }
-
-    /// Expand every element of an optional array of strings.
-    pub fn strings(
-        &mut self,
-        path: &KeyPath,
-        raw: Option<&[String]>,
-    ) -> Option<Option<Vec<String>>> {
-        let Some(raw) = raw else { return Some(None) };
-        let mut out = Vec::with_capacity(raw.len());
-        let mut ok = true;
-        for (i, r) in raw.iter().enumerate() {
-            match self.string(&path.index(i), r) {
-                Some(s) => out.push(s),
-                None => ok = false,
-            }
-        }
-        ok.then_some(Some(out))
-    }
-
-    /// An optional duration key, defaulting to `default`; must be positive.
-    pub fn duration(
-        &mut self,
-        path: &KeyPath,
-        raw: Option<&RawDuration>,
-        default: Duration,
-    ) -> Option<Duration> {
-        let Some(raw) = raw else { return Some(default) };
-        let s = self.string(path, &raw.0)?;
-        match parse_duration(&s) {
-            Ok(d) if d.is_zero() => {
-                self.err(path, "must be greater than zero");
-                None
-            }
-            Ok(d) => Some(d),
-            Err(e) => {
-                self.err(path, e);
-                None
-            }
-        }
-    }
-
-    /// Deserialize one top-level section; a missing section gives the defaults.
-    fn section<T: for<'de> Deserialize<'de> + Default>(&mut self, name: &str) -> Option<T> {
-        let path = KeyPath::new(&[name]);
-        let src = self.src;
-        let Some(value) = entry(src.root(), name) else {
-            return Some(T::default());
-        };
-        if !value.get_ref().is_table() {
-            self.err(&path, format!("`{name}` must be a table ([{name}])"));
-            return None;
-        }
-        self.lenient(value, &path)
-    }
-
-    /// Deserialize a table, reporting every key serde refuses: after each error
-    /// the offending key is dropped and the rest deserialized again, so the
-    /// remaining keys are still validated (the config is refused in the end).
-    pub fn lenient<T: for<'de> Deserialize<'de>>(
-        &mut self,
-        value: &Spanned<DeValue<'i>>,
-        path: &KeyPath,
-    ) -> Option<T> {
-        let mut value = value.clone();
-        loop {
-            let err = match T::deserialize(ValueDeserializer::from(value.clone())) {
-                Ok(v) => return Some(v),
-                Err(e) => e,
-            };
-            let start = err.span().map(|s| s.start);
-            self.de_error(err, path);
-            let (Some(start), DeValue::Table(table)) = (start, value.get_mut()) else {
-                return None;
-            };
-            let key = table
-                .iter()
-                .find(|(k, v)| contains(&k.span(), start) || contains(&v.span(), start))
-                .map(|(k, _)| k.get_ref().to_string())?;
-            table.remove(key.as_str());
-        }
-    }
-}
-
-fn contains(r: &std::ops::Range<usize>, offset: usize) -> bool {
-    r.start <= offset && offset < r.end.max(r.start + 1)
-}
-
-fn entry<'t, 'i>(table: &'t toml::de::DeTable<'i>, name: &str) -> Option<&'t Spanned<DeValue<'i>>> {
-    table
-        .iter()
-        .find(|(k, _)| k.get_ref() == name)
-        .map(|(_, v)| v)
-}
-
-pub(crate) fn is_loopback(host: &Host<&str>) -> bool {
-    match host {
-        Host::Domain(d) => d.eq_ignore_ascii_case("localhost"),
-        Host::Ipv4(ip) => ip.is_loopback(),
-        Host::Ipv6(ip) => ip.is_loopback(),
-    }
-}
 
 /// Validate the whole document.
 pub(crate) fn validate(ctx: &mut Ctx, path: &Path, base_dir: PathBuf) -> Option<Config> {
@@ -779,11 +590,11 @@ fn providers(
             ok = false;
             continue;
         }
-        let Some(raw) = ctx.lenient::<RawProvider>(v, &p) else {
+        let Some(table) = keys::read(ctx, v, &p) else {
             ok = false;
             continue;
         };
-        match provider::provider(ctx, &id, raw, public_url, base_dir) {
+        match provider::provider(ctx, &id, table, public_url, base_dir) {
             Some(pc) => out.push(pc),
             None => ok = false,
         }

@@ -1,7 +1,7 @@
 //! Per-provider access rules: who may sign in at all. Checked after the provider has said
 //! who the user is and before any user or session is created.
-use super::Profile;
-use crate::config::AccessRules;
+use super::profile::Profile;
+use crate::config::types::AccessRules;
 
 /// Checks the email rules. When any email rule is set, the user needs a *verified* email that
 /// is listed or whose domain is listed.

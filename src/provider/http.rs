@@ -2,6 +2,9 @@
 //! (a redirect from a token or JWKS endpoint is an invitation to SSRF).
 use std::time::Duration;
 
+use crate::config::types::ProviderConfig;
+use crate::error::{AuthError, ErrorCode};
+
 pub fn build_client() -> reqwest::Client {
     crate::install_crypto_provider();
     reqwest::Client::builder()
@@ -46,6 +49,15 @@ pub enum CallError {
     },
 }
 
+/// Maps a failed provider call to the code users see.
+pub fn call_error(err: CallError) -> AuthError {
+    let code = match err {
+        CallError::Timeout { .. } => ErrorCode::ProviderTimeout,
+        _ => ErrorCode::ProviderError,
+    };
+    AuthError::new(code, err.to_string())
+}
+
 /// The most latch reads of any provider answer (discovery, JWKS, token, userinfo, APIs) by
 /// default (`max_response_bytes`): a provider that streams without end must not exhaust
 /// memory. Real answers are a few KiB.
@@ -60,7 +72,7 @@ pub struct Budget {
 
 impl Budget {
     /// The provider's own limits (`timeout`, `max_response_bytes`).
-    pub fn of(config: &crate::config::ProviderConfig) -> Self {
+    pub fn of(config: &ProviderConfig) -> Self {
         Budget {
             timeout: config.timeout,
             max_body: config.max_response_bytes,

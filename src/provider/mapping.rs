@@ -1,7 +1,7 @@
 //! Profile mapping for plain OAuth 2.0 providers: dotted JSON paths from the userinfo answer
 //! to the profile fields. Missing or mis-typed fields are errors the flow can name.
-use super::Profile;
-use crate::config::ProfileMapping;
+use super::profile::Profile;
+use crate::config::types::ProfileMapping;
 use serde_json::Value;
 
 /// The value at a dotted path (`picture.data.url`); array indices are allowed (`emails.0`).

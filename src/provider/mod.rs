@@ -1,57 +1,45 @@
 //! Identity providers: what is configured, and the client that talks to each. Whatever the
-//! kind (OpenID Connect, plain OAuth 2.0, GitHub, Apple, the dev provider), the flow gets
-//! the same `Profile`.
+//! kind (OpenID Connect, plain OAuth 2.0, the dev provider) and the preset (whose hooks in
+//! `presets/` complete the profile, check organisations or mint the client secret), the flow
+//! gets the same `Profile`.
 pub mod access;
-pub mod apple;
-pub mod dev;
-pub mod github;
 pub mod http;
 pub mod mapping;
 pub mod oidc;
+pub mod presets;
+pub mod profile;
 pub mod token;
 
-use crate::config::{Config, ProviderConfig, ProviderKind, ResponseMode, Secret, TokenAuth};
+pub use presets::dev;
+pub use profile::{CallbackExtras, Profile, TokenSet};
+
+use crate::config::{
+    Config, OAuth2Endpoints, ProviderConfig, ProviderKind, ResponseMode, Secret, TokenAuth,
+};
 use crate::error::{AuthError, ErrorCode};
-use http::CallError;
+use http::{call_error, CallError};
 use oidc::{profile_from_claims, OidcClient, VerifyError};
+use presets::{Call, MintSecret, Mount, Preset, SignIn};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use token::{ExchangeError, TokenClient};
 use url::Url;
 
-/// Who the provider says the user is.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Profile {
-    pub subject: String,
-    pub email: Option<String>,
-    pub email_verified: bool,
-    pub name: Option<String>,
-    pub image: Option<String>,
+/// How latch talks to a provider.
+enum Client {
+    /// OpenID Connect, discovered from the issuer (the dev provider too).
+    Oidc(OidcClient),
+    /// Plain OAuth 2.0 with configured endpoints.
+    OAuth2(OAuth2Endpoints),
 }
 
-/// Tokens from a provider's token endpoint.
-pub struct TokenSet {
-    pub access_token: String,
-    pub id_token: Option<String>,
-    pub refresh_token: Option<String>,
-    pub expires_in: Option<u64>,
-    pub scope: Option<String>,
-}
-
-impl std::fmt::Debug for TokenSet {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TokenSet")
-            .field("expires_in", &self.expires_in)
-            .field("scope", &self.scope)
-            .finish_non_exhaustive()
-    }
-}
-
-/// What the callback brought besides the code.
-pub struct CallbackExtras<'a> {
-    /// Apple's one-time `user` form field.
-    pub apple_user: Option<&'a str>,
+/// What is sent as the client secret.
+enum ClientSecret {
+    None,
+    Configured(Secret),
+    /// Made afresh for every call (Apple's JWT).
+    Minted(Box<dyn MintSecret>),
 }
 
 pub struct Provider {
@@ -59,25 +47,16 @@ pub struct Provider {
     /// The redirect URI registered at the provider.
     pub callback_url: String,
     pub signin_url: String,
-    /// Set for OpenID Connect providers (including the dev provider).
-    oidc: Option<OidcClient>,
+    client: Client,
     http: reqwest::Client,
-    client_secret: Option<Secret>,
-    apple: Option<apple::AppleSecret>,
+    client_secret: ClientSecret,
+    /// The preset's hooks, if the provider is made from one.
+    preset: Option<&'static dyn Preset>,
     /// The built-in development provider behind this entry, if it is one.
     pub dev: Option<Arc<dev::DevProvider>>,
     /// With `expose_tokens`: the server secret (first: it seals) and the previous ones (they
     /// still open), for the provider's tokens at rest. `None`: tokens are not kept.
     token_secrets: Option<Vec<Secret>>,
-}
-
-/// Maps a failed provider call to the code users see.
-pub fn call_error(err: CallError) -> AuthError {
-    let code = match err {
-        CallError::Timeout { .. } => ErrorCode::ProviderTimeout,
-        _ => ErrorCode::ProviderError,
-    };
-    AuthError::new(code, err.to_string())
 }
 
 fn exchange_error(err: ExchangeError) -> AuthError {
@@ -103,7 +82,7 @@ impl Provider {
     /// Auth.js's provider `type`.
     pub fn kind_name(&self) -> &'static str {
         match self.config.kind {
-            ProviderKind::OAuth2 { .. } => "oauth",
+            ProviderKind::OAuth2(_) => "oauth",
             ProviderKind::Oidc { .. } | ProviderKind::Dev => "oidc",
         }
     }
@@ -120,6 +99,16 @@ impl Provider {
         self.config.response_mode == ResponseMode::FormPost
     }
 
+    /// What the preset's hooks may use to call the provider with `tokens`.
+    fn call<'a>(&'a self, tokens: &'a TokenSet) -> Call<'a> {
+        Call {
+            http: &self.http,
+            budget: http::Budget::of(&self.config),
+            tokens,
+            own: &self.config.own,
+        }
+    }
+
     /// The provider's authorization request URL for one flow.
     pub async fn authorization_url(
         &self,
@@ -127,20 +116,14 @@ impl Provider {
         nonce: &str,
         code_challenge: &str,
     ) -> Result<Url, AuthError> {
-        let mut url = match (&self.oidc, &self.config.kind) {
-            (Some(oidc), _) => oidc
+        let mut url = match &self.client {
+            Client::Oidc(oidc) => oidc
                 .discovery()
                 .await
                 .map_err(call_error)?
                 .authorization_endpoint
                 .clone(),
-            (
-                None,
-                ProviderKind::OAuth2 {
-                    authorization_url, ..
-                },
-            ) => authorization_url.clone(),
-            (None, _) => unreachable!("every non-OAuth2 provider has an OIDC client"),
+            Client::OAuth2(o) => o.authorization_url.clone(),
         };
         {
             let mut q = url.query_pairs_mut();
@@ -153,7 +136,7 @@ impl Provider {
             if !self.config.scopes.is_empty() {
                 q.append_pair("scope", &self.config.scopes.join(" "));
             }
-            if self.oidc.is_some() {
+            if let Client::Oidc(_) = self.client {
                 q.append_pair("nonce", nonce);
             }
             if self.uses_form_post() {
@@ -178,8 +161,8 @@ impl Provider {
                 ),
             )
         };
-        match (&self.oidc, &self.config.kind) {
-            (Some(oidc), _) => match iss {
+        match &self.client {
+            Client::Oidc(oidc) => match iss {
                 Some(iss) => {
                     if !oidc
                         .callback_issuer_matches(iss)
@@ -199,32 +182,29 @@ impl Provider {
                     }
                 }
             },
-            (None, ProviderKind::OAuth2 { issuer, .. }) => {
-                if let (Some(iss), Some(expected)) = (iss, issuer) {
+            Client::OAuth2(o) => {
+                if let (Some(iss), Some(expected)) = (iss, &o.issuer) {
                     if iss.trim_end_matches('/') != expected.trim_end_matches('/') {
                         return Err(mismatch(iss));
                     }
                 }
             }
-            _ => {}
         }
         Ok(())
     }
 
     fn client_secret(&self) -> Option<String> {
-        match &self.apple {
-            Some(apple) => Some(apple.mint()),
-            None => self
-                .client_secret
-                .as_ref()
-                .map(|s| String::from_utf8_lossy(s.expose()).into_owned()),
+        match &self.client_secret {
+            ClientSecret::None => None,
+            ClientSecret::Configured(s) => Some(String::from_utf8_lossy(s.expose()).into_owned()),
+            ClientSecret::Minted(mint) => Some(mint.mint()),
         }
     }
 
     /// A client for the token endpoint, with the client authentication to use there.
     async fn token_client(&self) -> Result<TokenClient<'_>, AuthError> {
-        let (endpoint, auth) = match (&self.oidc, &self.config.kind) {
-            (Some(oidc), _) => {
+        let (endpoint, auth) = match &self.client {
+            Client::Oidc(oidc) => {
                 let discovery = oidc.discovery().await.map_err(call_error)?;
                 let auth = oidc
                     .token_auth(self.config.token_auth)
@@ -232,10 +212,7 @@ impl Provider {
                     .map_err(call_error)?;
                 (discovery.token_endpoint.clone(), auth)
             }
-            (None, ProviderKind::OAuth2 { token_url, .. }) => {
-                (token_url.clone(), self.config.token_auth)
-            }
-            (None, _) => unreachable!("every non-OAuth2 provider has an OIDC client"),
+            Client::OAuth2(o) => (o.token_url.clone(), self.config.token_auth),
         };
         let client_secret = match auth {
             TokenAuth::None => None,
@@ -291,13 +268,20 @@ impl Provider {
         extras: CallbackExtras<'_>,
     ) -> Result<(Profile, TokenSet), AuthError> {
         let tokens = self.exchange(code, verifier).await?;
-        let mut profile = match (&self.oidc, &self.config.kind) {
-            (Some(oidc), _) => self.oidc_profile(oidc, &tokens, nonce).await?,
-            (None, ProviderKind::OAuth2 { .. }) => self.oauth2_profile(&tokens).await?,
-            (None, _) => unreachable!("every non-OAuth2 provider has an OIDC client"),
+        let (mut profile, userinfo) = match &self.client {
+            Client::Oidc(oidc) => (self.oidc_profile(oidc, &tokens, nonce).await?, None),
+            Client::OAuth2(o) => {
+                let (profile, info) = self.oauth2_profile(o, &tokens).await?;
+                (profile, Some(info))
+            }
         };
-        if profile.name.is_none() {
-            profile.name = extras.apple_user.and_then(apple::name_from_user_field);
+        if let Some(preset) = self.preset {
+            let sign_in = SignIn {
+                call: self.call(&tokens),
+                userinfo: userinfo.as_ref(),
+                callback: &extras,
+            };
+            preset.profile(&mut profile, &sign_in).await?;
         }
         if profile
             .image
@@ -337,19 +321,15 @@ impl Provider {
             .map_err(|reason| AuthError::new(ErrorCode::InvalidIdToken, reason))
     }
 
-    async fn oauth2_profile(&self, tokens: &TokenSet) -> Result<Profile, AuthError> {
-        let ProviderKind::OAuth2 {
-            userinfo_url,
-            emails_url,
-            profile: mapping_rules,
-            ..
-        } = &self.config.kind
-        else {
-            unreachable!("called for OAuth2 providers only")
-        };
+    /// The mapped profile and the userinfo answer it was mapped from.
+    async fn oauth2_profile(
+        &self,
+        o: &OAuth2Endpoints,
+        tokens: &TokenSet,
+    ) -> Result<(Profile, serde_json::Value), AuthError> {
         let request = self
             .http
-            .get(userinfo_url.clone())
+            .get(o.userinfo_url.clone())
             .bearer_auth(&tokens.access_token)
             .header(reqwest::header::ACCEPT, "application/json");
         let (status, body) = http::send("userinfo", request, http::Budget::of(&self.config))
@@ -368,56 +348,16 @@ impl Provider {
                 reason: e.to_string(),
             })
         })?;
-        let mut profile = mapping::profile(&info, mapping_rules).map_err(|reason| {
+        let profile = mapping::profile(&info, &o.profile).map_err(|reason| {
             AuthError::new(ErrorCode::ProviderError, format!("userinfo: {reason}"))
         })?;
-        match self.config.preset.as_deref() {
-            Some("github") => {
-                // GitHub's public `email` may be unverified: only /user/emails says.
-                profile.email = None;
-                profile.email_verified = false;
-                if let Some(url) = emails_url {
-                    let email = github::primary_verified_email(
-                        &self.http,
-                        url,
-                        &tokens.access_token,
-                        http::Budget::of(&self.config),
-                    )
-                    .await
-                    .map_err(call_error)?;
-                    profile.email_verified = email.is_some();
-                    profile.email = email;
-                }
-                if profile.name.is_none() {
-                    profile.name = info
-                        .get("login")
-                        .and_then(|l| l.as_str())
-                        .map(str::to_string);
-                }
-            }
-            Some("discord") => {
-                if profile.name.is_none() {
-                    profile.name = info
-                        .get("username")
-                        .and_then(|l| l.as_str())
-                        .map(str::to_string);
-                }
-                if let Some(avatar) = info.get("avatar").and_then(|a| a.as_str()) {
-                    profile.image = Some(format!(
-                        "https://cdn.discordapp.com/avatars/{}/{avatar}.png",
-                        profile.subject
-                    ));
-                }
-            }
-            _ => {}
-        }
-        Ok(profile)
+        Ok((profile, info))
     }
 
     /// Endpoints as `latch check --discover` prints them (discovery fetched for OIDC).
     pub async fn describe_endpoints(&self) -> Result<Vec<String>, AuthError> {
-        Ok(match (&self.oidc, &self.config.kind) {
-            (Some(oidc), _) => {
+        Ok(match &self.client {
+            Client::Oidc(oidc) => {
                 let d = oidc.discovery().await.map_err(call_error)?;
                 let mut lines = vec![
                     format!("issuer:                 {}", d.issuer),
@@ -430,20 +370,11 @@ impl Provider {
                 }
                 lines
             }
-            (
-                None,
-                ProviderKind::OAuth2 {
-                    authorization_url,
-                    token_url,
-                    userinfo_url,
-                    ..
-                },
-            ) => vec![
-                format!("authorization_url: {authorization_url}"),
-                format!("token_url:         {token_url}"),
-                format!("userinfo_url:      {userinfo_url}"),
+            Client::OAuth2(o) => vec![
+                format!("authorization_url: {}", o.authorization_url),
+                format!("token_url:         {}", o.token_url),
+                format!("userinfo_url:      {}", o.userinfo_url),
             ],
-            _ => Vec::new(),
         })
     }
 
@@ -459,36 +390,20 @@ impl Provider {
         if rules.allowed_orgs.is_empty() {
             return Ok(());
         }
-        let ProviderKind::OAuth2 {
-            api_url: Some(api), ..
-        } = &self.config.kind
-        else {
-            return Err(AuthError::new(
-                ErrorCode::Configuration,
-                "allowed_orgs needs the github preset",
-            ));
-        };
-        for org in &rules.allowed_orgs {
-            let member = github::is_member(
-                &self.http,
-                api,
-                org,
-                &tokens.access_token,
-                http::Budget::of(&self.config),
-            )
-            .await
-            .map_err(call_error)?;
-            if member {
-                return Ok(());
+        match self.preset {
+            Some(preset) => {
+                preset
+                    .check_orgs(&rules.allowed_orgs, &self.call(tokens))
+                    .await
             }
+            None => Err(AuthError::new(
+                ErrorCode::Configuration,
+                format!(
+                    "allowed_orgs needs the {} preset",
+                    presets::org_presets().join(" or ")
+                ),
+            )),
         }
-        Err(AuthError::new(
-            ErrorCode::AccessDenied,
-            format!(
-                "not an active member of any allowed GitHub organisation ({})",
-                rules.allowed_orgs.join(", ")
-            ),
-        ))
     }
 }
 
@@ -520,13 +435,17 @@ impl Providers {
         for pc in &config.providers {
             let callback_url = public_route(config, &format!("/callback/{}", pc.id));
             let signin_url = public_route(config, &format!("/signin/{}", pc.id));
-            let mut client_secret = pc.client_secret.clone();
+            let preset = pc.preset.as_deref().and_then(presets::find);
+            let mut client_secret = match &pc.client_secret {
+                Some(s) => ClientSecret::Configured(s.clone()),
+                None => ClientSecret::None,
+            };
             let mut dev = None;
-            let oidc = match &pc.kind {
+            let client = match &pc.kind {
                 ProviderKind::Oidc {
                     issuer,
                     issuer_rule,
-                } => Some(OidcClient::new(
+                } => Client::Oidc(OidcClient::new(
                     issuer.clone(),
                     *issuer_rule,
                     None,
@@ -534,45 +453,33 @@ impl Providers {
                     http.clone(),
                     http::Budget::of(pc),
                 )),
+                ProviderKind::OAuth2(endpoints) => Client::OAuth2(endpoints.clone()),
                 ProviderKind::Dev => {
-                    let path = format!("{}/dev/{}", config.server.base_path, pc.id);
-                    let issuer = Url::parse(&public_route(config, &format!("/dev/{}", pc.id)))
-                        .expect("public_url and base_path were validated");
-                    let back_channel = dev::back_channel_base(local_addr, &path);
-                    let provider = Arc::new(dev::DevProvider::new(
-                        issuer.clone(),
-                        back_channel.clone(),
-                        pc.client_id.clone(),
-                        callback_url.clone(),
-                    ));
-                    client_secret = Some(Secret::new(provider.client_secret().as_bytes().to_vec()));
-                    dev = Some(provider);
-                    Some(OidcClient::new(
-                        issuer,
-                        crate::config::IssuerRule::Exact,
-                        Some(back_channel),
-                        pc.client_id.clone(),
-                        http.clone(),
-                        http::Budget::of(pc),
-                    ))
+                    let mount = Mount {
+                        public_base: public_route(config, ""),
+                        base_path: &config.server.base_path,
+                        local_addr,
+                        callback_url: &callback_url,
+                    };
+                    let built = preset
+                        .and_then(|p| p.built_in(pc, &http, mount))
+                        .ok_or_else(|| format!("providers.{}: no built-in provider", pc.id))?;
+                    client_secret = ClientSecret::Configured(built.client_secret);
+                    dev = Some(built.dev);
+                    Client::Oidc(built.oidc)
                 }
-                ProviderKind::OAuth2 { .. } => None,
             };
-            let apple = match &pc.apple {
-                Some(key) => Some(
-                    apple::AppleSecret::new(key, &pc.client_id)
-                        .map_err(|e| format!("providers.{}.private_key_file: {e}", pc.id))?,
-                ),
-                None => None,
-            };
+            if let Some(mint) = preset.map(|p| p.mint_secret(pc)).transpose()?.flatten() {
+                client_secret = ClientSecret::Minted(mint);
+            }
             list.push(Arc::new(Provider {
                 config: pc.clone(),
                 callback_url,
                 signin_url,
-                oidc,
+                client,
                 http: http.clone(),
                 client_secret,
-                apple,
+                preset,
                 dev,
                 token_secrets: pc.expose_tokens.then(|| {
                     std::iter::once(&config.server.secret)
@@ -604,15 +511,9 @@ impl Providers {
         let mut origins: Vec<String> = self
             .list
             .iter()
-            .flat_map(|p| match (&p.oidc, &p.config.kind) {
-                (Some(oidc), _) => oidc.authorization_origins(),
-                (
-                    None,
-                    ProviderKind::OAuth2 {
-                        authorization_url, ..
-                    },
-                ) => vec![authorization_url.origin().ascii_serialization()],
-                (None, _) => Vec::new(),
+            .flat_map(|p| match &p.client {
+                Client::Oidc(oidc) => oidc.authorization_origins(),
+                Client::OAuth2(o) => vec![o.authorization_url.origin().ascii_serialization()],
             })
             .filter(|o| o != "null")
             .collect();

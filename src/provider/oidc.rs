@@ -1,8 +1,8 @@
 //! An OpenID Connect relying party for one issuer: discovery and JWKS (both cached), the
 //! authorization URL, the code exchange, ID token verification and userinfo.
 use super::http::{excerpt, fetch, is_loopback, send, Budget, CallError};
-use super::Profile;
-use crate::config::{IssuerRule, TokenAuth};
+use super::profile::Profile;
+use crate::config::types::{IssuerRule, TokenAuth};
 use chrono::{Duration as ChronoDuration, Utc};
 use openidconnect::core::{
     CoreIdToken, CoreIdTokenVerifier, CoreJsonWebKeySet, CoreJwsSigningAlgorithm,

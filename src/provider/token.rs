@@ -1,8 +1,8 @@
 //! The token endpoint: exchanging an authorization code, with the client authentication the
 //! provider wants, and reading its answer (including errors sent with HTTP 200).
 use super::http::{excerpt, send, Budget, CallError};
-use super::TokenSet;
-use crate::config::TokenAuth;
+use super::profile::TokenSet;
+use crate::config::types::TokenAuth;
 use serde::Deserialize;
 use url::Url;
 

@@ -155,7 +155,7 @@ fn params_from(mut map: HashMap<String, String>) -> CallbackParams {
         error: map.remove("error"),
         error_description: map.remove("error_description"),
         iss: map.remove("iss"),
-        user: map.remove("user"),
+        extra: map,
     }
 }
 

@@ -2,14 +2,90 @@
 //! latch so the sample config signs in on a laptop with no credentials. latch talks to it
 //! through the same discovery, token exchange and ID token verification as any provider.
 //! Configuration refuses it unless `public_url` is a loopback host.
-use crate::crypto::{constant_time_eq, random_token, sha256_b64url, sha256_hex};
-use crate::jws::SigningKey;
-use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
 use url::Url;
+
+use super::{BuiltIn, Entry, Kind, Mount, Preset, Table, OIDC};
+use crate::config::types::{IssuerRule, ProviderConfig, Secret};
+use crate::config::urls::is_loopback;
+use crate::crypto::{constant_time_eq, random_token, sha256_b64url, sha256_hex};
+use crate::jws::SigningKey;
+use crate::provider::http::Budget;
+use crate::provider::oidc::OidcClient;
+
+pub struct Dev;
+
+static ENTRY: Entry = Entry {
+    id: "dev",
+    label: "Development login",
+    kind: Kind::Dev,
+    client_id: Some("latch-dev"),
+    logo: false,
+    ..OIDC
+};
+
+impl Preset for Dev {
+    fn entry(&self) -> &'static Entry {
+        &ENTRY
+    }
+
+    fn refuses(&self, key: &str) -> Option<&'static str> {
+        match key {
+            "client_secret" => Some("does not apply to preset \"dev\": the dev provider makes its own"),
+            "issuer" | "token_endpoint_auth_method" | "response_mode" | "authorization_params" => {
+                Some("does not apply to preset \"dev\": the dev provider is built into latch")
+            }
+            _ => None,
+        }
+    }
+
+    /// Anyone may sign in as any user: only where `public_url` is a loopback address.
+    fn check_server(&self, t: &mut Table) -> bool {
+        let Some(url) = t.public_url else {
+            return false; // an invalid public_url is reported on its own
+        };
+        if url.host().is_some_and(|h| is_loopback(&h)) {
+            return true;
+        }
+        let message = format!(
+            "preset \"dev\" lets anyone sign in as any user, so it is only allowed when server.public_url is a loopback address (localhost, 127.0.0.1, [::1]); server.public_url is \"{url}\". Remove this provider outside development."
+        );
+        t.err("preset", message);
+        false
+    }
+
+    /// Served at `/dev/{id}` on latch itself; latch reaches its back channel (discovery,
+    /// token, JWKS) on the listener's own address.
+    fn built_in(&self, pc: &ProviderConfig, http: &reqwest::Client, at: Mount) -> Option<BuiltIn> {
+        let path = format!("{}/dev/{}", at.base_path, pc.id);
+        let issuer = Url::parse(&format!("{}/dev/{}", at.public_base, pc.id)).ok()?;
+        let back_channel = back_channel_base(at.local_addr, &path);
+        let dev = Arc::new(DevProvider::new(
+            issuer.clone(),
+            back_channel.clone(),
+            pc.client_id.clone(),
+            at.callback_url.to_string(),
+        ));
+        let oidc = OidcClient::new(
+            issuer,
+            IssuerRule::Exact,
+            Some(back_channel),
+            pc.client_id.clone(),
+            http.clone(),
+            Budget::of(pc),
+        );
+        Some(BuiltIn {
+            oidc,
+            client_secret: Secret::new(dev.client_secret().as_bytes().to_vec()),
+            dev,
+        })
+    }
+}
 
 const CODE_TTL: Duration = Duration::from_secs(60);
 const TOKEN_TTL: Duration = Duration::from_secs(300);

@@ -1,0 +1,37 @@
+//! What a sign-in yields whatever the provider: who the user is, the provider's tokens, and
+//! what the callback brought besides the code.
+use std::collections::HashMap;
+
+/// Who the provider says the user is.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Profile {
+    pub subject: String,
+    pub email: Option<String>,
+    pub email_verified: bool,
+    pub name: Option<String>,
+    pub image: Option<String>,
+}
+
+/// Tokens from a provider's token endpoint.
+pub struct TokenSet {
+    pub access_token: String,
+    pub id_token: Option<String>,
+    pub refresh_token: Option<String>,
+    pub expires_in: Option<u64>,
+    pub scope: Option<String>,
+}
+
+impl std::fmt::Debug for TokenSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenSet")
+            .field("expires_in", &self.expires_in)
+            .field("scope", &self.scope)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the callback brought besides the code and state (Apple's one-time `user` field):
+/// its other parameters, for the preset's hooks.
+pub struct CallbackExtras<'a> {
+    pub params: &'a HashMap<String, String>,
+}
