@@ -1,7 +1,7 @@
 //! Everything the callback must refuse, driven by the hostile provider. Each case: no
 //! session, the specific error code, a fitting status.
 use crate::support::browser::{location, query_param, set_cookie_line, Browser};
-use crate::support::flows::{provider_callback, through_provider};
+use crate::support::flows::{provider_callback, refused, run_flow};
 use crate::support::hostile::{Behavior, Hostile, Signing};
 use crate::support::latch::{Setup, TestApp};
 use crate::support::refusal::{assert_callback_refused, assert_refused};
@@ -13,16 +13,9 @@ async fn setup() -> (Hostile, TestApp) {
     Hostile::with_app(Behavior::default(), Setup::default()).await
 }
 
-/// Starts at latch, passes the provider, returns the callback response.
-async fn run_flow(app: &TestApp, browser: &Browser) -> reqwest::Response {
-    through_provider(app, browser, "/signin/hostile?callbackUrl=/home").await
-}
-
 async fn refused_with(behavior: Behavior, code: &str, status: StatusCode) {
-    let (_hostile, app) = Hostile::with_app(behavior, Setup::default()).await;
-    let browser = Browser::new();
-    let response = run_flow(&app, &browser).await;
-    assert_refused(&app, &browser, response, code, status).await;
+    let (hostile, app) = Hostile::with_app(behavior, Setup::default()).await;
+    refused(&app, "hostile", &hostile.issuer, code, status).await;
 }
 
 fn claims(edit: impl Fn(&mut Value) + Send + Sync + 'static) -> Behavior {
@@ -104,9 +97,9 @@ refused! {
 
 #[tokio::test]
 async fn a_well_behaved_hostile_provider_signs_in() {
-    let (_hostile, app) = setup().await;
+    let (hostile, app) = setup().await;
     let browser = Browser::new();
-    let done = run_flow(&app, &browser).await;
+    let done = run_flow(&app, &browser, "hostile", &hostile.issuer).await;
     assert_eq!(
         location(&done, StatusCode::FOUND),
         format!("{}/home", app.origin)
@@ -123,7 +116,7 @@ async fn several_audiences_with_our_azp_are_accepted() {
         c["azp"] = json!("latch-test");
     }));
     let browser = Browser::new();
-    let done = run_flow(&app, &browser).await;
+    let done = run_flow(&app, &browser, "hostile", &hostile.issuer).await;
     assert_eq!(done.status(), StatusCode::FOUND);
 }
 
@@ -133,7 +126,12 @@ async fn expired_within_skew_is_accepted() {
     let now = now();
     hostile.set(claims(move |c| c["exp"] = json!(now - 20)));
     let browser = Browser::new();
-    assert_eq!(run_flow(&app, &browser).await.status(), StatusCode::FOUND);
+    assert_eq!(
+        run_flow(&app, &browser, "hostile", &hostile.issuer)
+            .await
+            .status(),
+        StatusCode::FOUND
+    );
 }
 
 #[tokio::test]
@@ -146,7 +144,7 @@ async fn unknown_kid_is_refused_after_one_refetch() {
         // A second unknown kid within 30 s does not refetch again.
         (2, "refetch is rate limited"),
     ] {
-        let response = run_flow(&app, &browser).await;
+        let response = run_flow(&app, &browser, "hostile", &hostile.issuer).await;
         let (code, status) = ("InvalidIdToken", StatusCode::UNAUTHORIZED);
         assert_refused(&app, &browser, response, code, status).await;
         assert_eq!(hostile.jwks_hits(), hits, "{why}");
@@ -158,7 +156,12 @@ async fn rotated_key_found_on_refetch() {
     let (hostile, app) = setup().await;
     let browser = Browser::new();
     // Cache the JWKS with only the first key.
-    assert_eq!(run_flow(&app, &browser).await.status(), StatusCode::FOUND);
+    assert_eq!(
+        run_flow(&app, &browser, "hostile", &hostile.issuer)
+            .await
+            .status(),
+        StatusCode::FOUND
+    );
     assert_eq!(hostile.jwks_hits(), 1);
     // The provider rotates: new tokens use a key the cache does not have.
     hostile.set(Behavior {
@@ -166,7 +169,7 @@ async fn rotated_key_found_on_refetch() {
         publish_second: true,
         ..Behavior::default()
     });
-    let done = run_flow(&app, &browser).await;
+    let done = run_flow(&app, &browser, "hostile", &hostile.issuer).await;
     assert_eq!(
         done.status(),
         StatusCode::FOUND,
@@ -335,7 +338,7 @@ async fn provider_errors_on_the_callback_map_to_their_codes() {
     ] {
         hostile.set(authorize_error(error));
         let browser = Browser::new();
-        let response = run_flow(&app, &browser).await;
+        let response = run_flow(&app, &browser, "hostile", &hostile.issuer).await;
         assert_eq!(
             query_param(&location(&response, StatusCode::SEE_OTHER), "error").as_deref(),
             Some(code),
@@ -399,7 +402,7 @@ async fn token_endpoint_errors_map_to_their_codes() {
             ..Behavior::default()
         });
         let browser = Browser::new();
-        let response = run_flow(&app, &browser).await;
+        let response = run_flow(&app, &browser, "hostile", &hostile.issuer).await;
         assert_eq!(
             query_param(&location(&response, StatusCode::SEE_OTHER), "error").as_deref(),
             Some(code),

@@ -1,9 +1,13 @@
 //! What a test does with any latch (in-process, the real binary, behind nginx) the way a
 //! browser would: read the session, fetch a CSRF token, sign out, POST to a token route,
-//! and pass a provider that answers at once. The dev provider's own hops are in `dev`.
-use super::browser::{http_client, location, Browser};
-use super::latch::TestApp;
+//! pass a provider that answers at once, and sign in through a provider hop by hop, checking
+//! each (`run_flow`: latch's start, the provider, latch's callback, also by `form_post`). The
+//! dev provider's own hops are in `dev`.
+use super::browser::{http_client, location, query_param, Browser};
+use super::fakes::parse_form_post;
+use super::latch::{Setup, TestApp};
 use super::latch_bin::LatchProcess;
+use super::refusal::assert_refused;
 use reqwest::header::COOKIE;
 use reqwest::{Response, StatusCode};
 use serde_json::Value;
@@ -140,4 +144,107 @@ pub async fn through_provider(
 ) -> Response {
     let callback = provider_callback(site, browser, start).await;
     browser.get(&callback).await
+}
+
+/// latch with these `[providers.<id>]` tables (and the defaults otherwise).
+pub async fn latch_with(providers: String) -> TestApp {
+    Setup::default().with_providers(providers).spawn().await
+}
+
+/// latch's start -> the provider's authorize, which must start with `provider`, with PKCE.
+/// Returns the provider's answer.
+pub async fn to_provider(
+    app: &TestApp,
+    browser: &Browser,
+    id: &str,
+    provider: &str,
+) -> reqwest::Response {
+    let start = browser
+        .get(&app.url(&format!("/signin/{id}?callbackUrl=/home")))
+        .await;
+    let authorize = location(&start, StatusCode::FOUND);
+    assert!(
+        authorize.starts_with(provider),
+        "latch sends the browser to the provider: {authorize}"
+    );
+    assert_eq!(
+        query_param(&authorize, "code_challenge_method").as_deref(),
+        Some("S256"),
+        "PKCE on every flow: {authorize}"
+    );
+    browser.get(&authorize).await
+}
+
+/// The provider's answer -> latch's callback (a redirect back, or the auto-submitting
+/// form of `response_mode=form_post`). Returns latch's answer to the callback.
+pub async fn back_to_latch(
+    app: &TestApp,
+    browser: &Browser,
+    id: &str,
+    back: reqwest::Response,
+) -> reqwest::Response {
+    let callback_url = app.url(&format!("/callback/{id}"));
+    if back.status() == StatusCode::OK {
+        let (action, fields) = parse_form_post(&back.text().await.unwrap());
+        assert_eq!(action, callback_url, "form_post goes to the callback");
+        let fields: Vec<(&str, &str)> = fields
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        return browser.post_form(&action, &fields).await;
+    }
+    let callback = location(&back, StatusCode::FOUND);
+    assert!(callback.starts_with(&callback_url), "{callback}");
+    browser.get(&callback).await
+}
+
+/// A whole sign-in at provider `id`: latch's start, the provider (whose authorize URL starts
+/// with `provider`), back to latch's callback. Returns latch's answer to the callback.
+pub async fn run_flow(
+    app: &TestApp,
+    browser: &Browser,
+    id: &str,
+    provider: &str,
+) -> reqwest::Response {
+    let back = to_provider(app, browser, id, provider).await;
+    back_to_latch(app, browser, id, back).await
+}
+
+/// Signed in: the callback sends the browser on to `/home`, with a session.
+pub async fn assert_signed_in(app: &TestApp, browser: &Browser, done: reqwest::Response) -> Value {
+    assert_ne!(done.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    let status = done.status();
+    if status != StatusCode::FOUND {
+        let body = done.text().await.unwrap_or_default();
+        panic!("sign-in refused with {status}: {body}");
+    }
+    assert_eq!(
+        location(&done, StatusCode::FOUND),
+        format!("{}/home", app.origin)
+    );
+    assert!(browser.cookie("latch.session-token").is_some());
+    let session = session(app, browser).await;
+    assert!(session["user"].is_object(), "{session}");
+    session
+}
+
+/// The email of the user of a `/session` answer.
+pub fn email_of(session: &Value) -> Option<&str> {
+    session["user"]["email"].as_str()
+}
+
+/// A sign-in at `id` in a fresh browser ([`run_flow`]) that ends signed in
+/// ([`assert_signed_in`]); returns its `/session`.
+pub async fn signs_in(app: &TestApp, id: &str, provider: &str) -> Value {
+    let browser = Browser::new();
+    let done = run_flow(app, &browser, id, provider).await;
+    assert_signed_in(app, &browser, done).await
+}
+
+/// A sign-in at `id` in a fresh browser ([`run_flow`]), refused with `code` and `status`
+/// (`assert_refused`).
+pub async fn refused(app: &TestApp, id: &str, provider: &str, code: &str, status: StatusCode) {
+    let browser = Browser::new();
+    let response = run_flow(app, &browser, id, provider).await;
+    assert_refused(app, &browser, response, code, status).await;
 }

@@ -402,3 +402,136 @@ async fn token(State(s): State<Arc<Inner>>, body: String) -> Response {
     }))
     .into_response()
 }
+
+/// The fake against its provider's documentation.
+mod self_test {
+    use super::*;
+    use crate::support::fakes::{self, apple, authorize_url, client, parse_form_post};
+    use reqwest::StatusCode;
+    use serde_json::{json, Value};
+
+    #[tokio::test]
+    async fn fake_apple_behaves_like_its_docs() {
+        let a = Apple::start().await;
+        let c = client();
+        let auth = format!("{}/auth/authorize", a.issuer);
+        // name/email scopes need form_post.
+        let r = c
+            .get(authorize_url(&auth, apple::CLIENT_ID, "name email"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+        let with_form_post = format!(
+            "{}&response_mode=form_post",
+            authorize_url(&auth, apple::CLIENT_ID, "name email")
+        );
+        let page = c
+            .get(&with_form_post)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let (action, fields) = parse_form_post(&page);
+        assert_eq!(action, "http://127.0.0.1:1/callback/x");
+        let field = |name: &str| {
+            fields
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        };
+        let user: Value =
+            serde_json::from_str(&field("user").expect("user on first authorization")).unwrap();
+        assert_eq!(user["name"]["firstName"], "Ada");
+        assert_eq!(user["email"], "ada@privaterelay.appleid.com");
+        let code = field("code").unwrap();
+        let page = c
+            .get(&with_form_post)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            parse_form_post(&page).1.iter().all(|(k, _)| k != "user"),
+            "only the first time"
+        );
+
+        let now = fakes::now();
+        let header = json!({"alg": "ES256", "kid": apple::KEY_ID});
+        let claims = |aud: &str, exp: i64| json!({"iss": apple::TEAM_ID, "iat": now, "exp": exp, "aud": aud, "sub": apple::CLIENT_ID});
+        let post = |secret: String, code: String| {
+            c.post(format!("{}/auth/token", a.issuer))
+                .form(&[
+                    ("client_id", apple::CLIENT_ID.to_string()),
+                    ("client_secret", secret),
+                    ("code", code),
+                    ("grant_type", "authorization_code".into()),
+                    ("redirect_uri", "http://127.0.0.1:1/callback/x".into()),
+                ])
+                .send()
+        };
+        let error = |r: reqwest::Response| async move {
+            assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+            r.json::<Value>().await.unwrap()["error"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        };
+        // Wrong aud, too long a life, wrong kid: invalid_client.
+        let bad = a.make_client_secret(&header, &claims("https://example.com", now + 600));
+        assert_eq!(
+            error(post(bad, code.clone()).await.unwrap()).await,
+            "invalid_client"
+        );
+        let bad = a.make_client_secret(
+            &header,
+            &claims(apple::APPLE_AUDIENCE, now + apple::MAX_SECRET_LIFETIME + 10),
+        );
+        assert_eq!(
+            error(post(bad, code.clone()).await.unwrap()).await,
+            "invalid_client"
+        );
+        let bad = a.make_client_secret(
+            &json!({"alg": "ES256", "kid": "OTHER"}),
+            &claims(apple::APPLE_AUDIENCE, now + 600),
+        );
+        assert_eq!(
+            error(post(bad, code.clone()).await.unwrap()).await,
+            "invalid_client"
+        );
+        // A good secret: the ID token, with Apple's string booleans and no name.
+        let good = a.make_client_secret(&header, &claims(apple::APPLE_AUDIENCE, now + 600));
+        let r = post(good.clone(), code.clone()).await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        let t: Value = r.json().await.unwrap();
+        let id = fakes::jwt_claims(t["id_token"].as_str().unwrap());
+        assert_eq!(id["iss"], a.issuer.as_str());
+        assert_eq!(id["aud"], apple::CLIENT_ID);
+        assert_eq!(id["email_verified"], "true");
+        assert_eq!(id["is_private_email"], "true");
+        assert_eq!(id["nonce"], "n-0S6_WzA2Mj");
+        assert!(id.get("name").is_none());
+        assert_eq!(
+            error(post(good, code).await.unwrap()).await,
+            "invalid_grant",
+            "code single use"
+        );
+        // The PEM is PKCS#8 that aws-lc-rs reads back.
+        let pem = a.private_key_pem();
+        assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----\n"));
+        let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+        use base64::Engine;
+        let der = base64::engine::general_purpose::STANDARD
+            .decode(body)
+            .unwrap();
+        aws_lc_rs::signature::EcdsaKeyPair::from_pkcs8(
+            &aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+            &der,
+        )
+        .expect("PKCS#8 P-256");
+    }
+}

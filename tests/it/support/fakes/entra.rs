@@ -448,3 +448,123 @@ async fn userinfo(State(s): State<Arc<Inner>>, headers: HeaderMap) -> Response {
     }
     Json(out).into_response()
 }
+
+/// The fake against its provider's documentation.
+mod self_test {
+    use super::*;
+    use crate::support::fakes::{self, authorize_url, client, code_from, entra, VERIFIER};
+    use reqwest::StatusCode;
+    use serde_json::Value;
+
+    #[tokio::test]
+    async fn fake_entra_behaves_like_its_docs() {
+        let e = Entra::start().await;
+        let c = client();
+        let meta: Value = c
+            .get(format!(
+                "{}/.well-known/openid-configuration",
+                e.common_issuer()
+            ))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(meta["issuer"], format!("{}/{{tenantid}}/v2.0", e.origin));
+        let keys: Value = c
+            .get(meta["jwks_uri"].as_str().unwrap())
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let key = &keys["keys"][0];
+        let code = code_from(&authorize_url(
+            meta["authorization_endpoint"].as_str().unwrap(),
+            entra::CLIENT_ID,
+            "openid profile email",
+        ))
+        .await;
+        let r = c
+            .post(meta["token_endpoint"].as_str().unwrap())
+            .form(&[
+                ("client_id", entra::CLIENT_ID),
+                ("client_secret", entra::CLIENT_SECRET),
+                ("grant_type", "authorization_code"),
+                ("code", code.as_str()),
+                ("redirect_uri", "http://127.0.0.1:1/callback/x"),
+                (
+                    "code_verifier",
+                    "not-the-verifier-not-the-verifier-not-the-ve",
+                ),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(r.json::<Value>().await.unwrap()["error_codes"][0], 501481);
+
+        let code = code_from(&authorize_url(
+            meta["authorization_endpoint"].as_str().unwrap(),
+            entra::CLIENT_ID,
+            "openid profile email",
+        ))
+        .await;
+        let t: Value = c
+            .post(meta["token_endpoint"].as_str().unwrap())
+            .basic_auth(entra::CLIENT_ID, Some(entra::CLIENT_SECRET))
+            .form(&[
+                ("grant_type", "authorization_code"),
+                ("code", code.as_str()),
+                ("redirect_uri", "http://127.0.0.1:1/callback/x"),
+                ("code_verifier", VERIFIER),
+            ])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let id_token = t["id_token"].as_str().unwrap();
+        // RS256 under the published key.
+        let parts: Vec<&str> = id_token.split('.').collect();
+        use base64::Engine;
+        let d = |s: &str| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(s)
+                .unwrap()
+        };
+        let public = aws_lc_rs::signature::RsaPublicKeyComponents {
+            n: d(key["n"].as_str().unwrap()),
+            e: d(key["e"].as_str().unwrap()),
+        };
+        public
+            .verify(
+                &aws_lc_rs::signature::RSA_PKCS1_2048_8192_SHA256,
+                format!("{}.{}", parts[0], parts[1]).as_bytes(),
+                &d(parts[2]),
+            )
+            .expect("ID token signed by the published key");
+        let claims = fakes::jwt_claims(id_token);
+        let template = meta["issuer"].as_str().unwrap();
+        assert_eq!(
+            claims["iss"],
+            template.replace("{tenantid}", claims["tid"].as_str().unwrap())
+        );
+        assert_eq!(claims["ver"], "2.0");
+        assert_eq!(claims["aud"], entra::CLIENT_ID);
+        assert_eq!(claims["nonce"], "n-0S6_WzA2Mj");
+        let info: Value = c
+            .get(meta["userinfo_endpoint"].as_str().unwrap())
+            .bearer_auth(t["access_token"].as_str().unwrap())
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(info["sub"], claims["sub"]);
+    }
+}

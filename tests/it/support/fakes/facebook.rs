@@ -321,3 +321,84 @@ async fn me(
     out.entry("id").or_insert(json!(b.id));
     Json(Value::Object(out)).into_response()
 }
+
+/// The fake against its provider's documentation.
+mod self_test {
+    use super::*;
+    use crate::support::browser::query_param;
+    use crate::support::fakes::{authorize_url, client, facebook, VERIFIER};
+    use reqwest::StatusCode;
+    use serde_json::{json, Value};
+
+    #[tokio::test]
+    async fn fake_facebook_behaves_like_its_docs() {
+        let f = Facebook::start().await;
+        let c = client();
+        let dialog = format!("{}/{}/dialog/oauth", f.origin, facebook::VERSION);
+        let response = c
+            .get(authorize_url(&dialog, facebook::CLIENT_ID, "email"))
+            .send()
+            .await
+            .unwrap();
+        let loc = response.headers()["location"].to_str().unwrap().to_string();
+        assert!(loc.ends_with("#_=_"), "{loc}");
+        let code = query_param(&loc, "code").unwrap();
+        // The documented GET exchange.
+        let mut url = url::Url::parse(&format!(
+            "{}/{}/oauth/access_token",
+            f.origin,
+            facebook::VERSION
+        ))
+        .unwrap();
+        url.query_pairs_mut()
+            .append_pair("client_id", facebook::CLIENT_ID)
+            .append_pair("redirect_uri", "http://127.0.0.1:1/callback/x")
+            .append_pair("client_secret", facebook::CLIENT_SECRET)
+            .append_pair("code", &code)
+            .append_pair("code_verifier", VERIFIER);
+        let t: Value = c
+            .get(url.clone())
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(t["token_type"], "bearer");
+        let token = t["access_token"].as_str().unwrap();
+        // Used code: a Graph error object with HTTP 400.
+        let r = c.get(url).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+        let e: Value = r.json().await.unwrap();
+        assert_eq!(e["error"]["type"], "OAuthException");
+        assert!(e["error"]["code"].is_number());
+        // /me: default fields id and name; the token as a query parameter or a bearer header.
+        let me: Value = c
+            .get(format!("{}/me?access_token={token}", f.origin))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(me, json!({"id": "10224386245563279", "name": "Jane Doe"}));
+        let me: Value = c
+            .get(format!("{}/me?fields=id,name,email,picture", f.origin))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(me["email"], "jane.doe@example.test");
+        assert_eq!(me["picture"]["data"]["is_silhouette"], false);
+        let r = c
+            .get(format!("{}/me?access_token=nope", f.origin))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(r.json::<Value>().await.unwrap()["error"]["code"], 190);
+    }
+}

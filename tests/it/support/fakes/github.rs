@@ -572,3 +572,152 @@ async fn membership(
         }),
     )
 }
+
+/// The fake against its provider's documentation.
+mod self_test {
+    use super::*;
+    use crate::support::browser::query_param;
+    use crate::support::fakes::{self, authorize_url, client, code_from, github, VERIFIER};
+    use reqwest::StatusCode;
+    use serde_json::Value;
+
+    #[tokio::test]
+    async fn fake_github_behaves_like_its_docs() {
+        let gh = GitHub::start().await;
+        let c = client();
+        let auth = format!("{}/login/oauth/authorize", gh.base_url);
+        let token_url = format!("{}/login/oauth/access_token", gh.base_url);
+
+        // The redirect back carries code, state and the RFC 9207 iss.
+        let response = c
+            .get(authorize_url(
+                &auth,
+                github::CLIENT_ID,
+                "read:user user:email",
+            ))
+            .send()
+            .await
+            .unwrap();
+        let loc = response.headers()["location"].to_str().unwrap().to_string();
+        assert_eq!(query_param(&loc, "state").as_deref(), Some("st"));
+        assert_eq!(query_param(&loc, "iss"), Some(gh.issuer()));
+        let code = query_param(&loc, "code").unwrap();
+
+        // A wrong verifier: HTTP 200 with an error body.
+        let form = [
+            ("client_id", github::CLIENT_ID),
+            ("client_secret", github::CLIENT_SECRET),
+            ("code", code.as_str()),
+            ("redirect_uri", "http://127.0.0.1:1/callback/x"),
+            (
+                "code_verifier",
+                "wrong-wrong-wrong-wrong-wrong-wrong-wrong-wr",
+            ),
+        ];
+        let r = c
+            .post(&token_url)
+            .header("accept", "application/json")
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["error"], "bad_verification_code");
+        assert!(body["error_uri"]
+            .as_str()
+            .unwrap()
+            .starts_with("https://docs.github.com/"));
+
+        // Without Accept: JSON the answer is form-encoded; Basic auth works.
+        let code = code_from(&authorize_url(
+            &auth,
+            github::CLIENT_ID,
+            "read:user user:email",
+        ))
+        .await;
+        let r = c
+            .post(&token_url)
+            .basic_auth(github::CLIENT_ID, Some(github::CLIENT_SECRET))
+            .form(&[("code", code.as_str()), ("code_verifier", VERIFIER)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        let body = r.text().await.unwrap();
+        let fields = fakes::parse_form(&body);
+        assert_eq!(fields["token_type"], "bearer");
+        assert_eq!(fields["scope"], "read:user,user:email");
+        let token = fields["access_token"].clone();
+        assert!(token.starts_with("gho_"));
+
+        // REST: a User-Agent is required; then the user, the emails, the org membership.
+        let api = &gh.api_url;
+        let r = c
+            .get(format!("{api}/user"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::FORBIDDEN, "no User-Agent");
+        let get = |path: &str, scheme: &str| {
+            c.get(format!("{api}{path}"))
+                .header("user-agent", "fake-check")
+                .header("authorization", format!("{scheme} {token}"))
+                .send()
+        };
+        let user: Value = get("/user", "token").await.unwrap().json().await.unwrap();
+        assert_eq!(user["id"], 583231);
+        assert_eq!(user["login"], "monalisa");
+        let emails: Value = get("/user/emails", "Bearer")
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(emails[0]["primary"], true);
+        assert_eq!(emails[0]["verified"], true);
+        let r = get("/user/memberships/orgs/acme", "Bearer").await.unwrap();
+        assert_eq!(r.status(), StatusCode::FORBIDDEN, "no read:org scope");
+        assert_eq!(r.headers()["x-oauth-scopes"], "read:user, user:email");
+
+        // With read:org: 404 when not a member, 200 active when one.
+        gh.edit(|b| b.orgs = vec!["Acme".into()]);
+        let code = code_from(&authorize_url(
+            &auth,
+            github::CLIENT_ID,
+            "read:user read:org",
+        ))
+        .await;
+        let r = c
+            .post(&token_url)
+            .header("accept", "application/json")
+            .form(&[
+                ("client_id", github::CLIENT_ID),
+                ("client_secret", github::CLIENT_SECRET),
+                ("code", code.as_str()),
+                ("code_verifier", VERIFIER),
+            ])
+            .send()
+            .await
+            .unwrap();
+        let token: Value = r.json().await.unwrap();
+        let token = token["access_token"].as_str().unwrap().to_string();
+        let get = |path: &str| {
+            c.get(format!("{api}{path}"))
+                .header("user-agent", "fake-check")
+                .bearer_auth(&token)
+                .send()
+        };
+        let r = get("/user/memberships/orgs/acme").await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        let m: Value = r.json().await.unwrap();
+        assert_eq!(m["state"], "active");
+        assert_eq!(m["organization"]["login"], "Acme");
+        let r = get("/user/memberships/orgs/other").await.unwrap();
+        assert_eq!(r.status(), StatusCode::NOT_FOUND);
+        assert_eq!(r.json::<Value>().await.unwrap()["message"], "Not Found");
+        let r = get("/user/emails").await.unwrap();
+        assert_eq!(r.status(), StatusCode::NOT_FOUND, "no user:email scope");
+    }
+}

@@ -13,6 +13,7 @@ pub mod entra;
 pub mod facebook;
 pub mod github;
 
+use crate::support::browser::{query_param, Browser};
 use aws_lc_rs::signature::{
     EcdsaKeyPair, KeyPair, RsaKeyPair, UnparsedPublicKey, ECDSA_P256_SHA256_FIXED, RSA_PKCS1_SHA256,
 };
@@ -339,5 +340,36 @@ pub fn with_query(redirect_uri: &str, pairs: &[(&str, &str)]) -> String {
             q.append_pair(k, v);
         }
     }
+    url.to_string()
+}
+
+/// A client as a browser has it (no redirects followed), for the fakes' own tests.
+pub fn client() -> reqwest::Client {
+    Browser::new().client
+}
+
+/// The PKCE verifier of the fakes' own tests (RFC 7636's example).
+pub const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+
+/// Authorize with PKCE and get the code from the redirect.
+pub async fn code_from(url: &str) -> String {
+    let response = client().get(url).send().await.unwrap();
+    assert_eq!(response.status(), reqwest::StatusCode::FOUND, "{url}");
+    let location = response.headers()["location"].to_str().unwrap().to_string();
+    query_param(&location, "code").unwrap_or_else(|| panic!("no code in {location}"))
+}
+
+/// An authorize request with PKCE (S256 of [`VERIFIER`]), state `st` and a nonce.
+pub fn authorize_url(base: &str, client_id: &str, scope: &str) -> String {
+    let mut url = url::Url::parse(base).unwrap();
+    url.query_pairs_mut()
+        .append_pair("client_id", client_id)
+        .append_pair("response_type", "code")
+        .append_pair("redirect_uri", "http://127.0.0.1:1/callback/x")
+        .append_pair("scope", scope)
+        .append_pair("state", "st")
+        .append_pair("nonce", "n-0S6_WzA2Mj")
+        .append_pair("code_challenge", &s256(VERIFIER))
+        .append_pair("code_challenge_method", "S256");
     url.to_string()
 }
