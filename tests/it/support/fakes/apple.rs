@@ -406,7 +406,7 @@ async fn token(State(s): State<Arc<Inner>>, body: String) -> Response {
 /// The fake against its provider's documentation.
 mod self_test {
     use super::*;
-    use crate::support::fakes::{self, apple, authorize_url, client, parse_form_post};
+    use crate::support::fakes::{self, apple, authorize_url, client, parse_form_post, send};
     use reqwest::StatusCode;
     use serde_json::{json, Value};
 
@@ -416,11 +416,7 @@ mod self_test {
         let c = client();
         let auth = format!("{}/auth/authorize", a.issuer);
         // name/email scopes need form_post.
-        let r = c
-            .get(authorize_url(&auth, apple::CLIENT_ID, "name email"))
-            .send()
-            .await
-            .unwrap();
+        let r = send(c.get(authorize_url(&auth, apple::CLIENT_ID, "name email"))).await;
         assert_eq!(r.status(), StatusCode::BAD_REQUEST);
         let with_form_post = format!(
             "{}&response_mode=form_post",

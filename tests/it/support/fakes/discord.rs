@@ -299,7 +299,7 @@ async fn me(State(s): State<Arc<Inner>>, headers: HeaderMap) -> Response {
 mod self_test {
     use super::*;
     use crate::support::fakes::discord;
-    use crate::support::fakes::{authorize_url, client, code_from, VERIFIER};
+    use crate::support::fakes::{authorize_url, client, code_from, fetch_json, send, VERIFIER};
     use reqwest::StatusCode;
     use serde_json::Value;
 
@@ -314,57 +314,44 @@ mod self_test {
         ))
         .await;
         let token_url = format!("{}/api/oauth2/token", d.origin);
-        let r = c
-            .post(&token_url)
-            .basic_auth(discord::CLIENT_ID, Some(discord::CLIENT_SECRET))
-            .form(&[
-                ("grant_type", "authorization_code"),
-                ("code", code.as_str()),
-                ("redirect_uri", "http://127.0.0.1:1/callback/x"),
-                ("code_verifier", VERIFIER),
-            ])
-            .send()
-            .await
-            .unwrap();
+        let r = send(
+            c.post(&token_url)
+                .basic_auth(discord::CLIENT_ID, Some(discord::CLIENT_SECRET))
+                .form(&[
+                    ("grant_type", "authorization_code"),
+                    ("code", code.as_str()),
+                    ("redirect_uri", "http://127.0.0.1:1/callback/x"),
+                    ("code_verifier", VERIFIER),
+                ]),
+        )
+        .await;
         assert_eq!(r.status(), StatusCode::OK);
         let t: Value = r.json().await.unwrap();
         assert_eq!(t["token_type"], "Bearer");
         assert_eq!(t["expires_in"], 604800);
         assert_eq!(t["scope"], "identify");
-        let me: Value = c
-            .get(format!("{}/api/users/@me", d.origin))
-            .bearer_auth(t["access_token"].as_str().unwrap())
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let me: Value = fetch_json(
+            c.get(format!("{}/api/users/@me", d.origin))
+                .bearer_auth(t["access_token"].as_str().unwrap()),
+        )
+        .await;
         assert_eq!(me["id"], "80351110224678912");
         assert!(
             me.get("email").is_none(),
             "no email without the email scope"
         );
         // The code is single use.
-        let r = c
-            .post(&token_url)
-            .form(&[
-                ("client_id", discord::CLIENT_ID),
-                ("client_secret", discord::CLIENT_SECRET),
-                ("grant_type", "authorization_code"),
-                ("code", code.as_str()),
-                ("redirect_uri", "http://127.0.0.1:1/callback/x"),
-            ])
-            .send()
-            .await
-            .unwrap();
+        let r = send(c.post(&token_url).form(&[
+            ("client_id", discord::CLIENT_ID),
+            ("client_secret", discord::CLIENT_SECRET),
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", "http://127.0.0.1:1/callback/x"),
+        ]))
+        .await;
         assert_eq!(r.status(), StatusCode::BAD_REQUEST);
         assert_eq!(r.json::<Value>().await.unwrap()["error"], "invalid_grant");
-        let r = c
-            .get(format!("{}/api/users/@me", d.origin))
-            .send()
-            .await
-            .unwrap();
+        let r = send(c.get(format!("{}/api/users/@me", d.origin))).await;
         assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
         assert_eq!(
             discord::avatar_url("80351110224678912", Some("a_1269e74af4df7417b13759eae50c83dc")),

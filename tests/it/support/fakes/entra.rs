@@ -452,7 +452,9 @@ async fn userinfo(State(s): State<Arc<Inner>>, headers: HeaderMap) -> Response {
 /// The fake against its provider's documentation.
 mod self_test {
     use super::*;
-    use crate::support::fakes::{self, authorize_url, client, code_from, entra, VERIFIER};
+    use crate::support::fakes::{
+        self, authorize_url, client, code_from, entra, fetch_json, send, VERIFIER,
+    };
     use reqwest::StatusCode;
     use serde_json::Value;
 
@@ -460,26 +462,13 @@ mod self_test {
     async fn fake_entra_behaves_like_its_docs() {
         let e = Entra::start().await;
         let c = client();
-        let meta: Value = c
-            .get(format!(
-                "{}/.well-known/openid-configuration",
-                e.common_issuer()
-            ))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let meta: Value = fetch_json(c.get(format!(
+            "{}/.well-known/openid-configuration",
+            e.common_issuer()
+        )))
+        .await;
         assert_eq!(meta["issuer"], format!("{}/{{tenantid}}/v2.0", e.origin));
-        let keys: Value = c
-            .get(meta["jwks_uri"].as_str().unwrap())
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let keys: Value = fetch_json(c.get(meta["jwks_uri"].as_str().unwrap())).await;
         let key = &keys["keys"][0];
         let code = code_from(&authorize_url(
             meta["authorization_endpoint"].as_str().unwrap(),
@@ -487,22 +476,18 @@ mod self_test {
             "openid profile email",
         ))
         .await;
-        let r = c
-            .post(meta["token_endpoint"].as_str().unwrap())
-            .form(&[
-                ("client_id", entra::CLIENT_ID),
-                ("client_secret", entra::CLIENT_SECRET),
-                ("grant_type", "authorization_code"),
-                ("code", code.as_str()),
-                ("redirect_uri", "http://127.0.0.1:1/callback/x"),
-                (
-                    "code_verifier",
-                    "not-the-verifier-not-the-verifier-not-the-ve",
-                ),
-            ])
-            .send()
-            .await
-            .unwrap();
+        let r = send(c.post(meta["token_endpoint"].as_str().unwrap()).form(&[
+            ("client_id", entra::CLIENT_ID),
+            ("client_secret", entra::CLIENT_SECRET),
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", "http://127.0.0.1:1/callback/x"),
+            (
+                "code_verifier",
+                "not-the-verifier-not-the-verifier-not-the-ve",
+            ),
+        ]))
+        .await;
         assert_eq!(r.status(), StatusCode::BAD_REQUEST);
         assert_eq!(r.json::<Value>().await.unwrap()["error_codes"][0], 501481);
 
@@ -512,21 +497,17 @@ mod self_test {
             "openid profile email",
         ))
         .await;
-        let t: Value = c
-            .post(meta["token_endpoint"].as_str().unwrap())
-            .basic_auth(entra::CLIENT_ID, Some(entra::CLIENT_SECRET))
-            .form(&[
-                ("grant_type", "authorization_code"),
-                ("code", code.as_str()),
-                ("redirect_uri", "http://127.0.0.1:1/callback/x"),
-                ("code_verifier", VERIFIER),
-            ])
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let t: Value = fetch_json(
+            c.post(meta["token_endpoint"].as_str().unwrap())
+                .basic_auth(entra::CLIENT_ID, Some(entra::CLIENT_SECRET))
+                .form(&[
+                    ("grant_type", "authorization_code"),
+                    ("code", code.as_str()),
+                    ("redirect_uri", "http://127.0.0.1:1/callback/x"),
+                    ("code_verifier", VERIFIER),
+                ]),
+        )
+        .await;
         let id_token = t["id_token"].as_str().unwrap();
         // RS256 under the published key.
         let parts: Vec<&str> = id_token.split('.').collect();
@@ -556,15 +537,11 @@ mod self_test {
         assert_eq!(claims["ver"], "2.0");
         assert_eq!(claims["aud"], entra::CLIENT_ID);
         assert_eq!(claims["nonce"], "n-0S6_WzA2Mj");
-        let info: Value = c
-            .get(meta["userinfo_endpoint"].as_str().unwrap())
-            .bearer_auth(t["access_token"].as_str().unwrap())
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let info: Value = fetch_json(
+            c.get(meta["userinfo_endpoint"].as_str().unwrap())
+                .bearer_auth(t["access_token"].as_str().unwrap()),
+        )
+        .await;
         assert_eq!(info["sub"], claims["sub"]);
     }
 }

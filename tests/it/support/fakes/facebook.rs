@@ -326,7 +326,7 @@ async fn me(
 mod self_test {
     use super::*;
     use crate::support::browser::query_param;
-    use crate::support::fakes::{authorize_url, client, facebook, VERIFIER};
+    use crate::support::fakes::{authorize_url, client, facebook, fetch_json, send, VERIFIER};
     use reqwest::StatusCode;
     use serde_json::{json, Value};
 
@@ -335,11 +335,7 @@ mod self_test {
         let f = Facebook::start().await;
         let c = client();
         let dialog = format!("{}/{}/dialog/oauth", f.origin, facebook::VERSION);
-        let response = c
-            .get(authorize_url(&dialog, facebook::CLIENT_ID, "email"))
-            .send()
-            .await
-            .unwrap();
+        let response = send(c.get(authorize_url(&dialog, facebook::CLIENT_ID, "email"))).await;
         let loc = response.headers()["location"].to_str().unwrap().to_string();
         assert!(loc.ends_with("#_=_"), "{loc}");
         let code = query_param(&loc, "code").unwrap();
@@ -356,14 +352,7 @@ mod self_test {
             .append_pair("client_secret", facebook::CLIENT_SECRET)
             .append_pair("code", &code)
             .append_pair("code_verifier", VERIFIER);
-        let t: Value = c
-            .get(url.clone())
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let t: Value = fetch_json(c.get(url.clone())).await;
         assert_eq!(t["token_type"], "bearer");
         let token = t["access_token"].as_str().unwrap();
         // Used code: a Graph error object with HTTP 400.
@@ -373,31 +362,16 @@ mod self_test {
         assert_eq!(e["error"]["type"], "OAuthException");
         assert!(e["error"]["code"].is_number());
         // /me: default fields id and name; the token as a query parameter or a bearer header.
-        let me: Value = c
-            .get(format!("{}/me?access_token={token}", f.origin))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let me: Value = fetch_json(c.get(format!("{}/me?access_token={token}", f.origin))).await;
         assert_eq!(me, json!({"id": "10224386245563279", "name": "Jane Doe"}));
-        let me: Value = c
-            .get(format!("{}/me?fields=id,name,email,picture", f.origin))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let me: Value = fetch_json(
+            c.get(format!("{}/me?fields=id,name,email,picture", f.origin))
+                .bearer_auth(token),
+        )
+        .await;
         assert_eq!(me["email"], "jane.doe@example.test");
         assert_eq!(me["picture"]["data"]["is_silhouette"], false);
-        let r = c
-            .get(format!("{}/me?access_token=nope", f.origin))
-            .send()
-            .await
-            .unwrap();
+        let r = send(c.get(format!("{}/me?access_token=nope", f.origin))).await;
         assert_eq!(r.status(), StatusCode::BAD_REQUEST);
         assert_eq!(r.json::<Value>().await.unwrap()["error"]["code"], 190);
     }

@@ -577,7 +577,7 @@ async fn membership(
 mod self_test {
     use super::*;
     use crate::support::browser::query_param;
-    use crate::support::fakes::{self, authorize_url, client, code_from, github, VERIFIER};
+    use crate::support::fakes::{self, authorize_url, client, code_from, github, send, VERIFIER};
     use reqwest::StatusCode;
     use serde_json::Value;
 
@@ -589,15 +589,12 @@ mod self_test {
         let token_url = format!("{}/login/oauth/access_token", gh.base_url);
 
         // The redirect back carries code, state and the RFC 9207 iss.
-        let response = c
-            .get(authorize_url(
-                &auth,
-                github::CLIENT_ID,
-                "read:user user:email",
-            ))
-            .send()
-            .await
-            .unwrap();
+        let response = send(c.get(authorize_url(
+            &auth,
+            github::CLIENT_ID,
+            "read:user user:email",
+        )))
+        .await;
         let loc = response.headers()["location"].to_str().unwrap().to_string();
         assert_eq!(query_param(&loc, "state").as_deref(), Some("st"));
         assert_eq!(query_param(&loc, "iss"), Some(gh.issuer()));
@@ -614,13 +611,12 @@ mod self_test {
                 "wrong-wrong-wrong-wrong-wrong-wrong-wrong-wr",
             ),
         ];
-        let r = c
-            .post(&token_url)
-            .header("accept", "application/json")
-            .form(&form)
-            .send()
-            .await
-            .unwrap();
+        let r = send(
+            c.post(&token_url)
+                .header("accept", "application/json")
+                .form(&form),
+        )
+        .await;
         assert_eq!(r.status(), StatusCode::OK);
         let body: Value = r.json().await.unwrap();
         assert_eq!(body["error"], "bad_verification_code");
@@ -636,13 +632,12 @@ mod self_test {
             "read:user user:email",
         ))
         .await;
-        let r = c
-            .post(&token_url)
-            .basic_auth(github::CLIENT_ID, Some(github::CLIENT_SECRET))
-            .form(&[("code", code.as_str()), ("code_verifier", VERIFIER)])
-            .send()
-            .await
-            .unwrap();
+        let r = send(
+            c.post(&token_url)
+                .basic_auth(github::CLIENT_ID, Some(github::CLIENT_SECRET))
+                .form(&[("code", code.as_str()), ("code_verifier", VERIFIER)]),
+        )
+        .await;
         assert_eq!(r.status(), StatusCode::OK);
         let body = r.text().await.unwrap();
         let fields = fakes::parse_form(&body);
@@ -653,12 +648,7 @@ mod self_test {
 
         // REST: a User-Agent is required; then the user, the emails, the org membership.
         let api = &gh.api_url;
-        let r = c
-            .get(format!("{api}/user"))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap();
+        let r = send(c.get(format!("{api}/user")).bearer_auth(&token)).await;
         assert_eq!(r.status(), StatusCode::FORBIDDEN, "no User-Agent");
         let get = |path: &str, scheme: &str| {
             c.get(format!("{api}{path}"))
@@ -689,18 +679,17 @@ mod self_test {
             "read:user read:org",
         ))
         .await;
-        let r = c
-            .post(&token_url)
-            .header("accept", "application/json")
-            .form(&[
-                ("client_id", github::CLIENT_ID),
-                ("client_secret", github::CLIENT_SECRET),
-                ("code", code.as_str()),
-                ("code_verifier", VERIFIER),
-            ])
-            .send()
-            .await
-            .unwrap();
+        let r = send(
+            c.post(&token_url)
+                .header("accept", "application/json")
+                .form(&[
+                    ("client_id", github::CLIENT_ID),
+                    ("client_secret", github::CLIENT_SECRET),
+                    ("code", code.as_str()),
+                    ("code_verifier", VERIFIER),
+                ]),
+        )
+        .await;
         let token: Value = r.json().await.unwrap();
         let token = token["access_token"].as_str().unwrap().to_string();
         let get = |path: &str| {

@@ -343,6 +343,16 @@ pub fn with_query(redirect_uri: &str, pairs: &[(&str, &str)]) -> String {
     url.to_string()
 }
 
+/// Sends `request` (which must reach the fake): its answer.
+pub async fn send(request: reqwest::RequestBuilder) -> reqwest::Response {
+    request.send().await.unwrap()
+}
+
+/// Sends `request`: its answer's JSON.
+pub async fn fetch_json(request: reqwest::RequestBuilder) -> Value {
+    send(request).await.json().await.unwrap()
+}
+
 /// A client as a browser has it (no redirects followed), for the fakes' own tests.
 pub fn client() -> reqwest::Client {
     Browser::new().client
