@@ -518,7 +518,7 @@ mod tests {
         assert!(admin.users.get(&a.id).await.unwrap().is_none());
         assert!(store.get("account:dev:s1").await.unwrap().is_none());
         assert!(store
-            .set_members(&format!("user_accounts:{}", a.id))
+            .set_members(&crate::store::keys::user_accounts(&a.id))
             .await
             .unwrap()
             .is_empty());
@@ -558,7 +558,7 @@ mod tests {
             .await
             .unwrap();
         store
-            .set_add(&format!("user_accounts:{}", u.id), "corp:c1", None)
+            .set_add(&crate::store::keys::user_accounts(&u.id), "corp:c1", None)
             .await
             .unwrap();
         match admin.users.unlink(&u.id, "corp", false).await.unwrap() {

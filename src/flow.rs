@@ -5,7 +5,7 @@ use crate::error::{printable, AuthError, ErrorCode};
 use crate::identity::{SignInError, User, Users};
 use crate::provider::{CallbackExtras, Provider};
 use crate::session::Sessions;
-use crate::store::{Store, StoreError};
+use crate::store::{keys, Store, StoreError};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::time::Duration;
@@ -38,13 +38,13 @@ pub struct SignedIn {
 }
 
 fn flow_key(state: &str) -> String {
-    format!("flow:{}", sha256_hex(state))
+    keys::flow(&sha256_hex(state))
 }
 
 /// The set of flows (state hashes) started with one binding cookie, so the callback can
 /// tell whether the cookie is still needed by another tab's flow.
 fn binding_key(binding: &str) -> String {
-    format!("flow_binding:{}", sha256_hex(binding))
+    keys::flow_binding(&sha256_hex(binding))
 }
 
 /// Past this many pending flows of one browser, the cookie is simply kept without looking
@@ -306,7 +306,7 @@ pub async fn has_pending(store: &dyn Store, binding: &str) -> Result<bool, Store
         return Ok(true);
     }
     for state_hash in members {
-        if store.get(&format!("flow:{state_hash}")).await?.is_some() {
+        if store.get(&keys::flow(&state_hash)).await?.is_some() {
             return Ok(true);
         }
         // Expired (or used elsewhere): forget it.

@@ -22,23 +22,11 @@ pub struct Users {
     store: Arc<dyn Store>,
 }
 
-fn user_key(id: &str) -> String {
-    format!("user:{id}")
-}
-
-fn account_key(provider: &str, subject: &str) -> String {
-    format!("account:{provider}:{subject}")
-}
-
-fn user_accounts_key(user_id: &str) -> String {
-    format!("user_accounts:{user_id}")
-}
-
-/// The key of an account's kept provider tokens (`provider_tokens` writes the record): the
-/// account's record, so it goes when the account does.
-pub(crate) fn provider_tokens_key(provider: &str, subject: &str) -> String {
-    format!("provider_tokens:{provider}:{subject}")
-}
+// An account's kept provider tokens (`provider_tokens` writes them) go when the account does.
+use crate::store::keys::{
+    account as account_key, email as email_key, provider_tokens as provider_tokens_key,
+    user as user_key, user_accounts as user_accounts_key,
+};
 
 impl Users {
     pub fn new(store: Arc<dyn Store>) -> Self {
@@ -273,9 +261,16 @@ impl Users {
     /// Every user, oldest first (ties by id). Scans the store: for admin use, not requests.
     pub async fn list(&self) -> Result<Vec<User>, StoreError> {
         let mut users = Vec::new();
-        for key in self.store.keys_with_prefix("user:").await? {
+        for key in self
+            .store
+            .keys_with_prefix(crate::store::keys::USER_PREFIX)
+            .await?
+        {
             // A user deleted between the scan and the read is simply not listed.
-            if let Some(user) = self.get(&key["user:".len()..]).await? {
+            if let Some(user) = self
+                .get(&key[crate::store::keys::USER_PREFIX.len()..])
+                .await?
+            {
                 users.push(user);
             }
         }
@@ -418,10 +413,6 @@ fn new_user_id() -> String {
     hex::encode(bytes)
 }
 
-fn email_key(email: &str) -> String {
-    format!("email:{}", email.to_lowercase())
-}
-
 /// Copies changed profile fields onto the user; true when something changed.
 fn refresh(user: &mut User, profile: &Profile) -> bool {
     let before = user.clone();
@@ -523,7 +514,14 @@ mod tests {
         }
         ids.dedup();
         assert_eq!(ids.len(), 1, "{ids:?}");
-        assert_eq!(store.keys_with_prefix("user:").await.unwrap().len(), 1);
+        assert_eq!(
+            store
+                .keys_with_prefix(crate::store::keys::USER_PREFIX)
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
     }
 
     #[tokio::test]

@@ -20,8 +20,9 @@
 use crate::clock::now_ms;
 use crate::crypto::{open, random_token, seal};
 use crate::error::{AuthError, ErrorCode};
-use crate::identity::{provider_tokens_key as record_key, Users};
+use crate::identity::Users;
 use crate::provider::{Provider, TokenSet};
+use crate::store::keys::{provider_tokens as record_key, provider_tokens_lock as lock_key};
 use crate::store::Store;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -32,10 +33,6 @@ const LOCK_TTL: Duration = Duration::from_secs(10);
 const POLL: Duration = Duration::from_millis(25);
 /// A token expiring within this much (at most half its lifetime) is refreshed first.
 const MARGIN_MS: i64 = 30_000;
-
-fn lock_key(provider: &str, subject: &str) -> String {
-    format!("provider_tokens_lock:{provider}:{subject}")
-}
 
 /// One account's provider tokens. `Debug` shows no token.
 #[derive(Clone, Serialize, Deserialize)]

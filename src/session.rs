@@ -69,13 +69,7 @@ pub struct Sessions {
     clock: Clock,
 }
 
-fn key(id: &str) -> String {
-    format!("session:{id}")
-}
-
-fn user_index(user_id: &str) -> String {
-    format!("user_sessions:{user_id}")
-}
+use crate::store::keys::{session as key, user_sessions as user_index};
 
 impl Sessions {
     pub fn new(store: Arc<dyn Store>, config: SessionConfig) -> Self {
@@ -262,7 +256,11 @@ impl Sessions {
     pub async fn revoke_all(&self) -> Result<usize, StoreError> {
         let t = self.now();
         let mut revoked = 0;
-        for k in self.store.keys_with_prefix("session:").await? {
+        for k in self
+            .store
+            .keys_with_prefix(crate::store::keys::SESSION_PREFIX)
+            .await?
+        {
             let Some(bytes) = self.store.take(&k).await? else {
                 continue;
             };
@@ -271,7 +269,10 @@ impl Sessions {
                     revoked += 1;
                 }
                 self.store
-                    .set_remove(&user_index(&record.user_id), &k["session:".len()..])
+                    .set_remove(
+                        &user_index(&record.user_id),
+                        &k[crate::store::keys::SESSION_PREFIX.len()..],
+                    )
                     .await?;
             }
         }
@@ -385,10 +386,10 @@ mod tests {
     async fn reads_within_update_age_do_not_write() {
         let (sessions, time, store) = setup().await;
         let (token, session) = sessions.create(&user("u1"), "dev").await.unwrap();
-        let before = store.get(&format!("session:{}", session.id)).await.unwrap();
+        let before = store.get(&key(&session.id)).await.unwrap();
         advance(&time, HOUR);
         sessions.load(&token).await.unwrap().unwrap();
-        let after = store.get(&format!("session:{}", session.id)).await.unwrap();
+        let after = store.get(&key(&session.id)).await.unwrap();
         assert_eq!(before, after, "no write within update_age");
     }
 
@@ -397,11 +398,7 @@ mod tests {
         let (sessions, _, store) = setup().await;
         let (token, session) = sessions.create(&user("u1"), "dev").await.unwrap();
         assert_eq!(session.id, sha256_hex(&token));
-        assert!(store
-            .get(&format!("session:{token}"))
-            .await
-            .unwrap()
-            .is_none());
+        assert!(store.get(&key(&token)).await.unwrap().is_none());
         assert_eq!(
             store.set_members("user_sessions:u1").await.unwrap(),
             vec![session.id.clone()]
@@ -469,18 +466,10 @@ mod tests {
         let (token, session) = sessions.create(&user("u1"), "dev").await.unwrap();
         // A load that read the record before the revocation writes its extension after it:
         // the conditional write finds nothing and creates nothing.
-        let bytes = store
-            .get(&format!("session:{}", session.id))
-            .await
-            .unwrap()
-            .unwrap();
+        let bytes = store.get(&key(&session.id)).await.unwrap().unwrap();
         assert_eq!(sessions.revoke_user("u1").await.unwrap(), 1);
         assert!(!store
-            .put_existing(
-                &format!("session:{}", session.id),
-                &bytes,
-                Some(Duration::from_secs(60))
-            )
+            .put_existing(&key(&session.id), &bytes, Some(Duration::from_secs(60)))
             .await
             .unwrap());
         assert!(sessions.load(&token).await.unwrap().is_none());

@@ -22,6 +22,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+pub mod keys;
 mod metered;
 mod redis;
 mod sqlite;

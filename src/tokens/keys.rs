@@ -121,7 +121,7 @@ impl KeyRing {
     }
 
     fn record_key(&self, slot: i64) -> String {
-        format!("signing_key:{}:{slot}", self.period_ms)
+        crate::store::keys::signing_key(self.period_ms, slot)
     }
 
     /// How long slot `slot`'s record must live from now: until its last token expires.

@@ -18,18 +18,10 @@ const PURPOSE: &str = "refresh-token";
 const LOCK_TTL: Duration = Duration::from_secs(5);
 const LOCK_WAIT: Duration = Duration::from_secs(3);
 
-fn family_key(id: &str) -> String {
-    format!("refresh_family:{id}")
-}
-fn token_key(hash: &str) -> String {
-    format!("refresh_token:{hash}")
-}
-fn session_index(session_id: &str) -> String {
-    format!("session_refresh:{session_id}")
-}
-fn lock_key(id: &str) -> String {
-    format!("refresh_lock:{id}")
-}
+use crate::store::keys::{
+    refresh_family as family_key, refresh_lock as lock_key, refresh_token as token_key,
+    session_refresh as session_index,
+};
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Family {

@@ -1,0 +1,132 @@
+//! Every key latch writes, in one place. Each kind of record has one owner, the only module
+//! that reads or writes it; everything else goes through the owner's methods. No other
+//! module spells a key.
+//!
+//! | key | holds | owner | lives | when a user is deleted |
+//! |---|---|---|---|---|
+//! | `user:<user id>` | the user (JSON) | `identity` | until deleted | deleted |
+//! | `account:<provider>:<subject>` | the user id a provider account belongs to | `identity` | until unlinked | deleted |
+//! | `user_accounts:<user id>` | set of `<provider>:<subject>` | `identity` | until deleted | deleted |
+//! | `email:<lowercased email>` | the user id with that verified email | `identity` | until deleted | deleted if it names the user |
+//! | `provider_tokens:<provider>:<subject>` | the account's provider tokens, sealed | `provider_tokens` (deleted by `identity` with the account) | until unlinked | deleted |
+//! | `provider_tokens_lock:<provider>:<subject>` | lock while one request refreshes them | `provider_tokens` | 10 s | expires |
+//! | `session:<session id>` | the session record | `session` | its end (absolute or idle) | deleted (`Sessions::revoke_user`) |
+//! | `user_sessions:<user id>` | set of the user's session ids | `session` | `max_age` | deleted |
+//! | `refresh_family:<family id>` | a refresh-token family, sealed | `tokens::refresh` | `refresh_ttl` | refused at once (its session is gone), expires |
+//! | `refresh_token:<token hash>` | the family a refresh token belongs to | `tokens::refresh` | `refresh_ttl` | expires |
+//! | `session_refresh:<session id>` | set of a session's families | `tokens::refresh` | `refresh_ttl` | expires |
+//! | `refresh_lock:<family id>` | lock while one request rotates a family | `tokens::refresh` | 5 s | expires |
+//! | `signing_key:<period ms>:<slot>` | an access-token signing key, sealed | `tokens::keys` | until its last token expires | — |
+//! | `flow:<state hash>` | a sign-in in progress (PKCE verifier, nonce, where to go) | `flow` | 10 min, taken once | — |
+//! | `flow_binding:<binding hash>` | set of state hashes started by one browser | `flow` | 10 min | — |
+//! | `ratelimit:<class>:<client>` | the GCRA arrival time of a client's requests | `web::limits` | one rate period | — |
+//!
+//! Ids and hashes are never secrets themselves: a session id is the hash of the cookie's
+//! token, a flow key the hash of `state`, a refresh key the hash of the token.
+
+/// Prefix of every user record (the admin CLI lists users by it).
+pub const USER_PREFIX: &str = "user:";
+/// Prefix of every session record (only `latch sessions revoke --all` walks it).
+pub const SESSION_PREFIX: &str = "session:";
+
+pub fn user(id: &str) -> String {
+    format!("{USER_PREFIX}{id}")
+}
+
+pub fn account(provider: &str, subject: &str) -> String {
+    format!("account:{provider}:{subject}")
+}
+
+pub fn user_accounts(user_id: &str) -> String {
+    format!("user_accounts:{user_id}")
+}
+
+/// Emails are matched without regard to case.
+pub fn email(email: &str) -> String {
+    format!("email:{}", email.to_lowercase())
+}
+
+pub fn provider_tokens(provider: &str, subject: &str) -> String {
+    format!("provider_tokens:{provider}:{subject}")
+}
+
+pub fn provider_tokens_lock(provider: &str, subject: &str) -> String {
+    format!("provider_tokens_lock:{provider}:{subject}")
+}
+
+pub fn session(id: &str) -> String {
+    format!("{SESSION_PREFIX}{id}")
+}
+
+pub fn user_sessions(user_id: &str) -> String {
+    format!("user_sessions:{user_id}")
+}
+
+pub fn refresh_family(id: &str) -> String {
+    format!("refresh_family:{id}")
+}
+
+pub fn refresh_token(hash: &str) -> String {
+    format!("refresh_token:{hash}")
+}
+
+pub fn session_refresh(session_id: &str) -> String {
+    format!("session_refresh:{session_id}")
+}
+
+pub fn refresh_lock(family_id: &str) -> String {
+    format!("refresh_lock:{family_id}")
+}
+
+pub fn signing_key(period_ms: i64, slot: i64) -> String {
+    format!("signing_key:{period_ms}:{slot}")
+}
+
+pub fn flow(state_hash: &str) -> String {
+    format!("flow:{state_hash}")
+}
+
+pub fn flow_binding(binding_hash: &str) -> String {
+    format!("flow_binding:{binding_hash}")
+}
+
+pub fn rate_limit(class: &str, client: &str) -> String {
+    format!("ratelimit:{class}:{client}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A prefix belongs to one kind of record: no key of one kind starts with another's
+    /// prefix, so a prefix walk (users, sessions) never meets a stranger.
+    #[test]
+    fn prefixes_do_not_overlap() {
+        let samples = [
+            user("u"),
+            account("p", "s"),
+            user_accounts("u"),
+            email("A@B"),
+            provider_tokens("p", "s"),
+            provider_tokens_lock("p", "s"),
+            session("i"),
+            user_sessions("u"),
+            refresh_family("f"),
+            refresh_token("h"),
+            session_refresh("i"),
+            refresh_lock("f"),
+            signing_key(1, 2),
+            flow("h"),
+            flow_binding("h"),
+            rate_limit("c", "k"),
+        ];
+        let prefix = |k: &str| k[..=k.find(':').unwrap()].to_string();
+        let mut prefixes: Vec<String> = samples.iter().map(|k| prefix(k)).collect();
+        prefixes.sort();
+        prefixes.dedup();
+        assert_eq!(prefixes.len(), samples.len(), "{prefixes:?}");
+        assert!(user("u").starts_with(USER_PREFIX));
+        assert!(session("i").starts_with(SESSION_PREFIX));
+        assert_eq!(email("Ann@Example.COM"), "email:ann@example.com");
+    }
+}
