@@ -2,29 +2,41 @@
 //! sees its SHA-256, so a leaked store dump cannot be replayed as cookies.
 //! A session ends at `max_age` after sign-in (absolute) or `idle_timeout` after last use;
 //! use extends it at most once per `update_age`, so reads rarely write.
+//!
+//! Store layout: `session:<id>` holds the record ([`codec`]), with a TTL at its end;
+//! `user_sessions:<user id>` is the set of the user's session ids (sign out everywhere,
+//! listing). The id is the base64url SHA-256 of the token (43 characters). Sessions made
+//! before that keep the id they had, the hex SHA-256 (64 characters), and their JSON record
+//! until their next extension: a cookie is looked up under its id and then under its old
+//! one, and everything that names a session by id (access tokens' `sid`, refresh families,
+//! the user index, the admin commands) takes either.
+mod codec;
+
 use crate::config::SessionConfig;
-use crate::crypto::{random_token, sha256_hex};
+use crate::crypto::{random_token, sha256_b64url, sha256_hex};
 use crate::identity::User;
 use crate::store::{Store, StoreError};
 use chrono::{DateTime, TimeZone, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use std::sync::Arc;
 use std::time::Duration;
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// What a session holds. Stored in the binary form of [`codec`]; `Deserialize` reads the
+/// JSON that versions before it wrote (these field names are that format).
+#[derive(Debug, Clone, Deserialize)]
 pub struct SessionRecord {
     pub user_id: String,
     pub provider: String,
     /// Unix seconds.
     pub created_at: i64,
     pub last_seen: i64,
-    /// The user's profile as of sign-in, so `/session` and `/verify` read one record.
-    /// (Profiles change only at sign-in, which always makes a new session.)
+    /// The user's name and email as of sign-in, so `/verify` (and the sign-out page) read one
+    /// record. (Profiles change only at sign-in, which always makes a new session.)
     #[serde(default)]
     pub profile: SessionProfile,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 pub struct SessionProfile {
     pub name: Option<String>,
     pub email: Option<String>,
@@ -32,7 +44,8 @@ pub struct SessionProfile {
     /// unverified, so their email is not asserted to apps until the next sign-in.
     #[serde(default)]
     pub email_verified: bool,
-    pub image: Option<String>,
+    // No picture: only `/session` shows one, and it reads the user record (an `image` in a
+    // record written as JSON by an earlier version is ignored).
 }
 
 impl SessionProfile {
@@ -48,13 +61,13 @@ impl From<&User> for SessionProfile {
             name: user.name.clone(),
             email: user.email.clone(),
             email_verified: user.email.is_some() && user.email_verified,
-            image: user.image.clone(),
         }
     }
 }
 
 pub struct Session {
-    /// The store id (hash of the cookie token); safe to log and to name in `sid` claims.
+    /// The store id (hash of the cookie token, see the module documentation); safe to log
+    /// and to name in `sid` claims.
     pub id: String,
     pub record: SessionRecord,
     /// When the session ends if unused: the earlier of the absolute and the idle limit.
@@ -70,6 +83,47 @@ pub struct Sessions {
 }
 
 use crate::store::keys::{session as key, user_sessions as user_index};
+
+/// The store id of the session behind a cookie token: its SHA-256, base64url (43 characters).
+pub fn session_id(token: &str) -> String {
+    sha256_b64url(token.as_bytes())
+}
+
+/// The id a session made before the base64url ids has: the hex SHA-256 of its token.
+fn legacy_session_id(token: &str) -> String {
+    sha256_hex(token)
+}
+
+/// A stored record, in the current binary form or in the JSON of earlier versions.
+fn decode(bytes: &[u8]) -> Option<SessionRecord> {
+    match read(bytes) {
+        Read::Record(r) => Some(r),
+        Read::Newer | Read::Unreadable => None,
+    }
+}
+
+enum Read {
+    Record(SessionRecord),
+    /// Written by a later version of latch (a rollback, or instances of two versions on one
+    /// store): not found here, and not dropped either.
+    Newer,
+    Unreadable,
+}
+
+fn read(bytes: &[u8]) -> Read {
+    if bytes.first() == Some(&b'{') {
+        return serde_json::from_slice(bytes).map_or(Read::Unreadable, Read::Record);
+    }
+    match codec::decode(bytes) {
+        codec::Decoded::Record(r) => Read::Record(r),
+        codec::Decoded::Newer => Read::Newer,
+        codec::Decoded::Unreadable => Read::Unreadable,
+    }
+}
+
+fn encode(record: &SessionRecord) -> Vec<u8> {
+    codec::encode(record)
+}
 
 impl Sessions {
     pub fn new(store: Arc<dyn Store>, config: SessionConfig) -> Self {
@@ -119,7 +173,7 @@ impl Sessions {
     ) -> Result<(String, Session), StoreError> {
         let user_id = &user.id;
         let token = random_token(32);
-        let id = sha256_hex(&token);
+        let id = session_id(&token);
         let t = self.now();
         let record = SessionRecord {
             user_id: user_id.to_string(),
@@ -128,7 +182,7 @@ impl Sessions {
             last_seen: t,
             profile: user.into(),
         };
-        let bytes = serde_json::to_vec(&record).expect("session records serialize");
+        let bytes = encode(&record);
         self.store
             .put(&key(&id), &bytes, Some(self.ttl(&record)))
             .await?;
@@ -157,14 +211,20 @@ impl Sessions {
         if !plausible_token(token) {
             return Ok(None);
         }
-        let id = sha256_hex(token);
-        let Some(bytes) = self.store.get(&key(&id)).await? else {
+        let Some((id, bytes)) = self.find(token).await? else {
             return Ok(None);
         };
-        let Ok(mut record) = serde_json::from_slice::<SessionRecord>(&bytes) else {
-            tracing::warn!(session = %id, "unreadable session record dropped");
-            self.store.delete(&key(&id)).await?;
-            return Ok(None);
+        let mut record = match read(&bytes) {
+            Read::Record(record) => record,
+            Read::Newer => {
+                tracing::warn!(session = %id, "session record of a later latch version ignored");
+                return Ok(None);
+            }
+            Read::Unreadable => {
+                tracing::warn!(session = %id, "unreadable session record dropped");
+                self.store.delete(&key(&id)).await?;
+                return Ok(None);
+            }
         };
         let t = self.now();
         if t >= self.end(&record) {
@@ -173,7 +233,8 @@ impl Sessions {
         }
         if t - record.last_seen >= self.config.update_age.as_secs() as i64 {
             record.last_seen = t;
-            let bytes = serde_json::to_vec(&record).expect("session records serialize");
+            // A record written as JSON is rewritten in the current form (under its own key).
+            let bytes = encode(&record);
             // Only over a record that still exists: a sign-out or revoke that landed after
             // the read above wins, and this request no longer sees the session either.
             if !self
@@ -197,15 +258,29 @@ impl Sessions {
         if !plausible_token(token) {
             return Ok(());
         }
-        let id = sha256_hex(token);
-        if let Some(bytes) = self.store.take(&key(&id)).await? {
-            if let Ok(record) = serde_json::from_slice::<SessionRecord>(&bytes) {
-                self.store
-                    .set_remove(&user_index(&record.user_id), &id)
-                    .await?;
+        for id in [session_id(token), legacy_session_id(token)] {
+            if let Some(bytes) = self.store.take(&key(&id)).await? {
+                if let Some(record) = decode(&bytes) {
+                    self.store
+                        .set_remove(&user_index(&record.user_id), &id)
+                        .await?;
+                }
+                break;
             }
         }
         Ok(())
+    }
+
+    /// The id and stored record behind a cookie token: under its id, or else under the id
+    /// sessions made before the base64url ids have. (A cookie with no session costs two
+    /// reads; one `max_age` after the upgrade no session is left under an old id.)
+    async fn find(&self, token: &str) -> Result<Option<(String, Vec<u8>)>, StoreError> {
+        for id in [session_id(token), legacy_session_id(token)] {
+            if let Some(bytes) = self.store.get(&key(&id)).await? {
+                return Ok(Some((id, bytes)));
+            }
+        }
+        Ok(None)
     }
 
     /// The user's live sessions, oldest first, without extending them. Index entries whose
@@ -216,7 +291,7 @@ impl Sessions {
         let mut sessions = Vec::new();
         for id in self.store.set_members(&index).await? {
             let record = match self.store.get(&key(&id)).await? {
-                Some(bytes) => serde_json::from_slice::<SessionRecord>(&bytes).ok(),
+                Some(bytes) => decode(&bytes),
                 None => None,
             };
             match record {
@@ -242,7 +317,7 @@ impl Sessions {
         let mut revoked = 0;
         for id in self.store.set_members(&index).await? {
             if let Some(bytes) = self.store.take(&key(&id)).await? {
-                if serde_json::from_slice::<SessionRecord>(&bytes).is_ok_and(|r| t < self.end(&r)) {
+                if decode(&bytes).is_some_and(|r| t < self.end(&r)) {
                     revoked += 1;
                 }
             }
@@ -252,7 +327,8 @@ impl Sessions {
         Ok(revoked)
     }
 
-    /// Ends every session of every user; returns how many were live. Scans the store.
+    /// Ends every session of every user; returns how many were live. Scans the store (for
+    /// `latch sessions revoke --all`; never on a request).
     pub async fn revoke_all(&self) -> Result<usize, StoreError> {
         let t = self.now();
         let mut revoked = 0;
@@ -264,7 +340,7 @@ impl Sessions {
             let Some(bytes) = self.store.take(&k).await? else {
                 continue;
             };
-            if let Ok(record) = serde_json::from_slice::<SessionRecord>(&bytes) {
+            if let Some(record) = decode(&bytes) {
                 if t < self.end(&record) {
                     revoked += 1;
                 }
@@ -286,14 +362,13 @@ impl Sessions {
         let Some(bytes) = self.store.get(&key(id)).await? else {
             return Ok(false);
         };
-        Ok(serde_json::from_slice::<SessionRecord>(&bytes)
-            .is_ok_and(|record| self.now() < self.end(&record)))
+        Ok(decode(&bytes).is_some_and(|record| self.now() < self.end(&record)))
     }
 
     /// Ends the session with store id `id` (token theft detected, revocation by id).
     pub async fn end_by_id(&self, id: &str) -> Result<(), StoreError> {
         if let Some(bytes) = self.store.take(&key(id)).await? {
-            if let Ok(record) = serde_json::from_slice::<SessionRecord>(&bytes) {
+            if let Some(record) = decode(&bytes) {
                 self.store
                     .set_remove(&user_index(&record.user_id), id)
                     .await?;
@@ -397,7 +472,8 @@ mod tests {
     async fn only_the_hash_is_stored_and_delete_ends_it() {
         let (sessions, _, store) = setup().await;
         let (token, session) = sessions.create(&user("u1"), "dev").await.unwrap();
-        assert_eq!(session.id, sha256_hex(&token));
+        assert_eq!(session.id, session_id(&token));
+        assert_eq!(session.id.len(), 43);
         assert!(store.get(&key(&token)).await.unwrap().is_none());
         assert_eq!(
             store.set_members("user_sessions:u1").await.unwrap(),
@@ -474,5 +550,111 @@ mod tests {
             .unwrap());
         assert!(sessions.load(&token).await.unwrap().is_none());
         assert!(!sessions.is_live(&session.id).await.unwrap());
+    }
+
+    /// A record as the versions before the binary form wrote it: JSON under the hex id.
+    async fn legacy_session(store: &Arc<dyn Store>, user_id: &str, t: i64) -> (String, String) {
+        let token = random_token(32);
+        let id = sha256_hex(&token);
+        let json = serde_json::json!({
+            "user_id": user_id,
+            "provider": "dev",
+            "created_at": t,
+            "last_seen": t,
+            "profile": {"name": "Ann", "email": "ann@x.test", "email_verified": true, "image": "https://x.test/a.png"},
+        });
+        store
+            .put(
+                &key(&id),
+                json.to_string().as_bytes(),
+                Some(Duration::from_secs(3600)),
+            )
+            .await
+            .unwrap();
+        store
+            .set_add(&user_index(user_id), &id, None)
+            .await
+            .unwrap();
+        (token, id)
+    }
+
+    #[tokio::test]
+    async fn sessions_from_before_the_binary_form_keep_working() {
+        let (sessions, time, store) = setup().await;
+        let t = time.load(Ordering::SeqCst);
+        let (token, id) = legacy_session(&store, "u1", t).await;
+        let s = sessions
+            .load(&token)
+            .await
+            .unwrap()
+            .expect("old record loads");
+        assert_eq!(
+            s.id, id,
+            "an old session keeps its id (sid claims, refresh families)"
+        );
+        assert_eq!(s.record.profile.verified_email(), Some("ann@x.test"));
+        assert!(sessions.is_live(&id).await.unwrap());
+        // Listed beside a new session of the same user, under its own id.
+        let (_, new) = sessions.create(&user("u1"), "dev").await.unwrap();
+        let listed: Vec<String> = sessions
+            .list_for_user("u1")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|s| s.id)
+            .collect();
+        assert_eq!(listed.len(), 2);
+        assert!(listed.contains(&id) && listed.contains(&new.id));
+
+        // An extension rewrites it in the binary form, under the same key.
+        advance(&time, 25 * HOUR);
+        assert!(sessions.load(&token).await.unwrap().is_some());
+        let bytes = store.get(&key(&id)).await.unwrap().unwrap();
+        assert_eq!(bytes[0], 1, "rewritten as version 1");
+        assert_eq!(
+            sessions
+                .load(&token)
+                .await
+                .unwrap()
+                .unwrap()
+                .record
+                .last_seen,
+            time.load(Ordering::SeqCst)
+        );
+
+        // Signing out ends it and drops it from the index.
+        sessions.delete(&token).await.unwrap();
+        assert!(sessions.load(&token).await.unwrap().is_none());
+        assert_eq!(
+            store.set_members("user_sessions:u1").await.unwrap(),
+            vec![new.id.clone()]
+        );
+
+        // Sign out everywhere, end by id and revoke --all find old sessions too.
+        let (a, _) = legacy_session(&store, "u1", time.load(Ordering::SeqCst)).await;
+        assert_eq!(sessions.revoke_user("u1").await.unwrap(), 2);
+        assert!(sessions.load(&a).await.unwrap().is_none());
+        let (b, b_id) = legacy_session(&store, "u2", time.load(Ordering::SeqCst)).await;
+        sessions.end_by_id(&b_id).await.unwrap();
+        assert!(sessions.load(&b).await.unwrap().is_none());
+        legacy_session(&store, "u3", time.load(Ordering::SeqCst)).await;
+        sessions.create(&user("u3"), "dev").await.unwrap();
+        assert_eq!(sessions.revoke_all().await.unwrap(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_record_of_a_later_version_is_neither_read_nor_dropped() {
+        let (sessions, _, store) = setup().await;
+        let (token, session) = sessions.create(&user("u1"), "dev").await.unwrap();
+        let key = key(&session.id);
+        let mut bytes = store.get(&key).await.unwrap().unwrap();
+        bytes[0] = 2;
+        store.put(&key, &bytes, None).await.unwrap();
+        assert!(sessions.load(&token).await.unwrap().is_none());
+        assert_eq!(store.get(&key).await.unwrap(), Some(bytes), "left in place");
+        // An unreadable one is dropped.
+        store.put(&key, b"\x01garbage", None).await.unwrap();
+        assert!(sessions.load(&token).await.unwrap().is_none());
+        assert_eq!(store.get(&key).await.unwrap(), None);
     }
 }

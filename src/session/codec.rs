@@ -1,0 +1,325 @@
+//! The stored form of a [`SessionRecord`]: a versioned binary encoding, so that a session
+//! costs Redis about 200 bytes (key, value and bookkeeping) instead of 350–500 as JSON.
+//!
+//! Version 1, every integer an unsigned LEB128 varint in its shortest form:
+//!
+//! | bytes | what |
+//! |---|---|
+//! | 1 | `0x01`, the version (records written as JSON by earlier versions start with `{`) |
+//! | 1 | flags: `1` email verified, `2` name, `4` email, `8` user id in 16 bytes |
+//! | varint | `created_at`, zigzag |
+//! | varint | `last_seen - created_at`, zigzag (0 until the first extension) |
+//! | 16, or varint + bytes | the user id: 16 raw bytes when it is 32 lowercase hex digits (the ids latch makes), else its length and UTF-8 |
+//! | varint + bytes | provider id |
+//! | varint + bytes | name, if flag `2` |
+//! | varint + bytes | email, if flag `4` |
+//!
+//! Nothing that can be derived is stored: the expiry follows from `created_at`, `last_seen`
+//! and `[session]`; the session id is the key; the picture is only ever read from the user
+//! record. A record that does not decode exactly (truncated, trailing bytes, unknown flags,
+//! invalid UTF-8) is unreadable; one with a later version is [`Decoded::Newer`].
+use super::{SessionProfile, SessionRecord};
+
+const V1: u8 = 1;
+
+const VERIFIED: u8 = 1;
+const NAME: u8 = 2;
+const EMAIL: u8 = 4;
+const HEX_USER_ID: u8 = 8;
+const KNOWN_FLAGS: u8 = VERIFIED | NAME | EMAIL | HEX_USER_ID;
+
+#[derive(Debug)]
+pub enum Decoded {
+    Record(SessionRecord),
+    /// Written by a later version (a version byte above 1): not this version's to drop.
+    Newer,
+    Unreadable,
+}
+
+pub fn encode(r: &SessionRecord) -> Vec<u8> {
+    let p = &r.profile;
+    let hex_id = hex_user_id(&r.user_id);
+    let mut flags = 0;
+    for (set, flag) in [
+        (p.email_verified, VERIFIED),
+        (p.name.is_some(), NAME),
+        (p.email.is_some(), EMAIL),
+        (hex_id.is_some(), HEX_USER_ID),
+    ] {
+        if set {
+            flags |= flag;
+        }
+    }
+    let mut out = Vec::with_capacity(
+        32 + r.user_id.len()
+            + r.provider.len()
+            + p.name.as_ref().map_or(0, String::len)
+            + p.email.as_ref().map_or(0, String::len),
+    );
+    out.push(V1);
+    out.push(flags);
+    varint(&mut out, zigzag(r.created_at));
+    varint(&mut out, zigzag(r.last_seen.wrapping_sub(r.created_at)));
+    match hex_id {
+        Some(bytes) => out.extend_from_slice(&bytes),
+        None => text(&mut out, &r.user_id),
+    }
+    text(&mut out, &r.provider);
+    for value in [&p.name, &p.email].into_iter().flatten() {
+        text(&mut out, value);
+    }
+    out
+}
+
+pub fn decode(bytes: &[u8]) -> Decoded {
+    match bytes.first() {
+        Some(&V1) => decode_v1(&bytes[1..]).map_or(Decoded::Unreadable, Decoded::Record),
+        // JSON (`{`) is for the caller; other printable bytes are not a version.
+        Some(&v) if v > V1 && v < b' ' => Decoded::Newer,
+        _ => Decoded::Unreadable,
+    }
+}
+
+fn decode_v1(bytes: &[u8]) -> Option<SessionRecord> {
+    let mut r = Reader(bytes);
+    let flags = r.byte()?;
+    if flags & !KNOWN_FLAGS != 0 {
+        return None;
+    }
+    let created_at = unzigzag(r.varint()?);
+    let last_seen = created_at.wrapping_add(unzigzag(r.varint()?));
+    let user_id = if flags & HEX_USER_ID != 0 {
+        hex::encode(r.take(16)?)
+    } else {
+        r.text()?
+    };
+    let provider = r.text()?;
+    let name = if flags & NAME != 0 {
+        Some(r.text()?)
+    } else {
+        None
+    };
+    let email = if flags & EMAIL != 0 {
+        Some(r.text()?)
+    } else {
+        None
+    };
+    if !r.0.is_empty() {
+        return None;
+    }
+    Some(SessionRecord {
+        user_id,
+        provider,
+        created_at,
+        last_seen,
+        profile: SessionProfile {
+            name,
+            email,
+            email_verified: flags & VERIFIED != 0,
+        },
+    })
+}
+
+/// The 16 bytes of a 32-digit lowercase hex id (what `identity` makes), so that it reads
+/// back as the same string.
+fn hex_user_id(id: &str) -> Option<[u8; 16]> {
+    if id.len() != 32 || !id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        return None;
+    }
+    let mut out = [0u8; 16];
+    hex::decode_to_slice(id, &mut out).ok()?;
+    Some(out)
+}
+
+fn zigzag(v: i64) -> u64 {
+    ((v << 1) ^ (v >> 63)) as u64
+}
+
+fn unzigzag(v: u64) -> i64 {
+    ((v >> 1) as i64) ^ -((v & 1) as i64)
+}
+
+fn varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn text(out: &mut Vec<u8>, s: &str) {
+    varint(out, s.len() as u64);
+    out.extend_from_slice(s.as_bytes());
+}
+
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn byte(&mut self) -> Option<u8> {
+        let (&b, rest) = self.0.split_first()?;
+        self.0 = rest;
+        Some(b)
+    }
+
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        if self.0.len() < n {
+            return None;
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Some(head)
+    }
+
+    fn varint(&mut self) -> Option<u64> {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let b = self.byte()?;
+            if shift == 63 && b > 1 {
+                return None; // more than 64 bits
+            }
+            v |= u64::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                // The shortest form only, so that a record has one encoding.
+                return (b != 0 || shift == 0).then_some(v);
+            }
+        }
+        None
+    }
+
+    fn text(&mut self) -> Option<String> {
+        let len = usize::try_from(self.varint()?).ok()?;
+        String::from_utf8(self.take(len)?.to_vec()).ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn record(user_id: &str) -> SessionRecord {
+        SessionRecord {
+            user_id: user_id.into(),
+            provider: "google".into(),
+            created_at: 1_764_000_000,
+            last_seen: 1_764_086_400,
+            profile: SessionProfile {
+                name: Some("Ada Lovelace-Byron".into()),
+                email: Some("ada.lovelace.byron@gmail.com".into()),
+                email_verified: true,
+            },
+        }
+    }
+
+    fn same(a: &SessionRecord, b: &SessionRecord) -> bool {
+        (
+            &a.user_id,
+            &a.provider,
+            a.created_at,
+            a.last_seen,
+            &a.profile,
+        ) == (
+            &b.user_id,
+            &b.provider,
+            b.created_at,
+            b.last_seen,
+            &b.profile,
+        )
+    }
+
+    fn decoded(bytes: &[u8]) -> Option<SessionRecord> {
+        match decode(bytes) {
+            Decoded::Record(r) => Some(r),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn a_google_session_is_small() {
+        let r = record("0cb4170156c0a38b4827024bf5fb9698");
+        let bytes = encode(&r);
+        // 1 + 1 + 5 + 3 + 16 + 7 + 19 + 29; as JSON it was 4 times as long.
+        assert_eq!(bytes.len(), 81);
+        assert!(same(&decoded(&bytes).unwrap(), &r));
+        assert_eq!(bytes[1] & HEX_USER_ID, HEX_USER_ID);
+    }
+
+    #[test]
+    fn other_user_ids_and_missing_fields_round_trip() {
+        for id in ["0CB4170156C0A38B4827024BF5FB9698", "u1", "", "é", "0cb4"] {
+            for (name, email) in [(None, None), (Some("A"), None), (None, Some("a@x.test"))] {
+                let mut r = record(id);
+                r.profile.name = name.map(str::to_string);
+                r.profile.email = email.map(str::to_string);
+                r.profile.email_verified = email.is_some();
+                let back = decoded(&encode(&r)).unwrap();
+                assert!(same(&back, &r), "{id} {name:?} {email:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn anything_but_an_exact_record_is_unreadable() {
+        let bytes = encode(&record("u1"));
+        for cut in 0..bytes.len() {
+            assert!(decoded(&bytes[..cut]).is_none(), "truncated at {cut}");
+        }
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(decoded(&longer).is_none(), "trailing byte");
+        let mut flags = bytes.clone();
+        flags[1] |= 0x80;
+        assert!(decoded(&flags).is_none(), "unknown flag");
+        assert!(matches!(
+            decode(b"{\"user_id\":\"u1\"}"),
+            Decoded::Unreadable
+        ));
+        assert!(matches!(decode(b""), Decoded::Unreadable));
+        // A later version is left to that version.
+        let mut v2 = bytes.clone();
+        v2[0] = 2;
+        assert!(matches!(decode(&v2), Decoded::Newer));
+
+        let created = 2..7; // 1_764_000_000 zigzagged takes 5 bytes
+        let with_created = |varint: &[u8]| {
+            let mut b = bytes[..created.start].to_vec();
+            b.extend_from_slice(varint);
+            b.extend_from_slice(&bytes[created.end..]);
+            b
+        };
+        assert_eq!(decoded(&with_created(&[0x00])).unwrap().created_at, 0);
+        // 0 in two bytes is not a second encoding of a record; nor is a varint over 64 bits.
+        assert!(decoded(&with_created(&[0x80, 0x00])).is_none());
+        let mut huge = vec![0xff; 9];
+        huge.push(0x02);
+        assert!(decoded(&with_created(&huge)).is_none());
+        let mut max = vec![0xff; 9];
+        max.push(0x01);
+        assert_eq!(decoded(&with_created(&max)).unwrap().created_at, i64::MIN);
+    }
+
+    proptest! {
+        #[test]
+        fn every_record_round_trips(
+            user_id in ".{0,40}",
+            provider in "[a-z0-9_-]{0,20}",
+            created_at in any::<i64>(),
+            last_seen in any::<i64>(),
+            name in proptest::option::of(".{0,40}"),
+            email in proptest::option::of(".{0,40}"),
+            email_verified in any::<bool>(),
+        ) {
+            let r = SessionRecord {
+                user_id, provider, created_at, last_seen,
+                profile: SessionProfile { name, email, email_verified },
+            };
+            let back = decoded(&encode(&r)).expect("decodes");
+            prop_assert!(same(&back, &r));
+        }
+
+        #[test]
+        fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..80)) {
+            let _ = decode(&bytes);
+        }
+    }
+}
