@@ -273,13 +273,13 @@ async fn main() {
             ] {
                 let u = user(shape, hex32(&format!("sample-{name}")), 4242);
                 let (_, session) = sessions.create(&u, provider).await.unwrap();
-                let key = format!("session:{}", session.id);
+                let key = latch::store::keys::session(&session.id);
                 let strlen: u64 = redis::cmd("STRLEN")
                     .arg(&key)
                     .query_async(&mut conn)
                     .await
                     .unwrap();
-                let index = format!("user_sessions:{}", u.id);
+                let index = latch::store::keys::user_sessions(&u.id);
                 samples.insert(
                     name.into(),
                     json!({

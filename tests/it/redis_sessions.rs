@@ -9,6 +9,7 @@ use base64::Engine;
 use latch::config::SessionConfig;
 use latch::identity::User;
 use latch::session::{session_id, Sessions};
+use latch::store::keys;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -127,7 +128,7 @@ async fn a_session_costs_redis_at_most_256_bytes() {
     let browser = Browser::new();
     sign_in_with_dev(&app, &browser, "grace.hopper@example.com", "/").await;
     let token = browser.cookie("latch.session-token").unwrap().value;
-    let dev = memory_usage(&redis, &format!("session:{}", session_id(&token)));
+    let dev = memory_usage(&redis, &keys::session(&session_id(&token)));
 
     let store = latch::store::open(&redis.url(), None).await.unwrap();
     let image = "https://lh3.googleusercontent.com/a/ACg8ocKAxW0Agrz7Mq3cGZ5WArIenENgpcHM7hxnnCvm1fnueYAbCdEfGh=s96-c";
@@ -142,7 +143,7 @@ async fn a_session_costs_redis_at_most_256_bytes() {
         updated_at: 0,
     };
     let (_, session) = sessions_on(store).create(&user, "google").await.unwrap();
-    let google = memory_usage(&redis, &format!("session:{}", session.id));
+    let google = memory_usage(&redis, &keys::session(&session.id));
     eprintln!("MEMORY USAGE of a session record: dev {dev} bytes, google {google} bytes");
     assert!(dev <= 256, "dev profile: {dev} bytes");
     assert!(google <= 256, "google profile: {google} bytes");
@@ -176,10 +177,10 @@ async fn a_session_from_before_the_upgrade_still_works() {
         "profile": {"name": "old", "email": "old@example.com", "email_verified": true, "image": null},
     })
     .to_string();
-    let key = format!("session:{old_id}");
+    let key = keys::session(&old_id);
     let set = redis_cli(redis.port(), None, &["SET", &key, &record, "EX", "86400"]);
     assert_eq!(set.trim(), "OK");
-    let index = format!("user_sessions:{user_id}");
+    let index = keys::user_sessions(&user_id);
     redis_cli(redis.port(), None, &["SADD", &index, &old_id]);
 
     let browser = Browser::new();
