@@ -1,0 +1,112 @@
+//! What latch knows of a Sentinel-managed group: the connection to its master and the
+//! Sentinels' last view (master and live replicas), and asking them for it.
+
+use super::*;
+
+pub(super) struct Sentinel {
+    pub(super) state: Mutex<SentinelState>,
+    /// The Sentinels' addresses and the group name, to ask them for their view.
+    pub(super) sentinels: Vec<(String, u16)>,
+    pub(super) service: String,
+    /// One caller at a time asks the Sentinels for their view; the others use the last one,
+    /// or wait for this answer when there is none to use.
+    pub(super) asking: Mutex<()>,
+    pub(super) view: std::sync::Mutex<SentinelView>,
+}
+
+/// What the Sentinels said when last asked.
+#[derive(Default)]
+pub(super) struct SentinelView {
+    /// The master they named and how many live replicas it has: a connection to any other
+    /// node is dropped, and writes must reach that many replicas. `None` until one answers.
+    pub(super) named: Option<((String, u16), u64)>,
+    /// When they were last asked; `None` after a write no replica confirmed, so the next
+    /// write waits for a fresh answer instead of trusting the old one.
+    pub(super) asked: Option<Instant>,
+}
+
+impl Sentinel {
+    pub(super) fn view(&self) -> std::sync::MutexGuard<'_, SentinelView> {
+        self.view.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(super) fn named_master(&self) -> Option<(String, u16)> {
+        self.view().named.as_ref().map(|(m, _)| m.clone())
+    }
+
+    /// Does `master` match what the Sentinels last named (or have they not answered yet)?
+    pub(super) fn agrees(&self, master: &Option<(String, u16)>) -> bool {
+        match &self.view().named {
+            Some((named, _)) => master.as_ref() == Some(named),
+            None => true,
+        }
+    }
+}
+
+pub(super) struct SentinelState {
+    pub(super) client: SentinelClient,
+    pub(super) conn: Option<MultiplexedConnection>,
+    pub(super) failed: Option<(Instant, StoreError)>,
+    /// The node `conn` is connected to.
+    pub(super) master: Option<(String, u16)>,
+}
+
+/// The master of the group as named by the answering Sentinel with the highest
+/// `config-epoch` (the latest failover wins over a Sentinel that has not heard of it), and
+/// the number of its replicas that Sentinel does not see as down or disconnected; `None` if
+/// no Sentinel answers within [`RESPONSE_TIMEOUT`].
+pub(super) async fn ask_sentinels(s: &Sentinel) -> Option<((String, u16), u64)> {
+    type Map = std::collections::HashMap<String, String>;
+    let mut best: Option<(u64, (String, u16), u64)> = None;
+    for (host, port) in &s.sentinels {
+        let ask = async {
+            let client = redis::Client::open((host.clone(), *port))?;
+            let mut conn = client
+                .get_multiplexed_async_connection_with_config(&conn_config())
+                .await?;
+            redis::pipe()
+                .cmd("SENTINEL")
+                .arg("MASTER")
+                .arg(&s.service)
+                .cmd("SENTINEL")
+                .arg("REPLICAS")
+                .arg(&s.service)
+                .query_async::<(Map, Vec<Map>)>(&mut conn)
+                .await
+        };
+        let Ok(Ok((master, replicas))) = tokio::time::timeout(RESPONSE_TIMEOUT, ask).await else {
+            continue;
+        };
+        let (Some(ip), Some(Ok(mport))) = (
+            master.get("ip").cloned(),
+            master.get("port").map(|p| p.parse::<u16>()),
+        ) else {
+            continue;
+        };
+        let epoch = master
+            .get("config-epoch")
+            .and_then(|e| e.parse().ok())
+            .unwrap_or(0);
+        let live = replicas
+            .iter()
+            .filter(|r| {
+                let flags = r.get("flags").map(String::as_str).unwrap_or("");
+                !flags
+                    .split(',')
+                    .any(|f| matches!(f, "s_down" | "o_down" | "disconnected"))
+            })
+            .count() as u64;
+        if best.as_ref().is_none_or(|(e, _, _)| epoch > *e) {
+            best = Some((epoch, (ip, mport), live));
+        }
+    }
+    best.map(|(_, master, live)| (master, live))
+}
+
+/// `connected_slaves:<n>` of an `INFO replication` reply (0 if absent, e.g. on a replica).
+pub(super) fn connected_replicas(info: &str) -> u64 {
+    info.lines()
+        .find_map(|l| l.trim().strip_prefix("connected_slaves:"))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0)
+}
