@@ -3,6 +3,9 @@
 //! They open the store named by the same `providers.toml` as `latch serve`, so they act on a
 //! running instance's Redis or SQLite file. Output goes to stdout (tab-separated text, or JSON
 //! lines with `--json`); problems go to stderr with exit code 1 (2 for an invalid config file).
+//!
+//! (Over 600 lines with its unit tests, which are the last 207: the tests stay beside
+//! the code they pin down.)
 use crate::config::{self, Config};
 use crate::identity::{LinkedAccount, Unlink, User, Users};
 use crate::session::{Session, Sessions};

@@ -10,6 +10,9 @@
 //! until their next extension: a cookie is looked up under its id and then under its old
 //! one, and everything that names a session by id (access tokens' `sid`, refresh families,
 //! the user index, the admin commands) takes either.
+//!
+//! (Over 600 lines with its unit tests, which are the last 271: the tests stay beside
+//! the code they pin down.)
 mod codec;
 
 use crate::config::SessionConfig;

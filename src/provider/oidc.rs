@@ -1,5 +1,8 @@
 //! An OpenID Connect relying party for one issuer: discovery and JWKS (both cached), the
 //! authorization URL, the code exchange, ID token verification and userinfo.
+//!
+//! (Over 600 lines with its unit tests, which are the last 281: the tests stay beside
+//! the code they pin down.)
 use super::http::{excerpt, fetch, is_loopback, send, Budget, CallError};
 use super::profile::Profile;
 use crate::config::types::{IssuerRule, TokenAuth};

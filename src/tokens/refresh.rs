@@ -6,6 +6,9 @@
 //!
 //! Rotation is serialized per family across instances by a lock record taken with
 //! `put_new` (5 s TTL, released by its owner), so two instances never both rotate one token.
+//!
+//! (Over 600 lines with its unit tests, which are the last 224: the tests stay beside
+//! the code they pin down.)
 use crate::clock::now_ms;
 use crate::crypto::{open, random_token, seal, sha256_hex};
 use crate::session::{Session, Sessions};
