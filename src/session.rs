@@ -430,6 +430,53 @@ mod tests {
         time.fetch_add(secs as i64, Ordering::SeqCst);
     }
 
+    /// The store keeps a record exactly until the session's end (the earlier of the idle and
+    /// the absolute limit), never longer, and at least a second.
+    #[tokio::test]
+    async fn the_store_ttl_is_the_time_left() {
+        let (sessions, time, _) = setup().await;
+        let now = time.load(Ordering::SeqCst);
+        let record = |created_at: i64, last_seen: i64| SessionRecord {
+            user_id: "u1".into(),
+            provider: "dev".into(),
+            created_at,
+            last_seen,
+            profile: SessionProfile::default(),
+        };
+        // Idle limit first: seen an hour ago, 7 days of idle allowed.
+        let idle = record(now - 2 * HOUR as i64, now - HOUR as i64);
+        assert_eq!(
+            sessions.ttl(&idle),
+            Duration::from_secs(7 * 24 * HOUR - HOUR)
+        );
+        // Absolute limit first: started 29 days and 23 hours ago.
+        let old = now - (30 * 24 - 1) * HOUR as i64;
+        assert_eq!(sessions.ttl(&record(old, now)), Duration::from_secs(HOUR));
+        // Already over: one second, never zero.
+        assert_eq!(
+            sessions.ttl(&record(now - 40 * 24 * HOUR as i64, now)),
+            Duration::from_secs(1)
+        );
+        assert_eq!(sessions.max_age(), Duration::from_secs(30 * 24 * HOUR));
+    }
+
+    /// `email_verified` is never true without an email, whatever the user record says.
+    #[test]
+    fn a_profile_without_email_is_not_verified() {
+        let mut u = user("u1");
+        u.email = None;
+        let profile = SessionProfile::from(&u);
+        assert!(!profile.email_verified);
+        assert_eq!(profile.verified_email(), None);
+        let verified = SessionProfile::from(&user("u1"));
+        assert!(verified.email_verified);
+        assert_eq!(verified.verified_email(), Some("ann@x.test"));
+        assert_eq!(verified.name.as_deref(), Some("Ann"));
+        let mut unverified = user("u1");
+        unverified.email_verified = false;
+        assert_eq!(SessionProfile::from(&unverified).verified_email(), None);
+    }
+
     #[tokio::test]
     async fn idle_sessions_end_and_active_ones_are_extended() {
         let (sessions, time, _) = setup().await;
