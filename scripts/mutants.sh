@@ -39,6 +39,7 @@ declare -A FILTERS=(
   [src/provider/oidc.rs]="provider:: flow_refusals oidc_provider presets"
   [src/web/introspect.rs]="introspect bound_tokens"
   [src/web/redirect.rs]="redirect callback_url bound_tokens"
+  [src/error.rs]="error fuzz flow_refusals routes error_redirects"
   [src/web/signin.rs]="signin flow_hijack flow_refusals nextauth error_redirects"
   [src/server/connections.rs]="connections"
 )
@@ -48,7 +49,8 @@ if [ ${#files[@]} -eq 0 ]; then
   # The files the trust issue named first, then the rest.
   files=(src/config/origin.rs src/flow.rs src/session.rs src/tokens/refresh.rs
     src/web/redirect.rs src/tokens/access.rs src/web/introspect.rs src/tokens/keys.rs
-    src/web/signin.rs src/identity.rs src/provider/oidc.rs src/server/connections.rs)
+    src/web/signin.rs src/identity.rs src/provider/oidc.rs src/server/connections.rs
+    src/error.rs)
 fi
 
 in_place=()

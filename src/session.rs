@@ -430,6 +430,21 @@ mod tests {
         time.fetch_add(secs as i64, Ordering::SeqCst);
     }
 
+    /// Sign out everywhere counts only the sessions still live: one at the last second of its
+    /// idle limit is over (the same boundary as `load` and `is_live`).
+    #[tokio::test]
+    async fn revoke_user_counts_only_live_sessions() {
+        let (sessions, time, _) = setup().await;
+        let (over, _) = sessions.create(&user("u1"), "dev").await.unwrap();
+        advance(&time, 2 * HOUR);
+        let (live, _) = sessions.create(&user("u1"), "dev").await.unwrap();
+        // The first is exactly at its idle end; the second has two hours left.
+        advance(&time, 7 * 24 * HOUR - 2 * HOUR);
+        assert_eq!(sessions.revoke_user("u1").await.unwrap(), 1);
+        assert!(sessions.load(&over).await.unwrap().is_none());
+        assert!(sessions.load(&live).await.unwrap().is_none());
+    }
+
     /// The store keeps a record exactly until the session's end (the earlier of the idle and
     /// the absolute limit), never longer, and at least a second.
     #[tokio::test]
