@@ -330,7 +330,14 @@ pub async fn signout_post(
                 .map_err(store_error)?;
             tracing::info!("signed out");
         }
-        None if signed_in.cookie => tracing::info!("signed out"),
+        None if signed_in.cookie => {
+            // A record this version cannot read (one a later version wrote, before a
+            // rollback) is ended too: the cookie's owner asked to sign out.
+            if let Some(token) = cookies::read(&headers, &app.cookies.session) {
+                app.sessions.delete(token).await.map_err(store_error)?;
+            }
+            tracing::info!("signed out");
+        }
         None => {}
     }
     let target = safe_callback_url(&app.config, form.get("callbackUrl").map(String::as_str));

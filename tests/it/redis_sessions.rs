@@ -346,3 +346,40 @@ async fn no_request_scans_the_store() {
     sessions_on(store).revoke_all().await.unwrap();
     assert_eq!(scans().len(), 1, "revoke --all scans, and INFO shows it");
 }
+
+/// A session record this version cannot read (written by a later version, before a
+/// rollback) is still ended by its owner's sign-out and by `/revoke` with its cookie, so it
+/// cannot come back after the next upgrade.
+#[tokio::test]
+async fn sign_out_ends_a_record_of_a_later_version() {
+    let redis = RedisServer::new();
+    let app = Setup::default().store(redis.url()).spawn().await;
+    let store = latch::store::open(&redis.url(), None).await.unwrap();
+    for how in ["signout", "revoke"] {
+        let browser = Browser::new();
+        sign_in_with_dev(&app, &browser, "later@example.com", "/").await;
+        let token = browser.cookie("latch.session-token").unwrap().value;
+        let key = keys::session(&session_id(&token));
+        let mut bytes = store.get(&key).await.unwrap().expect("the record");
+        bytes[0] = 2;
+        store
+            .put(&key, &bytes, Some(Duration::from_secs(3600)))
+            .await
+            .unwrap();
+        let status = if how == "signout" {
+            crate::support::flows::sign_out(&app, &browser, &[("callbackUrl", "/")])
+                .await
+                .status()
+        } else {
+            browser.post(&app.url("/revoke")).await.status()
+        };
+        // Sign-out goes on as usual; `/revoke` finds no live session (401 SessionRequired).
+        let expected = if how == "signout" {
+            StatusCode::FOUND
+        } else {
+            StatusCode::UNAUTHORIZED
+        };
+        assert_eq!(status, expected, "{how}");
+        assert_eq!(store.get(&key).await.unwrap(), None, "{how}: record left");
+    }
+}
