@@ -445,6 +445,53 @@ async fn sign_in_many(app: &TestApp, n: usize, prefix: &str) -> Vec<(String, Str
     sessions
 }
 
+/// A Sentinel whose host is gone (it accepts connections and never answers) costs no
+/// request more than one short ask: the Sentinels are asked at once, each for at most
+/// 500 ms, and the others' answer names the master.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_sentinel_does_not_hold_up_requests() {
+    let set = SentinelSet::new(PW);
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_addr = silent.local_addr().unwrap();
+    // Accepted and held open, never answered.
+    let held = Arc::new(Mutex::new(Vec::new()));
+    let keep = held.clone();
+    std::thread::spawn(move || {
+        for conn in silent.incoming().flatten() {
+            keep.lock().unwrap().push(conn);
+        }
+    });
+    // Listed after a live one: the `redis` crate's own master lookup tries the Sentinels in
+    // order, and a silent first one costs that lookup its response timeout (2 s).
+    let url = set.url().replacen(
+        &format!("/{SENTINEL_SERVICE}"),
+        &format!(",{silent_addr}/{SENTINEL_SERVICE}"),
+        1,
+    );
+    let direct = store::open(&url, None).await.unwrap();
+    let t = Instant::now();
+    let mut slowest = Duration::ZERO;
+    let mut n = 0u32;
+    // Long enough for the view to be asked for again several times (once a second).
+    while t.elapsed() < Duration::from_secs(3) {
+        let op = Instant::now();
+        direct
+            .put("silent-probe", n.to_string().as_bytes(), None)
+            .await
+            .unwrap();
+        let read = direct.get("silent-probe").await.unwrap();
+        assert_eq!(read, Some(n.to_string().into_bytes()));
+        slowest = slowest.max(op.elapsed());
+        n += 1;
+    }
+    eprintln!("silent sentinel: {n} write+read pairs, slowest {slowest:?}");
+    assert!(
+        slowest < Duration::from_millis(1500),
+        "slowest pair {slowest:?}"
+    );
+    drop(held);
+}
+
 /// A Sentinel set behind a 3-Sentinel URL: 20 sessions, then a forced failover and then a
 /// SIGKILL of the master, each under load on `/session`, `/verify` and sign-ins. Only 503s
 /// in a short window; every session from before (and every acknowledged sign-in during the

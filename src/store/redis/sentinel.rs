@@ -51,30 +51,44 @@ pub(super) struct SentinelState {
     pub(super) master: Option<(String, u16)>,
 }
 
+/// How long one Sentinel may take to answer for the view. They are asked all at once, so a
+/// Sentinel that is down (or its host gone) costs this much, not a connect timeout each.
+pub(super) const ASK_TIMEOUT: Duration = Duration::from_millis(500);
+
 /// The master of the group as named by the answering Sentinel with the highest
 /// `config-epoch` (the latest failover wins over a Sentinel that has not heard of it), and
 /// the number of its replicas that Sentinel does not see as down or disconnected; `None` if
-/// no Sentinel answers within [`RESPONSE_TIMEOUT`].
+/// no Sentinel answers within [`ASK_TIMEOUT`]. All Sentinels are asked at once.
 pub(super) async fn ask_sentinels(s: &Sentinel) -> Option<((String, u16), u64)> {
     type Map = std::collections::HashMap<String, String>;
+    let mut asks = tokio::task::JoinSet::new();
+    for (host, port) in s.sentinels.clone() {
+        let service = s.service.clone();
+        asks.spawn(async move {
+            let ask = async {
+                let client = redis::Client::open((host, port))?;
+                let mut conn = client
+                    .get_multiplexed_async_connection_with_config(&conn_config())
+                    .await?;
+                redis::pipe()
+                    .cmd("SENTINEL")
+                    .arg("MASTER")
+                    .arg(&service)
+                    .cmd("SENTINEL")
+                    .arg("REPLICAS")
+                    .arg(&service)
+                    .query_async::<(Map, Vec<Map>)>(&mut conn)
+                    .await
+            };
+            match tokio::time::timeout(ASK_TIMEOUT, ask).await {
+                Ok(Ok(answer)) => Some(answer),
+                _ => None,
+            }
+        });
+    }
     let mut best: Option<(u64, (String, u16), u64)> = None;
-    for (host, port) in &s.sentinels {
-        let ask = async {
-            let client = redis::Client::open((host.clone(), *port))?;
-            let mut conn = client
-                .get_multiplexed_async_connection_with_config(&conn_config())
-                .await?;
-            redis::pipe()
-                .cmd("SENTINEL")
-                .arg("MASTER")
-                .arg(&s.service)
-                .cmd("SENTINEL")
-                .arg("REPLICAS")
-                .arg(&s.service)
-                .query_async::<(Map, Vec<Map>)>(&mut conn)
-                .await
-        };
-        let Ok(Ok((master, replicas))) = tokio::time::timeout(RESPONSE_TIMEOUT, ask).await else {
+    while let Some(joined) = asks.join_next().await {
+        let Ok(Some((master, replicas))) = joined else {
             continue;
         };
         let (Some(ip), Some(Ok(mport))) = (
@@ -101,12 +115,4 @@ pub(super) async fn ask_sentinels(s: &Sentinel) -> Option<((String, u16), u64)> 
         }
     }
     best.map(|(_, master, live)| (master, live))
-}
-
-/// `connected_slaves:<n>` of an `INFO replication` reply (0 if absent, e.g. on a replica).
-pub(super) fn connected_replicas(info: &str) -> u64 {
-    info.lines()
-        .find_map(|l| l.trim().strip_prefix("connected_slaves:"))
-        .and_then(|n| n.trim().parse().ok())
-        .unwrap_or(0)
 }
