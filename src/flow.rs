@@ -48,8 +48,8 @@ fn binding_key(binding: &str) -> String {
 }
 
 /// Past this many pending flows of one browser, the cookie is simply kept without looking
-/// at each (it expires with them). Whether the bound is `>` or `>=` shows only when that
-/// many flows expired unfinished, which no test can wait for: an equivalent mutant.
+/// at each (it expires with them). Whether the bound is `>`, `>=` or `==` shows only when
+/// that many flows expired unfinished, which no test can wait for: equivalent mutants.
 const MAX_PENDING_CHECKED: usize = 16;
 
 /// A started flow: where to send the browser and the binding cookie value to set.
@@ -132,6 +132,8 @@ pub async fn finish(
     let state = params
         .state
         .as_deref()
+        // Empty or oversized states are refused before any lookup; either would also find
+        // no flow (so `||` here is an equivalent mutant, caught only by the log reason).
         .filter(|s| !s.is_empty() && s.len() <= 256)
         .ok_or_else(|| {
             AuthError::new(
