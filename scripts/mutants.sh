@@ -25,7 +25,7 @@
 #                         printable x3 (caught by fuzz::, which the filter lacked; it is in
 #                         error.rs now), has_pending's bound x2 and the state filter's `&&`
 #                         (equivalent, explained at the code).
-#   src/session.rs        75 of 80 caught when stopped in pass 2 (8 unviable); every pass-1
+#   src/session.rs        67 of 72 viable caught when stopped in pass 2; every pass-1
 #                         survivor now has a unit test (the_store_ttl_is_the_time_left,
 #                         a_profile_without_email_is_not_verified, revoke_user_counts_...)
 #                         or is explained (plausible_token).
