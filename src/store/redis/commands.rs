@@ -79,6 +79,20 @@ pub(super) async fn cluster_masters(conn: &mut Conn) -> RedisResult<Vec<(String,
     Ok(masters)
 }
 
+/// `SET key value [NX|XX] [PX ttl]`: `condition` is `NX` (only if absent) or `XX` (only if
+/// present); a set that answers Nil did not write.
+fn set(key: &str, value: &[u8], ttl: Option<Duration>, condition: Option<&str>) -> Cmd {
+    let mut cmd = redis::cmd("SET");
+    cmd.arg(key).arg(value);
+    if let Some(condition) = condition {
+        cmd.arg(condition);
+    }
+    if let Some(ttl) = ttl {
+        cmd.arg("PX").arg(ttl_millis(ttl));
+    }
+    cmd
+}
+
 #[async_trait::async_trait]
 impl Store for RedisStore {
     fn backend(&self) -> &'static str {
@@ -96,12 +110,9 @@ impl Store for RedisStore {
     }
 
     async fn put(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<(), StoreError> {
-        let mut cmd = redis::cmd("SET");
-        cmd.arg(key).arg(value);
-        if let Some(ttl) = ttl {
-            cmd.arg("PX").arg(ttl_millis(ttl));
-        }
-        self.write::<Value>(cmd).await.map(drop)
+        self.write::<Value>(set(key, value, ttl, None))
+            .await
+            .map(drop)
     }
 
     async fn put_new(
@@ -110,12 +121,7 @@ impl Store for RedisStore {
         value: &[u8],
         ttl: Option<Duration>,
     ) -> Result<bool, StoreError> {
-        let mut cmd = redis::cmd("SET");
-        cmd.arg(key).arg(value).arg("NX");
-        if let Some(ttl) = ttl {
-            cmd.arg("PX").arg(ttl_millis(ttl));
-        }
-        let v: Value = self.write(cmd).await?;
+        let v: Value = self.write(set(key, value, ttl, Some("NX"))).await?;
         Ok(!matches!(v, Value::Nil))
     }
 
@@ -125,12 +131,7 @@ impl Store for RedisStore {
         value: &[u8],
         ttl: Option<Duration>,
     ) -> Result<bool, StoreError> {
-        let mut cmd = redis::cmd("SET");
-        cmd.arg(key).arg(value).arg("XX");
-        if let Some(ttl) = ttl {
-            cmd.arg("PX").arg(ttl_millis(ttl));
-        }
-        let v: Value = self.write(cmd).await?;
+        let v: Value = self.write(set(key, value, ttl, Some("XX"))).await?;
         Ok(!matches!(v, Value::Nil))
     }
 
