@@ -90,7 +90,9 @@ pub fn flow_binding(binding_hash: &str) -> String {
     format!("flow_binding:{binding_hash}")
 }
 
-pub fn rate_limit(class: &str, client: &str) -> String {
+/// `client` is written as it displays (an IP address or network), with no copy in between:
+/// this runs on every rate-limited request.
+pub fn rate_limit(class: &str, client: impl std::fmt::Display) -> String {
     format!("ratelimit:{class}:{client}")
 }
 

@@ -135,7 +135,7 @@ impl Limiter {
         };
         let interval = rate.per / rate.count.max(1);
         let tolerance = rate.per.saturating_sub(interval);
-        let key = crate::store::keys::rate_limit(class.name(), &client_key(client).to_string());
+        let key = crate::store::keys::rate_limit(class.name(), client_key(client));
         match store.rate_limit(&key, interval, tolerance).await {
             Ok(None) => Ok(()),
             Ok(Some(wait)) => Err(wait),
