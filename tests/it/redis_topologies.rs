@@ -451,14 +451,13 @@ async fn sign_in_many(app: &TestApp, n: usize, prefix: &str) -> Vec<(String, Str
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_silent_sentinel_does_not_hold_up_requests() {
     let set = SentinelSet::new(PW);
-    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let silent_addr = silent.local_addr().unwrap();
-    // Accepted and held open, never answered.
-    let held = Arc::new(Mutex::new(Vec::new()));
-    let keep = held.clone();
-    std::thread::spawn(move || {
-        for conn in silent.incoming().flatten() {
-            keep.lock().unwrap().push(conn);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent_addr = listener.local_addr().unwrap();
+    // Accepted and held open, never answered; gone with the test's runtime.
+    let silent = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((conn, _)) = listener.accept().await {
+            held.push(conn);
         }
     });
     // Listed after a live one: the `redis` crate's own master lookup tries the Sentinels in
@@ -489,7 +488,7 @@ async fn a_silent_sentinel_does_not_hold_up_requests() {
         slowest < Duration::from_millis(1500),
         "slowest pair {slowest:?}"
     );
-    drop(held);
+    silent.abort();
 }
 
 /// A Sentinel set behind a 3-Sentinel URL: 20 sessions, then a forced failover and then a
