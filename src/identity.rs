@@ -9,6 +9,9 @@ use crate::store::{Store, StoreError};
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
+use std::time::Instant;
+
+mod pictures;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct User {
@@ -23,6 +26,7 @@ pub struct User {
 
 pub struct Users {
     store: Arc<dyn Store>,
+    pictures: pictures::Pictures,
 }
 
 // An account's kept provider tokens (`provider_tokens` writes them) go when the account does.
@@ -33,7 +37,24 @@ use crate::store::keys::{
 
 impl Users {
     pub fn new(store: Arc<dyn Store>) -> Self {
-        Users { store }
+        Users {
+            store,
+            pictures: pictures::Pictures::default(),
+        }
+    }
+
+    /// The user's picture URL for `/session` (`Some(None)`: the user has none; `None`: no
+    /// such user), read from the user record at most once per [`pictures::FRESH_FOR`].
+    pub async fn picture(&self, id: &str) -> Result<Option<Option<Arc<str>>>, StoreError> {
+        let now = Instant::now();
+        if let Some(picture) = self.pictures.get(id, now) {
+            return Ok(Some(picture));
+        }
+        let Some(user) = self.get(id).await? else {
+            return Ok(None);
+        };
+        self.pictures.put(id, user.image.as_deref(), now);
+        Ok(Some(user.image.map(Arc::from)))
     }
 
     pub async fn get(&self, id: &str) -> Result<Option<User>, StoreError> {
@@ -47,7 +68,9 @@ impl Users {
 
     async fn save(&self, user: &User) -> Result<(), StoreError> {
         let bytes = serde_json::to_vec(user).expect("users serialize");
-        self.store.put(&user_key(&user.id), &bytes, None).await
+        self.store.put(&user_key(&user.id), &bytes, None).await?;
+        self.pictures.forget(&user.id);
+        Ok(())
     }
 
     /// The user who signs in with this provider account (SPEC §4):
@@ -340,6 +363,7 @@ impl Users {
         }
         self.store.delete(&user_accounts_key(id)).await?;
         let deleted = self.store.delete(&user_key(id)).await?;
+        self.pictures.forget(id);
         Ok(user.is_some() || deleted)
     }
 

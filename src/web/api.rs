@@ -8,6 +8,7 @@ use axum::extract::State;
 use axum::http::header::{HeaderValue, SET_COOKIE};
 use axum::response::{IntoResponse, Json, Response};
 use chrono::SecondsFormat;
+use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 pub async fn csrf(State(app): State<AppState>, csrf: Csrf) -> Response {
@@ -20,10 +21,7 @@ pub async fn csrf(State(app): State<AppState>, csrf: Csrf) -> Response {
 }
 
 /// `{"user":{...},"expires":"..."}` for a live session, `{}` otherwise.
-pub async fn session(
-    State(app): State<AppState>,
-    signed_in: OptionalSession,
-) -> Result<Response, WebError> {
+pub async fn session(State(app): State<AppState>, signed_in: OptionalSession) -> Response {
     let Some(session) = signed_in.session else {
         let mut response = Json(json!({})).into_response();
         if signed_in.cookie {
@@ -31,27 +29,44 @@ pub async fn session(
                 .headers_mut()
                 .append(SET_COOKIE, app.cookies.clear(&app.cookies.session));
         }
-        return Ok(response);
+        return response;
     };
-    let Some(user) = app
-        .users
-        .get(&session.record.user_id)
-        .await
-        .map_err(|e| WebError::json(AuthError::from(e)))?
-    else {
-        return Ok(Json(json!({})).into_response());
+    // The profile of the session record (the sign-in's); the picture from the user record,
+    // which `Users::picture` reads at most every few seconds.
+    let record = &session.record;
+    let profile = &record.profile;
+    let picture = match app.users.picture(&record.user_id).await {
+        Ok(Some(picture)) => picture,
+        Ok(None) => return Json(json!({})).into_response(), // the user was just deleted
+        Err(e) => return WebError::json(AuthError::from(e)).into_response(),
     };
-    Ok(Json(json!({
-        "user": {
-            "id": user.id,
-            "name": user.name,
-            "email": user.email,
-            "email_verified": user.email.is_some() && user.email_verified,
-            "image": user.image,
+    Json(SessionJson {
+        user: UserJson {
+            id: &record.user_id,
+            name: profile.name.as_deref(),
+            email: profile.email.as_deref(),
+            email_verified: profile.email.is_some() && profile.email_verified,
+            image: picture.as_deref(),
         },
-        "expires": session.expires.to_rfc3339_opts(SecondsFormat::Millis, true),
-    }))
-    .into_response())
+        expires: session.expires.to_rfc3339_opts(SecondsFormat::Millis, true),
+    })
+    .into_response()
+}
+
+/// `/session`'s answer, serialised straight from the record (no intermediate `Value`).
+#[derive(Serialize)]
+struct SessionJson<'a> {
+    user: UserJson<'a>,
+    expires: String,
+}
+
+#[derive(Serialize)]
+struct UserJson<'a> {
+    id: &'a str,
+    name: Option<&'a str>,
+    email: Option<&'a str>,
+    email_verified: bool,
+    image: Option<&'a str>,
 }
 
 pub async fn providers(State(app): State<AppState>) -> Json<Value> {
