@@ -45,7 +45,7 @@ impl Users {
 
     /// The user's picture URL for `/session` (`Some(None)`: the user has none; `None`: no
     /// such user), read from the user record at most once per [`pictures::FRESH_FOR`].
-    pub async fn picture(&self, id: &str) -> Result<Option<Option<Arc<str>>>, StoreError> {
+    pub async fn picture(&self, id: &str) -> Result<Option<pictures::Picture>, StoreError> {
         let now = Instant::now();
         if let Some(picture) = self.pictures.get(id, now) {
             return Ok(Some(picture));

@@ -18,14 +18,18 @@ pub const FRESH_FOR: Duration = Duration::from_secs(30);
 /// starts over rather than tracking what is least used.
 pub const CAPACITY: usize = 4096;
 
+/// A user's picture URL (`None`: the user has none).
+pub type Picture = Option<Arc<str>>;
+
 #[derive(Default)]
 pub struct Pictures {
-    entries: Mutex<HashMap<Box<str>, (Option<Arc<str>>, Instant)>>,
+    /// user id -> the picture and when it was read.
+    entries: Mutex<HashMap<Box<str>, (Picture, Instant)>>,
 }
 
 impl Pictures {
     /// The remembered picture of `user_id`, if it is fresh (`Some(None)`: the user has none).
-    pub fn get(&self, user_id: &str, now: Instant) -> Option<Option<Arc<str>>> {
+    pub fn get(&self, user_id: &str, now: Instant) -> Option<Picture> {
         let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         let (picture, read_at) = entries.get(user_id)?;
         (now.saturating_duration_since(*read_at) < FRESH_FOR).then(|| picture.clone())
