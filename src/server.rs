@@ -258,10 +258,11 @@ async fn apply_reloads(
     }
 }
 
-/// hyper's own caps on a request head. Past them hyper answers a bare 431 itself (it never
-/// calls latch); the smaller limits in `web::limits::head_too_large` answer a rendered 431 below.
+/// hyper's own caps on a request head: this many bytes, and its default of 100 fields (a
+/// larger `max_headers` makes hyper allocate and fill two 200-entry arrays for every request,
+/// measurable on the hot path). Past them hyper answers a bare 431 itself (it never calls
+/// latch); the smaller limits in `web::limits::head_too_large` answer a rendered 431 below.
 const HYPER_MAX_HEADER_BYTES: usize = 32 * 1024;
-const HYPER_MAX_HEADERS: usize = 200;
 /// How long in-flight requests may take to finish after a shutdown signal.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -280,10 +281,7 @@ async fn serve(
     let mut builder = Builder::new(TokioExecutor::new());
     // No hyper header timer for HTTP/1: `connections` keeps that clock (hyper's would also
     // end idle keep-alive connections after the header timeout).
-    builder
-        .http1()
-        .max_buf_size(HYPER_MAX_HEADER_BYTES)
-        .max_headers(HYPER_MAX_HEADERS);
+    builder.http1().max_buf_size(HYPER_MAX_HEADER_BYTES);
     // HTTP/2 pings find peers that vanished while a request is open.
     builder
         .http2()

@@ -89,7 +89,10 @@ fn decode_v1(bytes: &[u8]) -> Option<SessionRecord> {
     let created_at = unzigzag(r.varint()?);
     let last_seen = created_at.wrapping_add(unzigzag(r.varint()?));
     let user_id = if flags & HEX_USER_ID != 0 {
-        hex::encode(r.take(16)?)
+        let mut digits = [0u8; 32];
+        hex::encode_to_slice(r.take(16)?, &mut digits).ok()?;
+        // Hex digits are ASCII (and `hex::encode` goes a char at a time: slower).
+        String::from_utf8(digits.to_vec()).ok()?
     } else {
         r.text()?
     };

@@ -69,7 +69,7 @@ fn render_authorize(
                 default_email,
                 problem,
                 request_id => ctx.request_id.clone(),
-                csp_nonce => ctx.csp_nonce.clone(),
+                csp_nonce => ctx.csp_nonce(),
             },
         )
         .map_err(|e| WebError::new(ErrorCode::InternalError, format!("dev_authorize.html: {e}")))?;

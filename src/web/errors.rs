@@ -240,7 +240,7 @@ fn render(
             code => code.as_str(),
             status => code.status().as_u16(),
             request_id => ctx.request_id.clone(),
-            csp_nonce => ctx.csp_nonce.clone(),
+            csp_nonce => ctx.csp_nonce(),
             signin_url => app.url("/signin"),
         },
     );

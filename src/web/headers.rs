@@ -8,6 +8,8 @@ use axum::response::Response;
 /// this response's nonce.
 pub(super) fn security(response: &mut Response, ctx: &RequestContext, app: &App) {
     let headers = response.headers_mut();
+    // Room for the headers below at once, rather than growing the map step by step.
+    headers.reserve(8);
     if app.cookies.is_secure() {
         headers.insert(
             header::STRICT_TRANSPORT_SECURITY,
@@ -35,7 +37,7 @@ pub(super) fn security(response: &mut Response, ctx: &RequestContext, app: &App)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("text/html"));
     if is_html {
-        let csp = super::csp::policy(app, &ctx.csp_nonce);
+        let csp = super::csp::policy(app, &ctx.csp_nonce());
         if let Ok(v) = HeaderValue::from_str(&csp) {
             headers.insert(header::CONTENT_SECURITY_POLICY, v);
         }

@@ -24,8 +24,8 @@ use std::time::{Duration, Instant};
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
 /// Request headers larger than this (all of them together, with the URL) get a 431.
 pub const MAX_HEADER_BYTES: usize = 16 * 1024;
-/// More header fields than this get a 431.
-pub const MAX_HEADERS: usize = 100;
+/// More header fields than this get a 431 (below hyper's own cap of 100, see `server.rs`).
+pub const MAX_HEADERS: usize = 96;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum RouteClass {
@@ -284,7 +284,12 @@ pub async fn enforce(
 /// bare 431 before latch sees the request).
 pub(super) fn head_too_large(req: &Request) -> Option<WebError> {
     let headers = req.headers();
-    let bytes: usize = req.uri().to_string().len()
+    let uri = req.uri();
+    // The URI's length as sent, without formatting it (this runs on every request).
+    let uri_len = uri.scheme_str().map_or(0, |s| s.len() + 3)
+        + uri.authority().map_or(0, |a| a.as_str().len())
+        + uri.path_and_query().map_or(0, |pq| pq.as_str().len());
+    let bytes: usize = uri_len
         + headers
             .iter()
             .map(|(name, value)| name.as_str().len() + value.len() + 4)

@@ -55,7 +55,7 @@ pub async fn signin_page(
             callback_url,
             error,
             request_id => ctx.request_id,
-            csp_nonce => ctx.csp_nonce,
+            csp_nonce => ctx.csp_nonce(),
         },
     )?;
     if let Some(cookie) = csrf_cookie {
@@ -87,7 +87,7 @@ pub async fn signout_page(
             callback_url,
             user,
             request_id => ctx.request_id,
-            csp_nonce => ctx.csp_nonce,
+            csp_nonce => ctx.csp_nonce(),
         },
     )?;
     if let Some(cookie) = csrf_cookie {
