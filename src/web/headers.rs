@@ -8,8 +8,6 @@ use axum::response::Response;
 /// this response's nonce.
 pub(super) fn security(response: &mut Response, ctx: &RequestContext, app: &App) {
     let headers = response.headers_mut();
-    // Room for the headers below at once, rather than growing the map step by step.
-    headers.reserve(8);
     if app.cookies.is_secure() {
         headers.insert(
             header::STRICT_TRANSPORT_SECURITY,
