@@ -50,10 +50,11 @@ impl Users {
         if let Some(picture) = self.pictures.get(id, now) {
             return Ok(Some(picture));
         }
+        let epoch = self.pictures.epoch();
         let Some(user) = self.get(id).await? else {
             return Ok(None);
         };
-        self.pictures.put(id, user.image.as_deref(), now);
+        self.pictures.put(id, user.image.as_deref(), now, epoch);
         Ok(Some(user.image.map(Arc::from)))
     }
 

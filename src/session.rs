@@ -33,8 +33,9 @@ pub struct SessionRecord {
     /// Unix seconds.
     pub created_at: i64,
     pub last_seen: i64,
-    /// The user's name and email as of sign-in, so `/verify` (and the sign-out page) read one
-    /// record. (Profiles change only at sign-in, which always makes a new session.)
+    /// The user's name and email as of the user's last sign-in, so `/session`, `/verify` and
+    /// the sign-out page read this one record. (Profiles change only at sign-in, which makes
+    /// a new session and rewrites the user's others: `Sessions::refresh_profiles`.)
     #[serde(default)]
     pub profile: SessionProfile,
 }
@@ -380,6 +381,40 @@ impl Sessions {
         }
         Ok(())
     }
+
+    /// After a sign-in, the user's other live sessions take the profile it brought (a new
+    /// name or email, or an email the provider no longer verifies), so `/session`
+    /// and `/verify` on every device show and assert what the provider said last. Only over
+    /// records that still exist: a session revoked meanwhile stays gone. Returns how many
+    /// records were rewritten (none when the profile did not change).
+    pub async fn refresh_profiles(&self, user: &User) -> Result<usize, StoreError> {
+        let profile = SessionProfile::from(user);
+        let mut rewritten = 0;
+        for id in self.store.set_members(&user_index(&user.id)).await? {
+            let Some(bytes) = self.store.get(&key(&id)).await? else {
+                continue;
+            };
+            let Some(mut record) = decode(&bytes) else {
+                continue;
+            };
+            if record.user_id != user.id || record.profile == profile {
+                continue;
+            }
+            if self.now() >= self.end(&record) {
+                continue;
+            }
+            record.profile = profile.clone();
+            let ttl = self.ttl(&record);
+            if self
+                .store
+                .put_existing(&key(&id), &encode(&record), Some(ttl))
+                .await?
+            {
+                rewritten += 1;
+            }
+        }
+        Ok(rewritten)
+    }
 }
 
 /// Cookie tokens are 43 URL-safe characters; anything else is not worth a store lookup.
@@ -453,6 +488,46 @@ mod tests {
         advance(&time, 7 * 24 * HOUR - 2 * HOUR);
         assert_eq!(sessions.revoke_all().await.unwrap(), 1);
         assert!(sessions.load(&over).await.unwrap().is_none());
+    }
+
+    /// A sign-in's new profile reaches the user's other live sessions, keeps their times,
+    /// and brings back none that ended; an unchanged profile rewrites nothing.
+    #[tokio::test]
+    async fn a_new_profile_reaches_the_other_sessions_and_no_ended_one() {
+        let (sessions, time, store) = setup().await;
+        let (a, _) = sessions.create(&user("u1"), "dev").await.unwrap();
+        let (revoked, revoked_session) = sessions.create(&user("u1"), "dev").await.unwrap();
+        let (other, _) = sessions.create(&user("u2"), "dev").await.unwrap();
+        advance(&time, HOUR);
+        let before = sessions.load(&a).await.unwrap().unwrap();
+        assert_eq!(sessions.refresh_profiles(&user("u1")).await.unwrap(), 0);
+        // Revoked, but still in the index (as when a revoke races the refresh).
+        store.delete(&key(&revoked_session.id)).await.unwrap();
+        let mut renamed = user("u1");
+        renamed.name = Some("Ann B".into());
+        renamed.email_verified = false;
+        assert_eq!(sessions.refresh_profiles(&renamed).await.unwrap(), 1);
+        let after = sessions.load(&a).await.unwrap().unwrap();
+        assert_eq!(after.record.profile.name.as_deref(), Some("Ann B"));
+        assert_eq!(after.record.profile.verified_email(), None);
+        assert_eq!(
+            (
+                after.record.created_at,
+                after.record.last_seen,
+                after.expires
+            ),
+            (
+                before.record.created_at,
+                before.record.last_seen,
+                before.expires
+            )
+        );
+        assert!(sessions.load(&revoked).await.unwrap().is_none());
+        let untouched = sessions.load(&other).await.unwrap().unwrap();
+        assert_eq!(untouched.record.profile.name.as_deref(), Some("Ann"));
+        // An ended session is not rewritten either.
+        advance(&time, 8 * 24 * HOUR);
+        assert_eq!(sessions.refresh_profiles(&user("u1")).await.unwrap(), 0);
     }
 
     /// The store keeps a record exactly until the session's end (the earlier of the idle and

@@ -9,6 +9,7 @@
 //! request, before the picture is asked for. A write to the user record on this instance
 //! forgets its entry at once; one made on another instance shows here within [`FRESH_FOR`].
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -25,6 +26,8 @@ pub type Picture = Option<Arc<str>>;
 pub struct Pictures {
     /// user id -> the picture and when it was read.
     entries: Mutex<HashMap<Box<str>, (Picture, Instant)>>,
+    /// Counts `forget`s, so that a read that began before one does not put back what it read.
+    forgotten: AtomicU64,
 }
 
 impl Pictures {
@@ -35,9 +38,18 @@ impl Pictures {
         (now.saturating_duration_since(*read_at) < FRESH_FOR).then(|| picture.clone())
     }
 
-    /// Remembers `picture` as read from the user record at `read_at`.
-    pub fn put(&self, user_id: &str, picture: Option<&str>, read_at: Instant) {
+    /// Where `forget`s stand: take it before reading the user record, give it to `put`.
+    pub fn epoch(&self) -> u64 {
+        self.forgotten.load(Ordering::SeqCst)
+    }
+
+    /// Remembers `picture` as read from the user record at `read_at`, unless something was
+    /// forgotten since `epoch` (that read may predate the write that made it forget).
+    pub fn put(&self, user_id: &str, picture: Option<&str>, read_at: Instant, epoch: u64) {
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        if self.forgotten.load(Ordering::SeqCst) != epoch {
+            return;
+        }
         if entries.len() >= CAPACITY && !entries.contains_key(user_id) {
             entries.clear();
         }
@@ -47,6 +59,7 @@ impl Pictures {
     /// Forgets `user_id` (its record was written or deleted).
     pub fn forget(&self, user_id: &str) {
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        self.forgotten.fetch_add(1, Ordering::SeqCst);
         entries.remove(user_id);
     }
 }
@@ -60,8 +73,8 @@ mod tests {
         let pictures = Pictures::default();
         let t = Instant::now();
         assert_eq!(pictures.get("u1", t), None);
-        pictures.put("u1", Some("https://x.test/a.png"), t);
-        pictures.put("u2", None, t);
+        pictures.put("u1", Some("https://x.test/a.png"), t, 0);
+        pictures.put("u2", None, t, 0);
         assert_eq!(
             pictures.get("u1", t + FRESH_FOR - Duration::from_millis(1)),
             Some(Some(Arc::from("https://x.test/a.png")))
@@ -74,9 +87,22 @@ mod tests {
     fn a_forgotten_user_is_read_again() {
         let pictures = Pictures::default();
         let t = Instant::now();
-        pictures.put("u1", Some("a"), t);
+        pictures.put("u1", Some("a"), t, pictures.epoch());
         pictures.forget("u1");
         assert_eq!(pictures.get("u1", t), None);
+    }
+
+    #[test]
+    fn a_read_from_before_a_forget_is_not_put_back() {
+        let pictures = Pictures::default();
+        let t = Instant::now();
+        let epoch = pictures.epoch();
+        // The user record is written (and forgotten) while this read is in flight.
+        pictures.forget("u1");
+        pictures.put("u1", Some("old"), t, epoch);
+        assert_eq!(pictures.get("u1", t), None);
+        pictures.put("u1", Some("new"), t, pictures.epoch());
+        assert_eq!(pictures.get("u1", t), Some(Some(Arc::from("new"))));
     }
 
     #[test]
@@ -84,13 +110,13 @@ mod tests {
         let pictures = Pictures::default();
         let t = Instant::now();
         for i in 0..CAPACITY {
-            pictures.put(&format!("u{i}"), None, t);
+            pictures.put(&format!("u{i}"), None, t, 0);
         }
         // Updating a remembered user does not clear the others.
-        pictures.put("u0", Some("b"), t);
+        pictures.put("u0", Some("b"), t, 0);
         assert_eq!(pictures.get("u1", t), Some(None));
         // A new one when full does.
-        pictures.put("new", Some("c"), t);
+        pictures.put("new", Some("c"), t, 0);
         assert_eq!(pictures.get("u1", t), None);
         assert_eq!(pictures.get("new", t), Some(Some(Arc::from("c"))));
         assert_eq!(pictures.entries.lock().unwrap().len(), 1);

@@ -288,6 +288,11 @@ async fn finish_callback(
     }
     let (token, session) = app.sessions.create(&finished.user, provider.id()).await?;
     tracing::info!(provider = provider.id(), user = %finished.user.id, session = %session.id, "signed in");
+    // The sign-in may have brought a new profile: the user's other sessions take it. This
+    // sign-in has succeeded either way, so a store error here is only logged.
+    if let Err(e) = app.sessions.refresh_profiles(&finished.user).await {
+        tracing::warn!(user = %finished.user.id, error = %e, "the user's other sessions keep their old profile");
+    }
     crate::telemetry::signin_completed(provider.id());
     let cookie = app
         .cookies

@@ -101,3 +101,45 @@ async fn sign_out_everywhere_ends_every_session_of_the_user() {
     // Other users are untouched.
     assert_ne!(user_id(&app, &stranger).await, "");
 }
+
+/// A sign-in that brings a new profile (the provider renamed the user and no longer verifies
+/// the email) reaches the user's sessions on other devices: `/session` shows the new name and
+/// `/verify` stops asserting the email there too.
+#[tokio::test]
+async fn a_new_profile_reaches_the_users_other_devices() {
+    use crate::support::browser::location;
+    use crate::support::hostile::{Behavior, Hostile};
+    async fn sign_in(app: &TestApp, browser: &Browser) {
+        let start = browser.get(&app.url("/signin/hostile?callbackUrl=/")).await;
+        let back = browser.get(&location(&start, StatusCode::FOUND)).await;
+        let done = browser.get(&location(&back, StatusCode::FOUND)).await;
+        assert_eq!(done.status(), StatusCode::FOUND);
+    }
+    let (hostile, app) = Hostile::with_app(Behavior::default(), Setup::default()).await;
+    let (laptop, phone) = (Browser::new(), Browser::new());
+    sign_in(&app, &laptop).await;
+    let verify = laptop.get(&app.url("/verify")).await;
+    assert_eq!(
+        verify.headers()["x-auth-request-email"],
+        "mallory@example.test"
+    );
+
+    hostile.set(Behavior {
+        claims: Box::new(|c| {
+            c["name"] = json!("Mallory Renamed");
+            c["email_verified"] = json!(false);
+        }),
+        ..Behavior::default()
+    });
+    sign_in(&app, &phone).await;
+    for browser in [&laptop, &phone] {
+        let session = browser.json(&app.url("/session")).await;
+        assert_eq!(session["user"]["name"], "Mallory Renamed", "{session}");
+        assert_eq!(session["user"]["email_verified"], false, "{session}");
+        let verify = browser.get(&app.url("/verify")).await;
+        assert_eq!(verify.status(), StatusCode::OK);
+        assert!(verify.headers().get("x-auth-request-email").is_none());
+        assert_eq!(verify.headers()["x-auth-request-name"], "Mallory Renamed");
+    }
+    app.stop().await;
+}
