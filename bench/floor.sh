@@ -14,8 +14,10 @@
 #   BENCH_DURATION     wrk duration per measured run                     (default 10s)
 #   BENCH_WARMUP       unrecorded wrk run per target before the first round (default 2s; 0 = none)
 #   BENCH_ROUNDS       measured runs per target, alternating             (default 3)
-#   BENCH_TARGETS      which targets, in round order (default: all of them, see TARGETS below)
+#   BENCH_TARGETS      which targets, in round order (default: all of them, see TARGETS below;
+#                      POST /refresh on each store is driven by bench/refresh_load.rs)
 #   CEILING_BIN        use this ceiling binary (with LATCH_BIN; default: built with latch)
+#   REFRESH_LOAD_BIN   the POST /refresh driver (bench/refresh_load.rs; default: beside the ceiling)
 #
 # Everything listens on 127.0.0.1 only; every process started here is stopped on exit.
 set -euo pipefail
@@ -33,11 +35,15 @@ build_latch
 # Built on its own: an example turns on the dev-dependencies' features (tokio "full"), which
 # must not change the latch binary being measured.
 if [[ -z "${CEILING_BIN:-}" ]]; then
-  (cd "$SRC" && CARGO_TARGET_DIR="$TARGET_DIR" cargo build --release --quiet --example ceiling)
+  (cd "$SRC" && CARGO_TARGET_DIR="$TARGET_DIR" cargo build --release --quiet \
+    --example ceiling --example refresh_load)
 fi
 CEILING="${CEILING_BIN:-$TARGET_DIR/release/examples/ceiling}"
+REFRESH_LOAD="${REFRESH_LOAD_BIN:-$(dirname "$CEILING")/refresh_load}"
 [[ -x "$CEILING" ]] || die "no ceiling at $CEILING (cargo build --release --example ceiling)"
+[[ -x "$REFRESH_LOAD" ]] || die "no refresh driver at $REFRESH_LOAD (cargo build --release --example refresh_load)"
 cp "$CEILING" "$TMP/ceiling-bin" && CEILING="$TMP/ceiling-bin"
+cp "$REFRESH_LOAD" "$TMP/refresh_load" && REFRESH_LOAD="$TMP/refresh_load"
 
 # ---------------------------------------------------------------- the servers
 rport=$(free_port)
@@ -51,6 +57,8 @@ for store in redis sqlite; do
   port=$(free_port)
   url="$REDIS_URL"; [[ "$store" == sqlite ]] && url="sqlite://$dir/latch.db"
   write_config "$dir/providers.toml" "$port" "$url"
+  # The refresh load makes thousands of /token and /refresh calls from one address.
+  printf '\n[limits]\ntoken = "off"\nrefresh = "off"\n' >>"$dir/providers.toml"
   start_latch "$dir" "$dir/providers.toml"
   BASE[$store]="http://127.0.0.1:$port"
   PID[$store]=$LATCH_PID
@@ -90,9 +98,20 @@ TARGETS=(
   "verify redis /verify COOKIE_REDIS"
   "session-sqlite sqlite /session COOKIE_SQLITE"
   "verify-sqlite sqlite /verify COOKIE_SQLITE"
+  "refresh redis /refresh COOKIE_REDIS"
+  "refresh-sqlite sqlite /refresh COOKIE_SQLITE"
 )
-wanted="${BENCH_TARGETS:-empty floor healthz session verify session-sqlite verify-sqlite}"
+wanted="${BENCH_TARGETS:-empty floor healthz session verify session-sqlite verify-sqlite refresh refresh-sqlite}"
 [[ " $wanted " == *" floor "* ]] || wanted="floor $wanted"   # every ratio needs it
+# run_refresh: run_wrk's arguments, for POST /refresh (the base URL is the target's without
+# the path).
+run_refresh() {
+  local label="$1" url="$2" cookie="$3" out="$4" duration="$5"
+  log "refresh_load $CONNECTIONS connections ${duration} $label"
+  "$REFRESH_LOAD" "${url%/refresh}" "$cookie" "$CONNECTIONS" "$duration" >"$out" 2>&1 \
+    || { cat "$out" >&2; die "refresh_load failed"; }
+}
+
 RESULTS="$TMP/results.tsv"
 : >"$RESULTS"
 LOAD_BEFORE="$(cut -d' ' -f1-3 /proc/loadavg)"
@@ -103,13 +122,15 @@ for round in $(seq 0 "$ROUNDS"); do
     [[ " $wanted " == *" $name "* ]] || continue
     url="${BASE[$server]}$path"
     out="$TMP/wrk-$name-$round.txt"
+    # POST /refresh rotates its token at every call: refresh_load.rs, one family per connection.
+    load=run_wrk; [[ "$path" == /refresh ]] && load=run_refresh
     if [[ $round == 0 ]]; then
-      [[ "$WARMUP" != 0 ]] && run_wrk "$name (warm-up)" "$url" "${!cookie_var}" "$out" "$WARMUP"
+      [[ "$WARMUP" != 0 ]] && $load "$name (warm-up)" "$url" "${!cookie_var}" "$out" "$WARMUP"
       continue
     fi
     pid=${PID[$server]}
     cpu0=$(cpu_seconds "$pid")
-    run_wrk "$name round $round" "$url" "${!cookie_var}" "$out" "$DURATION"
+    $load "$name round $round" "$url" "${!cookie_var}" "$out" "$DURATION"
     cpu1=$(cpu_seconds "$pid")
     grep -q '^BENCH ' "$out" || { cat "$out" >&2; die "no BENCH line in wrk output"; }
     non2xx=$(field "$out" non2xx); serr=$(field "$out" socket_errors)
