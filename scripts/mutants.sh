@@ -82,6 +82,10 @@ for file in "${files[@]}"; do
   common=(--file "$file" --output "$out" --baseline skip --timeout 300 "${in_place[@]}")
   # Pass 1: unit tests only (`-C` reaches the build too, so only the lib's tests are built).
   cargo mutants "${common[@]}" -C --lib || true
+  count() { cat "$out/mutants.out/$1.txt" 2>/dev/null | grep -c . || true; }
+  # Pass 2 rewrites the report (its previously_caught lists pass 1's unviable mutants too).
+  caught1=$(count caught)
+  unviable1=$(count unviable)
   # Pass 2: the survivors, with the integration tests that exercise this file.
   args=("${common[@]}" --iterate -C --lib -C --test=it)
   if [ -n "$filters" ]; then
@@ -89,9 +93,8 @@ for file in "${files[@]}"; do
     args+=(-- -- $filters)
   fi
   cargo mutants "${args[@]}" || true
-  count() { cat "$out/mutants.out/$1.txt" 2>/dev/null | grep -c . || true; }
-  caught=$(( $(count caught) + $(count previously_caught) ))
-  summary+=("$file: $caught caught, $(count missed) missed, $(count timeout) timed out, $(count unviable) unviable")
+  caught=$((caught1 + $(count caught)))
+  summary+=("$file: $caught caught, $(count missed) missed, $(count timeout) timed out, $((unviable1 + $(count unviable))) unviable")
   if [ -s "$out/mutants.out/missed.txt" ]; then
     sed 's/^/    missed: /' "$out/mutants.out/missed.txt"
   fi
