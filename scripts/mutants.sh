@@ -54,7 +54,7 @@ declare -A FILTERS=(
   [src/web/introspect.rs]="introspect bound_tokens"
   [src/web/redirect.rs]="redirect callback_url bound_tokens"
   [src/error.rs]="error fuzz flow_refusals routes error_redirects"
-  [src/web/signin.rs]="signin flow_hijack flow_refusals nextauth error_redirects"
+  [src/web/signin.rs]="signin flow_hijack flow_refusals nextauth error_redirects sign_out_ends_a_record"
   [src/server/connections.rs]="connections"
 )
 
