@@ -56,6 +56,8 @@ declare -A FILTERS=(
   [src/error.rs]="error fuzz flow_refusals routes error_redirects"
   [src/web/signin.rs]="signin flow_hijack flow_refusals nextauth error_redirects sign_out_ends_a_record"
   [src/server/connections.rs]="connections"
+  [src/web/extract.rs]="web::extract bound_tokens routes nextauth signin_dev tokens:: flow_hijack"
+  [src/provider/presets/mod.rs]="provider::presets presets config::"
 )
 
 files=("$@")

@@ -139,3 +139,18 @@ async fn sign_out_ends_every_session_only_when_asked() {
     }
     app.stop().await;
 }
+
+/// The CSRF cookie lives a day, and a browser that has a valid one keeps it.
+#[tokio::test]
+async fn the_csrf_cookie_lives_a_day() {
+    let app = Setup::default().spawn().await;
+    let browser = Browser::new();
+    let first = browser.get(&app.url("/csrf")).await;
+    let line = set_cookie_line(&first, "latch.csrf-token").expect("a CSRF cookie");
+    assert!(line.contains("Max-Age=86400"), "{line}");
+    let token = first.json::<Value>().await.unwrap()["csrfToken"].clone();
+    let again = browser.get(&app.url("/csrf")).await;
+    assert_eq!(set_cookie_line(&again, "latch.csrf-token"), None);
+    assert_eq!(again.json::<Value>().await.unwrap()["csrfToken"], token);
+    app.stop().await;
+}
