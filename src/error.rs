@@ -269,4 +269,33 @@ mod tests {
             }
         }
     }
+
+    #[test]
+    fn log_text_is_printable_and_bounded_and_errors_read_code_then_reason() {
+        assert_eq!(printable("a\u{1b}[31mb\nc", 3), "a[3");
+        assert_eq!(printable("ok\r\n", 10), "ok");
+        let error = AuthError::new(ErrorCode::InvalidClient, "why").with_hint("ask them");
+        assert_eq!(error.hint.as_deref(), Some("ask them"));
+        assert_eq!(
+            ErrorCode::InvalidClient.to_string(),
+            ErrorCode::InvalidClient.as_str()
+        );
+        assert_eq!(
+            error.to_string(),
+            format!("{}: why", ErrorCode::InvalidClient.as_str())
+        );
+        for (store, reason) in [
+            (crate::store::StoreError::Unavailable("down".into()), "down"),
+            (
+                crate::store::StoreError::Backend("odd".into()),
+                "store error: odd",
+            ),
+        ] {
+            let error = AuthError::from(store);
+            assert_eq!(
+                (error.code, error.reason.as_str()),
+                (ErrorCode::StoreUnavailable, reason)
+            );
+        }
+    }
 }

@@ -365,6 +365,8 @@ impl Users {
         self.store.delete(&user_accounts_key(id)).await?;
         let deleted = self.store.delete(&user_key(id)).await?;
         self.pictures.forget(id);
+        // The two differ only when the record comes or goes between the read and the delete
+        // (a read error returned above), so `&&` here could be told apart only by a race.
         Ok(user.is_some() || deleted)
     }
 
@@ -697,5 +699,161 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(owner("ann@new.test").await, None);
+    }
+
+    #[tokio::test]
+    async fn admin_lookups_list_find_and_unlink() {
+        let (users, store) = users().await;
+        // Bob's unverified address first (it is not indexed), then Ann's verified one: two
+        // users with one email.
+        let bob = users
+            .sign_in("gitlab", &profile("b", "Ann@X.test", false), None, false)
+            .await
+            .unwrap();
+        let ann = users
+            .sign_in("gh", &profile("1", "ann@x.test", true), None, false)
+            .await
+            .unwrap();
+        users
+            .sign_in(
+                "google",
+                &profile("g2", "x@y.test", true),
+                Some(&ann.id),
+                false,
+            )
+            .await
+            .unwrap();
+        users
+            .sign_in(
+                "google",
+                &profile("g1", "x@y.test", true),
+                Some(&ann.id),
+                false,
+            )
+            .await
+            .unwrap();
+        let ids = |list: Vec<User>| list.into_iter().map(|u| u.id).collect::<Vec<_>>();
+        // Oldest first, ties (the same second) by id.
+        let mut both = [&bob, &ann];
+        both.sort_by_key(|u| (u.created_at, u.id.clone()));
+        let both: Vec<String> = both.iter().map(|u| u.id.clone()).collect();
+        assert_eq!(ids(users.list().await.unwrap()), both);
+        assert_eq!(
+            ids(users.find_by_email(" ANN@x.test ").await.unwrap()),
+            both
+        );
+        assert!(users
+            .find_by_email("nobody@x.test")
+            .await
+            .unwrap()
+            .is_empty());
+        let account = |p: &str, s: &str| LinkedAccount {
+            provider: p.into(),
+            subject: s.into(),
+        };
+        assert_eq!(
+            users.accounts(&ann.id).await.unwrap(),
+            [
+                account("gh", "1"),
+                account("google", "g1"),
+                account("google", "g2")
+            ]
+        );
+        assert_eq!(account("gh", "1").member(), "gh:1");
+        assert_eq!(
+            users
+                .subject_at(&ann.id, "google")
+                .await
+                .unwrap()
+                .as_deref(),
+            Some("g1")
+        );
+        assert_eq!(users.subject_at(&ann.id, "gitlab").await.unwrap(), None);
+
+        assert_eq!(
+            users.unlink("nobody", "gh", false).await.unwrap(),
+            Unlink::NoSuchUser
+        );
+        assert_eq!(
+            users.unlink(&bob.id, "gh", false).await.unwrap(),
+            Unlink::NotLinked {
+                accounts: vec![account("gitlab", "b")]
+            }
+        );
+        assert_eq!(
+            users.unlink(&bob.id, "gitlab", false).await.unwrap(),
+            Unlink::LastAccount {
+                accounts: vec![account("gitlab", "b")]
+            }
+        );
+        assert_eq!(
+            users.unlink(&ann.id, "google", false).await.unwrap(),
+            Unlink::Unlinked {
+                removed: vec![account("google", "g1"), account("google", "g2")],
+                remaining: vec![account("gh", "1")]
+            }
+        );
+        assert!(store
+            .get(&account_key("google", "g1"))
+            .await
+            .unwrap()
+            .is_none());
+        assert_eq!(users.accounts(&ann.id).await.unwrap(), [account("gh", "1")]);
+        assert_eq!(
+            users.unlink(&bob.id, "gitlab", true).await.unwrap(),
+            Unlink::Unlinked {
+                removed: vec![account("gitlab", "b")],
+                remaining: vec![]
+            }
+        );
+        assert!(!users.delete("nobody").await.unwrap());
+        assert!(users.delete(&bob.id).await.unwrap());
+        assert!(!users.delete(&bob.id).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_link_that_lost_a_race_keeps_the_winner() {
+        let (users, _) = users().await;
+        let ann = users
+            .sign_in("gh", &profile("1", "ann@x.test", true), None, false)
+            .await
+            .unwrap();
+        let bob = users
+            .sign_in("gh", &profile("2", "bob@x.test", true), None, false)
+            .await
+            .unwrap();
+        // Ann's link of Bob's account arrives after Bob's sign-in claimed it.
+        let err = users
+            .link(ann.clone(), "gh", &profile("2", "bob@x.test", true))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, SignInError::NotLinked { ref existing_user, .. } if *existing_user == bob.id)
+        );
+        // Bob's own racing link finds his claim: simply Bob.
+        let again = users
+            .link(bob.clone(), "gh", &profile("2", "bob@x.test", true))
+            .await
+            .unwrap();
+        assert_eq!(again.id, bob.id);
+    }
+
+    #[tokio::test]
+    async fn an_email_index_entry_counts_only_for_its_users_current_verified_email() {
+        let (users, store) = users().await;
+        let ann = users
+            .sign_in("gh", &profile("1", "ann@x.test", true), None, false)
+            .await
+            .unwrap();
+        // An entry left pointing at Ann for an address she no longer has.
+        store
+            .put(&email_key("old@x.test"), ann.id.as_bytes(), None)
+            .await
+            .unwrap();
+        let other = users
+            .sign_in("google", &profile("g", "old@x.test", true), None, true)
+            .await
+            .unwrap();
+        assert_ne!(other.id, ann.id);
     }
 }

@@ -119,6 +119,7 @@ impl OidcClient {
     pub async fn discovery(&self) -> Result<Arc<Discovery>, CallError> {
         let mut cached = self.discovery.lock().await;
         if let Some((doc, at)) = cached.as_ref() {
+            // (`<=` instead would differ only at exactly one hour: not observable.)
             if at.elapsed() < DISCOVERY_TTL {
                 return Ok(doc.clone());
             }
@@ -277,6 +278,8 @@ impl OidcClient {
             .is_some_and(|at| now.saturating_duration_since(at) < JWKS_REFETCH_INTERVAL);
         match (&cache.keys, refresh) {
             (Some((keys, until)), false) if now < *until => return Ok(keys.clone()),
+            // (`now <= *until` here would be the same: a forced fetch sets `until` at least
+            // JWKS_MIN_TTL after `last_forced`, so `recently` and `now == until` never meet.)
             (Some((keys, until)), true) if recently && now < *until => return Ok(keys.clone()),
             _ => {}
         }
@@ -359,6 +362,7 @@ impl OidcClient {
         .set_other_audience_verifier_fn(|_| true)
         .set_time_fn(|| Utc::now() - ChronoDuration::seconds(CLOCK_SKEW_SECS))
         .set_issue_time_verifier_fn(|iat| {
+            // (`>=` would differ only when `now` falls on a whole second, as `iat` does.)
             if iat > Utc::now() + ChronoDuration::seconds(CLOCK_SKEW_SECS) {
                 Err(format!("issued in the future ({iat})"))
             } else {
@@ -738,6 +742,9 @@ mod tests {
         assert_eq!(jwks_ttl("no-store"), min);
         assert_eq!(jwks_ttl("max-age=7200, no-cache"), min);
         assert_eq!(jwks_ttl("max-age=soon"), JWKS_DEFAULT_TTL);
+        // The bounds themselves, as documented: 5 min and 24 h.
+        assert_eq!(min, Duration::from_secs(300));
+        assert_eq!(JWKS_MAX_TTL, Duration::from_secs(86_400));
     }
 
     /// A provider on loopback whose key set can be changed, and how often it was fetched.
@@ -745,26 +752,49 @@ mod tests {
         issuer: Url,
         keys: Arc<std::sync::Mutex<Vec<serde_json::Value>>>,
         hits: Arc<std::sync::atomic::AtomicUsize>,
+        discoveries: Arc<std::sync::atomic::AtomicUsize>,
     }
 
     async fn key_server(cache_control: &'static str) -> KeyServer {
+        key_server_with(cache_control, json!({})).await
+    }
+
+    /// With `extra` fields in its discovery document.
+    async fn key_server_with(cache_control: &'static str, extra: serde_json::Value) -> KeyServer {
         use axum::routing::get;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let issuer = format!("http://{}", listener.local_addr().unwrap());
         let keys = Arc::new(std::sync::Mutex::new(Vec::new()));
         let hits = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let document = json!({
+        let discoveries = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let mut document = json!({
             "issuer": issuer,
             // Another origin than the issuer's, as some providers have it.
             "authorization_endpoint": issuer.replace("127.0.0.1", "localhost") + "/authorize",
             "token_endpoint": format!("{issuer}/token"),
             "jwks_uri": format!("{issuer}/jwks"),
+            "userinfo_endpoint": format!("{issuer}/userinfo"),
         });
-        let (k, h) = (keys.clone(), hits.clone());
+        for (name, value) in extra.as_object().unwrap() {
+            document[name] = value.clone();
+        }
+        let (k, h, d) = (keys.clone(), hits.clone(), discoveries.clone());
         let app = axum::Router::new()
             .route(
                 "/.well-known/openid-configuration",
-                get(move || async move { axum::Json(document) }),
+                get(move || async move {
+                    d.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    axum::Json(document)
+                }),
+            )
+            .route(
+                "/userinfo",
+                get(|headers: axum::http::HeaderMap| async move {
+                    match headers.get("authorization").map(|v| v.as_bytes()) {
+                        Some(b"Bearer good") => Ok(axum::Json(json!({"sub": "u1"}))),
+                        _ => Err(axum::http::StatusCode::UNAUTHORIZED),
+                    }
+                }),
             )
             .route(
                 "/jwks",
@@ -782,6 +812,7 @@ mod tests {
             issuer: Url::parse(&issuer).unwrap(),
             keys,
             hits,
+            discoveries,
         }
     }
 
@@ -827,9 +858,9 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(server.hits.load(std::sync::atomic::Ordering::SeqCst), hits);
-        // ...and not after: the refetched set no longer has it.
+        // ...and not from then on: the refetched set no longer has it.
         let err = client
-            .verify_id_token_at(&token, "n1", t0 + Duration::from_secs(601))
+            .verify_id_token_at(&token, "n1", t0 + Duration::from_secs(600))
             .await
             .unwrap_err();
         assert!(matches!(err, VerifyError::Invalid(_)), "{err}");
@@ -854,6 +885,10 @@ mod tests {
         let t0 = Instant::now();
         let token = id_token(&key, &server.issuer, "n");
         client.verify_id_token_at(&token, "n", t0).await.unwrap();
+        assert_eq!(
+            client.verify_id_token(&token, "n").await.unwrap()["sub"],
+            "u1"
+        );
         // Discovery found the authorization endpoint elsewhere: the CSP gets its origin too.
         let discovered = issuer_origin.replace("127.0.0.1", "localhost");
         assert_eq!(
@@ -870,5 +905,232 @@ mod tests {
             .verify_id_token_at(&token, "n", at(3601))
             .await
             .is_err());
+        // Discovery was fetched once for all of these (it is cached for an hour).
+        assert_eq!(
+            server.discoveries.load(std::sync::atomic::Ordering::SeqCst),
+            1
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unknown_kid_refetches_the_key_set_at_most_every_30_s() {
+        crate::install_crypto_provider();
+        let server = key_server("public, max-age=600").await;
+        let hits = || server.hits.load(std::sync::atomic::Ordering::SeqCst);
+        let (a, b, stranger) = (
+            crate::jws::SigningKey::generate(),
+            crate::jws::SigningKey::generate(),
+            crate::jws::SigningKey::generate(),
+        );
+        server.keys.lock().unwrap().push(a.public_jwk());
+        let client = test_client(&server.issuer);
+        let t0 = Instant::now();
+        let at = |secs| t0 + Duration::from_secs(secs);
+        client
+            .verify_id_token_at(&id_token(&a, &server.issuer, "n"), "n", t0)
+            .await
+            .unwrap();
+        assert_eq!(hits(), 1);
+        // The provider adds a key: its first token refetches the (still fresh) set at once.
+        server.keys.lock().unwrap().push(b.public_jwk());
+        client
+            .verify_id_token_at(&id_token(&b, &server.issuer, "n"), "n", at(1))
+            .await
+            .unwrap();
+        assert_eq!(hits(), 2);
+        // A kid nobody publishes: no refetch within 30 s of the last forced one...
+        let unknown = id_token(&stranger, &server.issuer, "n");
+        for secs in [2, 30] {
+            let err = client.verify_id_token_at(&unknown, "n", at(secs)).await;
+            assert!(err.unwrap_err().to_string().contains("refetched recently"));
+            assert_eq!(hits(), 2, "at {secs} s");
+        }
+        // ...and one once 30 s have passed.
+        assert!(client
+            .verify_id_token_at(&unknown, "n", at(31))
+            .await
+            .is_err());
+        assert_eq!(hits(), 3);
+    }
+
+    #[tokio::test]
+    async fn exp_and_iat_get_a_minute_of_skew_and_no_more() {
+        crate::install_crypto_provider();
+        let server = key_server("public").await;
+        let key = crate::jws::SigningKey::generate();
+        server.keys.lock().unwrap().push(key.public_jwk());
+        let client = test_client(&server.issuer);
+        let now = Utc::now().timestamp();
+        let token = |iat: i64, exp: i64| {
+            key.sign(&json!({
+                "iss": issuer_string(&server.issuer), "sub": "u1", "aud": "client",
+                "nonce": "n", "iat": iat, "exp": exp,
+            }))
+        };
+        for (iat, exp, ok) in [
+            (0, 30, true),
+            // Expired, within the skew.
+            (-600, -30, true),
+            (-600, -120, false),
+            // Issued "in the future", within the skew.
+            (30, 300, true),
+            (120, 300, false),
+        ] {
+            let verdict = client
+                .verify_id_token(&token(now + iat, now + exp), "n")
+                .await;
+            assert_eq!(verdict.is_ok(), ok, "iat {iat} s, exp {exp} s: {verdict:?}");
+        }
+        // The log line says why.
+        let why = client
+            .verify_id_token(&token(now - 600, now - 120), "n")
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(why.to_lowercase().contains("expired"), "{why}");
+    }
+
+    #[tokio::test]
+    async fn userinfo_is_fetched_with_the_access_token() {
+        crate::install_crypto_provider();
+        let server = key_server("public").await;
+        let client = test_client(&server.issuer);
+        assert_eq!(
+            client.userinfo("good").await.unwrap(),
+            Some(json!({"sub": "u1"}))
+        );
+        assert!(client.userinfo("bad").await.is_err());
+        let without = key_server_with("public", json!({ "userinfo_endpoint": null })).await;
+        assert_eq!(
+            test_client(&without.issuer).userinfo("good").await.unwrap(),
+            None
+        );
+    }
+
+    #[tokio::test]
+    async fn client_secret_post_is_used_only_when_the_provider_takes_nothing_else() {
+        crate::install_crypto_provider();
+        let basic = TokenAuth::ClientSecretBasic;
+        for (methods, expected) in [
+            (json!(["client_secret_post"]), TokenAuth::ClientSecretPost),
+            (json!(["client_secret_basic", "client_secret_post"]), basic),
+            (json!(["client_secret_basic"]), basic),
+            (json!(["private_key_jwt"]), basic),
+            (json!(null), basic),
+        ] {
+            let server = key_server_with(
+                "public",
+                json!({ "token_endpoint_auth_methods_supported": methods }),
+            )
+            .await;
+            let client = test_client(&server.issuer);
+            assert_eq!(
+                client.token_auth(basic).await.unwrap(),
+                expected,
+                "{methods}"
+            );
+            // A configured method other than the default is kept as it is.
+            assert_eq!(
+                client.token_auth(TokenAuth::None).await.unwrap(),
+                TokenAuth::None
+            );
+        }
+    }
+
+    #[test]
+    fn tenant_ids_are_guids_and_azp_must_name_this_client() {
+        assert!(is_tenant_id("9188040d-6c67-4c5b-b112-36a304b66dad"));
+        for bad in [
+            "",
+            "common",
+            "9188040d-6c67-4c5b-b112-36a304b66da",
+            "9188040d-6c67-4c5b-b112-36a304b66dadd",
+            "9188040d-6c67-4c5b-b112-36a304b66daz",
+            "9188040d/6c67-4c5b-b112-36a304b66dad",
+        ] {
+            assert!(!is_tenant_id(bad), "{bad}");
+        }
+        let client = test_client(&Url::parse("https://sso.example").unwrap());
+        assert_eq!(client.issuer(), "https://sso.example");
+        assert_eq!(client.issuer_string(), "https://sso.example");
+        for ok in [
+            json!({"aud": "client"}),
+            json!({"aud": ["client"]}),
+            json!({"aud": ["client", "api"], "azp": "client"}),
+            json!({"aud": "client", "azp": "client"}),
+        ] {
+            assert!(client.check_azp(&ok).is_ok(), "{ok}");
+        }
+        for refused in [
+            json!({"aud": ["client", "api"]}),
+            json!({"aud": "client", "azp": "other"}),
+            json!({"aud": ["client", "api"], "azp": "other"}),
+        ] {
+            assert!(client.check_azp(&refused).is_err(), "{refused}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_discovered_or_callback_issuer_must_be_the_configured_one() {
+        let exact = test_client(&Url::parse("https://sso.example/realms/x").unwrap());
+        assert!(exact.accepts_discovered_issuer("https://sso.example/realms/x"));
+        assert!(exact.accepts_discovered_issuer("https://sso.example/realms/x/"));
+        assert!(!exact.accepts_discovered_issuer("https://sso.example/realms/y"));
+        assert!(exact
+            .callback_issuer_matches("https://sso.example/realms/x/")
+            .await
+            .unwrap());
+        assert!(!exact
+            .callback_issuer_matches("https://evil.example/realms/x")
+            .await
+            .unwrap());
+        let entra = OidcClient::new(
+            Url::parse("https://login.microsoftonline.com/common/v2.0").unwrap(),
+            IssuerRule::EntraTenantFromTid,
+            None,
+            "client".into(),
+            super::super::http::build_client(),
+            Budget {
+                timeout: Duration::from_secs(5),
+                max_body: super::super::http::MAX_ANSWER_BYTES,
+            },
+        );
+        assert!(
+            entra.accepts_discovered_issuer("https://login.microsoftonline.com/{tenantid}/v2.0")
+        );
+        assert!(!entra.accepts_discovered_issuer("https://login.microsoftonline.com/common/v2.0"));
+        assert!(!entra.accepts_discovered_issuer("https://evil.example/{tenantid}/v2.0"));
+    }
+
+    #[test]
+    fn the_payload_must_be_a_json_object_and_names_fall_back() {
+        use base64::Engine;
+        let b64 = |v: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v);
+        let jws = |payload: &str| format!("h.{}.s", b64(payload));
+        assert_eq!(
+            unverified_payload(&jws("{\"sub\":\"1\"}")),
+            Some(json!({"sub": "1"}))
+        );
+        assert_eq!(unverified_payload(&jws("[1]")), None);
+        assert_eq!(unverified_payload("no-dots"), None);
+
+        let p = |id: serde_json::Value| profile_from_claims(&id, None);
+        assert!(p(json!({"sub": ""})).is_err());
+        assert!(p(json!({"name": "x"})).is_err());
+        let given = p(json!({"sub": "1", "given_name": "Ann", "family_name": "Lee"})).unwrap();
+        assert_eq!(given.name.as_deref(), Some("Ann Lee"));
+        let family = p(json!({"sub": "1", "family_name": "Lee"})).unwrap();
+        assert_eq!(family.name.as_deref(), Some("Lee"));
+        let handle = p(json!({"sub": "1", "preferred_username": "ann", "name": null})).unwrap();
+        assert_eq!(handle.name.as_deref(), Some("ann"));
+        let texty = p(json!({"sub": "1", "email": "a@x.test", "email_verified": "true"})).unwrap();
+        assert!(texty.email_verified);
+        let no = p(json!({"sub": "1", "email": "a@x.test", "email_verified": "yes"})).unwrap();
+        assert!(!no.email_verified);
+        // A null claim in the ID token does not hide userinfo's.
+        let info = json!({"sub": "1", "picture": "https://x.test/a.png"});
+        let merged =
+            profile_from_claims(&json!({"sub": "1", "picture": null}), Some(&info)).unwrap();
+        assert_eq!(merged.image.as_deref(), Some("https://x.test/a.png"));
     }
 }

@@ -185,3 +185,217 @@ impl AccessTokens {
 pub fn verified_email(user: &User) -> Option<&str> {
     user.email.as_deref().filter(|_| user.email_verified)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{SessionConfig, TokensConfig};
+    use crate::store::Store;
+    use std::sync::Arc;
+
+    const NOW_MS: i64 = 1_700_000_000_000;
+
+    struct Fixture {
+        tokens: AccessTokens,
+        sessions: Sessions,
+        users: Users,
+        store: Arc<dyn Store>,
+    }
+
+    async fn fixture() -> Fixture {
+        let store = crate::store::open("memory://", None).await.unwrap();
+        let keys = KeyRing::with_clock(
+            store.clone(),
+            b"unit-test-secret-0123456789abcdef0123",
+            Duration::from_secs(3600),
+            Duration::from_secs(300),
+            crate::clock::Clock::new(|| NOW_MS),
+        );
+        let config = TokensConfig {
+            access_ttl: Duration::from_secs(300),
+            refresh_ttl: Duration::from_secs(3600),
+            audience: vec!["api".into(), "api2".into()],
+            key_rotation: Duration::from_secs(3600),
+            refresh_grace: Duration::from_secs(1),
+            provider_token_audience: "latch-provider-tokens".into(),
+            introspection_clients: Vec::new(),
+        };
+        let sessions = Sessions::new(
+            store.clone(),
+            SessionConfig {
+                max_age: Duration::from_secs(3600),
+                idle_timeout: Duration::from_secs(3600),
+                update_age: Duration::from_secs(3600),
+                cookie_domain: None,
+            },
+        );
+        Fixture {
+            tokens: AccessTokens::new(keys, "https://login.test".into(), &config),
+            sessions,
+            users: Users::new(store.clone()),
+            store,
+        }
+    }
+
+    fn user(email: Option<&str>, verified: bool) -> User {
+        User {
+            id: "u1".into(),
+            name: Some("Ada".into()),
+            email: email.map(str::to_string),
+            email_verified: verified,
+            image: None,
+            created_at: 0,
+            updated_at: 0,
+        }
+    }
+
+    /// A token for `user` in a live session, checked as `/introspect` would.
+    async fn claims_of(f: &Fixture, user: &User, audiences: &[&str]) -> Value {
+        let (_, session) = f.sessions.create(user, "dev").await.unwrap();
+        let token = f.tokens.issue(user, &session.id, audiences).await.unwrap();
+        let claims = f
+            .tokens
+            .verify(&token, Accepted::Mintable, &f.sessions)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(claims["sid"], session.id.as_str());
+        claims
+    }
+
+    #[tokio::test]
+    async fn issued_claims_carry_the_session_lifetime_and_only_a_verified_email() {
+        let f = fixture().await;
+        assert_eq!(f.tokens.ttl(), Duration::from_secs(300));
+        let claims = claims_of(&f, &user(Some("ada@x.test"), true), &["api"]).await;
+        assert_eq!(claims["iss"], "https://login.test");
+        assert_eq!(claims["sub"], "u1");
+        assert_eq!(claims["aud"], "api");
+        assert_eq!(claims["iat"], NOW_MS / 1000);
+        assert_eq!(claims["exp"], NOW_MS / 1000 + 300);
+        assert_eq!(claims["email"], "ada@x.test");
+        assert_eq!(claims["email_verified"], true);
+        assert_eq!(claims["name"], "Ada");
+        let claims = claims_of(&f, &user(Some("ada@x.test"), false), &["api", "api2"]).await;
+        assert_eq!(claims["aud"], serde_json::json!(["api", "api2"]));
+        assert!(claims["email"].is_null());
+        assert_eq!(claims["email_verified"], false);
+        assert_eq!(
+            verified_email(&user(Some("ada@x.test"), true)),
+            Some("ada@x.test")
+        );
+        assert_eq!(verified_email(&user(Some("ada@x.test"), false)), None);
+        assert_eq!(verified_email(&user(None, true)), None);
+    }
+
+    #[tokio::test]
+    async fn issue_for_needs_the_user_to_still_exist() {
+        let f = fixture().await;
+        let issued = Issued {
+            token: "t".into(),
+            max_age: Duration::from_secs(60),
+            family_id: "f".into(),
+            session_id: "s".into(),
+            user_id: "u1".into(),
+        };
+        let gone = f.tokens.issue_for(&f.users, &issued, &["api"]).await;
+        assert_eq!(gone.unwrap_err().code, ErrorCode::SessionRequired);
+        let ada = user(None, false);
+        f.store
+            .put(
+                &crate::store::keys::user("u1"),
+                &serde_json::to_vec(&ada).unwrap(),
+                None,
+            )
+            .await
+            .unwrap();
+        let (_, session) = f.sessions.create(&ada, "dev").await.unwrap();
+        let issued = Issued {
+            session_id: session.id.clone(),
+            ..issued
+        };
+        let token = f
+            .tokens
+            .issue_for(&f.users, &issued, &["api"])
+            .await
+            .unwrap();
+        let claims = f
+            .tokens
+            .verify(&token, Accepted::Api, &f.sessions)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(claims["sid"], session.id.as_str());
+    }
+
+    #[tokio::test]
+    async fn requested_audiences_are_known_deduplicated_and_never_mix_provider_tokens() {
+        let f = fixture().await;
+        let t = &f.tokens;
+        assert_eq!(t.api_audiences(), ["api", "api2"]);
+        assert_eq!(t.requested(None).unwrap(), ["api", "api2"]);
+        assert_eq!(t.requested(Some("  ")).unwrap(), ["api", "api2"]);
+        assert_eq!(t.requested(Some("api2")).unwrap(), ["api2"]);
+        assert_eq!(t.requested(Some("api2 api api2")).unwrap(), ["api2", "api"]);
+        assert_eq!(
+            t.requested(Some("latch-provider-tokens")).unwrap(),
+            ["latch-provider-tokens"]
+        );
+        for refused in [
+            "other",
+            "api other",
+            "latch-provider-tokens api",
+            "api latch-provider-tokens",
+        ] {
+            let err = t.requested(Some(refused)).unwrap_err();
+            assert_eq!(err.code, ErrorCode::InvalidAudience, "{refused}");
+        }
+    }
+
+    #[tokio::test]
+    async fn verify_accepts_only_the_named_audiences_of_a_live_session() {
+        let f = fixture().await;
+        let ada = user(None, false);
+        let (_, session) = f.sessions.create(&ada, "dev").await.unwrap();
+        let sign = |aud: &'static [&'static str]| f.tokens.issue(&ada, &session.id, aud);
+        let api = sign(&["api"]).await.unwrap();
+        let provider = sign(&["latch-provider-tokens"]).await.unwrap();
+        let check = |token: String, accepted| {
+            let f = &f;
+            async move {
+                f.tokens
+                    .verify(&token, accepted, &f.sessions)
+                    .await
+                    .unwrap()
+            }
+        };
+        assert!(check(api.clone(), Accepted::Api).await.is_ok());
+        assert!(check(api.clone(), Accepted::Mintable).await.is_ok());
+        assert!(check(api.clone(), Accepted::ProviderTokens).await.is_err());
+        assert!(check(provider.clone(), Accepted::Api).await.is_err());
+        assert!(check(provider.clone(), Accepted::Mintable).await.is_ok());
+        assert!(check(provider.clone(), Accepted::ProviderTokens)
+            .await
+            .is_ok());
+        // The provider-token audience beside another one (not minted by latch): refused there.
+        let mixed = sign(&["latch-provider-tokens", "api"]).await.unwrap();
+        assert!(check(mixed.clone(), Accepted::Mintable).await.is_ok());
+        let why = check(mixed, Accepted::ProviderTokens).await.unwrap_err();
+        assert!(why.contains("more than"), "{why}");
+        // No sid, or an empty one: refused.
+        let key = f.tokens.keys().current().await.unwrap();
+        for sid in [Value::Null, "".into()] {
+            let token = key.sign(&serde_json::json!({
+                "iss": "https://login.test", "sub": "u1", "aud": "api",
+                "exp": NOW_MS / 1000 + 60, "sid": sid,
+            }));
+            assert_eq!(
+                check(token, Accepted::Api).await.unwrap_err(),
+                "no sid claim"
+            );
+        }
+        f.sessions.end_by_id(&session.id).await.unwrap();
+        let why = check(api, Accepted::Api).await.unwrap_err();
+        assert!(why.contains("has ended"), "{why}");
+    }
+}

@@ -331,6 +331,10 @@ mod tests {
         assert!(a.verify(&list, "https://l", &aud).await.unwrap().is_ok());
         for (bad, why) in [
             (key.sign(&claims(now + 10, "other".into())), "aud"),
+            (
+                key.sign(&claims(now + 10, serde_json::json!(["x", "y"]))),
+                "aud",
+            ),
             (key.sign(&claims(now - 61, "api".into())), "expired"),
             (
                 SigningKey::generate().sign(&claims(now + 10, "api".into())),
@@ -416,5 +420,44 @@ mod tests {
             &record.private_key
         )
         .is_none());
+    }
+
+    #[tokio::test]
+    async fn records_live_until_their_last_token_expires_and_the_cache_keeps_two_slots_back() {
+        let store = crate::store::open("memory://", None).await.unwrap();
+        // Slot 10_000 of 100 s, 10 s access tokens, 30 s into the slot.
+        let time = Arc::new(AtomicI64::new(1_000_030_000));
+        let a = ring(store.clone(), time.clone(), 100, 10).await;
+        assert_eq!(a.slot_now(), 10_000);
+        // Retires at 1_000_100_000; its last token expires 10 s later, plus the skew.
+        assert_eq!(
+            a.record_ttl(10_000),
+            Duration::from_millis(70_000 + 10_000 + 60_000)
+        );
+        assert_eq!(
+            a.record_ttl(10_001),
+            Duration::from_millis(170_000 + 10_000 + 60_000)
+        );
+        // Two periods, the access TTL and the skew.
+        assert_eq!(a.index_ttl(), Duration::from_secs(200 + 10 + 60));
+        let kid = a.current().await.unwrap().kid().to_string();
+        let bytes = store.get(&a.record_key(10_000)).await.unwrap().unwrap();
+        let record: KeyRecord = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(record.kid, kid);
+        assert_eq!(
+            (record.not_before, record.retires_at),
+            (1_000_000_000, 1_000_100_000)
+        );
+        assert_eq!(a.clock().unix_ms(), 1_000_030_000);
+        let cached = |ring: &KeyRing| {
+            let mut slots: Vec<i64> = ring.cache.lock().unwrap().keys().copied().collect();
+            slots.sort_unstable();
+            slots
+        };
+        a.jwks().await.unwrap();
+        assert_eq!(cached(&a), [10_000, 10_001]);
+        time.fetch_add(300_000, Ordering::SeqCst);
+        a.current().await.unwrap();
+        assert_eq!(cached(&a), [10_001, 10_003]);
     }
 }

@@ -605,6 +605,122 @@ mod tests {
         assert!(store.get(&lock_key("f2")).await.unwrap().is_some());
     }
 
+    #[tokio::test]
+    async fn only_43_url_safe_characters_are_looked_up() {
+        let (families, _, _, store) = setup(Duration::from_secs(1)).await;
+        let good = "A".repeat(42) + "-";
+        // Each of these names a family in the store, as if its hash had been recorded, yet
+        // none is a token latch could have handed out, so none is looked up.
+        for bad in [
+            "A".repeat(42),
+            "A".repeat(44),
+            "A".repeat(42) + "=",
+            "A".repeat(42) + "+",
+            "A".repeat(42) + "/",
+            "A".repeat(42) + "é",
+        ] {
+            store
+                .put(&token_key(&sha256_hex(&bad)), b"f1", None)
+                .await
+                .unwrap();
+            assert_eq!(families.family_of(&bad).await.unwrap(), None, "{bad:?}");
+        }
+        for ok in [good, "z".repeat(42) + "_", "0".repeat(43)] {
+            store
+                .put(&token_key(&sha256_hex(&ok)), b"f1", None)
+                .await
+                .unwrap();
+            assert_eq!(
+                families.family_of(&ok).await.unwrap().as_deref(),
+                Some("f1"),
+                "{ok:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_family_lives_for_its_ttl_but_never_past_the_session() {
+        let (families, sessions, sid, _) = setup(Duration::from_secs(1)).await;
+        let near = |d: Duration, secs: u64| {
+            let want = Duration::from_secs(secs);
+            assert!(
+                d <= want && d + Duration::from_secs(5) > want,
+                "{d:?} vs {want:?}"
+            );
+        };
+        // The family's own 600 s.
+        let long = families.create(&sid, "u1", i64::MAX).await.unwrap();
+        near(long.max_age, 600);
+        near(
+            families
+                .rotate(&long.token, &sessions)
+                .await
+                .unwrap()
+                .unwrap()
+                .max_age,
+            600,
+        );
+        // A session that ends in 60 s.
+        let short = families
+            .create(&sid, "u1", now_ms() + 60_000)
+            .await
+            .unwrap();
+        near(short.max_age, 60);
+        // Already over: the store still gets a positive TTL (one second).
+        let over = families
+            .create(&sid, "u1", now_ms() - 60_000)
+            .await
+            .unwrap();
+        assert_eq!(over.max_age, Duration::from_secs(1));
+    }
+
+    #[tokio::test]
+    async fn start_issues_for_a_live_session_and_drops_the_family_of_an_ended_one() {
+        let (families, sessions, _, store) = setup(Duration::from_secs(1)).await;
+        let user = crate::identity::User {
+            id: "u2".into(),
+            name: None,
+            email: None,
+            email_verified: false,
+            image: None,
+            created_at: 0,
+            updated_at: 0,
+        };
+        let (_, session) = sessions.create(&user, "dev").await.unwrap();
+        let issued = families.start(&session, &sessions).await.unwrap().unwrap();
+        assert_eq!(
+            (issued.session_id.as_str(), issued.user_id.as_str()),
+            (session.id.as_str(), "u2")
+        );
+        assert!(families
+            .rotate(&issued.token, &sessions)
+            .await
+            .unwrap()
+            .is_ok());
+        // A sign-out answered meanwhile: no token, and no family left behind.
+        sessions.end_by_id(&session.id).await.unwrap();
+        assert!(families.start(&session, &sessions).await.unwrap().is_none());
+        assert!(store
+            .set_members(&session_index(&session.id))
+            .await
+            .unwrap()
+            .is_empty());
+        assert!(store
+            .get(&family_key(&issued.family_id))
+            .await
+            .unwrap()
+            .is_none());
+    }
+
+    #[tokio::test]
+    async fn a_released_lock_is_gone_at_once() {
+        let (families, _, _, store) = setup(Duration::from_secs(1)).await;
+        let lock = families.lock("f1").await.unwrap().expect("free lock");
+        lock.release().await;
+        // Not left to the drop's background task.
+        assert!(store.get(&lock_key("f1")).await.unwrap().is_none());
+    }
+
     async fn futures_join(
         families: &RefreshFamilies,
         sessions: &Sessions,

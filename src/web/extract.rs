@@ -259,3 +259,85 @@ pub fn same_site_only(app: &App, headers: &HeaderMap) -> Result<(), WebError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::{Request, StatusCode};
+
+    fn parts(authorization: Option<&str>) -> Parts {
+        let mut request = Request::builder();
+        if let Some(value) = authorization {
+            request = request.header(AUTHORIZATION, value);
+        }
+        request.body(()).unwrap().into_parts().0
+    }
+
+    #[test]
+    fn a_bearer_header_has_the_scheme_and_a_token_of_at_most_8_kib() {
+        let long = "t".repeat(8192);
+        for (value, token) in [
+            ("Bearer abc", "abc"),
+            ("bearer   abc ", "abc"),
+            ("BEARER a.b-c", "a.b-c"),
+        ] {
+            let parsed = Bearer::parse(&parts(Some(value)).headers).expect(value);
+            assert_eq!(parsed.token(), token);
+        }
+        assert_eq!(
+            Bearer::parse(&parts(Some(&format!("Bearer {long}"))).headers)
+                .unwrap()
+                .token(),
+            long
+        );
+        for value in [
+            "Bearer ",
+            "Bearer    ",
+            "Bearer",
+            "Basic abc",
+            "Bearerabc",
+            &format!("Bearer {long}t"),
+        ] {
+            assert!(
+                Bearer::parse(&parts(Some(value)).headers).is_none(),
+                "{value}"
+            );
+        }
+        assert!(Bearer::parse(&parts(None).headers).is_none());
+    }
+
+    #[tokio::test]
+    async fn an_optional_bearer_is_none_only_without_the_scheme() {
+        let optional = |value: Option<&'static str>| async move {
+            <Bearer as OptionalFromRequestParts<()>>::from_request_parts(&mut parts(value), &())
+                .await
+        };
+        assert!(optional(None).await.unwrap().is_none());
+        assert!(optional(Some("Basic abc")).await.unwrap().is_none());
+        assert!(optional(Some("Bearer")).await.unwrap().is_none());
+        assert_eq!(
+            optional(Some("bearer abc")).await.unwrap().unwrap().token(),
+            "abc"
+        );
+        assert!(optional(Some("Bearer   ")).await.is_err());
+        // Required: refused with the scheme to use.
+        let refused = <Bearer as FromRequestParts<()>>::from_request_parts(&mut parts(None), &())
+            .await
+            .err()
+            .unwrap();
+        assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(refused.headers()[WWW_AUTHENTICATE], "Bearer");
+        let good =
+            <Bearer as FromRequestParts<()>>::from_request_parts(&mut parts(Some("Bearer x")), &())
+                .await
+                .ok()
+                .unwrap();
+        assert_eq!(good.token(), "x");
+        let invalid = invalid_token("expired".into());
+        assert_eq!(invalid.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            invalid.headers()[WWW_AUTHENTICATE],
+            "Bearer error=\"invalid_token\""
+        );
+    }
+}

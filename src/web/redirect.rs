@@ -153,6 +153,65 @@ mod props {
         }
     }
 
+    /// Examples beside the property: what is kept (and exactly as what), what falls back.
+    #[test]
+    fn a_trusted_target_is_kept_as_resolved_and_anything_else_falls_back() {
+        let config = config();
+        let public = "https://login.example.com/";
+        for (raw, kept) in [
+            ("/dash?x=1#top", "https://login.example.com/dash?x=1#top"),
+            ("https://login.example.com/a", "https://login.example.com/a"),
+            (
+                "https://a.apps.example.com/b",
+                "https://a.apps.example.com/b",
+            ),
+            ("http://localhost:8080/c", "http://localhost:8080/c"),
+        ] {
+            assert!(is_allowed(&config, raw), "{raw}");
+            assert_eq!(safe_callback_url(&config, Some(raw)), kept);
+        }
+        for raw in [None, Some(""), Some("  ")] {
+            assert!(matches!(check_callback_url(&config, raw), Target::Allowed(u) if u == public));
+        }
+        for raw in [
+            "https://evil.test/",
+            "//evil.test",
+            "javascript:alert(1)",
+            "ftp://login.example.com/",
+            "https://user@login.example.com/",
+            "https://:pw@login.example.com/",
+            "https://user:pw@login.example.com/",
+            "http://[",
+        ] {
+            assert!(!is_allowed(&config, raw), "{raw}");
+            assert_eq!(safe_callback_url(&config, Some(raw)), public, "{raw}");
+        }
+    }
+
+    #[test]
+    fn only_a_bare_trusted_origin_is_trusted() {
+        let config = config();
+        for origin in [
+            "https://login.example.com",
+            "https://a.apps.example.com",
+            "http://localhost:8080",
+        ] {
+            assert!(is_trusted_origin(&config, origin), "{origin}");
+        }
+        for origin in [
+            "null",
+            "",
+            "https://evil.test",
+            "https://login.example.com/path",
+            "https://login.example.com?q",
+            "https://login.example.com#f",
+            "https://u@login.example.com",
+            "http://login.example.com",
+        ] {
+            assert!(!is_trusted_origin(&config, origin), "{origin}");
+        }
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(256))]
 

@@ -335,6 +335,8 @@ pub async fn signout_post(
                 .map_err(store_error)?;
             tracing::info!("signed out");
         }
+        // (The guard only names the case: without a cookie the `cookies::read` below finds
+        // none either, so the guard made `true` changes nothing.)
         None if signed_in.cookie => {
             // A record this version cannot read (one a later version wrote, before a
             // rollback) is ended too: the cookie's owner asked to sign out.
@@ -348,4 +350,50 @@ pub async fn signout_post(
     let target = safe_callback_url(&app.config, form.get("callbackUrl").map(String::as_str));
     let clear = app.cookies.clear(&app.cookies.session);
     Ok(redirect(&target, json, vec![clear]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_url_answer_is_asked_for_by_header_or_form_field() {
+        let form = |v: Option<&str>| {
+            v.map(|v| HashMap::from([("json".to_string(), v.to_string())]))
+                .unwrap_or_default()
+        };
+        let header = |v: Option<&str>| {
+            let mut h = HeaderMap::new();
+            if let Some(v) = v {
+                h.insert("x-auth-return-redirect", HeaderValue::from_str(v).unwrap());
+            }
+            h
+        };
+        for (h, f, wanted) in [
+            (None, None, false),
+            (Some("1"), None, true),
+            (Some("true"), None, true),
+            (Some("0"), None, false),
+            (Some("yes"), None, false),
+            (None, Some("true"), true),
+            (None, Some("1"), false),
+            (Some("0"), Some("true"), true),
+            (Some("1"), Some("false"), true),
+        ] {
+            assert_eq!(wants_url_json(&header(h), &form(f)), wanted, "{h:?} {f:?}");
+        }
+    }
+
+    #[test]
+    fn a_redirect_is_a_302_or_the_url_as_json_with_its_cookies() {
+        let cookie = HeaderValue::from_static("a=b");
+        let found = redirect("https://x.test/p", false, vec![cookie.clone()]);
+        assert_eq!(found.status(), StatusCode::FOUND);
+        assert_eq!(found.headers()[LOCATION], "https://x.test/p");
+        assert_eq!(found.headers()[SET_COOKIE], "a=b");
+        let json = redirect("https://x.test/p", true, vec![cookie]);
+        assert_eq!(json.status(), StatusCode::OK);
+        assert!(json.headers().get(LOCATION).is_none());
+        assert_eq!(json.headers()[SET_COOKIE], "a=b");
+    }
 }

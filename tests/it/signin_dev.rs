@@ -1,7 +1,7 @@
 //! Full sign-in against the built-in development provider, every hop checked.
 use crate::support::browser::{location, set_cookie_line, Browser};
 use crate::support::dev::sign_in_with_dev;
-use crate::support::flows::{csrf_token, sign_out};
+use crate::support::flows::{csrf_token, session, sign_out};
 use crate::support::latch::{Setup, TestApp};
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -113,4 +113,44 @@ async fn auth_js_layout_under_api_auth_with_json_redirects() {
         .await;
     let body: Value = out.json().await.unwrap();
     assert_eq!(body["url"], format!("{}/x", app.origin));
+}
+
+/// `everywhere=1` or `everywhere=true` ends every session of the user; any other value, or
+/// none, only this browser's.
+#[tokio::test]
+async fn sign_out_ends_every_session_only_when_asked() {
+    let app = Setup::default().spawn().await;
+    for (everywhere, all) in [
+        (Some("1"), true),
+        (Some("true"), true),
+        (Some("0"), false),
+        (Some("yes"), false),
+        (None, false),
+    ] {
+        let (here, there) = (Browser::new(), Browser::new());
+        sign_in_with_dev(&app, &here, "eve@example.com", "/").await;
+        sign_in_with_dev(&app, &there, "eve@example.com", "/").await;
+        let mut form = vec![("callbackUrl", "/")];
+        form.extend(everywhere.map(|v| ("everywhere", v)));
+        sign_out(&app, &here, &form).await;
+        assert_eq!(session(&app, &here).await, serde_json::json!({}));
+        let there_live = session(&app, &there).await != serde_json::json!({});
+        assert_eq!(there_live, !all, "everywhere={everywhere:?}");
+    }
+    app.stop().await;
+}
+
+/// The CSRF cookie lives a day, and a browser that has a valid one keeps it.
+#[tokio::test]
+async fn the_csrf_cookie_lives_a_day() {
+    let app = Setup::default().spawn().await;
+    let browser = Browser::new();
+    let first = browser.get(&app.url("/csrf")).await;
+    let line = set_cookie_line(&first, "latch.csrf-token").expect("a CSRF cookie");
+    assert!(line.contains("Max-Age=86400"), "{line}");
+    let token = first.json::<Value>().await.unwrap()["csrfToken"].clone();
+    let again = browser.get(&app.url("/csrf")).await;
+    assert_eq!(set_cookie_line(&again, "latch.csrf-token"), None);
+    assert_eq!(again.json::<Value>().await.unwrap()["csrfToken"], token);
+    app.stop().await;
 }
