@@ -390,17 +390,8 @@ impl Sessions {
     pub async fn refresh_profiles(&self, user: &User) -> Result<usize, StoreError> {
         let profile = SessionProfile::from(user);
         let mut rewritten = 0;
-        for id in self.store.set_members(&user_index(&user.id)).await? {
-            let Some(bytes) = self.store.get(&key(&id)).await? else {
-                continue;
-            };
-            let Some(mut record) = decode(&bytes) else {
-                continue;
-            };
-            if record.user_id != user.id || record.profile == profile {
-                continue;
-            }
-            if self.now() >= self.end(&record) {
+        for Session { id, mut record, .. } in self.list_for_user(&user.id).await? {
+            if record.profile == profile {
                 continue;
             }
             record.profile = profile.clone();
