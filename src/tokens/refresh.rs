@@ -398,6 +398,19 @@ mod tests {
     use super::*;
     use crate::config::SessionConfig;
 
+    /// A user with nothing but an id (these tests are about families, not profiles).
+    fn user(id: &str) -> crate::identity::User {
+        crate::identity::User {
+            id: id.into(),
+            name: None,
+            email: None,
+            email_verified: false,
+            image: None,
+            created_at: 0,
+            updated_at: 0,
+        }
+    }
+
     async fn setup(grace: Duration) -> (RefreshFamilies, Sessions, String, Arc<dyn Store>) {
         let store = crate::store::open("memory://", None).await.unwrap();
         let sessions = Sessions::new(
@@ -409,15 +422,7 @@ mod tests {
                 cookie_domain: None,
             },
         );
-        let user = crate::identity::User {
-            id: "u1".into(),
-            name: None,
-            email: None,
-            email_verified: false,
-            image: None,
-            created_at: 0,
-            updated_at: 0,
-        };
+        let user = user("u1");
         let (_, session) = sessions.create(&user, "dev").await.unwrap();
         let families = RefreshFamilies::new(
             store.clone(),
@@ -511,15 +516,7 @@ mod tests {
     #[tokio::test]
     async fn revoking_one_session_leaves_other_sessions_families_alone() {
         let (families, sessions, sid, store) = setup(Duration::from_secs(1)).await;
-        let user = crate::identity::User {
-            id: "u1".into(),
-            name: None,
-            email: None,
-            email_verified: false,
-            image: None,
-            created_at: 0,
-            updated_at: 0,
-        };
+        let user = user("u1");
         let (_, other) = sessions.create(&user, "dev").await.unwrap();
         let mine = families.create(&sid, "u1", i64::MAX).await.unwrap();
         let theirs = families.create(&other.id, "u1", i64::MAX).await.unwrap();
@@ -677,15 +674,7 @@ mod tests {
     #[tokio::test]
     async fn start_issues_for_a_live_session_and_drops_the_family_of_an_ended_one() {
         let (families, sessions, _, store) = setup(Duration::from_secs(1)).await;
-        let user = crate::identity::User {
-            id: "u2".into(),
-            name: None,
-            email: None,
-            email_verified: false,
-            image: None,
-            created_at: 0,
-            updated_at: 0,
-        };
+        let user = user("u2");
         let (_, session) = sessions.create(&user, "dev").await.unwrap();
         let issued = families.start(&session, &sessions).await.unwrap().unwrap();
         assert_eq!(
