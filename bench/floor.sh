@@ -17,7 +17,7 @@
 #   BENCH_TARGETS      which targets, in round order (default: all of them, see TARGETS below;
 #                      POST /refresh on each store is driven by bench/refresh_load.rs)
 #   CEILING_BIN        use this ceiling binary (with LATCH_BIN; default: built with latch)
-#   REFRESH_LOAD_BIN   the POST /refresh driver (bench/refresh_load.rs; default: beside the ceiling)
+#   REFRESH_LOAD_BIN   use this POST /refresh driver (bench/refresh_load.rs; default: built)
 #
 # Everything listens on 127.0.0.1 only; every process started here is stopped on exit.
 set -euo pipefail
@@ -32,18 +32,8 @@ source "$ROOT/bench/lib.sh"
 
 require_tools redis-server redis-cli
 build_latch
-# Built on its own: an example turns on the dev-dependencies' features (tokio "full"), which
-# must not change the latch binary being measured.
-if [[ -z "${CEILING_BIN:-}" ]]; then
-  (cd "$SRC" && CARGO_TARGET_DIR="$TARGET_DIR" cargo build --release --quiet \
-    --example ceiling --example refresh_load)
-fi
-CEILING="${CEILING_BIN:-$TARGET_DIR/release/examples/ceiling}"
-REFRESH_LOAD="${REFRESH_LOAD_BIN:-$(dirname "$CEILING")/refresh_load}"
-[[ -x "$CEILING" ]] || die "no ceiling at $CEILING (cargo build --release --example ceiling)"
-[[ -x "$REFRESH_LOAD" ]] || die "no refresh driver at $REFRESH_LOAD (cargo build --release --example refresh_load)"
-cp "$CEILING" "$TMP/ceiling-bin" && CEILING="$TMP/ceiling-bin"
-cp "$REFRESH_LOAD" "$TMP/refresh_load" && REFRESH_LOAD="$TMP/refresh_load"
+CEILING=$(example_bin ceiling "${CEILING_BIN:-}")
+REFRESH_LOAD=$(example_bin refresh_load "${REFRESH_LOAD_BIN:-}")
 
 # ---------------------------------------------------------------- the servers
 rport=$(free_port)

@@ -22,11 +22,7 @@ source "$ROOT/bench/lib.sh"
 
 require_tools redis-server valgrind callgrind_control callgrind_annotate
 build_latch
-if [[ -z "${CEILING_BIN:-}" ]]; then
-  (cd "$SRC" && CARGO_TARGET_DIR="$TARGET_DIR" cargo build --release --quiet --example ceiling)
-fi
-CEILING="${CEILING_BIN:-$TARGET_DIR/release/examples/ceiling}"
-cp "$CEILING" "$TMP/ceiling-bin" && CEILING="$TMP/ceiling-bin"
+CEILING=$(example_bin ceiling "${CEILING_BIN:-}")
 
 # requests <port> <path> <cookie> <count>: GETs on one keep-alive connection; each must be 200.
 requests() {

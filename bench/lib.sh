@@ -93,6 +93,20 @@ build_latch() {
   cp "$BIN" "$TMP/latch" && BIN="$TMP/latch"
 }
 
+# example_bin <name> [<path>]: prints the path of Cargo example <name>'s release binary,
+# copied to $TMP like build_latch's. Built in a cargo run of its own: an example turns on the
+# dev-dependencies' features (tokio "full"), which must not change the latch binary being
+# measured. With <path> (a *_BIN override), that binary, not built.
+example_bin() {
+  local name="$1" bin="${2:-}"
+  if [[ -z "$bin" ]]; then
+    (cd "$SRC" && CARGO_TARGET_DIR="$TARGET_DIR" cargo build --release --quiet --example "$name") >&2
+    bin="$TARGET_DIR/release/examples/$name"
+  fi
+  [[ -x "$bin" ]] || die "no $name binary at $bin (cargo build --release --example $name)"
+  cp "$bin" "$TMP/$name-bin" && printf '%s\n' "$TMP/$name-bin"
+}
+
 # ---------------------------------------------------------------- helpers
 free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
