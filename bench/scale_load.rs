@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use latch::config::SessionConfig;
 use latch::identity::{User, Users};
 use latch::provider::Profile;
-use latch::session::Sessions;
+use latch::session::{SessionOrigin, Sessions};
 use latch::store::Store;
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -88,6 +88,15 @@ fn user(shape: Shape, id: String, n: usize) -> User {
     }
 }
 
+/// Where a session came from, as a sign-in records it: a device name and an IPv4 address.
+fn origin(n: usize) -> SessionOrigin {
+    SessionOrigin {
+        device: Some("Chrome on macOS".into()),
+        ip: Some(std::net::Ipv4Addr::from(0xCB00_7100 | (n as u32 & 0xff)).into()),
+        provider_sid: None,
+    }
+}
+
 fn profile(shape: Shape, n: usize) -> Profile {
     match shape {
         Shape::Dev => Profile {
@@ -96,6 +105,7 @@ fn profile(shape: Shape, n: usize) -> Profile {
             email_verified: true,
             name: Some(format!("user{n:07}")),
             image: None,
+            sid: None,
         },
         Shape::Google => {
             // https://lh3.googleusercontent.com/a/ACg8oc… — 100 characters, like Google's.
@@ -108,6 +118,7 @@ fn profile(shape: Shape, n: usize) -> Profile {
                 email_verified: true,
                 name: Some("Ada Lovelace-Byron".into()),
                 image: Some(image),
+                sid: None,
             }
         }
     }
@@ -212,7 +223,9 @@ async fn main() {
                 let n = i / per_user;
                 let u = user(shape, hex32(&format!("{tag}-{n}")), n);
                 async move {
-                    s.create(&u, provider).await.expect("session created");
+                    s.create(&u, provider, origin(n))
+                        .await
+                        .expect("session created");
                 }
             })
             .await;
@@ -243,6 +256,7 @@ async fn main() {
                 email_verified: true,
                 name: email.split('@').next().map(str::to_string),
                 image: None,
+                sid: None,
             };
             let u = users.sign_in("dev", &p, None, false).await.expect("user");
             let started = Instant::now();
@@ -251,7 +265,10 @@ async fn main() {
             run_all(count, concurrency, move |_| {
                 let (s, t, u) = (s.clone(), t.clone(), shared.clone());
                 async move {
-                    let (token, _) = s.create(&u, "dev").await.expect("session created");
+                    let (token, _) = s
+                        .create(&u, "dev", origin(0))
+                        .await
+                        .expect("session created");
                     *t.lock().unwrap() = token;
                 }
             })
@@ -272,7 +289,7 @@ async fn main() {
                 ("google", Shape::Google, "google"),
             ] {
                 let u = user(shape, hex32(&format!("sample-{name}")), 4242);
-                let (_, session) = sessions.create(&u, provider).await.unwrap();
+                let (_, session) = sessions.create(&u, provider, origin(4242)).await.unwrap();
                 let key = latch::store::keys::session(&session.id);
                 let strlen: u64 = redis::cmd("STRLEN")
                     .arg(&key)

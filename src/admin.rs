@@ -393,14 +393,20 @@ fn account_list(accounts: &[LinkedAccount]) -> String {
         .join(", ")
 }
 
+/// Id, provider, started, last seen, expires, device, client address (`-` when unknown).
 fn session_line(s: &Session) -> String {
+    let origin = &s.record.origin;
     format!(
-        "{}\t{}\t{}\t{}\t{}",
+        "{}\t{}\t{}\t{}\t{}\t{}\t{}",
         s.id,
         s.record.provider,
         time(s.record.created_at),
         time(s.record.last_seen),
-        s.expires.to_rfc3339_opts(SecondsFormat::Secs, true)
+        s.expires.to_rfc3339_opts(SecondsFormat::Secs, true),
+        origin.device.as_deref().unwrap_or("-"),
+        origin
+            .ip
+            .map_or_else(|| "-".to_string(), |ip| ip.to_string()),
     )
 }
 
@@ -412,6 +418,9 @@ fn session_json(s: &Session) -> serde_json::Value {
         "created_at": s.record.created_at,
         "last_seen": s.record.last_seen,
         "expires_at": s.expires.timestamp(),
+        "device": s.record.origin.device,
+        "ip": s.record.origin.ip.map(|ip| ip.to_string()),
+        "provider_sid": s.record.origin.provider_sid,
     })
 }
 
@@ -471,6 +480,7 @@ mod tests {
             email_verified: true,
             name: Some(format!("Name {subject}")),
             image: None,
+            sid: None,
         }
     }
 
@@ -506,9 +516,21 @@ mod tests {
                 subject: "s1".into()
             }]
         );
-        admin.sessions.create(&a, "dev").await.unwrap();
-        admin.sessions.create(&a, "dev").await.unwrap();
-        admin.sessions.create(&b, "dev").await.unwrap();
+        admin
+            .sessions
+            .create(&a, "dev", Default::default())
+            .await
+            .unwrap();
+        admin
+            .sessions
+            .create(&a, "dev", Default::default())
+            .await
+            .unwrap();
+        admin
+            .sessions
+            .create(&b, "dev", Default::default())
+            .await
+            .unwrap();
         assert_eq!(admin.sessions.list_for_user(&a.id).await.unwrap().len(), 2);
 
         let out = admin
@@ -610,10 +632,26 @@ mod tests {
             created_at: 0,
             updated_at: 0,
         };
-        let (t1, _) = admin.sessions.create(&user("u1"), "dev").await.unwrap();
-        admin.sessions.create(&user("u1"), "dev").await.unwrap();
-        let (t3, _) = admin.sessions.create(&user("u2"), "dev").await.unwrap();
-        admin.sessions.create(&user("u3"), "dev").await.unwrap();
+        let (t1, _) = admin
+            .sessions
+            .create(&user("u1"), "dev", Default::default())
+            .await
+            .unwrap();
+        admin
+            .sessions
+            .create(&user("u1"), "dev", Default::default())
+            .await
+            .unwrap();
+        let (t3, _) = admin
+            .sessions
+            .create(&user("u2"), "dev", Default::default())
+            .await
+            .unwrap();
+        admin
+            .sessions
+            .create(&user("u3"), "dev", Default::default())
+            .await
+            .unwrap();
         assert_eq!(admin.sessions.revoke_user("u1").await.unwrap(), 2);
         assert!(admin.sessions.load(&t1).await.unwrap().is_none());
         assert!(admin.sessions.load(&t3).await.unwrap().is_some());

@@ -110,6 +110,8 @@ pub struct Finished {
     /// The session the flow was started from (if any): it ends now, since a sign-in always
     /// gets a fresh session id, even when its cookie did not come with the callback.
     pub started_session: Option<String>,
+    /// The provider's session id (the ID token's `sid`), to remember on the new session.
+    pub provider_sid: Option<String>,
 }
 
 /// Completes a sign-in. Every refusal carries its own code and a precise log reason.
@@ -287,6 +289,7 @@ pub async fn finish(
         user,
         callback_url: record.callback_url,
         started_session: started_by.map(|s| s.session_id),
+        provider_sid: profile.sid,
     })
 }
 

@@ -515,6 +515,7 @@ mod tests {
             email_verified: verified,
             name: Some("N".into()),
             image: None,
+            sid: None,
         }
     }
 

@@ -21,6 +21,7 @@ use crate::identity::User;
 use crate::store::{Store, StoreError};
 use chrono::{DateTime, TimeZone, Utc};
 use serde::Deserialize;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -38,6 +39,24 @@ pub struct SessionRecord {
     /// a new session and rewrites the user's others: `Sessions::refresh_profiles`.)
     #[serde(default)]
     pub profile: SessionProfile,
+    /// Where the session came from (SPEC §4): for the account page and `latch sessions
+    /// list`, and the provider's session id for back-channel logout. Empty in records made
+    /// before it existed.
+    #[serde(default)]
+    pub origin: SessionOrigin,
+}
+
+/// Where a session was started. Everything is optional: a sign-in without a `User-Agent`, a
+/// provider without `sid`.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+pub struct SessionOrigin {
+    /// A short readable name of the browser and system ("Firefox on Linux"), never the raw
+    /// User-Agent: a record stays small, and holds no more about the device than is shown.
+    pub device: Option<String>,
+    /// The client address the sign-in came from (through `trusted_proxies`).
+    pub ip: Option<IpAddr>,
+    /// The provider's session id (the ID token's `sid`), when it gave one.
+    pub provider_sid: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
@@ -174,6 +193,7 @@ impl Sessions {
         &self,
         user: &User,
         provider: &str,
+        origin: SessionOrigin,
     ) -> Result<(String, Session), StoreError> {
         let user_id = &user.id;
         let token = random_token(32);
@@ -185,6 +205,7 @@ impl Sessions {
             created_at: t,
             last_seen: t,
             profile: user.into(),
+            origin,
         };
         let bytes = encode(&record);
         self.store
@@ -317,10 +338,23 @@ impl Sessions {
 
     /// Ends every session of the user ("sign out everywhere"); returns how many were live.
     pub async fn revoke_user(&self, user_id: &str) -> Result<usize, StoreError> {
+        self.revoke_user_except(user_id, None).await
+    }
+
+    /// Ends every session of the user but `keep` (the account page's "sign out everywhere
+    /// else"), or all of them; returns how many were live.
+    pub async fn revoke_user_except(
+        &self,
+        user_id: &str,
+        keep: Option<&str>,
+    ) -> Result<usize, StoreError> {
         let index = user_index(user_id);
         let t = self.now();
         let mut revoked = 0;
         for id in self.store.set_members(&index).await? {
+            if keep == Some(id.as_str()) {
+                continue;
+            }
             if let Some(bytes) = self.store.take(&key(&id)).await? {
                 if decode(&bytes).is_some_and(|r| t < self.end(&r)) {
                     revoked += 1;
@@ -368,6 +402,26 @@ impl Sessions {
             return Ok(false);
         };
         Ok(decode(&bytes).is_some_and(|record| self.now() < self.end(&record)))
+    }
+
+    /// Ends the session with store id `id` if it is one of `user_id`'s (the account page's
+    /// "end this session"); returns whether it was. Another user's session, an ended one, or
+    /// an id that names nothing are all left alone and answer `false`.
+    pub async fn end_of_user(&self, user_id: &str, id: &str) -> Result<bool, StoreError> {
+        let Some(bytes) = self.store.get(&key(id)).await? else {
+            return Ok(false);
+        };
+        if decode(&bytes).is_none_or(|r| r.user_id != user_id) {
+            return Ok(false);
+        }
+        // Ids are never reused, so the record taken is the one just checked (or already gone).
+        Ok(match self.store.take(&key(id)).await? {
+            Some(_) => {
+                self.store.set_remove(&user_index(user_id), id).await?;
+                true
+            }
+            None => false,
+        })
     }
 
     /// Ends the session with store id `id` (token theft detected, revocation by id).
@@ -464,21 +518,89 @@ mod tests {
     #[tokio::test]
     async fn revoke_user_counts_only_live_sessions() {
         let (sessions, time, _) = setup().await;
-        let (over, _) = sessions.create(&user("u1"), "dev").await.unwrap();
+        let (over, _) = sessions
+            .create(&user("u1"), "dev", Default::default())
+            .await
+            .unwrap();
         advance(&time, 2 * HOUR);
-        let (live, _) = sessions.create(&user("u1"), "dev").await.unwrap();
+        let (live, _) = sessions
+            .create(&user("u1"), "dev", Default::default())
+            .await
+            .unwrap();
         // The first is exactly at its idle end; the second has two hours left.
         advance(&time, 7 * 24 * HOUR - 2 * HOUR);
         assert_eq!(sessions.revoke_user("u1").await.unwrap(), 1);
         assert!(sessions.load(&over).await.unwrap().is_none());
         assert!(sessions.load(&live).await.unwrap().is_none());
         // The same boundary for every user at once.
-        let (over, _) = sessions.create(&user("u1"), "dev").await.unwrap();
+        let (over, _) = sessions
+            .create(&user("u1"), "dev", Default::default())
+            .await
+            .unwrap();
         advance(&time, 2 * HOUR);
-        sessions.create(&user("u2"), "dev").await.unwrap();
+        sessions
+            .create(&user("u2"), "dev", Default::default())
+            .await
+            .unwrap();
         advance(&time, 7 * 24 * HOUR - 2 * HOUR);
         assert_eq!(sessions.revoke_all().await.unwrap(), 1);
         assert!(sessions.load(&over).await.unwrap().is_none());
+    }
+
+    /// The account page's two ways to end sessions: one of the user's own (never another
+    /// user's), and every one but this.
+    #[tokio::test]
+    async fn a_user_ends_only_their_own_sessions() {
+        let (sessions, _, store) = setup().await;
+        let (mine, my_session) = sessions
+            .create(&user("u1"), "dev", Default::default())
+            .await
+            .unwrap();
+        let (other, other_session) = sessions
+            .create(&user("u1"), "dev", Default::default())
+            .await
+            .unwrap();
+        let (theirs, their_session) = sessions
+            .create(&user("u2"), "dev", Default::default())
+            .await
+            .unwrap();
+        assert!(!sessions.end_of_user("u1", &their_session.id).await.unwrap());
+        assert!(sessions.load(&theirs).await.unwrap().is_some());
+        assert!(!sessions.end_of_user("u1", "no-such-id").await.unwrap());
+        assert!(sessions.end_of_user("u1", &other_session.id).await.unwrap());
+        assert!(sessions.load(&other).await.unwrap().is_none());
+        assert!(
+            !sessions.end_of_user("u1", &other_session.id).await.unwrap(),
+            "already ended"
+        );
+        assert_eq!(
+            store.set_members(&user_index("u1")).await.unwrap(),
+            vec![my_session.id.clone()]
+        );
+
+        let (a, _) = sessions
+            .create(&user("u1"), "dev", Default::default())
+            .await
+            .unwrap();
+        let (b, _) = sessions
+            .create(&user("u1"), "dev", Default::default())
+            .await
+            .unwrap();
+        assert_eq!(
+            sessions
+                .revoke_user_except("u1", Some(&my_session.id))
+                .await
+                .unwrap(),
+            2
+        );
+        assert!(sessions.load(&a).await.unwrap().is_none());
+        assert!(sessions.load(&b).await.unwrap().is_none());
+        assert!(sessions.load(&mine).await.unwrap().is_some());
+        assert!(sessions.load(&theirs).await.unwrap().is_some());
+        assert_eq!(
+            store.set_members(&user_index("u1")).await.unwrap(),
+            vec![my_session.id]
+        );
     }
 
     /// A sign-in's new profile reaches the user's other live sessions, keeps their times,
@@ -486,9 +608,18 @@ mod tests {
     #[tokio::test]
     async fn a_new_profile_reaches_the_other_sessions_and_no_ended_one() {
         let (sessions, time, store) = setup().await;
-        let (a, _) = sessions.create(&user("u1"), "dev").await.unwrap();
-        let (revoked, revoked_session) = sessions.create(&user("u1"), "dev").await.unwrap();
-        let (other, _) = sessions.create(&user("u2"), "dev").await.unwrap();
+        let (a, _) = sessions
+            .create(&user("u1"), "dev", Default::default())
+            .await
+            .unwrap();
+        let (revoked, revoked_session) = sessions
+            .create(&user("u1"), "dev", Default::default())
+            .await
+            .unwrap();
+        let (other, _) = sessions
+            .create(&user("u2"), "dev", Default::default())
+            .await
+            .unwrap();
         advance(&time, HOUR);
         let before = sessions.load(&a).await.unwrap().unwrap();
         assert_eq!(sessions.refresh_profiles(&user("u1")).await.unwrap(), 0);
@@ -533,6 +664,7 @@ mod tests {
             created_at,
             last_seen,
             profile: SessionProfile::default(),
+            origin: SessionOrigin::default(),
         };
         // Idle limit first: seen an hour ago, 7 days of idle allowed.
         let idle = record(now - 2 * HOUR as i64, now - HOUR as i64);
@@ -571,7 +703,10 @@ mod tests {
     #[tokio::test]
     async fn idle_sessions_end_and_active_ones_are_extended() {
         let (sessions, time, _) = setup().await;
-        let (token, _) = sessions.create(&user("u1"), "dev").await.unwrap();
+        let (token, _) = sessions
+            .create(&user("u1"), "dev", Default::default())
+            .await
+            .unwrap();
         // Used every 6 days: each use after update_age pushes the idle limit out.
         for _ in 0..3 {
             advance(&time, 6 * 24 * HOUR);
@@ -586,7 +721,10 @@ mod tests {
     #[tokio::test]
     async fn absolute_lifetime_ends_even_an_active_session() {
         let (sessions, time, _) = setup().await;
-        let (token, created) = sessions.create(&user("u1"), "dev").await.unwrap();
+        let (token, created) = sessions
+            .create(&user("u1"), "dev", Default::default())
+            .await
+            .unwrap();
         let start = time.load(Ordering::SeqCst);
         for _ in 0..4 {
             advance(&time, 6 * 24 * HOUR);
@@ -601,7 +739,10 @@ mod tests {
     #[tokio::test]
     async fn reads_within_update_age_do_not_write() {
         let (sessions, time, store) = setup().await;
-        let (token, session) = sessions.create(&user("u1"), "dev").await.unwrap();
+        let (token, session) = sessions
+            .create(&user("u1"), "dev", Default::default())
+            .await
+            .unwrap();
         let before = store.get(&key(&session.id)).await.unwrap();
         advance(&time, HOUR);
         sessions.load(&token).await.unwrap().unwrap();
@@ -612,7 +753,10 @@ mod tests {
     #[tokio::test]
     async fn only_the_hash_is_stored_and_delete_ends_it() {
         let (sessions, _, store) = setup().await;
-        let (token, session) = sessions.create(&user("u1"), "dev").await.unwrap();
+        let (token, session) = sessions
+            .create(&user("u1"), "dev", Default::default())
+            .await
+            .unwrap();
         assert_eq!(session.id, session_id(&token));
         assert_eq!(session.id.len(), 43);
         assert!(store.get(&key(&token)).await.unwrap().is_none());
@@ -634,7 +778,10 @@ mod tests {
     #[tokio::test]
     async fn the_last_second_is_the_same_for_load_is_live_and_listing() {
         let (sessions, time, _) = setup().await;
-        let (token, session) = sessions.create(&user("u1"), "dev").await.unwrap();
+        let (token, session) = sessions
+            .create(&user("u1"), "dev", Default::default())
+            .await
+            .unwrap();
         let end = session.expires.timestamp();
         time.store(end - 1, Ordering::SeqCst);
         assert!(sessions.is_live(&session.id).await.unwrap());
@@ -649,8 +796,14 @@ mod tests {
     #[tokio::test]
     async fn listing_skips_records_of_other_users_and_ended_sessions() {
         let (sessions, time, store) = setup().await;
-        let (_, mine) = sessions.create(&user("u1"), "dev").await.unwrap();
-        let (_, theirs) = sessions.create(&user("u2"), "dev").await.unwrap();
+        let (_, mine) = sessions
+            .create(&user("u1"), "dev", Default::default())
+            .await
+            .unwrap();
+        let (_, theirs) = sessions
+            .create(&user("u2"), "dev", Default::default())
+            .await
+            .unwrap();
         // An index entry naming another user's session (a corrupt or forged index).
         store
             .set_add("user_sessions:u1", &theirs.id, None)
@@ -680,7 +833,10 @@ mod tests {
             cookie_domain: None,
         };
         let sessions = Sessions::new(store.clone(), config);
-        let (token, session) = sessions.create(&user("u1"), "dev").await.unwrap();
+        let (token, session) = sessions
+            .create(&user("u1"), "dev", Default::default())
+            .await
+            .unwrap();
         // A load that read the record before the revocation writes its extension after it:
         // the conditional write finds nothing and creates nothing.
         let bytes = store.get(&key(&session.id)).await.unwrap().unwrap();
@@ -736,7 +892,10 @@ mod tests {
         assert_eq!(s.record.profile.verified_email(), Some("ann@x.test"));
         assert!(sessions.is_live(&id).await.unwrap());
         // Listed beside a new session of the same user, under its own id.
-        let (_, new) = sessions.create(&user("u1"), "dev").await.unwrap();
+        let (_, new) = sessions
+            .create(&user("u1"), "dev", Default::default())
+            .await
+            .unwrap();
         let listed: Vec<String> = sessions
             .list_for_user("u1")
             .await
@@ -751,7 +910,7 @@ mod tests {
         advance(&time, 25 * HOUR);
         assert!(sessions.load(&token).await.unwrap().is_some());
         let bytes = store.get(&key(&id)).await.unwrap().unwrap();
-        assert_eq!(bytes[0], 1, "rewritten as version 1");
+        assert_eq!(bytes[0], 2, "rewritten as version 2");
         assert_eq!(
             sessions
                 .load(&token)
@@ -779,17 +938,23 @@ mod tests {
         sessions.end_by_id(&b_id).await.unwrap();
         assert!(sessions.load(&b).await.unwrap().is_none());
         legacy_session(&store, "u3", time.load(Ordering::SeqCst)).await;
-        sessions.create(&user("u3"), "dev").await.unwrap();
+        sessions
+            .create(&user("u3"), "dev", Default::default())
+            .await
+            .unwrap();
         assert_eq!(sessions.revoke_all().await.unwrap(), 2);
     }
 
     #[tokio::test]
     async fn a_record_of_a_later_version_is_neither_read_nor_dropped() {
         let (sessions, _, store) = setup().await;
-        let (token, session) = sessions.create(&user("u1"), "dev").await.unwrap();
+        let (token, session) = sessions
+            .create(&user("u1"), "dev", Default::default())
+            .await
+            .unwrap();
         let key = key(&session.id);
         let mut bytes = store.get(&key).await.unwrap().unwrap();
-        bytes[0] = 2;
+        bytes[0] = 3;
         store.put(&key, &bytes, None).await.unwrap();
         assert!(sessions.load(&token).await.unwrap().is_none());
         assert_eq!(store.get(&key).await.unwrap(), Some(bytes), "left in place");

@@ -36,6 +36,7 @@ mod tests {
             email_verified: verified,
             name: None,
             image: None,
+            sid: None,
         }
     }
 

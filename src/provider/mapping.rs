@@ -79,6 +79,7 @@ pub fn profile(userinfo: &Value, mapping: &ProfileMapping) -> Result<Profile, St
         email,
         name: field(&mapping.name)?,
         image: field(&mapping.image)?,
+        sid: None,
     })
 }
 

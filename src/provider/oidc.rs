@@ -591,7 +591,19 @@ pub fn profile_from_claims(
         email_verified,
         name: name.or_else(|| text("preferred_username")),
         image: text("picture"),
+        sid: id_claims
+            .get("sid")
+            .and_then(|v| v.as_str())
+            .filter(|sid| plausible_sid(sid))
+            .map(str::to_string),
     })
+}
+
+/// A provider session id worth keeping: 1 to 255 visible ASCII characters (what providers
+/// send: UUIDs, base64url). Anything else is dropped, so that a hostile provider cannot
+/// make session records large or put control characters in logs and pages.
+fn plausible_sid(sid: &str) -> bool {
+    (1..=255).contains(&sid.len()) && sid.bytes().all(|b| b.is_ascii_graphic())
 }
 
 #[cfg(test)]
@@ -614,6 +626,38 @@ mod tests {
             well_known(&b).as_str(),
             "https://sso.example/realms/x/.well-known/openid-configuration"
         );
+    }
+
+    /// The provider session id comes from the ID token only, and only a plausible one.
+    #[test]
+    fn the_provider_sid_is_kept_only_from_the_id_token_and_only_when_plausible() {
+        let sid = |id: serde_json::Value, info: Option<serde_json::Value>| {
+            profile_from_claims(&id, info.as_ref()).unwrap().sid
+        };
+        let uuid = "08a5019c-17e1-4977-8f42-65a12843ea02";
+        assert_eq!(
+            sid(json!({"sub": "s", "sid": uuid}), None).as_deref(),
+            Some(uuid)
+        );
+        assert_eq!(
+            sid(json!({"sub": "s"}), Some(json!({"sub": "s", "sid": uuid}))),
+            None
+        );
+        let longest = "a".repeat(255);
+        assert_eq!(
+            sid(json!({"sub": "s", "sid": longest}), None).as_deref(),
+            Some(longest.as_str())
+        );
+        for bad in [
+            json!(""),
+            json!("a".repeat(256)),
+            json!("a b"),
+            json!("a\nb"),
+            json!("é"),
+            json!(7),
+        ] {
+            assert_eq!(sid(json!({"sub": "s", "sid": bad}), None), None, "{bad}");
+        }
     }
 
     #[test]

@@ -10,6 +10,10 @@ pub struct Profile {
     pub email_verified: bool,
     pub name: Option<String>,
     pub image: Option<String>,
+    /// The provider's session id: the `sid` claim of the ID token (OpenID Front- and
+    /// Back-Channel Logout), so a back-channel logout can name the sessions it ends. Only
+    /// from the ID token, and only a printable one of at most 255 bytes.
+    pub sid: Option<String>,
 }
 
 /// Tokens from a provider's token endpoint.

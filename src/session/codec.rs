@@ -1,32 +1,48 @@
 //! The stored form of a [`SessionRecord`]: a versioned binary encoding, so that a session
 //! costs Redis about 200 bytes (key, value and bookkeeping) instead of 350–500 as JSON.
 //!
-//! Version 1, every integer an unsigned LEB128 varint in its shortest form:
+//! Version 2 (written since sessions remember where they came from), every integer an
+//! unsigned LEB128 varint in its shortest form:
 //!
 //! | bytes | what |
 //! |---|---|
-//! | 1 | `0x01`, the version (records written as JSON by earlier versions start with `{`) |
-//! | 1 | flags: `1` email verified, `2` name, `4` email, `8` user id in 16 bytes |
+//! | 1 | `0x02`, the version (records written as JSON by earlier versions start with `{`) |
+//! | varint | flags: `1` email verified, `2` name, `4` email, `8` user id in 16 bytes, `16` device, `32` IPv4 address, `64` IPv6 address, `128` provider session id |
 //! | varint | `created_at`, zigzag |
 //! | varint | `last_seen - created_at`, zigzag (0 until the first extension) |
 //! | 16, or varint + bytes | the user id: 16 raw bytes when it is 32 lowercase hex digits (the ids latch makes), else its length and UTF-8 |
 //! | varint + bytes | provider id |
 //! | varint + bytes | name, if flag `2` |
 //! | varint + bytes | email, if flag `4` |
+//! | varint + bytes | device, if flag `16` |
+//! | 4 or 16 | the client address, if flag `32` or `64` (not both) |
+//! | varint + bytes | the provider's session id, if flag `128` |
+//!
+//! Version 1 is the same up to the email, with the flags in one byte and only the first four
+//! of them; it is still read. (A version-1 binary reads a version-2 record as
+//! [`Decoded::Newer`]: during a rolling upgrade, sessions made by new instances are not seen
+//! by old ones, and not dropped by them either.)
 //!
 //! Nothing that can be derived is stored: the expiry follows from `created_at`, `last_seen`
 //! and `[session]`; the session id is the key; the picture is only ever read from the user
 //! record. A record that does not decode exactly (truncated, trailing bytes, unknown flags,
 //! invalid UTF-8) is unreadable; one with a later version is [`Decoded::Newer`].
-use super::{SessionProfile, SessionRecord};
+use super::{SessionOrigin, SessionProfile, SessionRecord};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 const V1: u8 = 1;
+const V2: u8 = 2;
 
-const VERIFIED: u8 = 1;
-const NAME: u8 = 2;
-const EMAIL: u8 = 4;
-const HEX_USER_ID: u8 = 8;
-const KNOWN_FLAGS: u8 = VERIFIED | NAME | EMAIL | HEX_USER_ID;
+const VERIFIED: u64 = 1;
+const NAME: u64 = 2;
+const EMAIL: u64 = 4;
+const HEX_USER_ID: u64 = 8;
+const DEVICE: u64 = 16;
+const IPV4: u64 = 32;
+const IPV6: u64 = 64;
+const PROVIDER_SID: u64 = 128;
+const V1_FLAGS: u64 = VERIFIED | NAME | EMAIL | HEX_USER_ID;
+const V2_FLAGS: u64 = V1_FLAGS | DEVICE | IPV4 | IPV6 | PROVIDER_SID;
 
 #[derive(Debug)]
 pub enum Decoded {
@@ -38,6 +54,7 @@ pub enum Decoded {
 
 pub fn encode(r: &SessionRecord) -> Vec<u8> {
     let p = &r.profile;
+    let o = &r.origin;
     let hex_id = hex_user_id(&r.user_id);
     let mut flags = 0;
     for (set, flag) in [
@@ -45,19 +62,26 @@ pub fn encode(r: &SessionRecord) -> Vec<u8> {
         (p.name.is_some(), NAME),
         (p.email.is_some(), EMAIL),
         (hex_id.is_some(), HEX_USER_ID),
+        (o.device.is_some(), DEVICE),
+        (matches!(o.ip, Some(IpAddr::V4(_))), IPV4),
+        (matches!(o.ip, Some(IpAddr::V6(_))), IPV6),
+        (o.provider_sid.is_some(), PROVIDER_SID),
     ] {
         if set {
             flags |= flag;
         }
     }
+    let texts = [&p.name, &p.email, &o.device, &o.provider_sid];
     let mut out = Vec::with_capacity(
-        32 + r.user_id.len()
+        48 + r.user_id.len()
             + r.provider.len()
-            + p.name.as_ref().map_or(0, String::len)
-            + p.email.as_ref().map_or(0, String::len),
+            + texts
+                .iter()
+                .map(|t| t.as_ref().map_or(0, String::len))
+                .sum::<usize>(),
     );
-    out.push(V1);
-    out.push(flags);
+    out.push(V2);
+    varint(&mut out, flags);
     varint(&mut out, zigzag(r.created_at));
     varint(&mut out, zigzag(r.last_seen.wrapping_sub(r.created_at)));
     match hex_id {
@@ -65,25 +89,40 @@ pub fn encode(r: &SessionRecord) -> Vec<u8> {
         None => text(&mut out, &r.user_id),
     }
     text(&mut out, &r.provider);
-    for value in [&p.name, &p.email].into_iter().flatten() {
+    for value in [&p.name, &p.email, &o.device].into_iter().flatten() {
         text(&mut out, value);
+    }
+    match o.ip {
+        Some(IpAddr::V4(ip)) => out.extend_from_slice(&ip.octets()),
+        Some(IpAddr::V6(ip)) => out.extend_from_slice(&ip.octets()),
+        None => {}
+    }
+    if let Some(sid) = &o.provider_sid {
+        text(&mut out, sid);
     }
     out
 }
 
 pub fn decode(bytes: &[u8]) -> Decoded {
     match bytes.first() {
-        Some(&V1) => decode_v1(&bytes[1..]).map_or(Decoded::Unreadable, Decoded::Record),
+        Some(&V1) => {
+            decode_body(&bytes[1..], V1_FLAGS).map_or(Decoded::Unreadable, Decoded::Record)
+        }
+        Some(&V2) => {
+            decode_body(&bytes[1..], V2_FLAGS).map_or(Decoded::Unreadable, Decoded::Record)
+        }
         // JSON (`{`) is for the caller; other printable bytes are not a version.
-        Some(&v) if v > V1 && v < b' ' => Decoded::Newer,
+        Some(&v) if v > V2 && v < b' ' => Decoded::Newer,
         _ => Decoded::Unreadable,
     }
 }
 
-fn decode_v1(bytes: &[u8]) -> Option<SessionRecord> {
+/// A record after its version byte; `known` are the flags of that version. (Version 1's
+/// flags byte is below `0x80`, so it reads as a one-byte varint.)
+fn decode_body(bytes: &[u8], known: u64) -> Option<SessionRecord> {
     let mut r = Reader(bytes);
-    let flags = r.byte()?;
-    if flags & !KNOWN_FLAGS != 0 {
+    let flags = r.varint()?;
+    if flags & !known != 0 || flags & (IPV4 | IPV6) == IPV4 | IPV6 {
         return None;
     }
     let created_at = unzigzag(r.varint()?);
@@ -97,16 +136,19 @@ fn decode_v1(bytes: &[u8]) -> Option<SessionRecord> {
         r.text()?
     };
     let provider = r.text()?;
-    let name = if flags & NAME != 0 {
-        Some(r.text()?)
+    let name = r.text_if(flags & NAME != 0)?;
+    let email = r.text_if(flags & EMAIL != 0)?;
+    let device = r.text_if(flags & DEVICE != 0)?;
+    let ip = if flags & IPV4 != 0 {
+        let octets: [u8; 4] = r.take(4)?.try_into().ok()?;
+        Some(IpAddr::V4(Ipv4Addr::from(octets)))
+    } else if flags & IPV6 != 0 {
+        let octets: [u8; 16] = r.take(16)?.try_into().ok()?;
+        Some(IpAddr::V6(Ipv6Addr::from(octets)))
     } else {
         None
     };
-    let email = if flags & EMAIL != 0 {
-        Some(r.text()?)
-    } else {
-        None
-    };
+    let provider_sid = r.text_if(flags & PROVIDER_SID != 0)?;
     if !r.0.is_empty() {
         return None;
     }
@@ -119,6 +161,11 @@ fn decode_v1(bytes: &[u8]) -> Option<SessionRecord> {
             name,
             email,
             email_verified: flags & VERIFIED != 0,
+        },
+        origin: SessionOrigin {
+            device,
+            ip,
+            provider_sid,
         },
     })
 }
@@ -193,6 +240,15 @@ impl<'a> Reader<'a> {
         let len = usize::try_from(self.varint()?).ok()?;
         String::from_utf8(self.take(len)?.to_vec()).ok()
     }
+
+    /// A text when its flag is set: `Some(None)` when it is not, `None` when unreadable.
+    fn text_if(&mut self, present: bool) -> Option<Option<String>> {
+        if present {
+            self.text().map(Some)
+        } else {
+            Some(None)
+        }
+    }
 }
 
 #[cfg(test)]
@@ -211,6 +267,7 @@ mod tests {
                 email: Some("ada.lovelace.byron@gmail.com".into()),
                 email_verified: true,
             },
+            origin: SessionOrigin::default(),
         }
     }
 
@@ -221,12 +278,14 @@ mod tests {
             a.created_at,
             a.last_seen,
             &a.profile,
+            &a.origin,
         ) == (
             &b.user_id,
             &b.provider,
             b.created_at,
             b.last_seen,
             &b.profile,
+            &b.origin,
         )
     }
 
@@ -244,7 +303,58 @@ mod tests {
         // 1 + 1 + 5 + 3 + 16 + 7 + 19 + 29; as JSON it was 4 times as long.
         assert_eq!(bytes.len(), 81);
         assert!(same(&decoded(&bytes).unwrap(), &r));
-        assert_eq!(bytes[1] & HEX_USER_ID, HEX_USER_ID);
+        assert_eq!(u64::from(bytes[1]) & HEX_USER_ID, HEX_USER_ID);
+        // Where it came from costs the device's length plus one, and 4 (IPv4) or 16 (IPv6).
+        let mut r = r;
+        r.origin = SessionOrigin {
+            device: Some("Chrome on macOS".into()),
+            ip: Some("2001:db8::7".parse().unwrap()),
+            provider_sid: None,
+        };
+        let bytes = encode(&r);
+        assert_eq!(bytes.len(), 81 + 16 + 16);
+        assert!(same(&decoded(&bytes).unwrap(), &r));
+    }
+
+    /// Records written by the version before (no origin, flags in one byte) still read.
+    #[test]
+    fn version_1_records_still_read() {
+        let r = record("0cb4170156c0a38b4827024bf5fb9698");
+        let mut v1 = encode(&r);
+        v1[0] = V1;
+        assert!(same(&decoded(&v1).unwrap(), &r));
+        // Version 1 had no origin flags.
+        let mut with_device = r.clone();
+        with_device.origin.device = Some("Firefox on Linux".into());
+        let mut v1 = encode(&with_device);
+        v1[0] = V1;
+        assert!(decoded(&v1).is_none());
+    }
+
+    #[test]
+    fn an_origin_round_trips_in_every_shape() {
+        let ips: [Option<IpAddr>; 3] = [
+            None,
+            Some("203.0.113.7".parse().unwrap()),
+            Some("2001:db8::1".parse().unwrap()),
+        ];
+        for ip in ips {
+            for device in [None, Some("Safari on iPhone".to_string())] {
+                for provider_sid in [
+                    None,
+                    Some("08a5019c-17e1-4977-8f42-65a12843ea02".to_string()),
+                ] {
+                    let mut r = record("u1");
+                    r.origin = SessionOrigin {
+                        device: device.clone(),
+                        ip,
+                        provider_sid: provider_sid.clone(),
+                    };
+                    let back = decoded(&encode(&r)).unwrap();
+                    assert!(same(&back, &r), "{:?}", r.origin);
+                }
+            }
+        }
     }
 
     #[test]
@@ -270,18 +380,25 @@ mod tests {
         let mut longer = bytes.clone();
         longer.push(0);
         assert!(decoded(&longer).is_none(), "trailing byte");
+        // A flag this version does not know (256, a two-byte varint), or both address kinds.
         let mut flags = bytes.clone();
-        flags[1] |= 0x80;
+        flags.splice(1..2, [bytes[1] | 0x80, 0x02]);
         assert!(decoded(&flags).is_none(), "unknown flag");
+        let mut both = record("u1");
+        both.origin.ip = Some("203.0.113.7".parse().unwrap());
+        let mut both = encode(&both);
+        both[1] |= IPV6 as u8;
+        both.extend_from_slice(&[0; 12]);
+        assert!(decoded(&both).is_none(), "IPv4 and IPv6");
         assert!(matches!(
             decode(b"{\"user_id\":\"u1\"}"),
             Decoded::Unreadable
         ));
         assert!(matches!(decode(b""), Decoded::Unreadable));
         // A later version is left to that version.
-        let mut v2 = bytes.clone();
-        v2[0] = 2;
-        assert!(matches!(decode(&v2), Decoded::Newer));
+        let mut v3 = bytes.clone();
+        v3[0] = 3;
+        assert!(matches!(decode(&v3), Decoded::Newer));
 
         let created = 2..7; // 1_764_000_000 zigzagged takes 5 bytes
         let with_created = |varint: &[u8]| {
@@ -311,10 +428,14 @@ mod tests {
             name in proptest::option::of(".{0,40}"),
             email in proptest::option::of(".{0,40}"),
             email_verified in any::<bool>(),
+            device in proptest::option::of(".{0,30}"),
+            ip in proptest::option::of(any::<IpAddr>()),
+            provider_sid in proptest::option::of(".{0,60}"),
         ) {
             let r = SessionRecord {
                 user_id, provider, created_at, last_seen,
                 profile: SessionProfile { name, email, email_verified },
+                origin: SessionOrigin { device, ip, provider_sid },
             };
             let back = decoded(&encode(&r)).expect("decodes");
             prop_assert!(same(&back, &r));

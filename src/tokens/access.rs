@@ -251,7 +251,11 @@ mod tests {
 
     /// A token for `user` in a live session, checked as `/introspect` would.
     async fn claims_of(f: &Fixture, user: &User, audiences: &[&str]) -> Value {
-        let (_, session) = f.sessions.create(user, "dev").await.unwrap();
+        let (_, session) = f
+            .sessions
+            .create(user, "dev", Default::default())
+            .await
+            .unwrap();
         let token = f.tokens.issue(user, &session.id, audiences).await.unwrap();
         let claims = f
             .tokens
@@ -309,7 +313,11 @@ mod tests {
             )
             .await
             .unwrap();
-        let (_, session) = f.sessions.create(&ada, "dev").await.unwrap();
+        let (_, session) = f
+            .sessions
+            .create(&ada, "dev", Default::default())
+            .await
+            .unwrap();
         let issued = Issued {
             session_id: session.id.clone(),
             ..issued
@@ -356,7 +364,11 @@ mod tests {
     async fn verify_accepts_only_the_named_audiences_of_a_live_session() {
         let f = fixture().await;
         let ada = user(None, false);
-        let (_, session) = f.sessions.create(&ada, "dev").await.unwrap();
+        let (_, session) = f
+            .sessions
+            .create(&ada, "dev", Default::default())
+            .await
+            .unwrap();
         let sign = |aud: &'static [&'static str]| f.tokens.issue(&ada, &session.id, aud);
         let api = sign(&["api"]).await.unwrap();
         let provider = sign(&["latch-provider-tokens"]).await.unwrap();

@@ -423,7 +423,10 @@ mod tests {
             },
         );
         let user = user("u1");
-        let (_, session) = sessions.create(&user, "dev").await.unwrap();
+        let (_, session) = sessions
+            .create(&user, "dev", Default::default())
+            .await
+            .unwrap();
         let families = RefreshFamilies::new(
             store.clone(),
             b"unit-test-secret-0123456789abcdef0123",
@@ -517,7 +520,10 @@ mod tests {
     async fn revoking_one_session_leaves_other_sessions_families_alone() {
         let (families, sessions, sid, store) = setup(Duration::from_secs(1)).await;
         let user = user("u1");
-        let (_, other) = sessions.create(&user, "dev").await.unwrap();
+        let (_, other) = sessions
+            .create(&user, "dev", Default::default())
+            .await
+            .unwrap();
         let mine = families.create(&sid, "u1", i64::MAX).await.unwrap();
         let theirs = families.create(&other.id, "u1", i64::MAX).await.unwrap();
         families.revoke_session(&sid).await.unwrap();
@@ -675,7 +681,10 @@ mod tests {
     async fn start_issues_for_a_live_session_and_drops_the_family_of_an_ended_one() {
         let (families, sessions, _, store) = setup(Duration::from_secs(1)).await;
         let user = user("u2");
-        let (_, session) = sessions.create(&user, "dev").await.unwrap();
+        let (_, session) = sessions
+            .create(&user, "dev", Default::default())
+            .await
+            .unwrap();
         let issued = families.start(&session, &sessions).await.unwrap().unwrap();
         assert_eq!(
             (issued.session_id.as_str(), issued.user_id.as_str()),

@@ -6,7 +6,7 @@ use super::App;
 /// submission (Chromium enforces it there), so it lists latch (`'self'` and `public_url`), the
 /// providers' authorization endpoints (sign-in form -> latch -> 302 to the provider) and the
 /// trusted origins (sign-out form -> latch -> 302 to a `callbackUrl` there).
-pub fn policy(app: &App, nonce: &str) -> String {
+pub fn policy(app: &App, nonce: &str, image: Option<&ImageOrigin>) -> String {
     let mut sources = vec![
         "'self'".to_string(),
         app.config.server.public_url.origin().ascii_serialization(),
@@ -21,8 +21,24 @@ pub fn policy(app: &App, nonce: &str) -> String {
     sources.extend(app.providers.authorization_origins());
     let mut seen = std::collections::HashSet::new();
     sources.retain(|s| seen.insert(s.clone()));
+    let image = image.map_or(String::new(), |ImageOrigin(origin)| format!(" {origin}"));
     format!(
-        "default-src 'none'; style-src 'nonce-{nonce}'; img-src 'self' data:; base-uri 'none'; frame-ancestors 'none'; form-action {}",
+        "default-src 'none'; style-src 'nonce-{nonce}'; img-src 'self' data:{image}; base-uri 'none'; frame-ancestors 'none'; form-action {}",
         sources.join(" ")
     )
+}
+
+/// One more origin a page may load an image from (the account page's picture, at the
+/// provider): put in the response's extensions by the handler.
+#[derive(Clone, Debug)]
+pub struct ImageOrigin(String);
+
+impl ImageOrigin {
+    /// The origin of an image URL that passed `provider::mapping::acceptable_image` (https,
+    /// or http on loopback); `None` for anything without a host.
+    pub fn of(url: &str) -> Option<Self> {
+        let url = url::Url::parse(url).ok()?;
+        url.host_str()?;
+        Some(ImageOrigin(url.origin().ascii_serialization()))
+    }
 }

@@ -1,14 +1,18 @@
 //! What handlers take from a request, each read in one place: the signed-in session
 //! ([`OptionalSession`], [`CurrentSession`]), a latch access token ([`Bearer`], [`Caller`]),
-//! the browser's CSRF token ([`Csrf`]) and the same-site guard ([`SameSite`]).
+//! the browser's CSRF token ([`Csrf`]), the same-site guard ([`SameSite`]) and where the
+//! request comes from ([`ClientOrigin`]).
 use super::{cookies, csrf, App, AppState, WebError};
 use crate::error::{printable, AuthError, ErrorCode};
 use crate::session::Session;
 use crate::store::StoreError;
-use axum::extract::{FromRequestParts, OptionalFromRequestParts};
-use axum::http::header::{HeaderMap, HeaderValue, AUTHORIZATION, ORIGIN, WWW_AUTHENTICATE};
+use axum::extract::{ConnectInfo, FromRequestParts, OptionalFromRequestParts};
+use axum::http::header::{
+    HeaderMap, HeaderValue, AUTHORIZATION, ORIGIN, USER_AGENT, WWW_AUTHENTICATE,
+};
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
+use std::net::{IpAddr, SocketAddr};
 
 /// The live session behind the request's session cookie, if any.
 pub struct OptionalSession {
@@ -57,6 +61,30 @@ impl FromRequestParts<AppState> for CurrentSession {
             OptionalSession { cookie: false, .. } => Err(session_required("no session cookie")),
             OptionalSession { .. } => Err(session_required("session cookie names no live session")),
         }
+    }
+}
+
+/// Where a request comes from, as a session remembers it: the device its `User-Agent` names
+/// and the client address (the TCP peer, or through `trusted_proxies` the forwarded client,
+/// as the rate limits count it). Never refuses.
+pub struct ClientOrigin {
+    pub device: Option<String>,
+    pub ip: Option<IpAddr>,
+}
+
+impl FromRequestParts<AppState> for ClientOrigin {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        app: &AppState,
+    ) -> Result<Self, std::convert::Infallible> {
+        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>();
+        let user_agent = parts.headers.get(USER_AGENT).and_then(|v| v.to_str().ok());
+        Ok(ClientOrigin {
+            device: super::device::describe(user_agent),
+            ip: peer.map(|ConnectInfo(peer)| app.limiter.client_ip(peer.ip(), &parts.headers)),
+        })
     }
 }
 

@@ -7,6 +7,10 @@ use axum::response::Response;
 /// The headers every response carries; on HTML pages also the Content-Security-Policy with
 /// this response's nonce.
 pub(super) fn security(response: &mut Response, ctx: &RequestContext, app: &App) {
+    let image = response
+        .extensions()
+        .get::<super::csp::ImageOrigin>()
+        .cloned();
     let headers = response.headers_mut();
     if app.cookies.is_secure() {
         headers.insert(
@@ -35,7 +39,7 @@ pub(super) fn security(response: &mut Response, ctx: &RequestContext, app: &App)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("text/html"));
     if is_html {
-        let csp = super::csp::policy(app, &ctx.csp_nonce());
+        let csp = super::csp::policy(app, &ctx.csp_nonce(), image.as_ref());
         if let Ok(v) = HeaderValue::from_str(&csp) {
             headers.insert(header::CONTENT_SECURITY_POLICY, v);
         }

@@ -1,12 +1,14 @@
 //! HTTP: shared state, the router (`routes.rs`, every route in its group), the layers a route
 //! carries (`layers.rs`), the middleware every request passes through (`request.rs`) and what
 //! handlers extract from a request (`extract.rs`).
+mod account;
 mod api;
 mod context;
 pub mod cookies;
 mod csp;
 pub mod csrf;
 mod dev_routes;
+mod device;
 mod errors;
 mod extract;
 mod headers;

@@ -1,6 +1,6 @@
 //! The HTML pages: sign-in, sign-out confirmation, error.
 use super::extract::{Csrf, OptionalSession};
-use super::redirect::safe_callback_url;
+use super::redirect::{safe_callback_url, signin_landing};
 use super::{AppState, RequestContext, WebError};
 use crate::error::{AuthError, ErrorCode};
 use axum::extract::{Query, State};
@@ -10,7 +10,11 @@ use axum::Extension;
 use minijinja::context;
 use std::collections::HashMap;
 
-fn html(app: &AppState, name: &str, ctx: minijinja::Value) -> Result<Response, WebError> {
+pub(super) fn html(
+    app: &AppState,
+    name: &str,
+    ctx: minijinja::Value,
+) -> Result<Response, WebError> {
     let page = app.templates.render(name, ctx).map_err(|e| {
         WebError::new(
             ErrorCode::InternalError,
@@ -26,7 +30,7 @@ pub async fn signin_page(
     Query(query): Query<HashMap<String, String>>,
     csrf: Csrf,
 ) -> Result<Response, WebError> {
-    let callback_url = safe_callback_url(&app.config, query.get("callbackUrl").map(String::as_str));
+    let callback_url = signin_landing(&app.config, query.get("callbackUrl").map(String::as_str));
     let (csrf_token, csrf_cookie) = csrf.token(&app);
     let providers: Vec<_> = app
         .providers

@@ -70,6 +70,14 @@ pub fn safe_callback_url(config: &Config, raw: Option<&str>) -> String {
     }
 }
 
+/// Where a sign-in lands: the checked `callbackUrl`, or with none the account page (SPEC §4).
+pub fn signin_landing(config: &Config, raw: Option<&str>) -> String {
+    match raw.filter(|s| !s.trim().is_empty()) {
+        None => crate::provider::public_route(config, "/account"),
+        raw => safe_callback_url(config, raw),
+    }
+}
+
 /// For checks in tests: is this target accepted?
 pub fn is_allowed(config: &Config, raw: &str) -> bool {
     matches!(check_callback_url(config, Some(raw)), Target::Allowed(_))

@@ -5,7 +5,9 @@
 use super::layers::{flow_metrics, Answer, FlowRoute, GroupLayer};
 use super::limits::{self, RouteClass};
 use super::AppState;
-use super::{api, dev_routes, introspect, ops, pages, provider_tokens, request, signin, tokens};
+use super::{
+    account, api, dev_routes, introspect, ops, pages, provider_tokens, request, signin, tokens,
+};
 use axum::extract::DefaultBodyLimit;
 use axum::middleware::from_fn_with_state;
 use axum::routing::{get, post, MethodRouter};
@@ -87,6 +89,12 @@ pub fn router(app: AppState) -> Router {
             in_pages.to(get(pages::signout_page).post(signin::signout_post)),
         )
         .route("/error", in_pages.to(get(pages::error_page)))
+        .route("/", in_pages.to(get(account::home)))
+        .route("/account", in_pages.to(get(account::account_page)))
+        .route(
+            "/account/sessions",
+            in_pages.to(post(account::end_sessions)),
+        )
         // The sign-in flow with a provider.
         .route(
             "/signin/{provider}",

@@ -1,10 +1,11 @@
 //! Starting a sign-in, the provider callback, and sign-out.
-use super::extract::{Csrf, OptionalSession};
-use super::redirect::safe_callback_url;
+use super::extract::{ClientOrigin, Csrf, OptionalSession};
+use super::redirect::{safe_callback_url, signin_landing};
 use super::{cookies, parse_form, AppState, WebError};
 use crate::crypto::random_token;
 use crate::error::{AuthError, ErrorCode};
 use crate::flow::{self, CallbackParams, SignedIn, FLOW_TTL};
+use crate::session::SessionOrigin;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::header::{HeaderMap, HeaderValue, LOCATION, SET_COOKIE};
@@ -63,7 +64,7 @@ async fn begin(
             ),
         ))
     })?;
-    let callback_url = safe_callback_url(&app.config, callback_url);
+    let callback_url = signin_landing(&app.config, callback_url);
     // One binding per browser, reused by parallel flows in several tabs.
     let binding = cookies::read(headers, &app.cookies.flow)
         .or_else(|| cookies::read(headers, &app.cookies.flow_cross_site))
@@ -163,19 +164,28 @@ pub async fn callback_get(
     State(app): State<AppState>,
     Path(provider): Path<String>,
     Query(query): Query<HashMap<String, String>>,
+    client: ClientOrigin,
     headers: HeaderMap,
 ) -> Response {
-    callback(&app, &headers, &provider, params_from(query)).await
+    callback(&app, &headers, client, &provider, params_from(query)).await
 }
 
 /// `response_mode=form_post` lands here.
 pub async fn callback_post(
     State(app): State<AppState>,
     Path(provider): Path<String>,
+    client: ClientOrigin,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    callback(&app, &headers, &provider, params_from(parse_form(&body))).await
+    callback(
+        &app,
+        &headers,
+        client,
+        &provider,
+        params_from(parse_form(&body)),
+    )
+    .await
 }
 
 /// Every refusal at the callback is a redirect to the error page (SPEC §3), so the one-time
@@ -184,6 +194,7 @@ pub async fn callback_post(
 async fn callback(
     app: &AppState,
     headers: &HeaderMap,
+    client: ClientOrigin,
     provider_id: &str,
     params: CallbackParams,
 ) -> Response {
@@ -193,7 +204,7 @@ async fn callback(
         _ => &app.cookies.flow,
     };
     let binding = cookies::read(headers, binding_cookie);
-    let result = finish_callback(app, headers, provider_id, params, binding).await;
+    let result = finish_callback(app, headers, client, provider_id, params, binding).await;
     let clear_flow = match binding {
         // A store error here keeps the cookie; it expires with the flow anyway.
         Some(b) => !flow::has_pending(&*app.store, b).await.unwrap_or(true),
@@ -242,6 +253,7 @@ fn error_redirect(app: &AppState, error: &AuthError) -> String {
 async fn finish_callback(
     app: &AppState,
     headers: &HeaderMap,
+    client: ClientOrigin,
     provider_id: &str,
     params: CallbackParams,
     binding: Option<&str>,
@@ -286,7 +298,15 @@ async fn finish_callback(
     {
         app.sessions.end_by_id(&old.session_id).await?;
     }
-    let (token, session) = app.sessions.create(&finished.user, provider.id()).await?;
+    let origin = SessionOrigin {
+        device: client.device,
+        ip: client.ip,
+        provider_sid: finished.provider_sid,
+    };
+    let (token, session) = app
+        .sessions
+        .create(&finished.user, provider.id(), origin)
+        .await?;
     tracing::info!(provider = provider.id(), user = %finished.user.id, session = %session.id, "signed in");
     // The sign-in may have brought a new profile: the user's other sessions take it. This
     // sign-in has succeeded either way, so a store error here is only logged.

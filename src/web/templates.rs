@@ -8,6 +8,7 @@ const EMBEDDED: &[(&str, &str)] = &[
     ("signin.html", include_str!("../../templates/signin.html")),
     ("signout.html", include_str!("../../templates/signout.html")),
     ("error.html", include_str!("../../templates/error.html")),
+    ("account.html", include_str!("../../templates/account.html")),
     (
         "dev_authorize.html",
         include_str!("../../templates/dev_authorize.html"),

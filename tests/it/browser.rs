@@ -169,3 +169,63 @@ async fn chromium_signs_in_at_oidc_provider() {
     assert_eq!(user["name"], "Bob", "{report}");
     app.stop().await;
 }
+
+/// SPEC §4's account page in Chromium: two devices, the laptop ends the phone's session from
+/// the page, and the phone is signed out at once; the page fits a phone's screen.
+#[tokio::test]
+async fn chromium_ends_another_device_from_the_account_page() {
+    let app = Setup::default().spawn().await;
+    let screenshot = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/target/screenshots/account.png"
+    );
+    let report = run_script(
+        "account.mjs",
+        &[
+            ("LATCH_BASE", app.base.as_str()),
+            ("EMAIL", "ada@example.com"),
+            ("SCREENSHOT", screenshot),
+        ],
+    )
+    .await;
+    println!("account page screenshot: {screenshot}");
+    assert_eq!(report["title"], "Your account", "{report}");
+    assert_eq!(report["phoneRows"], 2, "{report}");
+    assert!(
+        report["overflow"].as_i64().unwrap() <= 0,
+        "wider than a phone: {report}"
+    );
+    let before = report["rowsBefore"].as_array().unwrap();
+    assert_eq!(before.len(), 2, "{report}");
+    assert!(
+        before
+            .iter()
+            .all(|r| r.as_str().unwrap().contains("Headless Chrome on Linux")),
+        "{report}"
+    );
+    let after = report["rowsAfter"].as_array().unwrap();
+    assert_eq!(after.len(), 1, "{report}");
+    assert!(
+        after[0].as_str().unwrap().contains("this device"),
+        "{report}"
+    );
+    assert_eq!(report["phoneSession"], json!({}), "{report}");
+    assert_eq!(
+        report["phoneAccountLandedAt"],
+        app.url("/signin"),
+        "{report}"
+    );
+    assert_eq!(
+        report["laptopSession"]["user"]["email"], "ada@example.com",
+        "{report}"
+    );
+    // (Chromium asks for /favicon.ico beside the JSON of /session: that 404 is not the page's.)
+    let page_errors: Vec<&Value> = report["consoleErrors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| !e.as_str().unwrap().contains("404 (Not Found)"))
+        .collect();
+    assert!(page_errors.is_empty(), "{page_errors:?}");
+    app.stop().await;
+}

@@ -2,6 +2,7 @@
 mod support;
 
 mod access_and_oauth2;
+mod account;
 mod admin_cli;
 mod bound_tokens;
 mod browser;

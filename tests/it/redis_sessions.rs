@@ -142,7 +142,16 @@ async fn a_session_costs_redis_at_most_256_bytes() {
         created_at: 0,
         updated_at: 0,
     };
-    let (_, session) = sessions_on(store).create(&user, "google").await.unwrap();
+    // Where it came from, as a phone on IPv6 signs in.
+    let origin = latch::session::SessionOrigin {
+        device: Some("Samsung Internet on Android".into()),
+        ip: Some("2001:db8:85a3::8a2e:370:7334".parse().unwrap()),
+        provider_sid: None,
+    };
+    let (_, session) = sessions_on(store)
+        .create(&user, "google", origin)
+        .await
+        .unwrap();
     let google = memory_usage(&redis, &keys::session(&session.id));
     eprintln!("MEMORY USAGE of a session record: dev {dev} bytes, google {google} bytes");
     assert!(dev <= 256, "dev profile: {dev} bytes");
@@ -361,7 +370,7 @@ async fn sign_out_ends_a_record_of_a_later_version() {
         let token = browser.cookie("latch.session-token").unwrap().value;
         let key = keys::session(&session_id(&token));
         let mut bytes = store.get(&key).await.unwrap().expect("the record");
-        bytes[0] = 2;
+        bytes[0] = 3;
         store
             .put(&key, &bytes, Some(Duration::from_secs(3600)))
             .await

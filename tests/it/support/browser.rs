@@ -18,12 +18,14 @@ pub struct StoredCookie {
 /// A plain HTTP client (no redirects followed, 30 s timeout), with the process's crypto
 /// provider set.
 pub fn http_client() -> reqwest::Client {
+    client_builder().build().unwrap()
+}
+
+pub fn client_builder() -> reqwest::ClientBuilder {
     latch::install_crypto_provider();
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(std::time::Duration::from_secs(30))
-        .build()
-        .unwrap()
 }
 
 pub struct Browser {
@@ -41,6 +43,20 @@ impl Browser {
     pub fn new() -> Self {
         Browser {
             client: http_client(),
+            jar: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// A browser that sends `user_agent` on every request.
+    pub fn with_user_agent(user_agent: &str) -> Self {
+        Self::with_client(client_builder().user_agent(user_agent))
+    }
+
+    /// A browser whose client is built from `builder` (redirects off, 30 s timeout, as
+    /// [`http_client`]) plus whatever the caller set on it.
+    pub fn with_client(builder: reqwest::ClientBuilder) -> Self {
+        Browser {
+            client: builder.build().unwrap(),
             jar: Mutex::new(Vec::new()),
         }
     }
