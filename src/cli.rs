@@ -106,6 +106,12 @@ pub async fn check(path: &std::path::Path, discover: bool) -> ExitCode {
     let mut failed = false;
     for p in providers.iter() {
         println!("provider {:<20} callback URL: {}", p.id(), p.callback_url);
+        // OpenID providers can end sessions from their side (register it at the provider).
+        if p.kind_name() == "oidc" && p.dev.is_none() {
+            let url =
+                crate::provider::public_route(&config, &format!("/backchannel-logout/{}", p.id()));
+            println!("    back-channel logout URL: {url}");
+        }
         if !discover || p.dev.is_some() {
             continue;
         }

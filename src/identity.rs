@@ -131,6 +131,20 @@ impl Users {
         self.create(provider, profile).await
     }
 
+    /// The id of the user a provider account belongs to, if any (a back-channel logout names
+    /// the account by its subject).
+    pub async fn owner_of(
+        &self,
+        provider: &str,
+        subject: &str,
+    ) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .store
+            .get(&account_key(provider, subject))
+            .await?
+            .map(|id| String::from_utf8_lossy(&id).into_owned()))
+    }
+
     async fn account_owner(&self, account: &str) -> Result<Option<User>, StoreError> {
         let Some(id) = self.store.get(account).await? else {
             return Ok(None);

@@ -107,6 +107,12 @@ pub struct Sessions {
 
 use crate::store::keys::{session as key, user_sessions as user_index};
 
+/// The set of sessions started from one provider session: hashed, since `sid` comes from the
+/// provider and a key should not carry its text.
+fn provider_index(provider: &str, sid: &str) -> String {
+    crate::store::keys::provider_session(provider, &sha256_b64url(sid.as_bytes()))
+}
+
 /// The store id of the session behind a cookie token: its SHA-256, base64url (43 characters).
 pub fn session_id(token: &str) -> String {
     sha256_b64url(token.as_bytes())
@@ -214,6 +220,15 @@ impl Sessions {
         self.store
             .set_add(&user_index(user_id), &id, Some(self.config.max_age))
             .await?;
+        if let Some(sid) = &record.origin.provider_sid {
+            self.store
+                .set_add(
+                    &provider_index(provider, sid),
+                    &id,
+                    Some(self.config.max_age),
+                )
+                .await?;
+        }
         let expires = self.expires_at(&record);
         Ok((
             token,
@@ -434,6 +449,63 @@ impl Sessions {
             }
         }
         Ok(())
+    }
+
+    /// Ends every session started from the provider session `sid` at `provider` (a
+    /// back-channel logout), only those of `user_id` when it is given (the Logout Token also
+    /// named the account); returns how many were live. Index entries are dropped as they are
+    /// read; one whose session ended otherwise is simply dropped.
+    pub async fn end_provider_session(
+        &self,
+        provider: &str,
+        sid: &str,
+        user_id: Option<&str>,
+    ) -> Result<usize, StoreError> {
+        let index = provider_index(provider, sid);
+        let t = self.now();
+        let mut ended = 0;
+        for id in self.store.set_members(&index).await? {
+            let record = match self.store.get(&key(&id)).await? {
+                Some(bytes) => decode(&bytes),
+                None => None,
+            };
+            let Some(record) = record.filter(|r| {
+                r.provider == provider && r.origin.provider_sid.as_deref() == Some(sid)
+            }) else {
+                // Ended already (or not from this provider session): nothing to end.
+                self.store.set_remove(&index, &id).await?;
+                continue;
+            };
+            if user_id.is_some_and(|u| u != record.user_id) {
+                // Another account's (the token named one): left alone.
+                continue;
+            }
+            if self.store.take(&key(&id)).await?.is_some() && t < self.end(&record) {
+                ended += 1;
+            }
+            self.store
+                .set_remove(&user_index(&record.user_id), &id)
+                .await?;
+            self.store.set_remove(&index, &id).await?;
+        }
+        Ok(ended)
+    }
+
+    /// Ends every session the user started with `provider` (a back-channel logout that names
+    /// only the account, `sub`); returns how many were live.
+    pub async fn end_provider_account(
+        &self,
+        provider: &str,
+        user_id: &str,
+    ) -> Result<usize, StoreError> {
+        let mut ended = 0;
+        for session in self.list_for_user(user_id).await? {
+            if session.record.provider == provider {
+                self.end_by_id(&session.id).await?;
+                ended += 1;
+            }
+        }
+        Ok(ended)
     }
 
     /// After a sign-in, the user's other live sessions take the profile it brought (a new

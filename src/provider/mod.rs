@@ -4,6 +4,7 @@
 //! gets the same `Profile`.
 pub mod access;
 pub mod http;
+pub mod logout;
 pub mod mapping;
 pub mod oidc;
 pub mod presets;
@@ -147,6 +148,25 @@ impl Provider {
             }
         }
         Ok(url)
+    }
+
+    /// Verifies a back-channel Logout Token from this provider. `Ok(Err(reason))` is a bad
+    /// token (or a provider that has none: plain OAuth 2.0); `Err` means the provider's keys
+    /// could not be fetched.
+    pub async fn verify_logout_token(
+        &self,
+        raw: &str,
+    ) -> Result<Result<logout::LogoutClaims, String>, AuthError> {
+        match &self.client {
+            Client::Oidc(oidc) => match oidc.verify_logout_token(raw).await {
+                Ok(claims) => Ok(Ok(claims)),
+                Err(VerifyError::Invalid(reason)) => Ok(Err(reason)),
+                Err(VerifyError::Call(e)) => Err(call_error(e)),
+            },
+            Client::OAuth2(_) => Ok(Err(
+                "a plain OAuth 2.0 provider has no back-channel logout".into()
+            )),
+        }
     }
 
     /// RFC 9207: the callback's `iss` must name this provider; a provider that advertises the

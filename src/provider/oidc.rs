@@ -4,6 +4,7 @@
 //! (Over 600 lines with its unit tests, which are the last 281: the tests stay beside
 //! the code they pin down.)
 use super::http::{excerpt, fetch, is_loopback, send, Budget, CallError};
+use super::logout::{check_claims, LogoutClaims};
 use super::profile::Profile;
 use crate::config::types::{IssuerRule, TokenAuth};
 use chrono::{Duration as ChronoDuration, Utc};
@@ -374,6 +375,51 @@ impl OidcClient {
             .map(|_| ())
     }
 
+    /// Verifies a Logout Token (OpenID Back-Channel Logout 1.0 §2.6): the signature with the
+    /// ID-token rules (the issuer's JWKS, refetched once on an unknown `kid`; asymmetric
+    /// algorithms only), then its claims (`logout::check_claims`).
+    pub async fn verify_logout_token(&self, raw: &str) -> Result<LogoutClaims, VerifyError> {
+        self.verify_logout_token_at(raw, Instant::now(), Utc::now().timestamp())
+            .await
+    }
+
+    async fn verify_logout_token_at(
+        &self,
+        raw: &str,
+        now: Instant,
+        unix_now: i64,
+    ) -> Result<LogoutClaims, VerifyError> {
+        let jws = CompactJws::parse(raw).map_err(VerifyError::Invalid)?;
+        let keys = self.keys(false, now).await?;
+        match jws.verify(&keys) {
+            Err(JwsError::NoMatchingKey) => {
+                let fresh = self.keys(true, now).await?;
+                if Arc::ptr_eq(&fresh, &keys) {
+                    return Err(VerifyError::Invalid(
+                        "no key in the issuer's JWKS matches the token's kid (JWKS refetched recently)"
+                            .into(),
+                    ));
+                }
+                jws.verify(&fresh)
+                    .map_err(|e| VerifyError::Invalid(e.to_string()))?;
+            }
+            Err(e) => return Err(VerifyError::Invalid(e.to_string())),
+            Ok(()) => {}
+        }
+        let tid = jws.payload.get("tid").and_then(|t| t.as_str());
+        let issuer = self.expected_issuer(tid).await?.ok_or_else(|| {
+            VerifyError::Invalid("multi-tenant issuer: the token has no valid tid claim".into())
+        })?;
+        check_claims(
+            &jws.payload,
+            &issuer,
+            &self.client_id,
+            unix_now,
+            CLOCK_SKEW_SECS,
+        )
+        .map_err(VerifyError::Invalid)
+    }
+
     /// OIDC Core 3.1.3.7 steps 4-5: with several audiences `azp` must be present, and when
     /// present it must be our client id.
     fn check_azp(&self, claims: &serde_json::Value) -> Result<(), VerifyError> {
@@ -421,6 +467,101 @@ impl OidcClient {
                 endpoint: "userinfo",
                 reason: "not JSON (signed userinfo responses are not supported)".into(),
             })
+    }
+}
+
+/// A compact JWS taken apart, before its signature is checked.
+struct CompactJws<'a> {
+    alg: CoreJwsSigningAlgorithm,
+    kid: Option<String>,
+    signing_input: &'a str,
+    signature: Vec<u8>,
+    payload: serde_json::Value,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum JwsError {
+    #[error("no key in the issuer's JWKS matches the token's kid and alg")]
+    NoMatchingKey,
+    #[error("signature does not verify with the issuer's key")]
+    BadSignature,
+}
+
+impl<'a> CompactJws<'a> {
+    fn parse(raw: &'a str) -> Result<Self, String> {
+        use base64::Engine;
+        let decode = |part: &str| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(part)
+                .map_err(|_| "not base64url".to_string())
+        };
+        let mut parts = raw.split('.');
+        let (Some(header), Some(payload), Some(signature), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err("not a compact JWS (three dot-separated parts)".into());
+        };
+        let header: serde_json::Value = serde_json::from_slice(&decode(header)?)
+            .map_err(|_| "header is not JSON".to_string())?;
+        let alg_name = header.get("alg").and_then(|a| a.as_str()).unwrap_or("");
+        let alg: CoreJwsSigningAlgorithm =
+            serde_json::from_value(serde_json::Value::String(alg_name.to_string()))
+                .ok()
+                .filter(|a| ASYMMETRIC_ALGS.contains(a))
+                .ok_or_else(|| {
+                    format!(
+                        "alg {:?} is not an asymmetric signature algorithm",
+                        super::http::excerpt(alg_name.as_bytes())
+                    )
+                })?;
+        let payload: serde_json::Value = serde_json::from_slice(&decode(payload)?)
+            .ok()
+            .filter(serde_json::Value::is_object)
+            .ok_or("claims are not a JSON object")?;
+        Ok(CompactJws {
+            alg,
+            kid: header
+                .get("kid")
+                .and_then(|k| k.as_str())
+                .map(str::to_string),
+            signing_input: &raw[..raw.rfind('.').unwrap_or(0)],
+            signature: decode(signature)?,
+            payload,
+        })
+    }
+
+    /// Checks the signature with the keys that may have made it: the one the `kid` names (or
+    /// every key without one), meant for signatures and for this `alg`.
+    fn verify(&self, keys: &CoreJsonWebKeySet) -> Result<(), JwsError> {
+        use openidconnect::{JsonWebKey, JsonWebKeyAlgorithm, JsonWebKeyUse};
+        let candidates = keys.keys().iter().filter(|k| {
+            let kid_ok = match &self.kid {
+                Some(kid) => k.key_id().is_some_and(|id| id.as_str() == kid),
+                None => true,
+            };
+            let use_ok = k.key_use().is_none_or(|u| u.allows_signature());
+            let alg_ok = match k.signing_alg() {
+                JsonWebKeyAlgorithm::Unspecified => true,
+                JsonWebKeyAlgorithm::Algorithm(alg) => *alg == self.alg,
+                JsonWebKeyAlgorithm::Unsupported => false,
+            };
+            kid_ok && use_ok && alg_ok
+        });
+        let mut any = false;
+        for key in candidates {
+            any = true;
+            if key
+                .verify_signature(&self.alg, self.signing_input.as_bytes(), &self.signature)
+                .is_ok()
+            {
+                return Ok(());
+            }
+        }
+        Err(if any {
+            JwsError::BadSignature
+        } else {
+            JwsError::NoMatchingKey
+        })
     }
 }
 
@@ -594,16 +735,9 @@ pub fn profile_from_claims(
         sid: id_claims
             .get("sid")
             .and_then(|v| v.as_str())
-            .filter(|sid| plausible_sid(sid))
+            .filter(|sid| super::logout::plausible_sid(sid))
             .map(str::to_string),
     })
-}
-
-/// A provider session id worth keeping: 1 to 255 visible ASCII characters (what providers
-/// send: UUIDs, base64url). Anything else is dropped, so that a hostile provider cannot
-/// make session records large or put control characters in logs and pages.
-fn plausible_sid(sid: &str) -> bool {
-    (1..=255).contains(&sid.len()) && sid.bytes().all(|b| b.is_ascii_graphic())
 }
 
 #[cfg(test)]

@@ -12,6 +12,8 @@
 //! | `provider_tokens_lock:<provider>:<subject>` | lock while one request refreshes them | `provider_tokens` | 10 s | expires |
 //! | `session:<session id>` | the session record | `session` | its end (absolute or idle) | deleted (`Sessions::revoke_user`) |
 //! | `user_sessions:<user id>` | set of the user's session ids | `session` | `max_age` | deleted |
+//! | `provider_session:<provider>:<sid hash>` | set of the session ids started from one provider session (the ID token's `sid`), for back-channel logout | `session` | `max_age` | expires (its sessions are gone) |
+//! | `logout_jti:<provider>:<jti hash>` | a Logout Token already acted on (replays are refused) | `backchannel` | the token's life | — |
 //! | `refresh_family:<family id>` | a refresh-token family, sealed | `tokens::refresh` | `refresh_ttl` | refused at once (its session is gone), expires |
 //! | `refresh_token:<token hash>` | the family a refresh token belongs to | `tokens::refresh` | `refresh_ttl` | expires |
 //! | `session_refresh:<session id>` | set of a session's families | `tokens::refresh` | `refresh_ttl` | expires |
@@ -60,6 +62,14 @@ pub fn session(id: &str) -> String {
 
 pub fn user_sessions(user_id: &str) -> String {
     format!("user_sessions:{user_id}")
+}
+
+pub fn provider_session(provider: &str, sid_hash: &str) -> String {
+    format!("provider_session:{provider}:{sid_hash}")
+}
+
+pub fn logout_jti(provider: &str, jti_hash: &str) -> String {
+    format!("logout_jti:{provider}:{jti_hash}")
 }
 
 pub fn refresh_family(id: &str) -> String {
@@ -113,6 +123,8 @@ mod tests {
             provider_tokens_lock("p", "s"),
             session("i"),
             user_sessions("u"),
+            provider_session("p", "h"),
+            logout_jti("p", "h"),
             refresh_family("f"),
             refresh_token("h"),
             session_refresh("i"),

@@ -3,6 +3,7 @@
 //! handlers extract from a request (`extract.rs`).
 mod account;
 mod api;
+mod backchannel;
 mod context;
 pub mod cookies;
 mod csp;

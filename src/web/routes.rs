@@ -6,7 +6,8 @@ use super::layers::{flow_metrics, Answer, FlowRoute, GroupLayer};
 use super::limits::{self, RouteClass};
 use super::AppState;
 use super::{
-    account, api, dev_routes, introspect, ops, pages, provider_tokens, request, signin, tokens,
+    account, api, backchannel, dev_routes, introspect, ops, pages, provider_tokens, request,
+    signin, tokens,
 };
 use axum::extract::DefaultBodyLimit;
 use axum::middleware::from_fn_with_state;
@@ -128,6 +129,12 @@ pub fn router(app: AppState) -> Router {
         )
         .route("/revoke", in_tokens.to(post(tokens::revoke)))
         .route("/introspect", in_tokens.to(post(introspect::introspect)))
+        // From the provider's server, not a browser: no CSRF, no rate limit (one provider
+        // address may end many sessions at once; every token costs a signature check only).
+        .route(
+            "/backchannel-logout/{provider}",
+            in_tokens.to(post(backchannel::logout)),
+        )
         .route("/.well-known/jwks.json", in_tokens.to(get(tokens::jwks)))
         .route(
             "/provider-token/{provider}",

@@ -123,10 +123,13 @@ async fn admin_commands_on_a_running_instance_with_sqlite() {
     let lines: Vec<&str> = out.ok().lines().collect();
     assert_eq!(lines.len(), 2, "{}", out.stdout);
     assert!(
-        lines.iter().all(|l| l.split('\t').count() == 5),
+        lines.iter().all(|l| l.split('\t').count() == 7),
         "{lines:?}"
     );
     assert_eq!(lines[0].split('\t').nth(1), Some("dev"));
+    // Where it came from: no User-Agent from this client ("-"), the loopback address.
+    assert_eq!(lines[0].split('\t').nth(5), Some("-"));
+    assert_eq!(lines[0].split('\t').nth(6), Some("127.0.0.1"));
 
     // Unknown users: exit 1 with a clear message.
     let out = latch(&config, &["users", "show", "nobody@example.com"]).await;

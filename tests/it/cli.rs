@@ -20,18 +20,27 @@ preset = "dev"
 "#;
 
 #[test]
-fn check_prints_callback_urls() {
-    let out = latch(&["check"], GOOD);
+fn check_prints_the_urls_to_register() {
+    // An OpenID provider also gets its back-channel logout URL; the dev provider and plain
+    // OAuth 2.0 ones have none.
+    let config = format!(
+        "{GOOD}\n[providers.corp]\ntype = \"oidc\"\nissuer = \"https://sso.corp.test\"\nclient_id = \"id\"\nclient_secret = \"s\"\n"
+    );
+    let out = latch(&["check"], &config);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        stdout.contains("http://localhost:3000/callback/dev"),
-        "{stdout}"
-    );
+    for url in [
+        "callback URL: http://localhost:3000/callback/dev",
+        "callback URL: http://localhost:3000/callback/corp",
+        "back-channel logout URL: http://localhost:3000/backchannel-logout/corp",
+    ] {
+        assert!(stdout.contains(url), "{url}: {stdout}");
+    }
+    assert!(!stdout.contains("backchannel-logout/dev"), "{stdout}");
 }
 
 #[test]

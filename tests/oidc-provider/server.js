@@ -11,6 +11,10 @@
 //   CLIENT_ID      the client's id (required)
 //   CLIENT_SECRET  the client's secret (required; client_secret_basic)
 //   REDIRECT_URI   the client's redirect URI; several may be given, comma-separated (required)
+//   POST_LOGOUT_REDIRECT_URI  where RP-initiated logout may send the browser back (optional;
+//                  comma-separated for several)
+//   BACKCHANNEL_LOGOUT_URI    the client's back-channel logout URI (optional): with it, ID
+//                  tokens carry `sid` and a logout at this provider POSTs a Logout Token there
 //   EXIT_ON_STDIN_EOF  "1" (default): exit when stdin closes; "0" to keep running (containers)
 //
 // stdout carries exactly one line, `LISTENING <port>`, once the server accepts requests.
@@ -40,7 +44,10 @@ function requiredEnv(name) {
 
 const clientId = requiredEnv('CLIENT_ID');
 const clientSecret = requiredEnv('CLIENT_SECRET');
-const redirectUris = requiredEnv('REDIRECT_URI').split(',').map((s) => s.trim()).filter(Boolean);
+const list = (value) => (value || '').split(',').map((s) => s.trim()).filter(Boolean);
+const redirectUris = list(requiredEnv('REDIRECT_URI'));
+const postLogoutRedirectUris = list(process.env.POST_LOGOUT_REDIRECT_URI);
+const backchannelLogoutUri = process.env.BACKCHANNEL_LOGOUT_URI || undefined;
 const host = process.env.HOST || '127.0.0.1';
 const port = Number.parseInt(process.env.PORT || '0', 10);
 if (!Number.isInteger(port) || port < 0 || port > 65535) fail('PORT must be a port number or 0');
@@ -102,6 +109,10 @@ const configuration = {
       client_secret: clientSecret,
       client_name: 'latch (test client)',
       redirect_uris: redirectUris,
+      post_logout_redirect_uris: postLogoutRedirectUris,
+      ...(backchannelLogoutUri
+        ? { backchannel_logout_uri: backchannelLogoutUri, backchannel_logout_session_required: true }
+        : {}),
       grant_types: ['authorization_code'],
       response_types: ['code'],
       token_endpoint_auth_method: 'client_secret_basic',
@@ -122,6 +133,7 @@ const configuration = {
     devInteractions: { enabled: false }, // our own flow below
     userinfo: { enabled: true },
     revocation: { enabled: true },
+    backchannelLogout: { enabled: true },
   },
   pkce: { methods: ['S256'], required: () => true },
   // The interaction URL is the library default, `/interaction/<uid>`.

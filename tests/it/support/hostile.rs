@@ -154,6 +154,21 @@ impl Hostile {
         (hostile, app)
     }
 
+    /// A Logout Token (Back-Channel Logout 1.0) for the account the hostile provider signs in
+    /// (`sub` "hostile-user-1"), with a fresh `jti`, signed as `signing`, after `edit`.
+    pub fn logout_token(&self, signing: Signing, edit: impl Fn(&mut Value)) -> String {
+        let mut claims = json!({
+            "iss": self.issuer,
+            "aud": CLIENT_ID,
+            "iat": chrono::Utc::now().timestamp(),
+            "jti": format!("jti-{}", rand_suffix()),
+            "sub": "hostile-user-1",
+            "events": { "http://schemas.openid.net/event/backchannel-logout": {} },
+        });
+        edit(&mut claims);
+        sign(&self.inner, &signing, &claims)
+    }
+
     /// The `[providers.hostile]` table for latch.
     pub fn provider_toml(&self) -> String {
         format!(

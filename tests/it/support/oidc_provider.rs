@@ -25,12 +25,19 @@ pub struct OidcProvider {
 impl OidcProvider {
     /// Starts the provider with one client whose redirect URI is `redirect_uri`.
     pub async fn start(redirect_uri: &str) -> OidcProvider {
+        Self::start_with(redirect_uri, &[]).await
+    }
+
+    /// [`Self::start`] with more of server.js's environment (`POST_LOGOUT_REDIRECT_URI`,
+    /// `BACKCHANNEL_LOGOUT_URI`).
+    pub async fn start_with(redirect_uri: &str, extra: &[(&str, &str)]) -> OidcProvider {
         install().await;
-        let env = [
+        let mut env = vec![
             ("CLIENT_ID", CLIENT_ID),
             ("CLIENT_SECRET", CLIENT_SECRET),
             ("REDIRECT_URI", redirect_uri),
         ];
+        env.extend_from_slice(extra);
         // A piped stdin: the provider exits when it closes, should this process die first.
         let (child, issuer) = start_server(
             DIR,

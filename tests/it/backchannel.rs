@@ -1,0 +1,300 @@
+//! OpenID Back-Channel Logout 1.0 (SPEC §4): a logout at the provider ends the latch
+//! sessions started from that provider session, on every instance, and nothing else. The
+//! happy path runs against panva's oidc-provider, which sends real Logout Tokens; every
+//! refusal runs against the in-repo hostile provider, whose tokens can be wrong in each way.
+use crate::support::browser::{location, Browser};
+use crate::support::flows::{session, through_provider};
+use crate::support::hostile::{Behavior, Hostile, Signing};
+use crate::support::latch::{Setup, TestApp};
+use crate::support::oidc_provider::OidcProvider;
+use crate::support::redis::RedisServer;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+
+/// Signs `browser` in at latch through oidc-provider as `login`; its jar then holds the
+/// provider's session cookies too.
+async fn sign_in_at(app: &TestApp, browser: &Browser, login: &str) {
+    let start = browser
+        .get(&app.url("/signin/oidc?callbackUrl=/home"))
+        .await;
+    let authorize = browser.get(&location(&start, StatusCode::FOUND)).await;
+    let interaction = location(&authorize, StatusCode::SEE_OTHER);
+    let login = browser
+        .post_form(&format!("{interaction}/login"), &[("login", login)])
+        .await;
+    let resume = browser.get(&location(&login, StatusCode::SEE_OTHER)).await;
+    let callback = location(&resume, StatusCode::SEE_OTHER);
+    let done = browser.get(&callback).await;
+    assert_eq!(done.status(), StatusCode::FOUND, "signed in");
+}
+
+/// The user signs out at the provider (its own logout page, "Yes, sign me out"), which then
+/// POSTs a Logout Token to every client of that provider session before it answers.
+async fn sign_out_at_provider(provider: &OidcProvider, browser: &Browser) {
+    let page = browser
+        .get(&format!("{}/session/end", provider.issuer))
+        .await;
+    assert_eq!(page.status(), StatusCode::OK);
+    let html = page.text().await.unwrap();
+    let xsrf = html
+        .split(r#"name="xsrf" value=""#)
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("no xsrf field in the provider's logout page: {html}"))
+        .to_string();
+    let confirmed = browser
+        .post_form(
+            &format!("{}/session/end/confirm", provider.issuer),
+            &[("xsrf", &xsrf), ("logout", "yes")],
+        )
+        .await;
+    assert!(
+        confirmed.status().is_redirection() || confirmed.status().is_success(),
+        "{}",
+        confirmed.status()
+    );
+}
+
+/// oidc-provider with back-channel logout to latch, and latch (on `store`) with it.
+async fn provider_and_latch(store: Option<String>) -> (OidcProvider, TestApp) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let origin = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+    let provider = OidcProvider::start_with(
+        &format!("{origin}/callback/oidc"),
+        &[(
+            "BACKCHANNEL_LOGOUT_URI",
+            &format!("{origin}/backchannel-logout/oidc"),
+        )],
+    )
+    .await;
+    let mut setup = Setup::default().with_providers(provider.provider_toml());
+    if let Some(url) = store {
+        setup = setup.store(url);
+    }
+    (provider, setup.spawn_on(listener).await)
+}
+
+/// A logout at oidc-provider ends exactly the latch session made from that provider
+/// session: the same user's session from another browser (another provider session) stays.
+#[tokio::test]
+async fn a_logout_at_oidc_provider_ends_that_latch_session_only() {
+    let redis = RedisServer::new();
+    for store in [None, Some(redis.url())] {
+        let (provider, app) = provider_and_latch(store.clone()).await;
+        let laptop = Browser::new();
+        let phone = Browser::new();
+        sign_in_at(&app, &laptop, "alice").await;
+        sign_in_at(&app, &phone, "alice").await;
+        assert_eq!(
+            session(&app, &laptop).await["user"]["email"],
+            "alice@example.test"
+        );
+
+        sign_out_at_provider(&provider, &laptop).await;
+        assert_eq!(session(&app, &laptop).await, json!({}), "{store:?}");
+        assert_eq!(
+            session(&app, &phone).await["user"]["email"],
+            "alice@example.test",
+            "{store:?}: another provider session's latch session stays"
+        );
+        sign_out_at_provider(&provider, &phone).await;
+        assert_eq!(session(&app, &phone).await, json!({}), "{store:?}");
+    }
+}
+
+/// latch with the hostile provider, and a browser signed in there from provider session
+/// `sid` (none: the ID token has no `sid`).
+async fn hostile_session(sid: Option<&'static str>) -> (Hostile, TestApp, Browser) {
+    let behavior = Behavior {
+        claims: Box::new(move |c| {
+            if let Some(sid) = sid {
+                c["sid"] = json!(sid);
+            }
+        }),
+        ..Behavior::default()
+    };
+    let (hostile, app) = Hostile::with_app(behavior, Setup::default()).await;
+    let browser = Browser::new();
+    let done = through_provider(&app, &browser, "/signin/hostile?callbackUrl=/").await;
+    assert_eq!(done.status(), StatusCode::FOUND);
+    (hostile, app, browser)
+}
+
+async fn post_logout(app: &TestApp, provider: &str, token: &str) -> (StatusCode, Value, String) {
+    let response = Browser::new()
+        .post_form(
+            &app.url(&format!("/backchannel-logout/{provider}")),
+            &[("logout_token", token)],
+        )
+        .await;
+    let status = response.status();
+    let cache = response
+        .headers()
+        .get("cache-control")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
+    let body = response.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&body).unwrap_or(Value::Null),
+        cache,
+    )
+}
+
+/// The happy path against the fake too, then the replay of the same token.
+#[tokio::test]
+async fn a_good_logout_token_ends_the_session_once_and_its_replay_is_refused() {
+    let (hostile, app, browser) = hostile_session(Some("hs-1")).await;
+    let token = hostile.logout_token(Signing::Good, |c| {
+        c["sid"] = json!("hs-1");
+    });
+    let (status, _, cache) = post_logout(&app, "hostile", &token).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(cache, "no-store");
+    assert_eq!(session(&app, &browser).await, json!({}));
+
+    // Signed in again (same provider session id): the replayed token ends nothing.
+    let again = Browser::new();
+    through_provider(&app, &again, "/signin/hostile?callbackUrl=/").await;
+    let (status, body, cache) = post_logout(&app, "hostile", &token).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["error"], "invalid_request");
+    assert!(
+        body["error_description"].as_str().unwrap().contains("jti"),
+        "{body}"
+    );
+    assert_eq!(cache, "no-store");
+    assert!(session(&app, &again).await["user"].is_object());
+}
+
+/// Every bad Logout Token is 400 `invalid_request`, and the session stays.
+#[tokio::test]
+async fn every_bad_logout_token_is_refused_and_ends_nothing() {
+    let (hostile, app, browser) = hostile_session(Some("hs-2")).await;
+    let now = chrono::Utc::now().timestamp();
+    let sid = |c: &mut Value| c["sid"] = json!("hs-2");
+    let cases: Vec<(&str, String)> = vec![
+        ("alg none", hostile.logout_token(Signing::AlgNone, sid)),
+        (
+            "HS256 keyed with the public key",
+            hostile.logout_token(Signing::Hs256WithPublicKey, sid),
+        ),
+        (
+            "signed with another key",
+            hostile.logout_token(Signing::WrongKey, sid),
+        ),
+        ("unknown kid", hostile.logout_token(Signing::SecondKey, sid)),
+        (
+            "wrong iss",
+            hostile.logout_token(Signing::Good, |c| {
+                sid(c);
+                c["iss"] = json!("https://elsewhere.test");
+            }),
+        ),
+        (
+            "wrong aud",
+            hostile.logout_token(Signing::Good, |c| {
+                sid(c);
+                c["aud"] = json!("someone-else");
+            }),
+        ),
+        (
+            "six minutes old",
+            hostile.logout_token(Signing::Good, |c| {
+                sid(c);
+                c["iat"] = json!(now - 360);
+            }),
+        ),
+        (
+            "from the future",
+            hostile.logout_token(Signing::Good, |c| {
+                sid(c);
+                c["iat"] = json!(now + 600);
+            }),
+        ),
+        (
+            "expired",
+            hostile.logout_token(Signing::Good, |c| {
+                sid(c);
+                c["exp"] = json!(now - 120);
+            }),
+        ),
+        (
+            "no events",
+            hostile.logout_token(Signing::Good, |c| {
+                sid(c);
+                c.as_object_mut().unwrap().remove("events");
+            }),
+        ),
+        (
+            "an ID token (nonce)",
+            hostile.logout_token(Signing::Good, |c| {
+                sid(c);
+                c["nonce"] = json!("n");
+            }),
+        ),
+        (
+            "neither sid nor sub",
+            hostile.logout_token(Signing::Good, |c| {
+                c.as_object_mut().unwrap().remove("sub");
+            }),
+        ),
+        (
+            "no jti",
+            hostile.logout_token(Signing::Good, |c| {
+                sid(c);
+                c.as_object_mut().unwrap().remove("jti");
+            }),
+        ),
+        ("not a JWT", "not-a-jwt".to_string()),
+        ("empty", String::new()),
+    ];
+    for (what, token) in cases {
+        let (status, body, _) = post_logout(&app, "hostile", &token).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{what}: {body}");
+        assert_eq!(body["error"], "invalid_request", "{what}: {body}");
+        assert!(
+            session(&app, &browser).await["user"].is_object(),
+            "{what} ended the session"
+        );
+    }
+    // A good token for another provider session, or another account, ends nothing either.
+    for (what, token) in [
+        (
+            "another sid",
+            hostile.logout_token(Signing::Good, |c| c["sid"] = json!("hs-other")),
+        ),
+        (
+            "another sub",
+            hostile.logout_token(Signing::Good, |c| {
+                sid(c);
+                c["sub"] = json!("someone-else");
+            }),
+        ),
+    ] {
+        let (status, body, _) = post_logout(&app, "hostile", &token).await;
+        assert_eq!(status, StatusCode::OK, "{what}: {body}");
+        assert!(session(&app, &browser).await["user"].is_object(), "{what}");
+    }
+    // An unknown provider is a 404.
+    let token = hostile.logout_token(Signing::Good, sid);
+    let (status, body, _) = post_logout(&app, "nobody", &token).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert_eq!(body["error"], "UnknownProvider", "{body}");
+}
+
+/// With `sub` alone, every session of that account made with this provider ends; a
+/// session of the same user without a `sid` (its ID token had none) too.
+#[tokio::test]
+async fn a_logout_token_with_sub_alone_ends_every_session_of_the_account() {
+    let (hostile, app, first) = hostile_session(None).await;
+    let second = Browser::new();
+    through_provider(&app, &second, "/signin/hostile?callbackUrl=/").await;
+    let token = hostile.logout_token(Signing::Good, |_| {});
+    let (status, body, _) = post_logout(&app, "hostile", &token).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    for browser in [&first, &second] {
+        assert_eq!(session(&app, browser).await, json!({}));
+    }
+}
