@@ -112,6 +112,10 @@ pub async fn check(path: &std::path::Path, discover: bool) -> ExitCode {
                 crate::provider::public_route(&config, &format!("/backchannel-logout/{}", p.id()));
             println!("    back-channel logout URL: {url}");
         }
+        if p.config.federated_signout {
+            let url = crate::provider::public_route(&config, "/signout/done");
+            println!("    post-logout redirect URI: {url}");
+        }
         if !discover || p.dev.is_some() {
             continue;
         }

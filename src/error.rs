@@ -99,6 +99,11 @@ error_codes! {
     StoreUnavailable: SERVICE_UNAVAILABLE,
         "Sign-in is temporarily unavailable",
         "Sign-in storage cannot be reached right now. Please try again in a moment.";
+    /// `/signout/done` without a state that a federated sign-out issued (unknown, expired or
+    /// used): the user is signed out, but is not sent on.
+    InvalidSignoutState: BAD_REQUEST,
+        "You are signed out",
+        "You were signed out, but the link that brought you back from the sign-in provider was not valid, so you were not sent on. You can close this page or sign in again.";
     /// The request itself is malformed.
     InvalidRequest: BAD_REQUEST,
         "Bad request",

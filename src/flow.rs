@@ -112,6 +112,8 @@ pub struct Finished {
     pub started_session: Option<String>,
     /// The provider's session id (the ID token's `sid`), to remember on the new session.
     pub provider_sid: Option<String>,
+    /// The ID token, only for a provider with `federated_signout` (its sign-out names it).
+    pub id_token: Option<String>,
 }
 
 /// Completes a sign-in. Every refusal carries its own code and a precise log reason.
@@ -290,6 +292,9 @@ pub async fn finish(
         callback_url: record.callback_url,
         started_session: started_by.map(|s| s.session_id),
         provider_sid: profile.sid,
+        id_token: tokens
+            .id_token
+            .filter(|_| provider.config.federated_signout),
     })
 }
 

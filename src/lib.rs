@@ -15,6 +15,7 @@ pub mod provider;
 pub mod provider_tokens;
 pub mod server;
 pub mod session;
+pub mod signout;
 pub mod store;
 pub mod telemetry;
 pub mod tokens;

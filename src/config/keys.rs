@@ -145,6 +145,12 @@ pub(super) fn key_scope(key: &str, base: &Base) -> Result<(), String> {
             quoted(&oauth2)
         ));
     }
+    if key == "federated_signout" && base.kind_name() != "oidc" {
+        return Err(
+            "applies only to OpenID Connect providers (type \"oidc\" and the OpenID presets): the end-session endpoint comes from discovery"
+                .to_string(),
+        );
+    }
     if key == "allowed_orgs" && base.preset().and_then(|p| p.orgs()).is_none() {
         return Err(only(&presets::org_presets()));
     }

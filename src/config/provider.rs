@@ -142,6 +142,7 @@ pub(crate) fn provider(
         scopes: scopes?,
         link_by_email: raw.link_by_email.unwrap_or(false),
         expose_tokens: raw.expose_tokens.unwrap_or(false),
+        federated_signout: raw.federated_signout.unwrap_or(false),
         timeout: timeout?,
         max_response_bytes: max_response_bytes?,
         token_auth: token_auth?,

@@ -80,6 +80,8 @@ pub(crate) struct RawProvider {
     pub scopes: Option<Vec<String>>,
     pub link_by_email: Option<bool>,
     pub expose_tokens: Option<bool>,
+    /// Sign-out also ends the session at the provider (RP-Initiated Logout); OpenID only.
+    pub federated_signout: Option<bool>,
     pub timeout: Option<RawDuration>,
     pub max_response_bytes: Option<i64>,
     pub token_endpoint_auth_method: Option<String>,

@@ -854,3 +854,23 @@ fn connection_limit_errors_have_lines_and_keys() {
     );
     assert!(e[0].message.contains("(10)"), "{}", e[0].message);
 }
+
+/// `federated_signout` is for OpenID providers only: the end-session endpoint comes from
+/// discovery. On the dev provider or an OAuth 2.0 one it is an error naming the key.
+#[test]
+fn federated_signout_applies_to_openid_providers_only() {
+    let c = ok(&with(
+        "[providers.corp]\ntype = \"oidc\"\nissuer = \"https://sso\"\nclient_id = \"c\"\nclient_secret = \"s\"\nfederated_signout = true\n\
+         [providers.google]\npreset = \"google\"\nclient_id = \"c\"\nclient_secret = \"s\"\n",
+    ));
+    let federated: Vec<_> = c.providers.iter().map(|p| p.federated_signout).collect();
+    assert_eq!(federated, [true, false]);
+    for table in [
+        "[providers.dev]\npreset = \"dev\"\nfederated_signout = true\n",
+        "[providers.gh]\npreset = \"github\"\nclient_id = \"c\"\nclient_secret = \"s\"\nfederated_signout = true\n",
+    ] {
+        let e = errs(&with(table));
+        assert!(e[0].key.ends_with(".federated_signout"), "{e:?}");
+        assert!(e[0].message.contains("OpenID Connect"), "{e:?}");
+    }
+}

@@ -176,6 +176,8 @@ pub struct ProviderConfig {
     /// `GET /provider-token/<id>` hands the user's provider access token to apps; provider
     /// tokens are only kept (sealed) when this is on.
     pub expose_tokens: bool,
+    /// `POST /signout` then sends the browser to the provider's `end_session_endpoint`.
+    pub federated_signout: bool,
     pub timeout: Duration,
     /// The most latch reads of any answer from this provider (bytes).
     pub max_response_bytes: usize,

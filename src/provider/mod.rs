@@ -150,6 +150,20 @@ impl Provider {
         Ok(url)
     }
 
+    /// The provider's end-session endpoint (RP-Initiated Logout 1.0), when its discovery
+    /// document names one.
+    pub async fn end_session_endpoint(&self) -> Result<Option<Url>, AuthError> {
+        match &self.client {
+            Client::Oidc(oidc) => Ok(oidc
+                .discovery()
+                .await
+                .map_err(call_error)?
+                .end_session_endpoint
+                .clone()),
+            Client::OAuth2(_) => Ok(None),
+        }
+    }
+
     /// Verifies a back-channel Logout Token from this provider. `Ok(Err(reason))` is a bad
     /// token (or a provider that has none: plain OAuth 2.0); `Err` means the provider's keys
     /// could not be fetched.

@@ -13,6 +13,8 @@
 //! | `session:<session id>` | the session record | `session` | its end (absolute or idle) | deleted (`Sessions::revoke_user`) |
 //! | `user_sessions:<user id>` | set of the user's session ids | `session` | `max_age` | deleted |
 //! | `provider_session:<provider>:<sid hash>` | set of the session ids started from one provider session (the ID token's `sid`), for back-channel logout | `session` | `max_age` | expires (its sessions are gone) |
+//! | `session_id_token:<session id>` | the ID token a session signed in with, sealed, for federated sign-out's `id_token_hint` (only providers with `federated_signout`) | `signout` | `max_age` | expires (the session is gone, sign-out takes it) |
+//! | `signout_state:<state hash>` | where a federated sign-out goes once the provider sends the browser back | `signout` | 10 min, taken once | — |
 //! | `logout_jti:<provider>:<jti hash>` | a Logout Token already acted on (replays are refused) | `backchannel` | the token's life | — |
 //! | `refresh_family:<family id>` | a refresh-token family, sealed | `tokens::refresh` | `refresh_ttl` | refused at once (its session is gone), expires |
 //! | `refresh_token:<token hash>` | the family a refresh token belongs to | `tokens::refresh` | `refresh_ttl` | expires |
@@ -66,6 +68,14 @@ pub fn user_sessions(user_id: &str) -> String {
 
 pub fn provider_session(provider: &str, sid_hash: &str) -> String {
     format!("provider_session:{provider}:{sid_hash}")
+}
+
+pub fn session_id_token(session_id: &str) -> String {
+    format!("session_id_token:{session_id}")
+}
+
+pub fn signout_state(state_hash: &str) -> String {
+    format!("signout_state:{state_hash}")
 }
 
 pub fn logout_jti(provider: &str, jti_hash: &str) -> String {
@@ -125,6 +135,8 @@ mod tests {
             user_sessions("u"),
             provider_session("p", "h"),
             logout_jti("p", "h"),
+            session_id_token("i"),
+            signout_state("h"),
             refresh_family("f"),
             refresh_token("h"),
             session_refresh("i"),

@@ -89,6 +89,7 @@ pub fn router(app: AppState) -> Router {
             "/signout",
             in_pages.to(get(pages::signout_page).post(signin::signout_post)),
         )
+        .route("/signout/done", in_pages.to(get(signin::signout_done)))
         .route("/error", in_pages.to(get(pages::error_page)))
         .route("/", in_pages.to(get(account::home)))
         .route("/account", in_pages.to(get(account::account_page)))

@@ -308,6 +308,20 @@ async fn finish_callback(
         .create(&finished.user, provider.id(), origin)
         .await?;
     tracing::info!(provider = provider.id(), user = %finished.user.id, session = %session.id, "signed in");
+    if let Some(id_token) = &finished.id_token {
+        // Signed in either way; without it, federated sign-out goes without id_token_hint.
+        if let Err(e) = crate::signout::remember_id_token(
+            &*app.store,
+            app.secret(),
+            &session.id,
+            id_token,
+            app.sessions.max_age(),
+        )
+        .await
+        {
+            tracing::warn!(session = %session.id, error = %e, "ID token for federated sign-out not kept");
+        }
+    }
     // The sign-in may have brought a new profile: the user's other sessions take it. This
     // sign-in has succeeded either way, so a store error here is only logged.
     if let Err(e) = app.sessions.refresh_profiles(&finished.user).await {
@@ -337,6 +351,14 @@ pub async fn signout_post(
     let signed_in = OptionalSession::load(&app, &headers)
         .await
         .map_err(store_error)?;
+    let target = safe_callback_url(&app.config, form.get("callbackUrl").map(String::as_str));
+    // Where the provider is asked to end its session too (`federated_signout`).
+    let federated = match &signed_in.session {
+        Some(session) => federated_signout(&app, session, &target)
+            .await
+            .map_err(store_error)?,
+        None => None,
+    };
     match signed_in.session {
         Some(session) if everywhere => {
             // Every session of this user, on every device; refresh tokens die with them.
@@ -367,9 +389,78 @@ pub async fn signout_post(
         }
         None => {}
     }
-    let target = safe_callback_url(&app.config, form.get("callbackUrl").map(String::as_str));
     let clear = app.cookies.clear(&app.cookies.session);
-    Ok(redirect(&target, json, vec![clear]))
+    Ok(redirect(
+        federated.as_deref().unwrap_or(&target),
+        json,
+        vec![clear],
+    ))
+}
+
+/// For a session made with a `federated_signout` provider whose discovery names an
+/// `end_session_endpoint`: that endpoint with `id_token_hint` (the session's ID token, taken
+/// from the store), `client_id`, `post_logout_redirect_uri` (`/signout/done`) and a fresh
+/// single-use `state` that leads on to `target`. `None` otherwise, and when the provider
+/// cannot be asked (latch's own sign-out goes on).
+async fn federated_signout(
+    app: &AppState,
+    session: &crate::session::Session,
+    target: &str,
+) -> Result<Option<String>, crate::store::StoreError> {
+    let Some(provider) = app
+        .providers
+        .get(&session.record.provider)
+        .filter(|p| p.config.federated_signout)
+    else {
+        return Ok(None);
+    };
+    let endpoint = match provider.end_session_endpoint().await {
+        Ok(Some(endpoint)) => endpoint,
+        Ok(None) => {
+            tracing::warn!(provider = provider.id(), "federated_signout is set, but the provider's discovery has no end_session_endpoint: signed out of latch only");
+            return Ok(None);
+        }
+        Err(e) => {
+            tracing::warn!(provider = provider.id(), reason = %e.reason, "provider unreachable for federated sign-out: signed out of latch only");
+            return Ok(None);
+        }
+    };
+    let keyring = app.config.server.keyring();
+    let id_token = crate::signout::take_id_token(&*app.store, &keyring, &session.id).await?;
+    let state = crate::signout::start(&*app.store, target).await?;
+    let mut url = endpoint;
+    {
+        let mut query = url.query_pairs_mut();
+        if let Some(id_token) = &id_token {
+            query.append_pair("id_token_hint", id_token);
+        }
+        query
+            .append_pair("client_id", &provider.config.client_id)
+            .append_pair("post_logout_redirect_uri", &app.url("/signout/done"))
+            .append_pair("state", &state);
+    }
+    tracing::info!(
+        provider = provider.id(),
+        hint = id_token.is_some(),
+        "federated sign-out: on to the provider"
+    );
+    Ok(Some(url.to_string()))
+}
+
+/// `GET /signout/done?state=`: the provider sends the browser back after a federated
+/// sign-out; a state latch issued leads on to that sign-out's `callbackUrl`, once.
+pub async fn signout_done(
+    State(app): State<AppState>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Response, WebError> {
+    let state = query.get("state").map_or("", String::as_str);
+    match crate::signout::finish(&*app.store, state).await? {
+        Some(target) => Ok(redirect(&target, false, Vec::new())),
+        None => Err(WebError::new(
+            ErrorCode::InvalidSignoutState,
+            "signout/done without a state from a federated sign-out (unknown, expired or used)",
+        )),
+    }
 }
 
 #[cfg(test)]

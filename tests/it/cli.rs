@@ -24,7 +24,7 @@ fn check_prints_the_urls_to_register() {
     // An OpenID provider also gets its back-channel logout URL; the dev provider and plain
     // OAuth 2.0 ones have none.
     let config = format!(
-        "{GOOD}\n[providers.corp]\ntype = \"oidc\"\nissuer = \"https://sso.corp.test\"\nclient_id = \"id\"\nclient_secret = \"s\"\n"
+        "{GOOD}\n[providers.corp]\ntype = \"oidc\"\nissuer = \"https://sso.corp.test\"\nclient_id = \"id\"\nclient_secret = \"s\"\nfederated_signout = true\n"
     );
     let out = latch(&["check"], &config);
     assert!(
@@ -37,6 +37,7 @@ fn check_prints_the_urls_to_register() {
         "callback URL: http://localhost:3000/callback/dev",
         "callback URL: http://localhost:3000/callback/corp",
         "back-channel logout URL: http://localhost:3000/backchannel-logout/corp",
+        "post-logout redirect URI: http://localhost:3000/signout/done",
     ] {
         assert!(stdout.contains(url), "{url}: {stdout}");
     }

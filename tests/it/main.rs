@@ -14,6 +14,7 @@ mod connections;
 mod container;
 mod csp;
 mod error_redirects;
+mod federated;
 mod flow_hijack;
 mod flow_refusals;
 mod fuzz;

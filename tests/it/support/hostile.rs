@@ -69,6 +69,9 @@ pub struct Behavior {
     pub publish_second: bool,
     /// This endpoint answers 200 with a body over latch's limit.
     pub oversize: Option<(Endpoint, Oversize)>,
+    /// Discovery names no `end_session_endpoint` (it names `{issuer}/logout`, which is not
+    /// served: tests read latch's redirect to it and come back themselves).
+    pub no_end_session: bool,
 }
 
 impl Default for Behavior {
@@ -83,6 +86,7 @@ impl Default for Behavior {
             token_delay: None,
             publish_second: false,
             oversize: None,
+            no_end_session: false,
         }
     }
 }
@@ -169,6 +173,11 @@ impl Hostile {
         sign(&self.inner, &signing, &claims)
     }
 
+    /// The issuer's end-session endpoint (in discovery unless `no_end_session`).
+    pub fn end_session_endpoint(&self) -> String {
+        format!("{}/logout", self.issuer)
+    }
+
     /// The `[providers.hostile]` table for latch.
     pub fn provider_toml(&self) -> String {
         format!(
@@ -207,7 +216,10 @@ fn answer(s: &Inner, endpoint: Endpoint, value: Value) -> Response {
 }
 
 async fn discovery(State(s): State<Arc<Inner>>) -> Response {
-    let document = super::stub::discovery(&s.issuer, "ES256");
+    let mut document = super::stub::discovery(&s.issuer, "ES256");
+    if !s.behavior.lock().unwrap().no_end_session {
+        document["end_session_endpoint"] = json!(format!("{}/logout", s.issuer));
+    }
     answer(&s, Endpoint::Discovery, document)
 }
 
