@@ -91,7 +91,9 @@ fn user(shape: Shape, id: String, n: usize) -> User {
 /// Where a session came from, as a sign-in records it: a device name and an IPv4 address.
 fn origin(n: usize) -> SessionOrigin {
     SessionOrigin {
-        device: Some("Chrome on macOS".into()),
+        device: latch::session::device::Device::from_user_agent(Some(
+            "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) Chrome/131.0.0.0 Safari/537.36",
+        )),
         ip: Some(std::net::Ipv4Addr::from(0xCB00_7100 | (n as u32 & 0xff)).into()),
         provider_sid: None,
     }
@@ -106,6 +108,7 @@ fn profile(shape: Shape, n: usize) -> Profile {
             name: Some(format!("user{n:07}")),
             image: None,
             sid: None,
+            groups: Vec::new(),
         },
         Shape::Google => {
             // https://lh3.googleusercontent.com/a/ACg8oc… — 100 characters, like Google's.
@@ -119,6 +122,7 @@ fn profile(shape: Shape, n: usize) -> Profile {
                 name: Some("Ada Lovelace-Byron".into()),
                 image: Some(image),
                 sid: None,
+                groups: Vec::new(),
             }
         }
     }
@@ -223,7 +227,7 @@ async fn main() {
                 let n = i / per_user;
                 let u = user(shape, hex32(&format!("{tag}-{n}")), n);
                 async move {
-                    s.create(&u, provider, origin(n))
+                    s.create(&u, provider, origin(n), Vec::new())
                         .await
                         .expect("session created");
                 }
@@ -257,6 +261,7 @@ async fn main() {
                 name: email.split('@').next().map(str::to_string),
                 image: None,
                 sid: None,
+                groups: Vec::new(),
             };
             let u = users.sign_in("dev", &p, None, false).await.expect("user");
             let started = Instant::now();
@@ -266,7 +271,7 @@ async fn main() {
                 let (s, t, u) = (s.clone(), t.clone(), shared.clone());
                 async move {
                     let (token, _) = s
-                        .create(&u, "dev", origin(0))
+                        .create(&u, "dev", origin(0), Vec::new())
                         .await
                         .expect("session created");
                     *t.lock().unwrap() = token;
@@ -289,7 +294,10 @@ async fn main() {
                 ("google", Shape::Google, "google"),
             ] {
                 let u = user(shape, hex32(&format!("sample-{name}")), 4242);
-                let (_, session) = sessions.create(&u, provider, origin(4242)).await.unwrap();
+                let (_, session) = sessions
+                    .create(&u, provider, origin(4242), Vec::new())
+                    .await
+                    .unwrap();
                 let key = latch::store::keys::session(&session.id);
                 let strlen: u64 = redis::cmd("STRLEN")
                     .arg(&key)

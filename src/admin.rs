@@ -403,7 +403,7 @@ fn session_line(s: &Session) -> String {
         time(s.record.created_at),
         time(s.record.last_seen),
         s.expires.to_rfc3339_opts(SecondsFormat::Secs, true),
-        origin.device.as_deref().unwrap_or("-"),
+        origin.device.map_or_else(|| "-".to_string(), |d| d.name()),
         origin
             .ip
             .map_or_else(|| "-".to_string(), |ip| ip.to_string()),
@@ -418,9 +418,9 @@ fn session_json(s: &Session) -> serde_json::Value {
         "created_at": s.record.created_at,
         "last_seen": s.record.last_seen,
         "expires_at": s.expires.timestamp(),
-        "device": s.record.origin.device,
+        "device": s.record.origin.device.map(|d| d.name()),
         "ip": s.record.origin.ip.map(|ip| ip.to_string()),
-        "provider_sid": s.record.origin.provider_sid,
+        "provider_sid_hash": s.record.origin.provider_sid.map(hex::encode),
     })
 }
 
@@ -481,6 +481,7 @@ mod tests {
             name: Some(format!("Name {subject}")),
             image: None,
             sid: None,
+            groups: Vec::new(),
         }
     }
 
@@ -518,17 +519,17 @@ mod tests {
         );
         admin
             .sessions
-            .create(&a, "dev", Default::default())
+            .create(&a, "dev", Default::default(), Vec::new())
             .await
             .unwrap();
         admin
             .sessions
-            .create(&a, "dev", Default::default())
+            .create(&a, "dev", Default::default(), Vec::new())
             .await
             .unwrap();
         admin
             .sessions
-            .create(&b, "dev", Default::default())
+            .create(&b, "dev", Default::default(), Vec::new())
             .await
             .unwrap();
         assert_eq!(admin.sessions.list_for_user(&a.id).await.unwrap().len(), 2);
@@ -634,22 +635,22 @@ mod tests {
         };
         let (t1, _) = admin
             .sessions
-            .create(&user("u1"), "dev", Default::default())
+            .create(&user("u1"), "dev", Default::default(), Vec::new())
             .await
             .unwrap();
         admin
             .sessions
-            .create(&user("u1"), "dev", Default::default())
+            .create(&user("u1"), "dev", Default::default(), Vec::new())
             .await
             .unwrap();
         let (t3, _) = admin
             .sessions
-            .create(&user("u2"), "dev", Default::default())
+            .create(&user("u2"), "dev", Default::default(), Vec::new())
             .await
             .unwrap();
         admin
             .sessions
-            .create(&user("u3"), "dev", Default::default())
+            .create(&user("u3"), "dev", Default::default(), Vec::new())
             .await
             .unwrap();
         assert_eq!(admin.sessions.revoke_user("u1").await.unwrap(), 2);

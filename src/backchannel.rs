@@ -35,8 +35,11 @@ pub async fn log_out(
     }
     let ended = end_named(users, sessions, provider, claims).await;
     if ended.is_err() {
-        // Nothing (or not everything) was ended: let the provider's retry through.
-        let _ = store.delete(&jti_key).await;
+        // Not everything was ended: let the provider's retry through. If the store is too
+        // far gone for that as well, the retry is refused as a replay: say so.
+        if let Err(e) = store.delete(&jti_key).await {
+            tracing::error!(provider, jti_key = %jti_key, error = %e, "back-channel logout failed half-way and its jti stays recorded: a retry of this Logout Token will be refused as a replay; end the sessions with `latch sessions revoke`");
+        }
     }
     ended.map(Outcome::Ended)
 }

@@ -104,6 +104,11 @@ error_codes! {
     InvalidSignoutState: BAD_REQUEST,
         "You are signed out",
         "You were signed out, but the link that brought you back from the sign-in provider was not valid, so you were not sent on. You can close this page or sign in again.";
+    /// Signed in, but a `[[policies]]` entry (or `/verify?allowed_groups=`) does not let this
+    /// user open that page.
+    PolicyDenied: FORBIDDEN,
+        "No access to this page",
+        "You are signed in, but this account is not allowed to open this page. Ask the site's administrator for access, or sign in with another account.";
     /// The request itself is malformed.
     InvalidRequest: BAD_REQUEST,
         "Bad request",

@@ -114,6 +114,8 @@ pub struct Finished {
     pub provider_sid: Option<String>,
     /// The ID token, only for a provider with `federated_signout` (its sign-out names it).
     pub id_token: Option<String>,
+    /// The groups the provider said the user is in, for the new session.
+    pub groups: Vec<String>,
 }
 
 /// Completes a sign-in. Every refusal carries its own code and a precise log reason.
@@ -292,6 +294,7 @@ pub async fn finish(
         callback_url: record.callback_url,
         started_session: started_by.map(|s| s.session_id),
         provider_sid: profile.sid,
+        groups: profile.groups,
         id_token: tokens
             .id_token
             .filter(|_| provider.config.federated_signout),

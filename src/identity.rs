@@ -530,6 +530,7 @@ mod tests {
             name: Some("N".into()),
             image: None,
             sid: None,
+            groups: Vec::new(),
         }
     }
 

@@ -11,6 +11,7 @@ pub mod error;
 pub mod flow;
 pub mod identity;
 pub mod jws;
+pub mod policy;
 pub mod provider;
 pub mod provider_tokens;
 pub mod server;

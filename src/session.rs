@@ -14,6 +14,7 @@
 //! (Over 600 lines with its unit tests, which are the last 271: the tests stay beside
 //! the code they pin down.)
 mod codec;
+pub mod device;
 
 use crate::config::SessionConfig;
 use crate::crypto::{random_token, sha256_b64url, sha256_hex};
@@ -21,6 +22,7 @@ use crate::identity::User;
 use crate::store::{Store, StoreError};
 use chrono::{DateTime, TimeZone, Utc};
 use serde::Deserialize;
+use sha2::Digest;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -41,22 +43,37 @@ pub struct SessionRecord {
     pub profile: SessionProfile,
     /// Where the session came from (SPEC §4): for the account page and `latch sessions
     /// list`, and the provider's session id for back-channel logout. Empty in records made
-    /// before it existed.
-    #[serde(default)]
+    /// before it existed (the JSON ones of earlier versions never have one).
+    #[serde(skip)]
     pub origin: SessionOrigin,
+    /// The groups the provider said the user is in at this sign-in (SPEC §6): per session,
+    /// since each sign-in's provider says its own.
+    #[serde(skip)]
+    pub groups: Vec<String>,
 }
 
 /// Where a session was started. Everything is optional: a sign-in without a `User-Agent`, a
 /// provider without `sid`.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct SessionOrigin {
-    /// A short readable name of the browser and system ("Firefox on Linux"), never the raw
-    /// User-Agent: a record stays small, and holds no more about the device than is shown.
-    pub device: Option<String>,
+    /// Which browser and system ("Firefox on Linux"), never the raw User-Agent: a record
+    /// stays small, and holds no more about the device than is shown.
+    pub device: Option<device::Device>,
     /// The client address the sign-in came from (through `trusted_proxies`).
     pub ip: Option<IpAddr>,
-    /// The provider's session id (the ID token's `sid`), when it gave one.
-    pub provider_sid: Option<String>,
+    /// The hash of the provider's session id (the ID token's `sid`, see
+    /// [`provider_sid_hash`]), when it gave one. Back-channel logout finds sessions by the
+    /// (provider, `sid`) index and only checks this to be sure, so 8 bytes are enough, and a
+    /// UUID's 36 characters would not fit a record's 256 bytes.
+    pub provider_sid: Option<[u8; 8]>,
+}
+
+/// What a session keeps of a provider's `sid`: the first 8 bytes of its SHA-256.
+pub fn provider_sid_hash(sid: &str) -> [u8; 8] {
+    let digest = sha2::Sha256::digest(sid.as_bytes());
+    let mut out = [0u8; 8];
+    out.copy_from_slice(&digest[..8]);
+    out
 }
 
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
@@ -107,10 +124,10 @@ pub struct Sessions {
 
 use crate::store::keys::{session as key, user_sessions as user_index};
 
-/// The set of sessions started from one provider session: hashed, since `sid` comes from the
-/// provider and a key should not carry its text.
-fn provider_index(provider: &str, sid: &str) -> String {
-    crate::store::keys::provider_session(provider, &sha256_b64url(sid.as_bytes()))
+/// The set of sessions started from one provider session, by the hash of its `sid` (which
+/// comes from the provider: a key should not carry its text).
+fn provider_index(provider: &str, sid_hash: &[u8; 8]) -> String {
+    crate::store::keys::provider_session(provider, &hex::encode(sid_hash))
 }
 
 /// The store id of the session behind a cookie token: its SHA-256, base64url (43 characters).
@@ -200,6 +217,7 @@ impl Sessions {
         user: &User,
         provider: &str,
         origin: SessionOrigin,
+        groups: Vec<String>,
     ) -> Result<(String, Session), StoreError> {
         let user_id = &user.id;
         let token = random_token(32);
@@ -212,6 +230,7 @@ impl Sessions {
             last_seen: t,
             profile: user.into(),
             origin,
+            groups,
         };
         let bytes = encode(&record);
         self.store
@@ -220,10 +239,10 @@ impl Sessions {
         self.store
             .set_add(&user_index(user_id), &id, Some(self.config.max_age))
             .await?;
-        if let Some(sid) = &record.origin.provider_sid {
+        if let Some(sid_hash) = &record.origin.provider_sid {
             self.store
                 .set_add(
-                    &provider_index(provider, sid),
+                    &provider_index(provider, sid_hash),
                     &id,
                     Some(self.config.max_age),
                 )
@@ -332,7 +351,14 @@ impl Sessions {
         let mut sessions = Vec::new();
         for id in self.store.set_members(&index).await? {
             let record = match self.store.get(&key(&id)).await? {
-                Some(bytes) => decode(&bytes),
+                Some(bytes) => match read(&bytes) {
+                    Read::Record(record) => Some(record),
+                    // A later version's session (instances of two versions on one store):
+                    // not listed here, but its index entry stays, or that version could no
+                    // longer end it with the others.
+                    Read::Newer => continue,
+                    Read::Unreadable => None,
+                },
                 None => None,
             };
             match record {
@@ -413,10 +439,15 @@ impl Sessions {
 impl Sessions {
     /// Is the session with store id `id` (not the cookie token) still live? Never extends it.
     pub async fn is_live(&self, id: &str) -> Result<bool, StoreError> {
+        Ok(self.live_record(id).await?.is_some())
+    }
+
+    /// The record of the session with store id `id` while it is live. Never extends it.
+    pub async fn live_record(&self, id: &str) -> Result<Option<SessionRecord>, StoreError> {
         let Some(bytes) = self.store.get(&key(id)).await? else {
-            return Ok(false);
+            return Ok(None);
         };
-        Ok(decode(&bytes).is_some_and(|record| self.now() < self.end(&record)))
+        Ok(decode(&bytes).filter(|record| self.now() < self.end(record)))
     }
 
     /// Ends the session with store id `id` if it is one of `user_id`'s (the account page's
@@ -461,7 +492,8 @@ impl Sessions {
         sid: &str,
         user_id: Option<&str>,
     ) -> Result<usize, StoreError> {
-        let index = provider_index(provider, sid);
+        let sid_hash = provider_sid_hash(sid);
+        let index = provider_index(provider, &sid_hash);
         let t = self.now();
         let mut ended = 0;
         for id in self.store.set_members(&index).await? {
@@ -469,9 +501,9 @@ impl Sessions {
                 Some(bytes) => decode(&bytes),
                 None => None,
             };
-            let Some(record) = record.filter(|r| {
-                r.provider == provider && r.origin.provider_sid.as_deref() == Some(sid)
-            }) else {
+            let Some(record) = record
+                .filter(|r| r.provider == provider && r.origin.provider_sid == Some(sid_hash))
+            else {
                 // Ended already (or not from this provider session): nothing to end.
                 self.store.set_remove(&index, &id).await?;
                 continue;
@@ -500,8 +532,8 @@ impl Sessions {
     ) -> Result<usize, StoreError> {
         let mut ended = 0;
         for session in self.list_for_user(user_id).await? {
-            if session.record.provider == provider {
-                self.end_by_id(&session.id).await?;
+            if session.record.provider == provider && self.end_of_user(user_id, &session.id).await?
+            {
                 ended += 1;
             }
         }
@@ -591,12 +623,12 @@ mod tests {
     async fn revoke_user_counts_only_live_sessions() {
         let (sessions, time, _) = setup().await;
         let (over, _) = sessions
-            .create(&user("u1"), "dev", Default::default())
+            .create(&user("u1"), "dev", Default::default(), Vec::new())
             .await
             .unwrap();
         advance(&time, 2 * HOUR);
         let (live, _) = sessions
-            .create(&user("u1"), "dev", Default::default())
+            .create(&user("u1"), "dev", Default::default(), Vec::new())
             .await
             .unwrap();
         // The first is exactly at its idle end; the second has two hours left.
@@ -606,17 +638,38 @@ mod tests {
         assert!(sessions.load(&live).await.unwrap().is_none());
         // The same boundary for every user at once.
         let (over, _) = sessions
-            .create(&user("u1"), "dev", Default::default())
+            .create(&user("u1"), "dev", Default::default(), Vec::new())
             .await
             .unwrap();
         advance(&time, 2 * HOUR);
         sessions
-            .create(&user("u2"), "dev", Default::default())
+            .create(&user("u2"), "dev", Default::default(), Vec::new())
             .await
             .unwrap();
         advance(&time, 7 * 24 * HOUR - 2 * HOUR);
         assert_eq!(sessions.revoke_all().await.unwrap(), 1);
         assert!(sessions.load(&over).await.unwrap().is_none());
+    }
+
+    /// A later version's session (instances of two versions on one store) is not listed, but
+    /// keeps its index entry, so "sign out everywhere" still ends it.
+    #[tokio::test]
+    async fn a_later_versions_session_stays_in_the_index() {
+        let (sessions, _, store) = setup().await;
+        let (_, newer) = sessions
+            .create(&user("u1"), "dev", Default::default(), Vec::new())
+            .await
+            .unwrap();
+        let mut bytes = store.get(&key(&newer.id)).await.unwrap().unwrap();
+        bytes[0] = 3;
+        store.put(&key(&newer.id), &bytes, None).await.unwrap();
+        assert!(sessions.list_for_user("u1").await.unwrap().is_empty());
+        assert_eq!(
+            store.set_members(&user_index("u1")).await.unwrap(),
+            vec![newer.id.clone()]
+        );
+        sessions.revoke_user("u1").await.unwrap();
+        assert_eq!(store.get(&key(&newer.id)).await.unwrap(), None);
     }
 
     /// The account page's two ways to end sessions: one of the user's own (never another
@@ -625,15 +678,15 @@ mod tests {
     async fn a_user_ends_only_their_own_sessions() {
         let (sessions, _, store) = setup().await;
         let (mine, my_session) = sessions
-            .create(&user("u1"), "dev", Default::default())
+            .create(&user("u1"), "dev", Default::default(), Vec::new())
             .await
             .unwrap();
         let (other, other_session) = sessions
-            .create(&user("u1"), "dev", Default::default())
+            .create(&user("u1"), "dev", Default::default(), Vec::new())
             .await
             .unwrap();
         let (theirs, their_session) = sessions
-            .create(&user("u2"), "dev", Default::default())
+            .create(&user("u2"), "dev", Default::default(), Vec::new())
             .await
             .unwrap();
         assert!(!sessions.end_of_user("u1", &their_session.id).await.unwrap());
@@ -651,11 +704,11 @@ mod tests {
         );
 
         let (a, _) = sessions
-            .create(&user("u1"), "dev", Default::default())
+            .create(&user("u1"), "dev", Default::default(), Vec::new())
             .await
             .unwrap();
         let (b, _) = sessions
-            .create(&user("u1"), "dev", Default::default())
+            .create(&user("u1"), "dev", Default::default(), Vec::new())
             .await
             .unwrap();
         assert_eq!(
@@ -681,15 +734,15 @@ mod tests {
     async fn a_new_profile_reaches_the_other_sessions_and_no_ended_one() {
         let (sessions, time, store) = setup().await;
         let (a, _) = sessions
-            .create(&user("u1"), "dev", Default::default())
+            .create(&user("u1"), "dev", Default::default(), Vec::new())
             .await
             .unwrap();
         let (revoked, revoked_session) = sessions
-            .create(&user("u1"), "dev", Default::default())
+            .create(&user("u1"), "dev", Default::default(), Vec::new())
             .await
             .unwrap();
         let (other, _) = sessions
-            .create(&user("u2"), "dev", Default::default())
+            .create(&user("u2"), "dev", Default::default(), Vec::new())
             .await
             .unwrap();
         advance(&time, HOUR);
@@ -737,6 +790,7 @@ mod tests {
             last_seen,
             profile: SessionProfile::default(),
             origin: SessionOrigin::default(),
+            groups: Vec::new(),
         };
         // Idle limit first: seen an hour ago, 7 days of idle allowed.
         let idle = record(now - 2 * HOUR as i64, now - HOUR as i64);
@@ -776,7 +830,7 @@ mod tests {
     async fn idle_sessions_end_and_active_ones_are_extended() {
         let (sessions, time, _) = setup().await;
         let (token, _) = sessions
-            .create(&user("u1"), "dev", Default::default())
+            .create(&user("u1"), "dev", Default::default(), Vec::new())
             .await
             .unwrap();
         // Used every 6 days: each use after update_age pushes the idle limit out.
@@ -794,7 +848,7 @@ mod tests {
     async fn absolute_lifetime_ends_even_an_active_session() {
         let (sessions, time, _) = setup().await;
         let (token, created) = sessions
-            .create(&user("u1"), "dev", Default::default())
+            .create(&user("u1"), "dev", Default::default(), Vec::new())
             .await
             .unwrap();
         let start = time.load(Ordering::SeqCst);
@@ -812,7 +866,7 @@ mod tests {
     async fn reads_within_update_age_do_not_write() {
         let (sessions, time, store) = setup().await;
         let (token, session) = sessions
-            .create(&user("u1"), "dev", Default::default())
+            .create(&user("u1"), "dev", Default::default(), Vec::new())
             .await
             .unwrap();
         let before = store.get(&key(&session.id)).await.unwrap();
@@ -826,7 +880,7 @@ mod tests {
     async fn only_the_hash_is_stored_and_delete_ends_it() {
         let (sessions, _, store) = setup().await;
         let (token, session) = sessions
-            .create(&user("u1"), "dev", Default::default())
+            .create(&user("u1"), "dev", Default::default(), Vec::new())
             .await
             .unwrap();
         assert_eq!(session.id, session_id(&token));
@@ -851,7 +905,7 @@ mod tests {
     async fn the_last_second_is_the_same_for_load_is_live_and_listing() {
         let (sessions, time, _) = setup().await;
         let (token, session) = sessions
-            .create(&user("u1"), "dev", Default::default())
+            .create(&user("u1"), "dev", Default::default(), Vec::new())
             .await
             .unwrap();
         let end = session.expires.timestamp();
@@ -869,11 +923,11 @@ mod tests {
     async fn listing_skips_records_of_other_users_and_ended_sessions() {
         let (sessions, time, store) = setup().await;
         let (_, mine) = sessions
-            .create(&user("u1"), "dev", Default::default())
+            .create(&user("u1"), "dev", Default::default(), Vec::new())
             .await
             .unwrap();
         let (_, theirs) = sessions
-            .create(&user("u2"), "dev", Default::default())
+            .create(&user("u2"), "dev", Default::default(), Vec::new())
             .await
             .unwrap();
         // An index entry naming another user's session (a corrupt or forged index).
@@ -906,7 +960,7 @@ mod tests {
         };
         let sessions = Sessions::new(store.clone(), config);
         let (token, session) = sessions
-            .create(&user("u1"), "dev", Default::default())
+            .create(&user("u1"), "dev", Default::default(), Vec::new())
             .await
             .unwrap();
         // A load that read the record before the revocation writes its extension after it:
@@ -965,7 +1019,7 @@ mod tests {
         assert!(sessions.is_live(&id).await.unwrap());
         // Listed beside a new session of the same user, under its own id.
         let (_, new) = sessions
-            .create(&user("u1"), "dev", Default::default())
+            .create(&user("u1"), "dev", Default::default(), Vec::new())
             .await
             .unwrap();
         let listed: Vec<String> = sessions
@@ -1011,7 +1065,7 @@ mod tests {
         assert!(sessions.load(&b).await.unwrap().is_none());
         legacy_session(&store, "u3", time.load(Ordering::SeqCst)).await;
         sessions
-            .create(&user("u3"), "dev", Default::default())
+            .create(&user("u3"), "dev", Default::default(), Vec::new())
             .await
             .unwrap();
         assert_eq!(sessions.revoke_all().await.unwrap(), 2);
@@ -1021,7 +1075,7 @@ mod tests {
     async fn a_record_of_a_later_version_is_neither_read_nor_dropped() {
         let (sessions, _, store) = setup().await;
         let (token, session) = sessions
-            .create(&user("u1"), "dev", Default::default())
+            .create(&user("u1"), "dev", Default::default(), Vec::new())
             .await
             .unwrap();
         let key = key(&session.id);

@@ -145,6 +145,12 @@ pub(super) fn key_scope(key: &str, base: &Base) -> Result<(), String> {
             quoted(&oauth2)
         ));
     }
+    if key == "groups_claim" && base.kind_name() == "oauth2" {
+        return Err(
+            "applies only to OpenID Connect providers (type \"oidc\", the OpenID presets and dev): groups come from the ID token or userinfo"
+                .to_string(),
+        );
+    }
     if key == "federated_signout" && base.kind_name() != "oidc" {
         return Err(
             "applies only to OpenID Connect providers (type \"oidc\" and the OpenID presets): the end-session endpoint comes from discovery"

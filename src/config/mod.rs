@@ -11,6 +11,7 @@ mod expand;
 mod keys;
 mod limits;
 mod origin;
+mod policies;
 mod provider;
 pub(crate) mod raw;
 mod rules;
@@ -28,9 +29,9 @@ pub use keys::{presets, PresetInfo};
 pub use limits::{IpNet, LimitsConfig, Rate};
 pub use origin::OriginPattern;
 pub use types::{
-    AccessRules, Config, IssuerRule, OAuth2Endpoints, Own, OwnSettings, ProfileMapping,
-    ProviderConfig, ProviderKind, ResponseMode, Secret, ServerConfig, SessionConfig, StoreConfig,
-    TokenAuth, TokensConfig,
+    AccessRules, Config, IssuerRule, OAuth2Endpoints, Own, OwnSettings, PolicyConfig,
+    ProfileMapping, ProviderConfig, ProviderKind, ResponseMode, Secret, ServerConfig,
+    SessionConfig, StoreConfig, TokenAuth, TokensConfig,
 };
 
 use source::Source;

@@ -124,6 +124,18 @@ pub(crate) fn provider(
         None => Some(Own::default()),
     };
 
+    let groups_claim = match ctx.opt_string(&path.key("groups_claim"), raw.groups_claim.as_deref())
+    {
+        Some(Some(claim)) if claim.trim().is_empty() => {
+            ctx.err(
+                &path.key("groups_claim"),
+                "must not be empty (leave it out for \"groups\")",
+            );
+            None
+        }
+        Some(claim) => Some(claim.unwrap_or_else(|| "groups".to_string())),
+        None => None,
+    };
     let timeout = ctx.duration(&path.key("timeout"), raw.timeout.as_ref(), DEFAULT_TIMEOUT);
     let max_response_bytes = max_response_bytes(ctx, &path, raw.max_response_bytes);
 
@@ -143,6 +155,7 @@ pub(crate) fn provider(
         link_by_email: raw.link_by_email.unwrap_or(false),
         expose_tokens: raw.expose_tokens.unwrap_or(false),
         federated_signout: raw.federated_signout.unwrap_or(false),
+        groups_claim: groups_claim?,
         timeout: timeout?,
         max_response_bytes: max_response_bytes?,
         token_auth: token_auth?,

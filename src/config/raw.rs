@@ -82,6 +82,8 @@ pub(crate) struct RawProvider {
     pub expose_tokens: Option<bool>,
     /// Sign-out also ends the session at the provider (RP-Initiated Logout); OpenID only.
     pub federated_signout: Option<bool>,
+    /// The ID-token / userinfo claim that lists the user's groups (OpenID providers).
+    pub groups_claim: Option<String>,
     pub timeout: Option<RawDuration>,
     pub max_response_bytes: Option<i64>,
     pub token_endpoint_auth_method: Option<String>,

@@ -874,3 +874,47 @@ fn federated_signout_applies_to_openid_providers_only() {
         assert!(e[0].message.contains("OpenID Connect"), "{e:?}");
     }
 }
+
+/// `[[policies]]`: loaded in order, lowercased; every mistake with its line and key (an
+/// unknown key, a host with a scheme, a relative path, an unknown provider, no hosts).
+#[test]
+fn policies_load_in_order_and_every_mistake_names_its_key() {
+    let c = ok(&with(
+        "[providers.dev]\npreset = \"dev\"\n\
+         [[policies]]\nhosts = [\"Admin.Example.com\"]\nallowed_groups = [\"admins\"]\n\
+         [[policies]]\nhosts = [\"*.example.com\"]\npaths = [\"/reports\", \"/api/*/private\"]\nallowed_emails = [\"Ann@Example.com\"]\nallowed_email_domains = [\"@Example.com\"]\nallowed_providers = [\"dev\"]\n",
+    ));
+    assert_eq!(c.policies.len(), 2);
+    assert_eq!(c.policies[0].hosts, ["admin.example.com"]);
+    assert_eq!(c.policies[1].allowed_emails, ["ann@example.com"]);
+    assert_eq!(c.policies[1].allowed_email_domains, ["example.com"]);
+    assert_eq!(c.policies[1].index, 1);
+
+    let e = errs(&with(
+        "[providers.dev]\npreset = \"dev\"\n\
+         [[policies]]\nhosts = [\"https://app.test\"]\nallowed_group = [\"x\"]\n\
+         [[policies]]\nhosts = [\"app.test\"]\npaths = [\"reports\"]\nallowed_providers = [\"github\"]\n\
+         [[policies]]\nallowed_groups = [\"a,b\"]\n",
+    ));
+    let keys: Vec<(&str, Option<usize>)> = e.iter().map(|e| (e.key.as_str(), e.line)).collect();
+    for (key, line) in [
+        ("policies[0].allowed_group", Some(7)),
+        ("policies[1].paths[0]", Some(10)),
+        ("policies[1].allowed_providers[0]", Some(11)),
+        ("policies[2].hosts", Some(12)),
+        ("policies[2].allowed_groups[0]", Some(13)),
+    ] {
+        assert!(
+            keys.contains(&(key, line)),
+            "{key} at {line:?} missing from {e:?}"
+        );
+    }
+    // The host with a scheme (reported with the key, after the unknown key is dropped).
+    assert!(
+        e.iter()
+            .any(|e| e.key == "policies[0].hosts[0]" && e.message.contains("host name")),
+        "{e:?}"
+    );
+    let e = errs(&with("[policies]\nhosts = [\"a\"]\n"));
+    assert!(e[0].message.contains("[[policies]]"), "{e:?}");
+}

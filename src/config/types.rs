@@ -20,6 +20,24 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// In the order of the file.
     pub providers: Vec<ProviderConfig>,
+    /// `[[policies]]`, in the order of the file: `/verify` applies the first that matches.
+    pub policies: Vec<PolicyConfig>,
+}
+
+/// One `[[policies]]` entry (`crate::policy` applies it). Hosts, emails and domains are
+/// lowercased; every list but `hosts` may be empty (no restriction of that kind).
+#[derive(Clone, Debug, PartialEq)]
+pub struct PolicyConfig {
+    /// Its place in the file (0-based), for log lines.
+    pub index: usize,
+    /// Exact host names, or `*.domain` (one or more labels before `.domain`).
+    pub hosts: Vec<String>,
+    /// Path prefixes, or patterns with `*` (any characters) that must match the whole path.
+    pub paths: Vec<String>,
+    pub allowed_groups: Vec<String>,
+    pub allowed_emails: Vec<String>,
+    pub allowed_email_domains: Vec<String>,
+    pub allowed_providers: Vec<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -178,6 +196,8 @@ pub struct ProviderConfig {
     pub expose_tokens: bool,
     /// `POST /signout` then sends the browser to the provider's `end_session_endpoint`.
     pub federated_signout: bool,
+    /// The claim that lists the user's groups (default `groups`).
+    pub groups_claim: String,
     pub timeout: Duration,
     /// The most latch reads of any answer from this provider (bytes).
     pub max_response_bytes: usize,

@@ -20,6 +20,7 @@ const SECTIONS: &[&str] = &[
     "tokens",
     "limits",
     "providers",
+    "policies",
 ];
 pub(crate) const STORE_SCHEMES: &[&str] = &[
     "sqlite",
@@ -43,7 +44,11 @@ pub(crate) fn validate(ctx: &mut Ctx, path: &Path, base_dir: PathBuf) -> Option<
                     "unknown key `{k}` at the top level, expected one of the tables {}",
                     SECTIONS
                         .iter()
-                        .map(|s| format!("`[{s}]`"))
+                        .map(|s| if *s == "policies" {
+                            "`[[policies]]`".to_string()
+                        } else {
+                            format!("`[{s}]`")
+                        })
                         .collect::<Vec<_>>()
                         .join(", ")
                 ),
@@ -68,6 +73,8 @@ pub(crate) fn validate(ctx: &mut Ctx, path: &Path, base_dir: PathBuf) -> Option<
         .section::<RawLimits>("limits")
         .and_then(|raw| super::limits::limits(ctx, raw));
     let providers = providers(ctx, public_url.as_ref(), &base_dir);
+    let provider_ids: Vec<String> = providers.iter().flatten().map(|p| p.id.clone()).collect();
+    let policies = super::policies::policies(ctx, &provider_ids);
 
     if !ctx.errors.is_empty() {
         return None;
@@ -80,6 +87,7 @@ pub(crate) fn validate(ctx: &mut Ctx, path: &Path, base_dir: PathBuf) -> Option<
         tokens: tokens?,
         limits: limits?,
         providers: providers?,
+        policies: policies?,
     })
 }
 

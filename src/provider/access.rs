@@ -37,6 +37,7 @@ mod tests {
             name: None,
             image: None,
             sid: None,
+            groups: Vec::new(),
         }
     }
 

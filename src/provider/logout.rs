@@ -58,24 +58,23 @@ pub fn check_claims(
         .get("iat")
         .and_then(Value::as_i64)
         .ok_or("no numeric iat")?;
-    if iat > now + skew {
-        return Err(format!("iat is {}s in the future", iat - now));
+    // Saturating: the times are the provider's numbers, anything up to i64's ends.
+    if iat > now.saturating_add(skew) {
+        return Err(format!("iat is {}s in the future", iat.saturating_sub(now)));
     }
-    if now - iat > MAX_AGE_SECS {
-        return Err(format!(
-            "issued {}s ago: older than {MAX_AGE_SECS}s",
-            now - iat
-        ));
+    let age = now.saturating_sub(iat);
+    if age > MAX_AGE_SECS {
+        return Err(format!("issued {age}s ago: older than {MAX_AGE_SECS}s"));
     }
-    let mut acceptable_until = iat + MAX_AGE_SECS;
+    let mut acceptable_until = iat.saturating_add(MAX_AGE_SECS);
     match claims.get("exp") {
         None => {}
         Some(exp) => {
             let exp = exp.as_i64().ok_or("exp is not a number")?;
-            if exp + skew <= now {
-                return Err(format!("expired {}s ago", now - exp));
+            if exp.saturating_add(skew) <= now {
+                return Err(format!("expired {}s ago", now.saturating_sub(exp)));
             }
-            acceptable_until = acceptable_until.min(exp + skew);
+            acceptable_until = acceptable_until.min(exp.saturating_add(skew));
         }
     }
     let is_logout = claims
@@ -240,6 +239,13 @@ mod tests {
         for (what, claims) in cases {
             assert!(check(&claims).is_err(), "{what} passed");
         }
+        // The ends of i64 are refused, never wrapped around (or a panic).
+        for (claim, value) in [("iat", i64::MIN), ("iat", i64::MAX), ("exp", i64::MIN)] {
+            let claims = with(|c| drop(c.insert(claim.into(), json!(value))));
+            assert!(check(&claims).is_err(), "{claim} = {value}");
+        }
+        let far = check(&with(|c| drop(c.insert("exp".into(), json!(i64::MAX))))).unwrap();
+        assert_eq!(far.acceptable_until, NOW - 10 + MAX_AGE_SECS);
         // At the edges: exactly 5 minutes old and 60 s ahead pass; an exp 60 s ago does not.
         assert!(check(&with(|c| drop(c.insert("iat".into(), json!(NOW - 300))))).is_ok());
         assert!(check(&with(|c| drop(c.insert("iat".into(), json!(NOW + 60))))).is_ok());

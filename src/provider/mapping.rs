@@ -80,6 +80,7 @@ pub fn profile(userinfo: &Value, mapping: &ProfileMapping) -> Result<Profile, St
         name: field(&mapping.name)?,
         image: field(&mapping.image)?,
         sid: None,
+        groups: Vec::new(),
     })
 }
 

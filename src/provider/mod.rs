@@ -3,6 +3,7 @@
 //! `presets/` complete the profile, check organisations or mint the client secret), the flow
 //! gets the same `Profile`.
 pub mod access;
+pub mod groups;
 pub mod http;
 pub mod logout;
 pub mod mapping;
@@ -351,8 +352,10 @@ impl Provider {
             .userinfo(&tokens.access_token)
             .await
             .map_err(call_error)?;
-        profile_from_claims(&claims, userinfo.as_ref())
-            .map_err(|reason| AuthError::new(ErrorCode::InvalidIdToken, reason))
+        let mut profile = profile_from_claims(&claims, userinfo.as_ref())
+            .map_err(|reason| AuthError::new(ErrorCode::InvalidIdToken, reason))?;
+        profile.groups = groups::from_claims(&self.config.groups_claim, &claims, userinfo.as_ref());
+        Ok(profile)
     }
 
     /// The mapped profile and the userinfo answer it was mapped from.

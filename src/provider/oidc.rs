@@ -503,6 +503,10 @@ impl<'a> CompactJws<'a> {
         };
         let header: serde_json::Value = serde_json::from_slice(&decode(header)?)
             .map_err(|_| "header is not JSON".to_string())?;
+        // RFC 7515 §4.1.11: extensions that must be understood; latch understands none.
+        if header.get("crit").is_some() {
+            return Err("header has crit: extensions latch does not implement".into());
+        }
         let alg_name = header.get("alg").and_then(|a| a.as_str()).unwrap_or("");
         let alg: CoreJwsSigningAlgorithm =
             serde_json::from_value(serde_json::Value::String(alg_name.to_string()))
@@ -737,6 +741,7 @@ pub fn profile_from_claims(
             .and_then(|v| v.as_str())
             .filter(|sid| super::logout::plausible_sid(sid))
             .map(str::to_string),
+        groups: Vec::new(),
     })
 }
 

@@ -14,6 +14,9 @@ pub struct Profile {
     /// Back-Channel Logout), so a back-channel logout can name the sessions it ends. Only
     /// from the ID token, and only a printable one of at most 255 bytes.
     pub sid: Option<String>,
+    /// The groups the provider says the user is in (`provider::groups`), for this sign-in's
+    /// session; empty when it says none.
+    pub groups: Vec<String>,
 }
 
 /// Tokens from a provider's token endpoint.

@@ -7,16 +7,17 @@
 //! | bytes | what |
 //! |---|---|
 //! | 1 | `0x02`, the version (records written as JSON by earlier versions start with `{`) |
-//! | varint | flags: `1` email verified, `2` name, `4` email, `8` user id in 16 bytes, `16` device, `32` IPv4 address, `64` IPv6 address, `128` provider session id |
+//! | varint | flags: `1` email verified, `2` name, `4` email, `8` user id in 16 bytes, `16` device, `32` IPv4 address, `64` IPv6 address, `128` provider session id, `256` groups |
 //! | varint | `created_at`, zigzag |
 //! | varint | `last_seen - created_at`, zigzag (0 until the first extension) |
 //! | 16, or varint + bytes | the user id: 16 raw bytes when it is 32 lowercase hex digits (the ids latch makes), else its length and UTF-8 |
 //! | varint + bytes | provider id |
 //! | varint + bytes | name, if flag `2` |
 //! | varint + bytes | email, if flag `4` |
-//! | varint + bytes | device, if flag `16` |
+//! | 2 | device (browser and system, `session::device`), if flag `16` |
 //! | 4 or 16 | the client address, if flag `32` or `64` (not both) |
-//! | varint + bytes | the provider's session id, if flag `128` |
+//! | 8 | the hash of the provider's session id, if flag `128` |
+//! | varint, then varint + bytes each | the groups, if flag `256` |
 //!
 //! Version 1 is the same up to the email, with the flags in one byte and only the first four
 //! of them; it is still read. (A version-1 binary reads a version-2 record as
@@ -27,6 +28,7 @@
 //! and `[session]`; the session id is the key; the picture is only ever read from the user
 //! record. A record that does not decode exactly (truncated, trailing bytes, unknown flags,
 //! invalid UTF-8) is unreadable; one with a later version is [`Decoded::Newer`].
+use super::device::Device;
 use super::{SessionOrigin, SessionProfile, SessionRecord};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -41,8 +43,9 @@ const DEVICE: u64 = 16;
 const IPV4: u64 = 32;
 const IPV6: u64 = 64;
 const PROVIDER_SID: u64 = 128;
+const GROUPS: u64 = 256;
 const V1_FLAGS: u64 = VERIFIED | NAME | EMAIL | HEX_USER_ID;
-const V2_FLAGS: u64 = V1_FLAGS | DEVICE | IPV4 | IPV6 | PROVIDER_SID;
+const V2_FLAGS: u64 = V1_FLAGS | DEVICE | IPV4 | IPV6 | PROVIDER_SID | GROUPS;
 
 #[derive(Debug)]
 pub enum Decoded {
@@ -66,19 +69,21 @@ pub fn encode(r: &SessionRecord) -> Vec<u8> {
         (matches!(o.ip, Some(IpAddr::V4(_))), IPV4),
         (matches!(o.ip, Some(IpAddr::V6(_))), IPV6),
         (o.provider_sid.is_some(), PROVIDER_SID),
+        (!r.groups.is_empty(), GROUPS),
     ] {
         if set {
             flags |= flag;
         }
     }
-    let texts = [&p.name, &p.email, &o.device, &o.provider_sid];
+    let texts = [&p.name, &p.email];
     let mut out = Vec::with_capacity(
         48 + r.user_id.len()
             + r.provider.len()
             + texts
                 .iter()
                 .map(|t| t.as_ref().map_or(0, String::len))
-                .sum::<usize>(),
+                .sum::<usize>()
+            + r.groups.iter().map(|g| g.len() + 1).sum::<usize>(),
     );
     out.push(V2);
     varint(&mut out, flags);
@@ -89,16 +94,25 @@ pub fn encode(r: &SessionRecord) -> Vec<u8> {
         None => text(&mut out, &r.user_id),
     }
     text(&mut out, &r.provider);
-    for value in [&p.name, &p.email, &o.device].into_iter().flatten() {
+    for value in [&p.name, &p.email].into_iter().flatten() {
         text(&mut out, value);
+    }
+    if let Some(device) = o.device {
+        out.extend_from_slice(&device.to_bytes());
     }
     match o.ip {
         Some(IpAddr::V4(ip)) => out.extend_from_slice(&ip.octets()),
         Some(IpAddr::V6(ip)) => out.extend_from_slice(&ip.octets()),
         None => {}
     }
-    if let Some(sid) = &o.provider_sid {
-        text(&mut out, sid);
+    if let Some(sid_hash) = &o.provider_sid {
+        out.extend_from_slice(sid_hash);
+    }
+    if !r.groups.is_empty() {
+        varint(&mut out, r.groups.len() as u64);
+        for group in &r.groups {
+            text(&mut out, group);
+        }
     }
     out
 }
@@ -138,7 +152,11 @@ fn decode_body(bytes: &[u8], known: u64) -> Option<SessionRecord> {
     let provider = r.text()?;
     let name = r.text_if(flags & NAME != 0)?;
     let email = r.text_if(flags & EMAIL != 0)?;
-    let device = r.text_if(flags & DEVICE != 0)?;
+    let device = if flags & DEVICE != 0 {
+        Some(Device::from_bytes(r.take(2)?.try_into().ok()?)?)
+    } else {
+        None
+    };
     let ip = if flags & IPV4 != 0 {
         let octets: [u8; 4] = r.take(4)?.try_into().ok()?;
         Some(IpAddr::V4(Ipv4Addr::from(octets)))
@@ -148,7 +166,21 @@ fn decode_body(bytes: &[u8], known: u64) -> Option<SessionRecord> {
     } else {
         None
     };
-    let provider_sid = r.text_if(flags & PROVIDER_SID != 0)?;
+    let provider_sid = if flags & PROVIDER_SID != 0 {
+        Some(r.take(8)?.try_into().ok()?)
+    } else {
+        None
+    };
+    let groups = if flags & GROUPS != 0 {
+        let count = usize::try_from(r.varint()?).ok()?;
+        // A group costs at least one byte: a count beyond the bytes left is not a record.
+        if count == 0 || count > r.0.len() {
+            return None;
+        }
+        (0..count).map(|_| r.text()).collect::<Option<Vec<_>>>()?
+    } else {
+        Vec::new()
+    };
     if !r.0.is_empty() {
         return None;
     }
@@ -167,6 +199,7 @@ fn decode_body(bytes: &[u8], known: u64) -> Option<SessionRecord> {
             ip,
             provider_sid,
         },
+        groups,
     })
 }
 
@@ -268,6 +301,7 @@ mod tests {
                 email_verified: true,
             },
             origin: SessionOrigin::default(),
+            groups: Vec::new(),
         }
     }
 
@@ -279,6 +313,7 @@ mod tests {
             a.last_seen,
             &a.profile,
             &a.origin,
+            &a.groups,
         ) == (
             &b.user_id,
             &b.provider,
@@ -286,6 +321,7 @@ mod tests {
             b.last_seen,
             &b.profile,
             &b.origin,
+            &b.groups,
         )
     }
 
@@ -304,15 +340,20 @@ mod tests {
         assert_eq!(bytes.len(), 81);
         assert!(same(&decoded(&bytes).unwrap(), &r));
         assert_eq!(u64::from(bytes[1]) & HEX_USER_ID, HEX_USER_ID);
-        // Where it came from costs the device's length plus one, and 4 (IPv4) or 16 (IPv6).
+        // Where it came from costs 2 bytes of device, 4 (IPv4) or 16 (IPv6) of address, and 8
+        // of provider session id; the flags then take two bytes (128 and up).
         let mut r = r;
         r.origin = SessionOrigin {
-            device: Some("Chrome on macOS".into()),
+            device: Device::from_user_agent(Some(
+                "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) Chrome/131.0.0.0 Safari/537.36",
+            )),
             ip: Some("2001:db8::7".parse().unwrap()),
-            provider_sid: None,
+            provider_sid: Some(crate::session::provider_sid_hash(
+                "08a5019c-17e1-4977-8f42-65a12843ea02",
+            )),
         };
         let bytes = encode(&r);
-        assert_eq!(bytes.len(), 81 + 16 + 16);
+        assert_eq!(bytes.len(), 81 + 1 + 2 + 16 + 8);
         assert!(same(&decoded(&bytes).unwrap(), &r));
     }
 
@@ -325,10 +366,26 @@ mod tests {
         assert!(same(&decoded(&v1).unwrap(), &r));
         // Version 1 had no origin flags.
         let mut with_device = r.clone();
-        with_device.origin.device = Some("Firefox on Linux".into());
+        with_device.origin.device = Device::from_user_agent(Some("Firefox/1 Linux"));
         let mut v1 = encode(&with_device);
         v1[0] = V1;
         assert!(decoded(&v1).is_none());
+    }
+
+    #[test]
+    fn groups_round_trip_and_a_bad_count_is_unreadable() {
+        let mut r = record("u1");
+        r.groups = vec!["/staff".into(), "acme/web".into(), "".into()];
+        let bytes = encode(&r);
+        assert!(same(&decoded(&bytes).unwrap(), &r));
+        // The count byte sits before the three texts (7 + 9 + 1 bytes) at the end.
+        let at = bytes.len() - 17 - 1;
+        assert_eq!(bytes[at], 3);
+        for count in [0u8, 4, 100] {
+            let mut bad = bytes.clone();
+            bad[at] = count;
+            assert!(decoded(&bad).is_none(), "count {count}");
+        }
     }
 
     #[test]
@@ -339,16 +396,21 @@ mod tests {
             Some("2001:db8::1".parse().unwrap()),
         ];
         for ip in ips {
-            for device in [None, Some("Safari on iPhone".to_string())] {
+            for device in [
+                None,
+                Device::from_user_agent(Some("iPhone Version/18 Safari/604.1")),
+            ] {
                 for provider_sid in [
                     None,
-                    Some("08a5019c-17e1-4977-8f42-65a12843ea02".to_string()),
+                    Some(crate::session::provider_sid_hash(
+                        "08a5019c-17e1-4977-8f42-65a12843ea02",
+                    )),
                 ] {
                     let mut r = record("u1");
                     r.origin = SessionOrigin {
-                        device: device.clone(),
+                        device,
                         ip,
-                        provider_sid: provider_sid.clone(),
+                        provider_sid,
                     };
                     let back = decoded(&encode(&r)).unwrap();
                     assert!(same(&back, &r), "{:?}", r.origin);
@@ -428,14 +490,16 @@ mod tests {
             name in proptest::option::of(".{0,40}"),
             email in proptest::option::of(".{0,40}"),
             email_verified in any::<bool>(),
-            device in proptest::option::of(".{0,30}"),
+            device in proptest::option::of((0u8..=15, 0u8..=8).prop_filter_map("a known device", |(b, s)| Device::from_bytes([b, s]))),
             ip in proptest::option::of(any::<IpAddr>()),
-            provider_sid in proptest::option::of(".{0,60}"),
+            provider_sid in proptest::option::of(any::<[u8; 8]>()),
+            groups in proptest::collection::vec(".{0,20}", 0..5),
         ) {
             let r = SessionRecord {
                 user_id, provider, created_at, last_seen,
                 profile: SessionProfile { name, email, email_verified },
                 origin: SessionOrigin { device, ip, provider_sid },
+                groups,
             };
             let back = decoded(&encode(&r)).expect("decodes");
             prop_assert!(same(&back, &r));

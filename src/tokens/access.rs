@@ -68,6 +68,7 @@ impl AccessTokens {
         &self,
         user: &User,
         sid: &str,
+        groups: &[String],
         audiences: &[&str],
     ) -> Result<String, KeyError> {
         let key = self.keys.current().await?;
@@ -87,6 +88,7 @@ impl AccessTokens {
             "email": verified_email(user),
             "email_verified": user.email.is_some() && user.email_verified,
             "name": user.name,
+            "groups": groups,
         });
         Ok(key.sign(&claims))
     }
@@ -108,7 +110,9 @@ impl AccessTokens {
                 ),
             ));
         };
-        Ok(self.issue(&user, &issued.session_id, audiences).await?)
+        Ok(self
+            .issue(&user, &issued.session_id, &issued.groups, audiences)
+            .await?)
     }
 
     /// `[tokens] audience`: what a refreshed token is for.
@@ -253,10 +257,14 @@ mod tests {
     async fn claims_of(f: &Fixture, user: &User, audiences: &[&str]) -> Value {
         let (_, session) = f
             .sessions
-            .create(user, "dev", Default::default())
+            .create(user, "dev", Default::default(), Vec::new())
             .await
             .unwrap();
-        let token = f.tokens.issue(user, &session.id, audiences).await.unwrap();
+        let token = f
+            .tokens
+            .issue(user, &session.id, &[], audiences)
+            .await
+            .unwrap();
         let claims = f
             .tokens
             .verify(&token, Accepted::Mintable, &f.sessions)
@@ -301,6 +309,7 @@ mod tests {
             family_id: "f".into(),
             session_id: "s".into(),
             user_id: "u1".into(),
+            groups: Vec::new(),
         };
         let gone = f.tokens.issue_for(&f.users, &issued, &["api"]).await;
         assert_eq!(gone.unwrap_err().code, ErrorCode::SessionRequired);
@@ -315,7 +324,7 @@ mod tests {
             .unwrap();
         let (_, session) = f
             .sessions
-            .create(&ada, "dev", Default::default())
+            .create(&ada, "dev", Default::default(), Vec::new())
             .await
             .unwrap();
         let issued = Issued {
@@ -366,10 +375,10 @@ mod tests {
         let ada = user(None, false);
         let (_, session) = f
             .sessions
-            .create(&ada, "dev", Default::default())
+            .create(&ada, "dev", Default::default(), Vec::new())
             .await
             .unwrap();
-        let sign = |aud: &'static [&'static str]| f.tokens.issue(&ada, &session.id, aud);
+        let sign = |aud: &'static [&'static str]| f.tokens.issue(&ada, &session.id, &[], aud);
         let api = sign(&["api"]).await.unwrap();
         let provider = sign(&["latch-provider-tokens"]).await.unwrap();
         let check = |token: String, accepted| {

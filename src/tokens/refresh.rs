@@ -51,6 +51,8 @@ pub struct Issued {
     pub family_id: String,
     pub session_id: String,
     pub user_id: String,
+    /// The session's groups, for the access token issued with it.
+    pub groups: Vec<String>,
 }
 
 /// Why a refresh token was refused.
@@ -162,6 +164,7 @@ impl RefreshFamilies {
             family_id: family.id,
             session_id: family.session_id,
             user_id: family.user_id,
+            groups: Vec::new(),
         })
     }
 
@@ -173,9 +176,10 @@ impl RefreshFamilies {
         sessions: &Sessions,
     ) -> Result<Option<Issued>, StoreError> {
         let end_ms = sessions.absolute_end_ms(&session.record);
-        let issued = self
+        let mut issued = self
             .create(&session.id, &session.record.user_id, end_ms)
             .await?;
+        issued.groups = session.record.groups.clone();
         if !sessions.is_live(&session.id).await? {
             self.revoke_session(&session.id).await?;
             return Ok(None);
@@ -227,10 +231,10 @@ impl RefreshFamilies {
             self.store.delete(&family_key(family_id)).await?;
             return Ok(Err(Refusal::Unknown));
         };
-        if !sessions.is_live(&family.session_id).await? {
+        let Some(session) = sessions.live_record(&family.session_id).await? else {
             self.revoke_family(&family.id, &family.session_id).await?;
             return Ok(Err(Refusal::SessionEnded));
-        }
+        };
         let hash = sha256_hex(token);
         let now = now_ms();
         if hash == family.current {
@@ -254,6 +258,7 @@ impl RefreshFamilies {
                 family_id: family.id,
                 session_id: family.session_id,
                 user_id: family.user_id,
+                groups: session.groups,
             }));
         }
         let within_grace = now - family.rotated_at <= self.grace.as_millis() as i64;
@@ -274,6 +279,7 @@ impl RefreshFamilies {
                     family_id: family.id,
                     session_id: family.session_id,
                     user_id: family.user_id,
+                    groups: session.groups,
                 }));
             }
             tracing::warn!(family = %family.id, "current refresh token cannot be unsealed (server.secret changed?)");
@@ -424,7 +430,7 @@ mod tests {
         );
         let user = user("u1");
         let (_, session) = sessions
-            .create(&user, "dev", Default::default())
+            .create(&user, "dev", Default::default(), Vec::new())
             .await
             .unwrap();
         let families = RefreshFamilies::new(
@@ -521,7 +527,7 @@ mod tests {
         let (families, sessions, sid, store) = setup(Duration::from_secs(1)).await;
         let user = user("u1");
         let (_, other) = sessions
-            .create(&user, "dev", Default::default())
+            .create(&user, "dev", Default::default(), Vec::new())
             .await
             .unwrap();
         let mine = families.create(&sid, "u1", i64::MAX).await.unwrap();
@@ -682,7 +688,7 @@ mod tests {
         let (families, sessions, _, store) = setup(Duration::from_secs(1)).await;
         let user = user("u2");
         let (_, session) = sessions
-            .create(&user, "dev", Default::default())
+            .create(&user, "dev", Default::default(), Vec::new())
             .await
             .unwrap();
         let issued = families.start(&session, &sessions).await.unwrap().unwrap();

@@ -134,7 +134,7 @@ fn session_row(
     context! {
         id => s.id.clone(),
         this_device => s.id == current,
-        device => r.origin.device.clone().unwrap_or_else(|| "Unknown device".into()),
+        device => r.origin.device.map_or_else(|| "Unknown device".to_string(), |d| d.name()),
         ip => r.origin.ip.map(|ip| ip.to_string()),
         provider => provider_name(&r.provider),
         started => when(r.created_at, now),

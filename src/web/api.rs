@@ -3,9 +3,10 @@
 use super::extract::{Caller, Csrf, OptionalSession};
 use super::{AppState, WebError};
 use crate::error::AuthError;
+use crate::policy::{self, Decision, Who};
 use crate::tokens::access::Accepted;
-use axum::extract::State;
-use axum::http::header::{HeaderValue, SET_COOKIE};
+use axum::extract::{RawQuery, State};
+use axum::http::header::{HeaderMap, HeaderValue, SET_COOKIE};
 use axum::response::{IntoResponse, Json, Response};
 use chrono::SecondsFormat;
 use serde::Serialize;
@@ -47,6 +48,7 @@ pub async fn session(State(app): State<AppState>, signed_in: OptionalSession) ->
             email: profile.email.as_deref(),
             email_verified: profile.email.is_some() && profile.email_verified,
             image: picture.as_deref(),
+            groups: &record.groups,
         },
         expires: session.expires.to_rfc3339_opts(SecondsFormat::Millis, true),
     })
@@ -67,6 +69,8 @@ struct UserJson<'a> {
     email: Option<&'a str>,
     email_verified: bool,
     image: Option<&'a str>,
+    /// The groups the provider said at this session's sign-in (SPEC §6); `[]` for none.
+    groups: &'a [String],
 }
 
 pub async fn providers(State(app): State<AppState>) -> Json<Value> {
@@ -91,18 +95,38 @@ pub async fn providers(State(app): State<AppState>) -> Json<Value> {
 /// latch access token in `Authorization: Bearer` whose session is live, 401 otherwise. A store
 /// outage is a 503, so the proxy fails closed and says why. The email header is sent only
 /// for an email the provider verified.
-pub async fn verify(State(app): State<AppState>, caller: Caller) -> Result<Response, WebError> {
+///
+/// Then the `[[policies]]` (SPEC §6): the first whose hosts and paths match the forwarded
+/// request (`X-Forwarded-Host` or `Host`; `X-Original-URI` from nginx or `X-Forwarded-Uri`
+/// from Traefik) decides, and `?allowed_groups=a,b` narrows further; a signed-in user they
+/// refuse gets 403 `PolicyDenied`.
+pub async fn verify(
+    State(app): State<AppState>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    caller: Caller,
+) -> Result<Response, WebError> {
+    let asked = Forwarded::of(&headers, query.as_deref());
     match caller {
-        Caller::Bearer(bearer) => verify_bearer(&app, bearer.token()).await,
+        Caller::Bearer(bearer) => verify_bearer(&app, bearer.token(), &asked).await,
         Caller::Session(OptionalSession {
             session: Some(session),
             ..
         }) => {
             let record = &session.record;
+            let who = Who {
+                groups: &record.groups,
+                verified_email: record.profile.verified_email(),
+                provider: Some(&record.provider),
+            };
+            if let Some(refused) = asked.refuse(&app, &who, &record.user_id) {
+                return Ok(refused);
+            }
             Ok(identity_headers(
                 &record.user_id,
                 record.profile.verified_email(),
                 record.profile.name.as_deref(),
+                &record.groups,
             ))
         }
         Caller::Session(_) => Ok((
@@ -113,9 +137,65 @@ pub async fn verify(State(app): State<AppState>, caller: Caller) -> Result<Respo
     }
 }
 
+/// What the proxy says the request was for, and `/verify`'s own `?allowed_groups=`.
+struct Forwarded<'a> {
+    host: Option<&'a str>,
+    uri: Option<&'a str>,
+    narrow: Vec<String>,
+}
+
+impl<'a> Forwarded<'a> {
+    fn of(headers: &'a HeaderMap, query: Option<&str>) -> Self {
+        let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+        let narrow = query
+            .map(|q| {
+                url::form_urlencoded::parse(q.as_bytes())
+                    .filter(|(k, _)| k == "allowed_groups")
+                    .flat_map(|(_, v)| {
+                        v.split(',')
+                            .map(str::trim)
+                            .filter(|g| !g.is_empty())
+                            .map(str::to_string)
+                            .collect::<Vec<_>>()
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Forwarded {
+            host: header("x-forwarded-host").or_else(|| header("host")),
+            uri: header("x-original-uri").or_else(|| header("x-forwarded-uri")),
+            narrow,
+        }
+    }
+
+    /// The 403 for a signed-in `who` the policies refuse (with its log line), or `None`.
+    fn refuse(&self, app: &AppState, who: &Who, user: &str) -> Option<Response> {
+        if app.config.policies.is_empty() && self.narrow.is_empty() {
+            return None;
+        }
+        match policy::decide(&app.config.policies, self.host, self.uri, who, &self.narrow) {
+            Decision::Allowed => None,
+            Decision::Denied(reason) => {
+                tracing::info!(user, host = self.host, uri = self.uri.map(|u| crate::error::printable(u, 200)), %reason, "forward auth refused by policy");
+                Some(
+                    (
+                        axum::http::StatusCode::FORBIDDEN,
+                        Json(json!({"error": "PolicyDenied"})),
+                    )
+                        .into_response(),
+                )
+            }
+        }
+    }
+}
+
 /// `/verify` for APIs behind the proxy: a latch access token (signature, `exp`, one of the
 /// configured audiences, and a live `sid`).
-async fn verify_bearer(app: &AppState, token: &str) -> Result<Response, WebError> {
+async fn verify_bearer(
+    app: &AppState,
+    token: &str,
+    asked: &Forwarded<'_>,
+) -> Result<Response, WebError> {
     let verdict = app
         .tokens
         .verify(token, Accepted::Api, &app.sessions)
@@ -130,15 +210,41 @@ async fn verify_bearer(app: &AppState, token: &str) -> Result<Response, WebError
         }
     };
     // The token claims `email` only when it was verified (see `tokens::access`).
+    let user = claims["sub"].as_str().unwrap_or_default();
+    let groups: Vec<String> = claims["groups"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|g| g.as_str())
+                .filter(|g| crate::provider::groups::acceptable(g))
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default();
+    let who = Who {
+        groups: &groups,
+        verified_email: claims["email"].as_str(),
+        provider: None,
+    };
+    if let Some(refused) = asked.refuse(app, &who, user) {
+        return Ok(refused);
+    }
     Ok(identity_headers(
-        claims["sub"].as_str().unwrap_or_default(),
+        user,
         claims["email"].as_str(),
         claims["name"].as_str(),
+        &groups,
     ))
 }
 
-/// 200 with `X-Auth-Request-User`, `-Email` and `-Name`.
-fn identity_headers(user: &str, email: Option<&str>, name: Option<&str>) -> Response {
+/// 200 with `X-Auth-Request-User`, `-Email`, `-Name` and `-Groups` (comma-joined; only
+/// names without commas are kept, see `provider::groups`).
+fn identity_headers(
+    user: &str,
+    email: Option<&str>,
+    name: Option<&str>,
+    groups: &[String],
+) -> Response {
     let mut response = axum::http::StatusCode::OK.into_response();
     let out = response.headers_mut();
     let mut put = |name: &'static str, value: Option<&str>| {
@@ -150,5 +256,8 @@ fn identity_headers(user: &str, email: Option<&str>, name: Option<&str>) -> Resp
     put("x-auth-request-user", Some(user));
     put("x-auth-request-email", email);
     put("x-auth-request-name", name);
+    if !groups.is_empty() {
+        put("x-auth-request-groups", Some(&groups.join(",")));
+    }
     response
 }

@@ -101,7 +101,13 @@ pub(super) async fn authorize_submit(
         WebError::new(ErrorCode::InvalidRequest, format!("dev provider: {reason}"))
     })?;
     let email = form.get("email").map(String::as_str).unwrap_or("");
-    match provider.approve(&request, email, form.get("name").map(String::as_str)) {
+    let groups = form.get("groups").map(String::as_str);
+    match provider.approve(
+        &request,
+        email,
+        form.get("name").map(String::as_str),
+        groups,
+    ) {
         Ok(location) => {
             let mut response = StatusCode::FOUND.into_response();
             let location = HeaderValue::from_str(&location).map_err(|_| {

@@ -68,7 +68,7 @@ impl FromRequestParts<AppState> for CurrentSession {
 /// and the client address (the TCP peer, or through `trusted_proxies` the forwarded client,
 /// as the rate limits count it). Never refuses.
 pub struct ClientOrigin {
-    pub device: Option<String>,
+    pub device: Option<crate::session::device::Device>,
     pub ip: Option<IpAddr>,
 }
 
@@ -82,7 +82,7 @@ impl FromRequestParts<AppState> for ClientOrigin {
         let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>();
         let user_agent = parts.headers.get(USER_AGENT).and_then(|v| v.to_str().ok());
         Ok(ClientOrigin {
-            device: super::device::describe(user_agent),
+            device: crate::session::device::Device::from_user_agent(user_agent),
             ip: peer.map(|ConnectInfo(peer)| app.limiter.client_ip(peer.ip(), &parts.headers)),
         })
     }

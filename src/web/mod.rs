@@ -9,7 +9,6 @@ pub mod cookies;
 mod csp;
 pub mod csrf;
 mod dev_routes;
-mod device;
 mod errors;
 mod extract;
 mod headers;

@@ -301,11 +301,19 @@ async fn finish_callback(
     let origin = SessionOrigin {
         device: client.device,
         ip: client.ip,
-        provider_sid: finished.provider_sid,
+        provider_sid: finished
+            .provider_sid
+            .as_deref()
+            .map(crate::session::provider_sid_hash),
     };
     let (token, session) = app
         .sessions
-        .create(&finished.user, provider.id(), origin)
+        .create(
+            &finished.user,
+            provider.id(),
+            origin,
+            finished.groups.clone(),
+        )
         .await?;
     tracing::info!(provider = provider.id(), user = %finished.user.id, session = %session.id, "signed in");
     if let Some(id_token) = &finished.id_token {
@@ -352,13 +360,11 @@ pub async fn signout_post(
         .await
         .map_err(store_error)?;
     let target = safe_callback_url(&app.config, form.get("callbackUrl").map(String::as_str));
-    // Where the provider is asked to end its session too (`federated_signout`).
-    let federated = match &signed_in.session {
-        Some(session) => federated_signout(&app, session, &target)
-            .await
-            .map_err(store_error)?,
-        None => None,
-    };
+    // Asked of the provider (`federated_signout`) only once latch's own session has ended.
+    let ended = signed_in
+        .session
+        .as_ref()
+        .map(|s| (s.id.clone(), s.record.provider.clone()));
     match signed_in.session {
         Some(session) if everywhere => {
             // Every session of this user, on every device; refresh tokens die with them.
@@ -389,6 +395,12 @@ pub async fn signout_post(
         }
         None => {}
     }
+    let federated = match ended {
+        Some((session_id, provider)) => {
+            federated_signout(&app, &session_id, &provider, &target).await
+        }
+        None => None,
+    };
     let clear = app.cookies.clear(&app.cookies.session);
     Ok(redirect(
         federated.as_deref().unwrap_or(&target),
@@ -397,37 +409,46 @@ pub async fn signout_post(
     ))
 }
 
-/// For a session made with a `federated_signout` provider whose discovery names an
-/// `end_session_endpoint`: that endpoint with `id_token_hint` (the session's ID token, taken
-/// from the store), `client_id`, `post_logout_redirect_uri` (`/signout/done`) and a fresh
-/// single-use `state` that leads on to `target`. `None` otherwise, and when the provider
-/// cannot be asked (latch's own sign-out goes on).
+/// After latch ended the session `session_id`, made with `provider`: when that provider has
+/// `federated_signout` and its discovery names an `end_session_endpoint`, that endpoint with
+/// `id_token_hint` (the session's ID token, taken from the store), `client_id`,
+/// `post_logout_redirect_uri` (`/signout/done`) and a fresh single-use `state` that leads on
+/// to `target`. `None` otherwise, and when the provider or the store cannot help (the user is
+/// signed out of latch either way; the log says why).
 async fn federated_signout(
     app: &AppState,
-    session: &crate::session::Session,
+    session_id: &str,
+    provider: &str,
     target: &str,
-) -> Result<Option<String>, crate::store::StoreError> {
-    let Some(provider) = app
+) -> Option<String> {
+    let provider = app
         .providers
-        .get(&session.record.provider)
-        .filter(|p| p.config.federated_signout)
-    else {
-        return Ok(None);
-    };
+        .get(provider)
+        .filter(|p| p.config.federated_signout)?;
+    let keyring = app.config.server.keyring();
+    let stored = crate::signout::take_id_token(&*app.store, &keyring, session_id).await;
     let endpoint = match provider.end_session_endpoint().await {
         Ok(Some(endpoint)) => endpoint,
         Ok(None) => {
             tracing::warn!(provider = provider.id(), "federated_signout is set, but the provider's discovery has no end_session_endpoint: signed out of latch only");
-            return Ok(None);
+            return None;
         }
         Err(e) => {
             tracing::warn!(provider = provider.id(), reason = %e.reason, "provider unreachable for federated sign-out: signed out of latch only");
-            return Ok(None);
+            return None;
         }
     };
-    let keyring = app.config.server.keyring();
-    let id_token = crate::signout::take_id_token(&*app.store, &keyring, &session.id).await?;
-    let state = crate::signout::start(&*app.store, target).await?;
+    let id_token = stored.unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "the session's ID token could not be read: federated sign-out without id_token_hint");
+        None
+    });
+    let state = match crate::signout::start(&*app.store, target).await {
+        Ok(state) => state,
+        Err(e) => {
+            tracing::warn!(provider = provider.id(), error = %e, "no state for federated sign-out: signed out of latch only");
+            return None;
+        }
+    };
     let mut url = endpoint;
     {
         let mut query = url.query_pairs_mut();
@@ -444,7 +465,7 @@ async fn federated_signout(
         hint = id_token.is_some(),
         "federated sign-out: on to the provider"
     );
-    Ok(Some(url.to_string()))
+    Some(url.to_string())
 }
 
 /// `GET /signout/done?state=`: the provider sends the browser back after a federated

@@ -174,19 +174,30 @@ async fn every_bad_logout_token_is_refused_and_ends_nothing() {
     let (hostile, app, browser) = hostile_session(Some("hs-2")).await;
     let now = chrono::Utc::now().timestamp();
     let sid = |c: &mut Value| c["sid"] = json!("hs-2");
-    let cases: Vec<(&str, String)> = vec![
-        ("alg none", hostile.logout_token(Signing::AlgNone, sid)),
+    let cases: Vec<(&str, &str, String)> = vec![
+        (
+            "alg none",
+            "alg",
+            hostile.logout_token(Signing::AlgNone, sid),
+        ),
         (
             "HS256 keyed with the public key",
+            "alg",
             hostile.logout_token(Signing::Hs256WithPublicKey, sid),
         ),
         (
             "signed with another key",
+            "signature",
             hostile.logout_token(Signing::WrongKey, sid),
         ),
-        ("unknown kid", hostile.logout_token(Signing::SecondKey, sid)),
+        (
+            "unknown kid",
+            "kid",
+            hostile.logout_token(Signing::SecondKey, sid),
+        ),
         (
             "wrong iss",
+            "iss",
             hostile.logout_token(Signing::Good, |c| {
                 sid(c);
                 c["iss"] = json!("https://elsewhere.test");
@@ -194,6 +205,7 @@ async fn every_bad_logout_token_is_refused_and_ends_nothing() {
         ),
         (
             "wrong aud",
+            "aud",
             hostile.logout_token(Signing::Good, |c| {
                 sid(c);
                 c["aud"] = json!("someone-else");
@@ -201,6 +213,7 @@ async fn every_bad_logout_token_is_refused_and_ends_nothing() {
         ),
         (
             "six minutes old",
+            "older than",
             hostile.logout_token(Signing::Good, |c| {
                 sid(c);
                 c["iat"] = json!(now - 360);
@@ -208,12 +221,14 @@ async fn every_bad_logout_token_is_refused_and_ends_nothing() {
         ),
         (
             "from the future",
+            "future",
             hostile.logout_token(Signing::Good, |c| {
                 sid(c);
                 c["iat"] = json!(now + 600);
             }),
         ),
         (
+            "expired",
             "expired",
             hostile.logout_token(Signing::Good, |c| {
                 sid(c);
@@ -222,6 +237,7 @@ async fn every_bad_logout_token_is_refused_and_ends_nothing() {
         ),
         (
             "no events",
+            "events",
             hostile.logout_token(Signing::Good, |c| {
                 sid(c);
                 c.as_object_mut().unwrap().remove("events");
@@ -229,6 +245,7 @@ async fn every_bad_logout_token_is_refused_and_ends_nothing() {
         ),
         (
             "an ID token (nonce)",
+            "nonce",
             hostile.logout_token(Signing::Good, |c| {
                 sid(c);
                 c["nonce"] = json!("n");
@@ -236,24 +253,30 @@ async fn every_bad_logout_token_is_refused_and_ends_nothing() {
         ),
         (
             "neither sid nor sub",
+            "neither sid nor sub",
             hostile.logout_token(Signing::Good, |c| {
                 c.as_object_mut().unwrap().remove("sub");
             }),
         ),
         (
             "no jti",
+            "jti",
             hostile.logout_token(Signing::Good, |c| {
                 sid(c);
                 c.as_object_mut().unwrap().remove("jti");
             }),
         ),
-        ("not a JWT", "not-a-jwt".to_string()),
-        ("empty", String::new()),
+        ("not a JWT", "compact JWS", "not-a-jwt".to_string()),
+        ("empty", "logout_token", String::new()),
     ];
-    for (what, token) in cases {
+    for (what, reason, token) in cases {
         let (status, body, _) = post_logout(&app, "hostile", &token).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{what}: {body}");
         assert_eq!(body["error"], "invalid_request", "{what}: {body}");
+        assert!(
+            body["error_description"].as_str().unwrap().contains(reason),
+            "{what}: refused for another reason: {body}"
+        );
         assert!(
             session(&app, &browser).await["user"].is_object(),
             "{what} ended the session"

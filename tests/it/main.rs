@@ -23,6 +23,7 @@ mod linking_and_verify;
 mod nextauth;
 mod observability;
 mod oidc_provider;
+mod policies;
 mod presets;
 mod provider_bounds;
 mod provider_tokens;

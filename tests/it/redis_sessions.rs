@@ -142,14 +142,19 @@ async fn a_session_costs_redis_at_most_256_bytes() {
         created_at: 0,
         updated_at: 0,
     };
-    // Where it came from, as a phone on IPv6 signs in.
+    // Where it came from, as a phone on IPv6 signs in, with a provider session id (a
+    // Keycloak-style UUID) for back-channel logout.
     let origin = latch::session::SessionOrigin {
-        device: Some("Samsung Internet on Android".into()),
+        device: latch::session::device::Device::from_user_agent(Some(
+            "Mozilla/5.0 (Linux; Android 14; SM-S918B) SamsungBrowser/26.0 Chrome/122.0.0.0 Mobile Safari/537.36",
+        )),
         ip: Some("2001:db8:85a3::8a2e:370:7334".parse().unwrap()),
-        provider_sid: None,
+        provider_sid: Some(latch::session::provider_sid_hash(
+            "08a5019c-17e1-4977-8f42-65a12843ea02",
+        )),
     };
     let (_, session) = sessions_on(store)
-        .create(&user, "google", origin)
+        .create(&user, "google", origin, Vec::new())
         .await
         .unwrap();
     let google = memory_usage(&redis, &keys::session(&session.id));

@@ -105,6 +105,8 @@ pub fn back_channel_base(local_addr: SocketAddr, path: &str) -> Url {
 struct Grant {
     email: String,
     name: Option<String>,
+    /// `groups` of the ID token (comma-separated on the page), for trying policies.
+    groups: Vec<String>,
     nonce: Option<String>,
     code_challenge: String,
     expires: Instant,
@@ -224,6 +226,7 @@ impl DevProvider {
         request: &AuthorizeRequest,
         email: &str,
         name: Option<&str>,
+        groups: Option<&str>,
     ) -> Result<String, String> {
         let email = email.trim();
         let valid = email.len() <= 254
@@ -244,6 +247,13 @@ impl DevProvider {
                     .map(str::trim)
                     .filter(|n| !n.is_empty())
                     .map(str::to_string),
+                groups: groups
+                    .unwrap_or("")
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|g| !g.is_empty())
+                    .map(str::to_string)
+                    .collect(),
                 nonce: request.nonce.clone(),
                 code_challenge: request.code_challenge.clone(),
                 expires: Instant::now() + CODE_TTL,
@@ -332,12 +342,15 @@ impl DevProvider {
                 .unwrap_or_default()
                 .to_string()
         });
-        let profile = json!({
+        let mut profile = json!({
             "sub": subject,
             "email": grant.email,
             "email_verified": true,
             "name": name,
         });
+        if !grant.groups.is_empty() {
+            profile["groups"] = json!(grant.groups);
+        }
         let mut id_claims = profile.clone();
         id_claims["iss"] = json!(self.issuer_str());
         id_claims["aud"] = json!(self.client_id);
