@@ -4,6 +4,7 @@
 //! gets the same `Profile`.
 pub mod access;
 pub mod http;
+pub mod jwk;
 pub mod mapping;
 pub mod oidc;
 pub mod presets;
