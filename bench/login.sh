@@ -18,6 +18,11 @@
 #   BENCH_STORES         "redis sqlite"
 #   BENCH_MAX_SECONDS    bound on each run of the driver                    (default 120)
 #   LOGIN_LOAD_BIN       use this driver binary (bench/login_load.rs; default: built)
+#   BENCH_CALLGRIND=1    run latch under `valgrind --tool=callgrind` and report latch's
+#                        instructions per login (counters dumped around each run with
+#                        callgrind_control): a figure that does not move with the machine's
+#                        load. Its CPU and RSS columns are then valgrind's. Use fewer logins
+#                        (BENCH_LOGINS=100 BENCH_WORKERS=4).
 #
 # Everything listens on 127.0.0.1 only; every process started here is stopped on exit.
 set -euo pipefail
@@ -42,6 +47,25 @@ if [[ ! -d "$OIDC_DIR/node_modules/oidc-provider" ]]; then
 fi
 build_latch
 LOGIN_LOAD=$(example_bin login_load "${LOGIN_LOAD_BIN:-}")
+CALLGRIND="${BENCH_CALLGRIND:-0}"
+if [[ "$CALLGRIND" == 1 ]]; then
+  require_tools valgrind callgrind_control
+  # start_latch runs $BIN: a wrapper that execs valgrind, so LATCH_PID is valgrind's.
+  printf '#!/bin/sh\nexec valgrind --tool=callgrind --callgrind-out-file="%s" "%s" "$@"\n' \
+    "$TMP/callgrind.%p.out" "$BIN" >"$TMP/latch-callgrind"
+  chmod +x "$TMP/latch-callgrind"
+  BIN="$TMP/latch-callgrind"
+fi
+
+# instructions <label>: dumps latch's callgrind counters (which zeroes them) and prints the
+# count since the last dump; "–" without BENCH_CALLGRIND.
+instructions() {
+  [[ "$CALLGRIND" == 1 ]] || { echo "–"; return; }
+  timeout 60 callgrind_control --dump="$1" "$LATCH_PID" >/dev/null || die "callgrind_control failed"
+  local file
+  file=$(grep -l "^desc: Trigger: dump $1\$" "$TMP"/callgrind."$LATCH_PID".out.* | head -n1)
+  sed -n 's/^summary: //p' "$file"
+}
 
 # start_provider <dir> <redirect uri>: oidc-provider on a free port; sets NODE_PID, ISSUER.
 start_provider() {
@@ -114,18 +138,21 @@ EOF
   run_load "$store warm-up" "$base" "$WARMUP" each "warm" "$dir/warmup.txt"
   for users in $USERS; do
     out="$dir/load-$users.txt"
+    instructions "before-$store-$users" >/dev/null
     l0=$(cpu_seconds "$LATCH_PID"); n0=$(cpu_seconds "$NODE_PID")
     r0=0; [[ "$store" == redis ]] && r0=$(cpu_seconds "$REDIS_PID")
     run_load "$store" "$base" "$LOGINS" "$users" "$users" "$out"
     l1=$(cpu_seconds "$LATCH_PID"); n1=$(cpu_seconds "$NODE_PID")
     r1=0; [[ "$store" == redis ]] && r1=$(cpu_seconds "$REDIS_PID")
+    ir=$(instructions "$store-$users")
     f() { sed -n "s/^BENCH .*\b$1=\([0-9.]*\).*/\1/p" "$out"; }
     n=$(f logins)
     [[ "$(f failures)" == 0 && "$n" == "$LOGINS" ]] || die "$store/$users: $(cat "$out")"
     per() { awk -v a="$1" -v b="$2" -v n="$n" 'BEGIN { printf "%.0f", (b - a) * 1e6 / n }'; }
     redis_cpu="–"; [[ "$store" == redis ]] && redis_cpu=$(per "$r0" "$r1")
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$store" "$users" "$n" "$(f lps)" \
-      "$(f p50_ms)" "$(f p99_ms)" "$(per "$l0" "$l1")" "$(per "$n0" "$n1")" "$redis_cpu" \
+    [[ "$ir" != "–" ]] && ir=$(awk -v i="$ir" -v n="$n" 'BEGIN { printf "%.0f", i / n }')
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$store" "$users" "$n" "$(f lps)" \
+      "$(f p50_ms)" "$(f p99_ms)" "$(per "$l0" "$l1")" "$ir" "$(per "$n0" "$n1")" "$redis_cpu" \
       "$(awk -v k="$idle" 'BEGIN { printf "%.1f", k / 1024 }')" \
       "$(awk -v k="$(proc_kb "$LATCH_PID" VmHWM)" 'BEGIN { printf "%.1f", k / 1024 }')" \
       >>"$RESULTS"
@@ -139,13 +166,14 @@ echo
 echo "latch $VERSION — $(date -u +%Y-%m-%d), $(nproc) cores, $LOGINS logins per run," \
   "$WORKERS workers (the driver, node and latch share the cores), after $WARMUP warm-up logins"
 echo
-echo "| store | users | logins | logins/s | p50 ms | p99 ms | latch CPU µs/login | node CPU µs/login | redis CPU µs/login | latch RSS idle MiB | latch peak (VmHWM) MiB |"
-echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
-while IFS=$'\t' read -r store users n lps p50 p99 latch node redis idle peak; do
-  echo "| $store | $users | $n | $lps | $p50 | $p99 | $latch | $node | $redis | $idle | $peak |"
+echo "| store | users | logins | logins/s | p50 ms | p99 ms | latch CPU µs/login | latch instructions/login | node CPU µs/login | redis CPU µs/login | latch RSS at start MiB | latch peak (VmHWM) MiB |"
+echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+while IFS=$'\t' read -r store users n lps p50 p99 latch ir node redis idle peak; do
+  echo "| $store | $users | $n | $lps | $p50 | $p99 | $latch | $ir | $node | $redis | $idle | $peak |"
 done <"$RESULTS"
 echo
 echo "users: each = a new user per login; worker = one user per worker ($WORKERS users);" \
   "one = every login the same user"
+[[ "$CALLGRIND" == 1 ]] && echo "latch ran under callgrind: its CPU and RSS columns are valgrind's"
 echo "load average before: $LOAD_BEFORE; after: $(cut -d' ' -f1-3 /proc/loadavg)" \
   "${BENCH_PRELOAD:+; LD_PRELOAD=$BENCH_PRELOAD}"
