@@ -5,6 +5,7 @@
 pub mod access;
 pub mod groups;
 pub mod http;
+pub mod jwk;
 pub mod logout;
 pub mod mapping;
 pub mod oidc;

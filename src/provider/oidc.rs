@@ -4,15 +4,15 @@
 //! (Over 600 lines with its unit tests, which are the last 281: the tests stay beside
 //! the code they pin down.)
 use super::http::{excerpt, fetch, is_loopback, send, Budget, CallError};
+use super::jwk::{Jwk, Jwks};
 use super::logout::{check_claims, LogoutClaims};
 use super::profile::Profile;
 use crate::config::types::{IssuerRule, TokenAuth};
 use chrono::{Duration as ChronoDuration, Utc};
-use openidconnect::core::{
-    CoreIdToken, CoreIdTokenVerifier, CoreJsonWebKeySet, CoreJwsSigningAlgorithm,
-};
+use openidconnect::core::{CoreIdToken, CoreJwsSigningAlgorithm};
 use openidconnect::{
-    ClaimsVerificationError, ClientId, IssuerUrl, Nonce, SignatureVerificationError,
+    ClaimsVerificationError, ClientId, IdTokenVerifier, IssuerUrl, Nonce,
+    SignatureVerificationError,
 };
 use serde::Deserialize;
 use std::sync::Arc;
@@ -80,7 +80,7 @@ pub struct OidcClient {
 #[derive(Default)]
 struct JwksCache {
     /// The key set and until when it is trusted.
-    keys: Option<(Arc<CoreJsonWebKeySet>, Instant)>,
+    keys: Option<(Arc<Jwks>, Instant)>,
     /// When a token's unknown `kid` last forced a refetch (the rate-limited case).
     last_forced: Option<Instant>,
 }
@@ -246,7 +246,7 @@ impl OidcClient {
     }
 
     /// The key set and how long to trust it (from `Cache-Control`).
-    async fn fetch_jwks(&self, uri: &Url) -> Result<(CoreJsonWebKeySet, Duration), CallError> {
+    async fn fetch_jwks(&self, uri: &Url) -> Result<(Jwks, Duration), CallError> {
         let answer = fetch("jwks", self.http.get(uri.clone()), self.budget).await?;
         if answer.status != 200 {
             return Err(CallError::Status {
@@ -271,7 +271,7 @@ impl OidcClient {
 
     /// The cached key set (refetched once its time is up); `refresh` refetches it unless a
     /// forced refetch happened in the last 30 s. `now` is the caller's clock.
-    async fn keys(&self, refresh: bool, now: Instant) -> Result<Arc<CoreJsonWebKeySet>, CallError> {
+    async fn keys(&self, refresh: bool, now: Instant) -> Result<Arc<Jwks>, CallError> {
         let discovery = self.discovery().await?;
         let mut cache = self.jwks.lock().await;
         let recently = cache
@@ -348,12 +348,12 @@ impl OidcClient {
         &self,
         token: &CoreIdToken,
         nonce: &str,
-        keys: &CoreJsonWebKeySet,
+        keys: &Jwks,
         issuer: &str,
     ) -> Result<(), ClaimsVerificationError> {
         let issuer = IssuerUrl::new(issuer.to_string())
             .map_err(|e| ClaimsVerificationError::Other(e.to_string()))?;
-        let verifier: CoreIdTokenVerifier = CoreIdTokenVerifier::new_public_client(
+        let verifier: IdTokenVerifier<Jwk> = IdTokenVerifier::new_public_client(
             ClientId::new(self.client_id.clone()),
             issuer,
             keys.clone(),
@@ -536,7 +536,7 @@ impl<'a> CompactJws<'a> {
 
     /// Checks the signature with the keys that may have made it: the one the `kid` names (or
     /// every key without one), meant for signatures and for this `alg`.
-    fn verify(&self, keys: &CoreJsonWebKeySet) -> Result<(), JwsError> {
+    fn verify(&self, keys: &Jwks) -> Result<(), JwsError> {
         use openidconnect::{JsonWebKey, JsonWebKeyAlgorithm, JsonWebKeyUse};
         let candidates = keys.keys().iter().filter(|k| {
             let kid_ok = match &self.kid {

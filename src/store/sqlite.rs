@@ -132,6 +132,11 @@ impl Inner {
 
 type Job = Box<dyn FnOnce(&mut Connection) + Send>;
 
+/// The writer's prepared-statement cache: room for every distinct statement below (about 25),
+/// so none is parsed again per call (`execute` with SQL text prepares each time: SQLite's
+/// parser was a few per cent of latch's CPU in a sign-in, bench/login.sh).
+const WRITER_STATEMENTS: usize = 48;
+
 /// The writer thread, which runs the jobs one after the other on the writer connection. One
 /// thread rather than a blocking-pool task per write: the writes are serial anyway (one
 /// connection), and a burst of them on the blocking pool grew it by a thread each, all but one
@@ -256,6 +261,8 @@ impl SqliteStore {
         readers: Vec<Mutex<Connection>>,
         backend: &'static str,
     ) -> Result<Self, StoreError> {
+        // Every statement of the writer stays prepared (rusqlite keeps 16 by default).
+        conn.set_prepared_statement_cache_capacity(WRITER_STATEMENTS);
         let conn = Arc::new(Mutex::new(conn));
         let inner = Arc::new(Inner {
             writer: Writer::start(conn.clone())?,
@@ -297,14 +304,12 @@ fn open_reader(path: &Path) -> Result<Connection, StoreError> {
 
 fn sweep(conn: &mut Connection) -> rusqlite::Result<usize> {
     let now = now_ms();
-    let a = conn.execute(
-        "DELETE FROM kv WHERE expires_at IS NOT NULL AND expires_at <= ?1",
-        [now],
-    )?;
-    let b = conn.execute(
-        "DELETE FROM members WHERE expires_at IS NOT NULL AND expires_at <= ?1",
-        [now],
-    )?;
+    let a = conn
+        .prepare_cached("DELETE FROM kv WHERE expires_at IS NOT NULL AND expires_at <= ?1")?
+        .execute([now])?;
+    let b = conn
+        .prepare_cached("DELETE FROM members WHERE expires_at IS NOT NULL AND expires_at <= ?1")?
+        .execute([now])?;
     Ok(a + b)
 }
 
@@ -337,7 +342,6 @@ macro_rules! live {
         "(expires_at IS NULL OR expires_at > ?2)"
     };
 }
-const LIVE: &str = live!();
 
 #[async_trait::async_trait]
 impl Store for SqliteStore {
@@ -361,11 +365,12 @@ impl Store for SqliteStore {
         self.call(move |c| {
             let tx = c.transaction()?;
             // A key holds a value or a set, never both (as in Redis).
-            tx.execute("DELETE FROM members WHERE key = ?1", [&key])?;
-            tx.execute(
+            tx.prepare_cached("DELETE FROM members WHERE key = ?1")?
+                .execute([&key])?;
+            tx.prepare_cached(
                 "INSERT OR REPLACE INTO kv (key, value, expires_at) VALUES (?1, ?2, ?3)",
-                params![key, value, expiry(now_ms(), ttl)],
-            )?;
+            )?
+            .execute(params![key, value, expiry(now_ms(), ttl)])?;
             tx.commit()
         })
         .await
@@ -381,22 +386,26 @@ impl Store for SqliteStore {
         self.call(move |c| {
             let now = now_ms();
             let tx = c.transaction()?;
-            let set_exists: bool = tx.query_row(
-                &format!("SELECT EXISTS(SELECT 1 FROM members WHERE key = ?1 AND {LIVE})"),
-                params![key, now],
-                |r| r.get(0),
-            )?;
+            let set_exists: bool = tx
+                .prepare_cached(concat!(
+                    "SELECT EXISTS(SELECT 1 FROM members WHERE key = ?1 AND ",
+                    live!(),
+                    ")"
+                ))?
+                .query_row(params![key, now], |r| r.get(0))?;
             if set_exists {
                 return Ok(false);
             }
-            tx.execute("DELETE FROM members WHERE key = ?1", [&key])?;
+            tx.prepare_cached("DELETE FROM members WHERE key = ?1")?
+                .execute([&key])?;
             // Insert, or replace a row that has expired but not been swept yet.
-            let n = tx.execute(
-                "INSERT INTO kv (key, value, expires_at) VALUES (?1, ?2, ?3)
+            let n = tx
+                .prepare_cached(
+                    "INSERT INTO kv (key, value, expires_at) VALUES (?1, ?2, ?3)
                  ON CONFLICT(key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at
                  WHERE kv.expires_at IS NOT NULL AND kv.expires_at <= ?4",
-                params![key, value, expiry(now, ttl), now],
-            )?;
+                )?
+                .execute(params![key, value, expiry(now, ttl), now])?;
             tx.commit()?;
             Ok(n == 1)
         })
@@ -413,10 +422,12 @@ impl Store for SqliteStore {
         self.call(move |c| {
             let now = now_ms();
             // One statement: the existence check and the write cannot be split by a delete.
-            let n = c.execute(
-                &format!("UPDATE kv SET value = ?3, expires_at = ?4 WHERE key = ?1 AND {LIVE}"),
-                params![key, now, value, expiry(now, ttl)],
-            )?;
+            let n = c
+                .prepare_cached(concat!(
+                    "UPDATE kv SET value = ?3, expires_at = ?4 WHERE key = ?1 AND ",
+                    live!()
+                ))?
+                .execute(params![key, now, value, expiry(now, ttl)])?;
             Ok(n == 1)
         })
         .await
@@ -425,10 +436,13 @@ impl Store for SqliteStore {
     async fn delete_if(&self, key: &str, expected: &[u8]) -> Result<bool, StoreError> {
         let (key, expected) = (key.to_owned(), expected.to_vec());
         self.call(move |c| {
-            let n = c.execute(
-                &format!("DELETE FROM kv WHERE key = ?1 AND {LIVE} AND value = ?3"),
-                params![key, now_ms(), expected],
-            )?;
+            let n = c
+                .prepare_cached(concat!(
+                    "DELETE FROM kv WHERE key = ?1 AND ",
+                    live!(),
+                    " AND value = ?3"
+                ))?
+                .execute(params![key, now_ms(), expected])?;
             Ok(n == 1)
         })
         .await
@@ -447,11 +461,8 @@ impl Store for SqliteStore {
             let now = now_ms();
             let tx = c.transaction()?;
             let stored: Option<Vec<u8>> = tx
-                .query_row(
-                    &format!("SELECT value FROM kv WHERE key = ?1 AND {LIVE}"),
-                    params![key, now],
-                    |r| r.get(0),
-                )
+                .prepare_cached(concat!("SELECT value FROM kv WHERE key = ?1 AND ", live!()))?
+                .query_row(params![key, now], |r| r.get(0))
                 .optional()?;
             // The theoretical arrival time, as in the Redis script.
             let tat = stored
@@ -462,11 +473,12 @@ impl Store for SqliteStore {
                 return Ok(Some(Duration::from_millis((tat - now - tolerance) as u64)));
             }
             let next = tat.saturating_add(interval);
-            tx.execute("DELETE FROM members WHERE key = ?1", [&key])?;
-            tx.execute(
+            tx.prepare_cached("DELETE FROM members WHERE key = ?1")?
+                .execute([&key])?;
+            tx.prepare_cached(
                 "INSERT OR REPLACE INTO kv (key, value, expires_at) VALUES (?1, ?2, ?3)",
-                params![key, next.to_string().into_bytes(), next],
-            )?;
+            )?
+            .execute(params![key, next.to_string().into_bytes(), next])?;
             tx.commit()?;
             Ok(None)
         })
@@ -478,11 +490,8 @@ impl Store for SqliteStore {
         self.call(move |c| {
             let now = now_ms();
             let row: Option<(Vec<u8>, Option<i64>)> = c
-                .query_row(
-                    "DELETE FROM kv WHERE key = ?1 RETURNING value, expires_at",
-                    [&key],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
+                .prepare_cached("DELETE FROM kv WHERE key = ?1 RETURNING value, expires_at")?
+                .query_row([&key], |r| Ok((r.get(0)?, r.get(1)?)))
                 .optional()?;
             Ok(row.and_then(|(v, exp)| match exp {
                 Some(e) if e <= now => None,
@@ -497,16 +506,16 @@ impl Store for SqliteStore {
         self.call(move |c| {
             let now = now_ms();
             let tx = c.transaction()?;
-            let live_kv = tx.execute(
-                &format!("DELETE FROM kv WHERE key = ?1 AND {LIVE}"),
-                params![key, now],
-            )?;
-            let live_members = tx.execute(
-                &format!("DELETE FROM members WHERE key = ?1 AND {LIVE}"),
-                params![key, now],
-            )?;
-            tx.execute("DELETE FROM kv WHERE key = ?1", [&key])?;
-            tx.execute("DELETE FROM members WHERE key = ?1", [&key])?;
+            let live_kv = tx
+                .prepare_cached(concat!("DELETE FROM kv WHERE key = ?1 AND ", live!()))?
+                .execute(params![key, now])?;
+            let live_members = tx
+                .prepare_cached(concat!("DELETE FROM members WHERE key = ?1 AND ", live!()))?
+                .execute(params![key, now])?;
+            tx.prepare_cached("DELETE FROM kv WHERE key = ?1")?
+                .execute([&key])?;
+            tx.prepare_cached("DELETE FROM members WHERE key = ?1")?
+                .execute([&key])?;
             tx.commit()?;
             Ok(live_kv + live_members > 0)
         })
@@ -519,14 +528,18 @@ impl Store for SqliteStore {
             let now = now_ms();
             let exp = expiry(now, Some(ttl));
             let tx = c.transaction()?;
-            let a = tx.execute(
-                &format!("UPDATE kv SET expires_at = ?3 WHERE key = ?1 AND {LIVE}"),
-                params![key, now, exp],
-            )?;
-            let b = tx.execute(
-                &format!("UPDATE members SET expires_at = ?3 WHERE key = ?1 AND {LIVE}"),
-                params![key, now, exp],
-            )?;
+            let a = tx
+                .prepare_cached(concat!(
+                    "UPDATE kv SET expires_at = ?3 WHERE key = ?1 AND ",
+                    live!()
+                ))?
+                .execute(params![key, now, exp])?;
+            let b = tx
+                .prepare_cached(concat!(
+                    "UPDATE members SET expires_at = ?3 WHERE key = ?1 AND ",
+                    live!()
+                ))?
+                .execute(params![key, now, exp])?;
             tx.commit()?;
             Ok(a + b > 0)
         })
@@ -544,33 +557,29 @@ impl Store for SqliteStore {
             let now = now_ms();
             let tx = c.transaction()?;
             // Expired members are gone: the set starts afresh (as Redis would).
-            tx.execute(
+            tx.prepare_cached(
                 "DELETE FROM members WHERE key = ?1 AND expires_at IS NOT NULL AND expires_at <= ?2",
-                params![key, now],
-            )?;
-            tx.execute("DELETE FROM kv WHERE key = ?1", [&key])?;
+            )?
+            .execute(params![key, now])?;
+            tx.prepare_cached("DELETE FROM kv WHERE key = ?1")?
+                .execute([&key])?;
             let exp = match ttl {
                 Some(_) => {
                     let exp = expiry(now, ttl);
-                    tx.execute(
-                        "UPDATE members SET expires_at = ?2 WHERE key = ?1",
-                        params![key, exp],
-                    )?;
+                    tx.prepare_cached("UPDATE members SET expires_at = ?2 WHERE key = ?1")?
+                        .execute(params![key, exp])?;
                     exp
                 }
                 None => tx
-                    .query_row(
-                        "SELECT expires_at FROM members WHERE key = ?1 LIMIT 1",
-                        [&key],
-                        |r| r.get::<_, Option<i64>>(0),
-                    )
+                    .prepare_cached("SELECT expires_at FROM members WHERE key = ?1 LIMIT 1")?
+                    .query_row([&key], |r| r.get::<_, Option<i64>>(0))
                     .optional()?
                     .flatten(),
             };
-            tx.execute(
+            tx.prepare_cached(
                 "INSERT OR REPLACE INTO members (key, member, expires_at) VALUES (?1, ?2, ?3)",
-                params![key, member, exp],
-            )?;
+            )?
+            .execute(params![key, member, exp])?;
             tx.commit()
         })
         .await
@@ -579,11 +588,9 @@ impl Store for SqliteStore {
     async fn set_remove(&self, key: &str, member: &str) -> Result<(), StoreError> {
         let (key, member) = (key.to_owned(), member.to_owned());
         self.call(move |c| {
-            c.execute(
-                "DELETE FROM members WHERE key = ?1 AND member = ?2",
-                params![key, member],
-            )
-            .map(drop)
+            c.prepare_cached("DELETE FROM members WHERE key = ?1 AND member = ?2")?
+                .execute(params![key, member])
+                .map(drop)
         })
         .await
     }
@@ -591,8 +598,9 @@ impl Store for SqliteStore {
     async fn set_members(&self, key: &str) -> Result<Vec<String>, StoreError> {
         let key = key.to_owned();
         self.call(move |c| {
-            let mut st = c.prepare_cached(&format!(
-                "SELECT member FROM members WHERE key = ?1 AND {LIVE}"
+            let mut st = c.prepare_cached(concat!(
+                "SELECT member FROM members WHERE key = ?1 AND ",
+                live!()
             ))?;
             let rows = st.query_map(params![key, now_ms()], |r| r.get(0))?;
             rows.collect()
@@ -605,11 +613,9 @@ impl Store for SqliteStore {
         self.call(move |c| {
             // `key >= prefix` narrows the index range; substr() makes the match exact
             // without LIKE/GLOB escaping.
-            let mut st = c.prepare_cached(&format!(
-                "SELECT key FROM kv WHERE key >= ?1 AND substr(key, 1, length(?1)) = ?1 AND {LIVE}
+            let mut st = c.prepare_cached(concat!("SELECT key FROM kv WHERE key >= ?1 AND substr(key, 1, length(?1)) = ?1 AND ", live!(), "
                  UNION
-                 SELECT DISTINCT key FROM members WHERE key >= ?1 AND substr(key, 1, length(?1)) = ?1 AND {LIVE}"
-            ))?;
+                 SELECT DISTINCT key FROM members WHERE key >= ?1 AND substr(key, 1, length(?1)) = ?1 AND ", live!()))?;
             let rows = st.query_map(params![prefix, now_ms()], |r| r.get(0))?;
             rows.collect()
         })
