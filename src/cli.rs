@@ -174,6 +174,8 @@ async fn watch_hangups(
     send: tokio::sync::mpsc::Sender<crate::config::Config>,
 ) {
     while hangups.recv().await.is_some() {
+        // logrotate's signal: the audit file is opened again whatever the new file says.
+        crate::audit::reopen_files();
         match crate::config::load(&path) {
             Ok(config) => {
                 tracing::info!(file = %path.display(), "SIGHUP: configuration re-read");

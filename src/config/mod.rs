@@ -28,9 +28,9 @@ pub use keys::{presets, PresetInfo};
 pub use limits::{IpNet, LimitsConfig, Rate};
 pub use origin::OriginPattern;
 pub use types::{
-    AccessRules, Config, IssuerRule, OAuth2Endpoints, Own, OwnSettings, ProfileMapping,
-    ProviderConfig, ProviderKind, ResponseMode, Secret, ServerConfig, SessionConfig, StoreConfig,
-    TokenAuth, TokensConfig,
+    AccessRules, AuditTarget, Config, IssuerRule, OAuth2Endpoints, Own, OwnSettings,
+    ProfileMapping, ProviderConfig, ProviderKind, ResponseMode, Secret, ServerConfig,
+    SessionConfig, StoreConfig, TokenAuth, TokensConfig,
 };
 
 use source::Source;

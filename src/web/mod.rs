@@ -27,6 +27,7 @@ mod signin;
 pub mod templates;
 mod tokens;
 
+use crate::audit::Audit;
 use crate::config::Config;
 use crate::identity::Users;
 use crate::provider::Providers;
@@ -60,6 +61,8 @@ pub struct App {
     pub(crate) limiter: limits::Limiter,
     pub templates: Templates,
     pub cookies: CookiePolicy,
+    /// The audit log (`[audit]`; off when absent).
+    pub audit: Audit,
 }
 
 pub type AppState = Arc<App>;
