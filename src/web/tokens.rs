@@ -156,6 +156,14 @@ pub async fn revoke(
                 .await
                 .map_err(json_err)?;
             tracing::info!(session = %session.id, "session and its refresh tokens revoked");
+            app.audit.emit(|| {
+                Event::new(Name::Signout)
+                    .user(&session.record.user_id)
+                    .provider(&session.record.provider)
+                    .with("session", session.id.as_str())
+                    .with("everywhere", false)
+                    .with("route", "revoke")
+            });
             let mut response = Json(json!({})).into_response();
             let h = response.headers_mut();
             h.append(SET_COOKIE, app.cookies.clear(&app.cookies.session));
