@@ -407,7 +407,11 @@ impl Admin {
                 if !*all {
                     return Err(Failure::new("name --user <id> or --all"));
                 }
-                let n = self.sessions.revoke_all().await?;
+                let ended = self.sessions.end_all().await?;
+                for (id, user_id) in &ended {
+                    self.record(|| Event::session_ended(EndedBy::Admin, id).user(user_id));
+                }
+                let n = ended.len();
                 self.record(|| {
                     Event::new(Name::AdminSessionsRevoked)
                         .with("all", true)

@@ -414,8 +414,13 @@ impl Sessions {
     /// Ends every session of every user; returns how many were live. Scans the store (for
     /// `latch sessions revoke --all`; never on a request).
     pub async fn revoke_all(&self) -> Result<usize, StoreError> {
+        Ok(self.end_all().await?.len())
+    }
+
+    /// [`Sessions::revoke_all`], answering the (session id, user id) of each live one ended.
+    pub async fn end_all(&self) -> Result<Vec<(String, String)>, StoreError> {
         let t = self.now();
-        let mut revoked = 0;
+        let mut revoked = Vec::new();
         for k in self
             .store
             .keys_with_prefix(crate::store::keys::SESSION_PREFIX)
@@ -425,15 +430,13 @@ impl Sessions {
                 continue;
             };
             if let Some(record) = decode(&bytes) {
-                if t < self.end(&record) {
-                    revoked += 1;
-                }
+                let id = &k[crate::store::keys::SESSION_PREFIX.len()..];
                 self.store
-                    .set_remove(
-                        &user_index(&record.user_id),
-                        &k[crate::store::keys::SESSION_PREFIX.len()..],
-                    )
+                    .set_remove(&user_index(&record.user_id), id)
                     .await?;
+                if t < self.end(&record) {
+                    revoked.push((id.to_string(), record.user_id));
+                }
             }
         }
         Ok(revoked)

@@ -7,6 +7,7 @@ use crate::support::dev::{approve, sign_in_with_dev, start_signin};
 use crate::support::flows::{csrf_token, session, sign_out, user_id};
 use crate::support::latch::{Setup, TestApp, SECRET};
 use crate::support::latch_bin::{command, LatchProcess};
+use crate::support::redis::RedisServer;
 use reqwest::header::COOKIE;
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -129,17 +130,29 @@ fn setup(store_url: &str, audit: &Path) -> Setup {
 async fn every_security_event_is_one_line_with_its_fields_and_never_a_secret() {
     let dir = tempfile::tempdir().unwrap();
     let store_url = format!("sqlite://{}", dir.path().join("latch.db").display());
-    let audit: PathBuf = dir.path().join("audit.log");
-    let app = setup(&store_url, &audit).spawn().await;
+    every_event(dir.path(), &store_url).await;
+}
+
+/// The same on Redis, the store of more than one instance.
+#[tokio::test]
+async fn every_security_event_on_redis() {
+    let redis = RedisServer::new();
+    let dir = tempfile::tempdir().unwrap();
+    every_event(dir.path(), &redis.url()).await;
+}
+
+async fn every_event(dir: &Path, store_url: &str) {
+    let audit: PathBuf = dir.join("audit.log");
+    let app = setup(store_url, &audit).spawn().await;
     // A second instance on the same store and file whose sessions end after a second: it
     // finds the first instance's sessions expired.
-    let mut short = setup(&store_url, &audit);
+    let mut short = setup(store_url, &audit);
     short.session = "max_age = \"1s\"\nidle_timeout = \"1s\"\nupdate_age = \"500ms\"\n".into();
     let short = short.spawn().await;
-    let cli = dir.path().join("cli.toml");
+    let cli = dir.join("cli.toml");
     std::fs::write(
         &cli,
-        setup(&store_url, &audit).toml("http://127.0.0.1:3000", "127.0.0.1:0"),
+        setup(store_url, &audit).toml("http://127.0.0.1:3000", "127.0.0.1:0"),
     )
     .unwrap();
     let mut seen = Seen::default();
@@ -348,9 +361,14 @@ async fn every_security_event_is_one_line_with_its_fields_and_never_a_secret() {
     );
 
     let (g_again, _) = sign_in(&app, &g, "dev", "grace@example.com", &mut seen).await;
-    let export: Value =
-        serde_json::from_str(&latch(&cli, &["users", "export", "grace@example.com"]).await)
-            .unwrap();
+    let exported = latch(&cli, &["users", "export", "grace@example.com"]).await;
+    for secret in &seen.0 {
+        assert!(
+            !exported.contains(secret.as_str()),
+            "{secret} exported:\n{exported}"
+        );
+    }
+    let export: Value = serde_json::from_str(&exported).unwrap();
     assert_eq!(export["user"]["id"], grace.as_str());
     assert_eq!(export["user"]["email"], "grace@example.com");
     assert_eq!(export["accounts"].as_array().unwrap().len(), 1, "{export}");
@@ -397,6 +415,21 @@ async fn every_security_event_is_one_line_with_its_fields_and_never_a_secret() {
     })
     .await;
     assert_eq!(session(&app, &g).await, serde_json::json!({}));
+
+    // sessions revoke --all: a session.ended per session, then the command.
+    let h = Browser::with_user_agent(UA);
+    let (h_id, _) = sign_in(&app, &h, "dev", "hal@example.com", &mut seen).await;
+    latch(&cli, &["sessions", "revoke", "--all"]).await;
+    let line = line_where(&audit, |l| {
+        l["event"] == "session.ended" && l["session"] == h_id.as_str()
+    })
+    .await;
+    assert_eq!(line["by"], "admin");
+    let line = line_where(&audit, |l| {
+        l["event"] == "admin.sessions_revoked" && l["all"] == true
+    })
+    .await;
+    assert!(line["sessions"].as_u64().unwrap() >= 1, "{line}");
 
     app.stop().await;
     short.stop().await;
