@@ -103,6 +103,11 @@ pub async fn check(path: &std::path::Path, discover: bool) -> ExitCode {
     };
     println!("{}: OK", path.display());
     println!("store: {}", config.store.redacted_url());
+    match &config.audit {
+        None => println!("audit log: off"),
+        Some(config::AuditTarget::Stderr) => println!("audit log: stderr"),
+        Some(config::AuditTarget::File(file)) => println!("audit log: {}", file.display()),
+    }
     let mut failed = false;
     for p in providers.iter() {
         println!("provider {:<20} callback URL: {}", p.id(), p.callback_url);

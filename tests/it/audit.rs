@@ -540,3 +540,19 @@ async fn sighup_reopens_the_audit_file_for_logrotate() {
     assert_eq!(lines(&audit).len(), 1);
     process.stop().await;
 }
+
+/// `latch check` says where the audit log goes.
+#[tokio::test]
+async fn latch_check_names_the_audit_log() {
+    use crate::support::latch_bin::{check, config_with_store};
+    let plain = config_with_store("memory://");
+    let (code, out, _) = check(&plain).await;
+    assert_eq!(code, Some(0));
+    assert!(out.contains("audit log: off\n"), "{out}");
+    let (code, out, _) = check(&format!("{plain}\n[audit]\nfile = \"stderr\"\n")).await;
+    assert_eq!(code, Some(0));
+    assert!(out.contains("audit log: stderr\n"), "{out}");
+    let (code, _, err) = check(&format!("{plain}\n[audit]\nfile = \"\"\n")).await;
+    assert_eq!(code, Some(2));
+    assert!(err.contains(":13: audit.file: empty"), "{err}");
+}
