@@ -515,6 +515,11 @@ impl Sessions {
             }
             if self.store.take(&key(&id)).await?.is_some() && t < self.end(&record) {
                 ended += 1;
+                self.audit.emit(|| {
+                    Event::session_ended(EndedBy::Backchannel, &id)
+                        .user(&record.user_id)
+                        .provider(provider)
+                });
             }
             self.store
                 .set_remove(&user_index(&record.user_id), &id)
@@ -536,6 +541,11 @@ impl Sessions {
             if session.record.provider == provider {
                 self.end_by_id(&session.id).await?;
                 ended += 1;
+                self.audit.emit(|| {
+                    Event::session_ended(EndedBy::Backchannel, &session.id)
+                        .user(user_id)
+                        .provider(provider)
+                });
             }
         }
         Ok(ended)

@@ -556,3 +556,53 @@ async fn latch_check_names_the_audit_log() {
     assert_eq!(code, Some(2));
     assert!(err.contains(":13: audit.file: empty"), "{err}");
 }
+
+/// A back-channel logout: `session.ended` by `backchannel` for the session of that provider
+/// session, from the provider's request (its address, no browser); the Logout Token is
+/// nowhere in the file.
+#[tokio::test]
+async fn a_back_channel_logout_is_a_session_ended_by_backchannel() {
+    use crate::support::flows::through_provider;
+    use crate::support::hostile::{Behavior, Hostile, Signing};
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit.log");
+    let hostile = Hostile::start().await;
+    hostile.set(Behavior {
+        claims: Box::new(|c| c["sid"] = serde_json::json!("bc-1")),
+        ..Behavior::default()
+    });
+    let app = Setup::default()
+        .with_providers(format!(
+            "[audit]\nfile = \"{}\"\n\n{}",
+            audit.display(),
+            hostile.provider_toml()
+        ))
+        .spawn()
+        .await;
+    let browser = Browser::with_user_agent(UA);
+    let done = through_provider(&app, &browser, "/signin/hostile?callbackUrl=/").await;
+    assert_eq!(done.status(), StatusCode::FOUND);
+    let token = browser.cookie("latch.session-token").unwrap().value;
+    let id = latch::session::session_id(&token);
+    let logout = hostile.logout_token(Signing::Good, |c| c["sid"] = serde_json::json!("bc-1"));
+    let answer = Browser::with_user_agent("provider-backchannel/1")
+        .post_form(
+            &app.url("/backchannel-logout/hostile"),
+            &[("logout_token", logout.as_str())],
+        )
+        .await;
+    assert_eq!(answer.status(), StatusCode::OK);
+    let line = line_where(&audit, |l| {
+        l["event"] == "session.ended" && l["session"] == id.as_str()
+    })
+    .await;
+    assert_eq!(line["by"], "backchannel");
+    assert_eq!(line["provider"], "hostile");
+    assert_eq!(line["user_agent"], "provider-backchannel/1");
+    assert!(line["user_id"].is_string(), "{line}");
+    app.stop().await;
+    let text = std::fs::read_to_string(&audit).unwrap();
+    for secret in [logout.as_str(), token.as_str()] {
+        assert!(!text.contains(secret), "{text}");
+    }
+}
