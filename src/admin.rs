@@ -4,7 +4,9 @@
 //! running instance's Redis or SQLite file. Output goes to stdout (tab-separated text, or JSON
 //! lines with `--json`); problems go to stderr with exit code 1 (2 for an invalid config file).
 //!
-//! (Over 600 lines with its unit tests, which are the last 207: the tests stay beside
+//! `users export` is in `admin/export.rs`.
+//!
+//! (Over 600 lines with its unit tests, which are the last 237: the tests stay beside
 //! the code they pin down.)
 use crate::audit::{Audit, EndedBy, Event, Name};
 use crate::config::{self, AuditTarget, Config};
@@ -19,6 +21,8 @@ use std::io::Write as _;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
+
+mod export;
 
 #[derive(Subcommand, Debug)]
 pub enum UsersCommand {
@@ -445,60 +449,6 @@ pub async fn sessions(config_path: &Path, command: SessionsCommand) -> ExitCode 
             finish(result)
         }
         Err(f) => finish(Err(f)),
-    }
-}
-
-impl Admin {
-    /// `users export`: everything latch holds about `user` (GDPR/CCPA access request). Provider
-    /// tokens, kept sealed for `expose_tokens` providers, are left out: they are the
-    /// provider's credentials, not data about the user.
-    pub async fn export(&self, user: &User) -> Result<serde_json::Value, Failure> {
-        let accounts = self.users.accounts(&user.id).await?;
-        let sessions: Vec<_> = self
-            .sessions
-            .list_for_user(&user.id)
-            .await?
-            .iter()
-            .map(|s| {
-                let origin = &s.record.origin;
-                json!({
-                    "id": s.id,
-                    "provider": s.record.provider,
-                    "device": origin.device,
-                    "ip": origin.ip.map(|ip| ip.to_string()),
-                    "provider_sid": origin.provider_sid,
-                    "started": time(s.record.created_at),
-                    "last_seen": time(s.record.last_seen),
-                    "expires": s.expires.to_rfc3339_opts(SecondsFormat::Secs, true),
-                })
-            })
-            .collect();
-        let audit = match &self.audit_target {
-            None => json!({ "source": "off", "events": [] }),
-            Some(AuditTarget::Stderr) => json!({
-                "source": "stderr",
-                "events": [],
-                "note": "the audit log goes to latch's stderr (its service manager's journal): \
-                         search it there for this user_id",
-            }),
-            Some(AuditTarget::File(path)) => {
-                let events = crate::audit::events_for_user(path, &user.id).map_err(|e| {
-                    Failure::new(format!(
-                        "cannot read the audit file {}: {e}",
-                        path.display()
-                    ))
-                })?;
-                json!({ "source": path.display().to_string(), "events": events })
-            }
-        };
-        self.record(|| Event::new(Name::AdminUserExported).user(&user.id));
-        Ok(json!({
-            "exported_at": Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true),
-            "user": user,
-            "accounts": accounts,
-            "sessions": sessions,
-            "audit": audit,
-        }))
     }
 }
 

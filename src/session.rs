@@ -11,7 +11,7 @@
 //! one, and everything that names a session by id (access tokens' `sid`, refresh families,
 //! the user index, the admin commands) takes either.
 //!
-//! (Over 600 lines with its unit tests, which are the last 271: the tests stay beside
+//! (Over 600 lines with its unit tests, which are the last 525: the tests stay beside
 //! the code they pin down.)
 mod codec;
 
