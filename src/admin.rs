@@ -4,9 +4,12 @@
 //! running instance's Redis or SQLite file. Output goes to stdout (tab-separated text, or JSON
 //! lines with `--json`); problems go to stderr with exit code 1 (2 for an invalid config file).
 //!
-//! (Over 600 lines with its unit tests, which are the last 207: the tests stay beside
+//! `users export` is in `admin/export.rs`.
+//!
+//! (Over 600 lines with its unit tests, which are the last 237: the tests stay beside
 //! the code they pin down.)
-use crate::config::{self, Config};
+use crate::audit::{Audit, EndedBy, Event, Name};
+use crate::config::{self, AuditTarget, Config};
 use crate::identity::{LinkedAccount, Unlink, User, Users};
 use crate::session::{Session, Sessions};
 use crate::store::{redact_url, Store, StoreError};
@@ -18,6 +21,8 @@ use std::io::Write as _;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
+
+mod export;
 
 #[derive(Subcommand, Debug)]
 pub enum UsersCommand {
@@ -38,6 +43,13 @@ pub enum UsersCommand {
     },
     /// Delete a user, its provider accounts and every session
     Delete {
+        /// User id (or an email that exactly one user has)
+        #[arg(allow_hyphen_values = true)]
+        user: String,
+    },
+    /// Print everything latch holds about a user as one JSON document: the user, its
+    /// provider accounts (no token material), its live sessions and its audit events
+    Export {
         /// User id (or an email that exactly one user has)
         #[arg(allow_hyphen_values = true)]
         user: String,
@@ -104,14 +116,55 @@ impl From<StoreError> for Failure {
 pub struct Admin {
     pub users: Users,
     pub sessions: Sessions,
+    /// Where the commands that change something are recorded (`[audit]`).
+    audit: Audit,
+    /// `[audit] file`, read by `users export`.
+    audit_target: Option<AuditTarget>,
 }
 
 impl Admin {
+    /// Without an audit log; see [`Admin::with_audit`].
     pub fn new(store: Arc<dyn Store>, config: &Config) -> Self {
         Admin {
             users: Users::new(store.clone()),
             sessions: Sessions::new(store, config.session.clone()),
+            audit: Audit::off(),
+            audit_target: None,
         }
+    }
+
+    /// Records what the commands change in the audit log `target` names (and reads it for
+    /// `users export`).
+    pub fn with_audit(self, target: Option<&AuditTarget>) -> std::io::Result<Self> {
+        let audit = Audit::open(target)?;
+        Ok(Admin {
+            users: self.users.with_audit(audit.clone()),
+            sessions: self.sessions.with_audit(audit.clone()),
+            audit,
+            audit_target: target.cloned(),
+        })
+    }
+
+    /// Waits until the audit lines of the commands run so far are written.
+    pub async fn flush(&self) {
+        self.audit.flush().await;
+    }
+
+    /// Records an admin command's event (with the system user who ran it, when known).
+    fn record(&self, build: impl FnOnce() -> Event) {
+        self.audit.emit(|| match os_user() {
+            Some(who) => build().with("os_user", who),
+            None => build(),
+        });
+    }
+
+    /// Ends the user's sessions, each one a `session.ended` by `admin`; how many were live.
+    async fn end_sessions_of(&self, user_id: &str) -> Result<usize, StoreError> {
+        let ended = self.sessions.end_user_sessions(user_id, None).await?;
+        for id in &ended {
+            self.record(|| Event::session_ended(EndedBy::Admin, id).user(user_id));
+        }
+        Ok(ended.len())
     }
 
     /// Loads `providers.toml` and opens its store, checking that it answers.
@@ -150,7 +203,9 @@ impl Admin {
             .await
             .map_err(unreachable)?;
         store.ping().await.map_err(unreachable)?;
-        Ok(Admin::new(store, &config))
+        Admin::new(store, &config)
+            .with_audit(config.audit.as_ref())
+            .map_err(|e| Failure::new(format!("cannot open the audit log: {e}")))
     }
 
     /// The user named by id, or by an email that exactly one user has.
@@ -224,10 +279,16 @@ impl Admin {
             UsersCommand::Delete { user } => {
                 let user = self.resolve(user).await?;
                 let accounts = self.users.accounts(&user.id).await?;
-                let mut revoked = self.sessions.revoke_user(&user.id).await?;
+                let mut revoked = self.end_sessions_of(&user.id).await?;
                 self.users.delete(&user.id).await?;
                 // A sign-in that raced the deletion may have added a session meanwhile.
-                revoked += self.sessions.revoke_user(&user.id).await?;
+                revoked += self.end_sessions_of(&user.id).await?;
+                self.record(|| {
+                    Event::new(Name::AdminUserDeleted)
+                        .user(&user.id)
+                        .with("accounts", accounts.len())
+                        .with("sessions", revoked)
+                });
                 let _ = writeln!(
                     out,
                     "deleted user {}{}: {} account{}, {} session{} revoked",
@@ -242,6 +303,15 @@ impl Admin {
                     plural(revoked)
                 );
             }
+            UsersCommand::Export { user } => {
+                let user = self.resolve(user).await?;
+                let document = self.export(&user).await?;
+                let _ = writeln!(
+                    out,
+                    "{}",
+                    serde_json::to_string_pretty(&document).unwrap_or_default()
+                );
+            }
             UsersCommand::Unlink {
                 user,
                 provider,
@@ -250,6 +320,14 @@ impl Admin {
                 let user = self.resolve(user).await?;
                 match self.users.unlink(&user.id, provider, *force).await? {
                     Unlink::Unlinked { removed, remaining } => {
+                        self.record(|| {
+                            Event::new(Name::AdminAccountUnlinked)
+                                .user(&user.id)
+                                .provider(provider)
+                                .with("accounts", removed.len())
+                                .with("remaining", remaining.len())
+                                .with("force", *force)
+                        });
                         for a in &removed {
                             let _ = writeln!(
                                 out,
@@ -321,14 +399,28 @@ impl Admin {
                 user: Some(user), ..
             } => {
                 let user = self.resolve(user).await?;
-                let n = self.sessions.revoke_user(&user.id).await?;
+                let n = self.end_sessions_of(&user.id).await?;
+                self.record(|| {
+                    Event::new(Name::AdminSessionsRevoked)
+                        .user(&user.id)
+                        .with("sessions", n)
+                });
                 let _ = writeln!(out, "revoked {n} session{} of user {}", plural(n), user.id);
             }
             SessionsCommand::Revoke { user: None, all } => {
                 if !*all {
                     return Err(Failure::new("name --user <id> or --all"));
                 }
-                let n = self.sessions.revoke_all().await?;
+                let ended = self.sessions.end_all().await?;
+                for (id, user_id) in &ended {
+                    self.record(|| Event::session_ended(EndedBy::Admin, id).user(user_id));
+                }
+                let n = ended.len();
+                self.record(|| {
+                    Event::new(Name::AdminSessionsRevoked)
+                        .with("all", true)
+                        .with("sessions", n)
+                });
                 let _ = writeln!(out, "revoked {n} session{}", plural(n));
             }
         }
@@ -339,7 +431,11 @@ impl Admin {
 /// `latch users …`
 pub async fn users(config_path: &Path, command: UsersCommand) -> ExitCode {
     match Admin::open(config_path).await {
-        Ok(admin) => finish(admin.users(&command).await),
+        Ok(admin) => {
+            let result = admin.users(&command).await;
+            admin.flush().await;
+            finish(result)
+        }
         Err(f) => finish(Err(f)),
     }
 }
@@ -347,9 +443,21 @@ pub async fn users(config_path: &Path, command: UsersCommand) -> ExitCode {
 /// `latch sessions …`
 pub async fn sessions(config_path: &Path, command: SessionsCommand) -> ExitCode {
     match Admin::open(config_path).await {
-        Ok(admin) => finish(admin.sessions(&command).await),
+        Ok(admin) => {
+            let result = admin.sessions(&command).await;
+            admin.flush().await;
+            finish(result)
+        }
         Err(f) => finish(Err(f)),
     }
+}
+
+/// The system user running an admin command (`sudo`'s caller first).
+fn os_user() -> Option<String> {
+    ["SUDO_USER", "USER", "LOGNAME"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok().filter(|u| !u.is_empty()))
+        .map(|u| crate::error::printable(&u, 64))
 }
 
 fn finish(result: Result<String, Failure>) -> ExitCode {

@@ -103,6 +103,11 @@ pub async fn check(path: &std::path::Path, discover: bool) -> ExitCode {
     };
     println!("{}: OK", path.display());
     println!("store: {}", config.store.redacted_url());
+    match &config.audit {
+        None => println!("audit log: off"),
+        Some(config::AuditTarget::Stderr) => println!("audit log: stderr"),
+        Some(config::AuditTarget::File(file)) => println!("audit log: {}", file.display()),
+    }
     let mut failed = false;
     for p in providers.iter() {
         println!("provider {:<20} callback URL: {}", p.id(), p.callback_url);
@@ -174,6 +179,8 @@ async fn watch_hangups(
     send: tokio::sync::mpsc::Sender<crate::config::Config>,
 ) {
     while hangups.recv().await.is_some() {
+        // logrotate's signal: the audit file is opened again whatever the new file says.
+        crate::audit::reopen_files();
         match crate::config::load(&path) {
             Ok(config) => {
                 tracing::info!(file = %path.display(), "SIGHUP: configuration re-read");

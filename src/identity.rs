@@ -4,6 +4,7 @@
 //!
 //! (Over 600 lines with its unit tests, which are the last 196: the tests stay beside
 //! the code they pin down.)
+use crate::audit::{Audit, Event, Name};
 use crate::provider::Profile;
 use crate::store::{Store, StoreError};
 use chrono::Utc;
@@ -27,6 +28,8 @@ pub struct User {
 pub struct Users {
     store: Arc<dyn Store>,
     pictures: pictures::Pictures,
+    /// Told of accounts linked and unlinked and users deleted; off by default.
+    audit: Audit,
 }
 
 // An account's kept provider tokens (`provider_tokens` writes them) go when the account does.
@@ -40,7 +43,14 @@ impl Users {
         Users {
             store,
             pictures: pictures::Pictures::default(),
+            audit: Audit::off(),
         }
+    }
+
+    /// Reports links, unlinks and deletions to `audit`.
+    pub fn with_audit(mut self, audit: Audit) -> Self {
+        self.audit = audit;
+        self
     }
 
     /// The user's picture URL for `/session` (`Some(None)`: the user has none; `None`: no
@@ -242,6 +252,12 @@ impl Users {
             .await?
         {
             tracing::info!(user = %user.id, provider, "account linked");
+            self.audit.emit(|| {
+                Event::new(Name::AccountLinked)
+                    .user(&user.id)
+                    .provider(provider)
+                    .with("subject", profile.subject.as_str())
+            });
             return Ok(user);
         }
         let owner = self
@@ -379,6 +395,9 @@ impl Users {
         self.store.delete(&user_accounts_key(id)).await?;
         let deleted = self.store.delete(&user_key(id)).await?;
         self.pictures.forget(id);
+        if user.is_some() || deleted {
+            self.audit.emit(|| Event::new(Name::UserDeleted).user(id));
+        }
         // The two differ only when the record comes or goes between the read and the delete
         // (a read error returned above), so `&&` here could be told apart only by a race.
         Ok(user.is_some() || deleted)
@@ -409,6 +428,12 @@ impl Users {
             self.store
                 .set_remove(&user_accounts_key(id), &account.member())
                 .await?;
+            self.audit.emit(|| {
+                Event::new(Name::AccountUnlinked)
+                    .user(id)
+                    .provider(&account.provider)
+                    .with("subject", account.subject.as_str())
+            });
         }
         Ok(Unlink::Unlinked {
             removed: gone,

@@ -2,6 +2,7 @@
 //! OpenID Connect flow with a provider, maps the identity to a local user and keeps a
 //! first-party session.
 pub mod admin;
+pub mod audit;
 pub mod backchannel;
 pub mod cli;
 pub mod clock;

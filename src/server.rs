@@ -2,6 +2,7 @@
 //! use: they bind `127.0.0.1:0` and run the real server.
 mod connections;
 
+use crate::audit::Audit;
 use crate::config::{Config, ConnectionLimits, IpNet};
 use crate::identity::Users;
 use crate::provider::{http, Providers};
@@ -32,6 +33,8 @@ pub enum StartError {
     Provider(String),
     #[error("templates: {0}")]
     Templates(String),
+    #[error("audit log: {0}")]
+    Audit(std::io::Error),
     #[error("listener: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -77,13 +80,16 @@ pub(crate) fn build_on(
         .with_previous_secrets(previous);
     // On Redis the rate counts are shared by every instance.
     let shared = store.backend().starts_with("redis").then(|| store.clone());
+    // Opened anew for each configuration: a reload (SIGHUP) reopens the file for logrotate.
+    let audit = Audit::open(config.audit.as_ref()).map_err(StartError::Audit)?;
     let app = Arc::new(App {
-        sessions: Sessions::new(store.clone(), config.session.clone()),
+        sessions: Sessions::new(store.clone(), config.session.clone()).with_audit(audit.clone()),
         tokens,
         families,
         provider_tokens: ProviderTokens::new(store.clone()),
         limiter: Limiter::new(&config, shared),
-        users: Users::new(store.clone()),
+        users: Users::new(store.clone()).with_audit(audit.clone()),
+        audit,
         store,
         providers,
         templates,
@@ -198,6 +204,7 @@ pub async fn run_reloadable(
         }
         None => main.await,
     }
+    app.audit.flush().await;
     drop(app);
     tracing::info!("latch stopped");
     Ok(())

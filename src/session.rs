@@ -11,11 +11,12 @@
 //! one, and everything that names a session by id (access tokens' `sid`, refresh families,
 //! the user index, the admin commands) takes either.
 //!
-//! (Over 600 lines with its unit tests, which are the last 271: the tests stay beside
+//! (Over 600 lines with its unit tests, which are the last 525: the tests stay beside
 //! the code they pin down.)
 mod codec;
 pub mod device;
 
+use crate::audit::{Audit, EndedBy, Event};
 use crate::config::SessionConfig;
 use crate::crypto::{random_token, sha256_b64url, sha256_hex};
 use crate::identity::User;
@@ -120,6 +121,8 @@ pub struct Sessions {
     store: Arc<dyn Store>,
     config: SessionConfig,
     clock: Clock,
+    /// Told of sessions found expired (`session.ended` by `expiry`); off by default.
+    audit: Audit,
 }
 
 use crate::store::keys::{session as key, user_sessions as user_index};
@@ -181,7 +184,14 @@ impl Sessions {
             store,
             config,
             clock,
+            audit: Audit::off(),
         }
+    }
+
+    /// Reports sessions found expired on load to `audit`.
+    pub fn with_audit(mut self, audit: Audit) -> Self {
+        self.audit = audit;
+        self
     }
 
     /// Unix seconds.
@@ -288,6 +298,17 @@ impl Sessions {
         let t = self.now();
         if t >= self.end(&record) {
             self.store.delete(&key(&id)).await?;
+            self.audit.emit(|| {
+                let limit = if t >= self.absolute_end(&record) {
+                    "absolute"
+                } else {
+                    "idle"
+                };
+                Event::session_ended(EndedBy::Expiry, &id)
+                    .user(&record.user_id)
+                    .provider(&record.provider)
+                    .with("limit", limit)
+            });
             return Ok(None);
         }
         if t - record.last_seen >= self.config.update_age.as_secs() as i64 {
@@ -389,16 +410,25 @@ impl Sessions {
         user_id: &str,
         keep: Option<&str>,
     ) -> Result<usize, StoreError> {
+        Ok(self.end_user_sessions(user_id, keep).await?.len())
+    }
+
+    /// [`Sessions::revoke_user_except`], answering the ids of the live sessions it ended.
+    pub async fn end_user_sessions(
+        &self,
+        user_id: &str,
+        keep: Option<&str>,
+    ) -> Result<Vec<String>, StoreError> {
         let index = user_index(user_id);
         let t = self.now();
-        let mut revoked = 0;
+        let mut revoked = Vec::new();
         for id in self.store.set_members(&index).await? {
             if keep == Some(id.as_str()) {
                 continue;
             }
             if let Some(bytes) = self.store.take(&key(&id)).await? {
                 if decode(&bytes).is_some_and(|r| t < self.end(&r)) {
-                    revoked += 1;
+                    revoked.push(id.clone());
                 }
             }
             // Member by member: a session created meanwhile keeps its index entry.
@@ -410,8 +440,13 @@ impl Sessions {
     /// Ends every session of every user; returns how many were live. Scans the store (for
     /// `latch sessions revoke --all`; never on a request).
     pub async fn revoke_all(&self) -> Result<usize, StoreError> {
+        Ok(self.end_all().await?.len())
+    }
+
+    /// [`Sessions::revoke_all`], answering the (session id, user id) of each live one ended.
+    pub async fn end_all(&self) -> Result<Vec<(String, String)>, StoreError> {
         let t = self.now();
-        let mut revoked = 0;
+        let mut revoked = Vec::new();
         for k in self
             .store
             .keys_with_prefix(crate::store::keys::SESSION_PREFIX)
@@ -421,15 +456,13 @@ impl Sessions {
                 continue;
             };
             if let Some(record) = decode(&bytes) {
-                if t < self.end(&record) {
-                    revoked += 1;
-                }
+                let id = &k[crate::store::keys::SESSION_PREFIX.len()..];
                 self.store
-                    .set_remove(
-                        &user_index(&record.user_id),
-                        &k[crate::store::keys::SESSION_PREFIX.len()..],
-                    )
+                    .set_remove(&user_index(&record.user_id), id)
                     .await?;
+                if t < self.end(&record) {
+                    revoked.push((id.to_string(), record.user_id));
+                }
             }
         }
         Ok(revoked)
@@ -514,6 +547,11 @@ impl Sessions {
             }
             if self.store.take(&key(&id)).await?.is_some() && t < self.end(&record) {
                 ended += 1;
+                self.audit.emit(|| {
+                    Event::session_ended(EndedBy::Backchannel, &id)
+                        .user(&record.user_id)
+                        .provider(provider)
+                });
             }
             self.store
                 .set_remove(&user_index(&record.user_id), &id)
@@ -535,6 +573,11 @@ impl Sessions {
             if session.record.provider == provider && self.end_of_user(user_id, &session.id).await?
             {
                 ended += 1;
+                self.audit.emit(|| {
+                    Event::session_ended(EndedBy::Backchannel, &session.id)
+                        .user(user_id)
+                        .provider(provider)
+                });
             }
         }
         Ok(ended)
@@ -1088,5 +1131,38 @@ mod tests {
         store.put(&key, b"\x01garbage", None).await.unwrap();
         assert!(sessions.load(&token).await.unwrap().is_none());
         assert_eq!(store.get(&key).await.unwrap(), None);
+    }
+
+    /// A session found past its limit on load is reported to the audit log, with the limit
+    /// it passed; a live one is not.
+    #[tokio::test]
+    async fn a_session_found_expired_is_an_audit_event() {
+        let (sessions, time, _) = setup().await;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.log");
+        let audit = Audit::open(Some(&crate::config::AuditTarget::File(path.clone()))).unwrap();
+        let sessions = sessions.with_audit(audit.clone());
+        let (idle, s1) = sessions
+            .create(&user("u1"), "dev", SessionOrigin::default(), Vec::new())
+            .await
+            .unwrap();
+        assert!(sessions.load(&idle).await.unwrap().is_some());
+        advance(&time, 7 * 24 * HOUR);
+        assert!(sessions.load(&idle).await.unwrap().is_none());
+        audit.flush().await;
+        let lines: Vec<serde_json::Value> = std::fs::read_to_string(&path)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        let line = &lines[0];
+        assert_eq!(line["event"], "session.ended");
+        assert_eq!(line["by"], "expiry");
+        assert_eq!(line["limit"], "idle");
+        assert_eq!(line["session"], s1.id.as_str());
+        assert_eq!(line["user_id"], "u1");
+        assert_eq!(line["provider"], "dev");
+        assert!(!std::fs::read_to_string(&path).unwrap().contains(&idle));
     }
 }

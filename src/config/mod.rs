@@ -29,7 +29,7 @@ pub use keys::{presets, PresetInfo};
 pub use limits::{IpNet, LimitsConfig, Rate};
 pub use origin::OriginPattern;
 pub use types::{
-    AccessRules, Config, IssuerRule, OAuth2Endpoints, Own, OwnSettings, PolicyConfig,
+    AccessRules, AuditTarget, Config, IssuerRule, OAuth2Endpoints, Own, OwnSettings, PolicyConfig,
     ProfileMapping, ProviderConfig, ProviderKind, ResponseMode, Secret, ServerConfig,
     SessionConfig, StoreConfig, TokenAuth, TokensConfig,
 };

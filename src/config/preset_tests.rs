@@ -914,7 +914,7 @@ fn preset_list() {
 
 #[test]
 fn commented_examples_in_the_sample_file_load() {
-    // Uncomment `# [providers...]` headers and `# key = value` lines.
+    // Uncomment `# [providers...]` and `# [audit]` headers and `# key = value` lines.
     let text: String = include_str!("../../providers.toml")
         .lines()
         .map(|l| {
@@ -923,7 +923,7 @@ fn commented_examples_in_the_sample_file_load() {
             let is_key = body.contains(" = ")
                 && !key.is_empty()
                 && key.chars().all(|c| c.is_ascii_lowercase() || c == '_');
-            if body.starts_with("[providers.") || is_key {
+            if body.starts_with("[providers.") || body.starts_with("[audit]") || is_key {
                 body
             } else {
                 l
@@ -944,4 +944,10 @@ fn commented_examples_in_the_sample_file_load() {
     .unwrap_or_else(|e| panic!("{e}\n{text}"));
     let ids: Vec<_> = c.providers.iter().map(|p| p.id.as_str()).collect();
     assert_eq!(ids, ["dev", "google", "github", "acme", "corp"]);
+    assert_eq!(
+        c.audit,
+        Some(crate::config::AuditTarget::File(
+            "/var/log/latch/audit.log".into()
+        ))
+    );
 }

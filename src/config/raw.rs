@@ -38,6 +38,12 @@ pub(crate) struct RawLimits {
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
+pub(crate) struct RawAudit {
+    pub file: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct RawStore {
     pub url: Option<String>,
 }

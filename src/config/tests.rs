@@ -918,3 +918,51 @@ fn policies_load_in_order_and_every_mistake_names_its_key() {
     let e = errs(&with("[policies]\nhosts = [\"a\"]\n"));
     assert!(e[0].message.contains("[[policies]]"), "{e:?}");
 }
+
+#[test]
+fn audit_file_is_stderr_a_path_beside_the_config_or_absent() {
+    assert_eq!(ok(&with("")).audit, None);
+    assert_eq!(
+        ok(&with("\n[audit]\nfile = \"stderr\"\n")).audit,
+        Some(AuditTarget::Stderr)
+    );
+    let c = ok(&with("\n[audit]\nfile = \"/var/log/latch/audit.log\"\n"));
+    assert_eq!(
+        c.audit,
+        Some(AuditTarget::File("/var/log/latch/audit.log".into()))
+    );
+    let relative = ok(&with("\n[audit]\nfile = \"audit.log\"\n"));
+    match relative.audit {
+        Some(AuditTarget::File(p)) => {
+            assert!(p.is_absolute() && p.ends_with("audit.log"), "{p:?}")
+        }
+        other => panic!("{other:?}"),
+    }
+    // `[audit]` without `file`: no audit log either.
+    assert_eq!(ok(&with("\n[audit]\n")).audit, None);
+}
+
+#[test]
+fn audit_mistakes_name_file_line_and_key() {
+    let e = errs(&with("\n[audit]\nfile = \"\"\n"));
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert_eq!((e[0].key.as_str(), e[0].line), ("audit.file", Some(5)));
+    assert!(e[0].message.contains("stderr"), "{}", e[0]);
+    let e = errs(&with("\n[audit]\nfile = 3\n"));
+    assert_eq!(
+        (e[0].key.as_str(), e[0].line),
+        ("audit.file", Some(5)),
+        "{e:?}"
+    );
+    let e = errs(&with("\n[audit]\npath = \"a.log\"\n"));
+    assert_eq!(
+        (e[0].key.as_str(), e[0].line),
+        ("audit.path", Some(5)),
+        "{e:?}"
+    );
+    assert!(e[0].message.contains("`file`"), "{}", e[0]);
+    let e = errs(&with("\n[audit]\nfile = \"/\"\n"));
+    assert!(e[0].message.contains("is a directory"), "{}", e[0]);
+    let e = errs(&with("\naudit = \"x\"\n"));
+    assert!(e.iter().any(|e| e.key.contains("audit")), "{e:?}");
+}

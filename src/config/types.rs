@@ -18,6 +18,8 @@ pub struct Config {
     pub session: SessionConfig,
     pub tokens: TokensConfig,
     pub limits: LimitsConfig,
+    /// `[audit]`: where the audit log goes (`None`: no audit log).
+    pub audit: Option<AuditTarget>,
     /// In the order of the file.
     pub providers: Vec<ProviderConfig>,
     /// `[[policies]]`, in the order of the file: `/verify` applies the first that matches.
@@ -94,6 +96,15 @@ impl std::fmt::Debug for Secret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Secret(redacted)")
     }
+}
+
+/// `[audit] file`: the audit log's destination (`crate::audit`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AuditTarget {
+    /// `file = "stderr"`: with the process's log.
+    Stderr,
+    /// A file appended to; relative paths are relative to the config file's directory.
+    File(PathBuf),
 }
 
 #[derive(Clone)]

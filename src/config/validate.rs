@@ -8,9 +8,11 @@ use url::Url;
 
 use super::ctx::{entry, ConfigError, Ctx};
 use super::origin::OriginPattern;
-use super::raw::{RawLimits, RawServer, RawSession, RawStore, RawTokens};
+use super::raw::{RawAudit, RawLimits, RawServer, RawSession, RawStore, RawTokens};
 use super::source::KeyPath;
-use super::types::{Config, Secret, ServerConfig, SessionConfig, StoreConfig, TokensConfig};
+use super::types::{
+    AuditTarget, Config, Secret, ServerConfig, SessionConfig, StoreConfig, TokensConfig,
+};
 use super::{keys, provider};
 
 const SECTIONS: &[&str] = &[
@@ -19,6 +21,7 @@ const SECTIONS: &[&str] = &[
     "session",
     "tokens",
     "limits",
+    "audit",
     "providers",
     "policies",
 ];
@@ -72,6 +75,9 @@ pub(crate) fn validate(ctx: &mut Ctx, path: &Path, base_dir: PathBuf) -> Option<
     let limits = ctx
         .section::<RawLimits>("limits")
         .and_then(|raw| super::limits::limits(ctx, raw));
+    let audit = ctx
+        .section::<RawAudit>("audit")
+        .and_then(|raw| audit(ctx, raw, &base_dir));
     let providers = providers(ctx, public_url.as_ref(), &base_dir);
     let provider_ids: Vec<String> = providers.iter().flatten().map(|p| p.id.clone()).collect();
     let policies = super::policies::policies(ctx, &provider_ids);
@@ -86,6 +92,7 @@ pub(crate) fn validate(ctx: &mut Ctx, path: &Path, base_dir: PathBuf) -> Option<
         session: session?,
         tokens: tokens?,
         limits: limits?,
+        audit: audit?,
         providers: providers?,
         policies: policies?,
     })
@@ -386,6 +393,42 @@ fn store(ctx: &mut Ctx, raw: RawStore, base_dir: PathBuf) -> Option<StoreConfig>
         }
     }
     Some(StoreConfig { url, base_dir })
+}
+
+/// `[audit] file`: `"stderr"`, or a file path (relative to the config file's directory).
+fn audit(ctx: &mut Ctx, raw: RawAudit, base_dir: &Path) -> Option<Option<AuditTarget>> {
+    let path = KeyPath::new(&["audit", "file"]);
+    let Some(file) = ctx.opt_string(&path, raw.file.as_deref())? else {
+        return Some(None);
+    };
+    let file = file.trim();
+    if file.is_empty() {
+        ctx.err(
+            &path,
+            "empty; give a file path (e.g. \"/var/log/latch/audit.log\") or \"stderr\", or leave [audit] out for no audit log",
+        );
+        return None;
+    }
+    if file == "stderr" {
+        return Some(Some(AuditTarget::Stderr));
+    }
+    if file.contains('\0') {
+        ctx.err(&path, "a file path cannot contain a NUL character");
+        return None;
+    }
+    let full = base_dir.join(file);
+    if full.is_dir() {
+        ctx.err(
+            &path,
+            format!(
+                "{} is a directory; name a file in it (e.g. \"{}/audit.log\")",
+                full.display(),
+                file.trim_end_matches('/')
+            ),
+        );
+        return None;
+    }
+    Some(Some(AuditTarget::File(full)))
 }
 
 fn session(ctx: &mut Ctx, raw: RawSession, public_url: Option<&Url>) -> Option<SessionConfig> {

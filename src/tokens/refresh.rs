@@ -63,7 +63,12 @@ pub enum Refusal {
     /// The session behind the family has ended.
     SessionEnded,
     /// An already rotated token came back after the grace window: family and session revoked.
-    Reused { family_id: String },
+    Reused {
+        family_id: String,
+        /// The session ended with it, and its user (for the audit log).
+        session_id: String,
+        user_id: String,
+    },
     /// The family lock could not be taken in time (another instance holds it).
     Busy,
 }
@@ -295,6 +300,8 @@ impl RefreshFamilies {
         sessions.end_by_id(&family.session_id).await?;
         Ok(Err(Refusal::Reused {
             family_id: family.id,
+            session_id: family.session_id,
+            user_id: family.user_id,
         }))
     }
 
@@ -471,7 +478,9 @@ mod tests {
         assert_eq!(
             reused.unwrap_err(),
             Refusal::Reused {
-                family_id: first.family_id.clone()
+                family_id: first.family_id.clone(),
+                session_id: sid.clone(),
+                user_id: first.user_id.clone(),
             }
         );
         assert!(!sessions.is_live(&sid).await.unwrap());

@@ -4,6 +4,7 @@ use super::csp::ImageOrigin;
 use super::extract::{Csrf, OptionalSession};
 use super::pages::html;
 use super::{parse_form, AppState, RequestContext, WebError};
+use crate::audit::{EndedBy, Event};
 use crate::error::ErrorCode;
 use crate::session::Session;
 use axum::body::Bytes;
@@ -189,13 +190,17 @@ pub async fn end_sessions(
         None if others => {
             let ended = app
                 .sessions
-                .revoke_user_except(user_id, Some(&current.id))
+                .end_user_sessions(user_id, Some(&current.id))
                 .await?;
-            tracing::info!(user = %user_id, sessions = ended, "signed out everywhere else");
+            tracing::info!(user = %user_id, sessions = ended.len(), "signed out everywhere else");
+            for id in &ended {
+                app.audit.emit(|| ended_by_user(&current, id));
+            }
         }
         Some(id) if !others && id == &current.id => {
             app.sessions.end_by_id(&current.id).await?;
             tracing::info!(user = %user_id, "signed out from the account page");
+            app.audit.emit(|| ended_by_user(&current, &current.id));
             let mut response = see_other(&app.url("/signin"), StatusCode::SEE_OTHER);
             let clear = app.cookies.clear(&app.cookies.session);
             response.headers_mut().append(SET_COOKIE, clear);
@@ -204,6 +209,7 @@ pub async fn end_sessions(
         Some(id) if !others => {
             if app.sessions.end_of_user(user_id, id).await? {
                 tracing::info!(user = %user_id, session = %id, "session ended from the account page");
+                app.audit.emit(|| ended_by_user(&current, id));
             } else {
                 // Already ended (a second click, another tab) or not this user's: nothing
                 // to end, and nothing said about whose it is.
@@ -218,6 +224,13 @@ pub async fn end_sessions(
         }
     }
     Ok(see_other(&app.url("/account"), StatusCode::SEE_OTHER))
+}
+
+/// The audit log's `session.ended` by the user of `current`, of their session `id`.
+fn ended_by_user(current: &Session, id: &str) -> Event {
+    Event::session_ended(EndedBy::User, id)
+        .user(&current.record.user_id)
+        .with("from_session", current.id.as_str())
 }
 
 fn see_other(url: &str, status: StatusCode) -> Response {

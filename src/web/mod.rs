@@ -26,6 +26,7 @@ mod signin;
 pub mod templates;
 mod tokens;
 
+use crate::audit::Audit;
 use crate::config::Config;
 use crate::identity::Users;
 use crate::provider::Providers;
@@ -59,6 +60,8 @@ pub struct App {
     pub(crate) limiter: limits::Limiter,
     pub templates: Templates,
     pub cookies: CookiePolicy,
+    /// The audit log (`[audit]`; off when absent).
+    pub audit: Audit,
 }
 
 pub type AppState = Arc<App>;

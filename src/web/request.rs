@@ -1,5 +1,6 @@
 //! The middleware every request passes through first. Each job is one call: the request's
-//! context (id, CSP nonce), the X-Forwarded-For notice, its log span, then, on the way out,
+//! context (id, CSP nonce), the X-Forwarded-For notice, its log span, the audit log's view of
+//! it (`audit::RequestInfo`), then, on the way out,
 //! the refusal's log line and page or JSON (`errors::answer`), the request count and the
 //! response headers (`headers::security`).
 use super::{errors, headers, AppState, RequestContext};
@@ -25,9 +26,25 @@ pub async fn request_context(
     if let Some(ConnectInfo(peer)) = req.extensions().get::<ConnectInfo<SocketAddr>>() {
         span.in_scope(|| app.limiter.notice_forwarded(peer.ip(), req.headers()));
     }
+    // What the audit log says of the request its events happen in (only when it is on).
+    let audit = app.audit.is_on().then(|| crate::audit::RequestInfo {
+        ip: req
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(peer)| app.limiter.client_ip(peer.ip(), req.headers())),
+        user_agent: req
+            .headers()
+            .get(axum::http::header::USER_AGENT)
+            .map(|v| crate::audit::RequestInfo::user_agent(v.as_bytes())),
+        request_id: Some(ctx.request_id.clone()),
+    });
     req.extensions_mut().insert(ctx.clone());
     let started = std::time::Instant::now();
-    let mut response = next.run(req).instrument(span.clone()).await;
+    let served = next.run(req).instrument(span.clone());
+    let mut response = match audit {
+        Some(info) => crate::audit::Audit::in_request(info, served).await,
+        None => served.await,
+    };
     errors::answer(&app, &ctx, &mut response, client_json, &span);
     crate::telemetry::http_request(response.status().as_u16());
     tracing::debug!(parent: &span, status = response.status().as_u16(), elapsed_ms = started.elapsed().as_millis() as u64, "served");

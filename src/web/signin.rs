@@ -2,8 +2,9 @@
 use super::extract::{ClientOrigin, Csrf, OptionalSession};
 use super::redirect::{safe_callback_url, signin_landing};
 use super::{cookies, parse_form, AppState, WebError};
+use crate::audit::{Event, Name};
 use crate::crypto::random_token;
-use crate::error::{AuthError, ErrorCode};
+use crate::error::{printable, AuthError, ErrorCode};
 use crate::flow::{self, CallbackParams, SignedIn, FLOW_TTL};
 use crate::session::SessionOrigin;
 use axum::body::Bytes;
@@ -220,6 +221,12 @@ async fn callback(
     let mut response = match result {
         Ok(response) => response,
         Err(error) => {
+            app.audit.emit(|| {
+                Event::new(Name::SigninRefused)
+                    .provider(&printable(provider_id, 64))
+                    .with("code", error.code.as_str())
+                    .with("reason", error.reason.as_str())
+            });
             let target = error_redirect(app, &error);
             WebError::redirect(error, target).into_response()
         }
@@ -330,6 +337,12 @@ async fn finish_callback(
             tracing::warn!(session = %session.id, error = %e, "ID token for federated sign-out not kept");
         }
     }
+    app.audit.emit(|| {
+        Event::new(Name::SigninSucceeded)
+            .user(&finished.user.id)
+            .provider(provider.id())
+            .with("session", session.id.as_str())
+    });
     // The sign-in may have brought a new profile: the user's other sessions take it. This
     // sign-in has succeeded either way, so a store error here is only logged.
     if let Err(e) = app.sessions.refresh_profiles(&finished.user).await {
@@ -375,6 +388,8 @@ pub async fn signout_post(
                 .await
                 .map_err(store_error)?;
             tracing::info!(user = %user, sessions = ended, "signed out everywhere");
+            app.audit
+                .emit(|| signout_event(&session, true).with("sessions", ended));
         }
         Some(session) => {
             app.sessions
@@ -382,6 +397,7 @@ pub async fn signout_post(
                 .await
                 .map_err(store_error)?;
             tracing::info!("signed out");
+            app.audit.emit(|| signout_event(&session, false));
         }
         // (The guard only names the case: without a cookie the `cookies::read` below finds
         // none either, so the guard made `true` changes nothing.)
@@ -482,6 +498,15 @@ pub async fn signout_done(
             "signout/done without a state from a federated sign-out (unknown, expired or used)",
         )),
     }
+}
+
+/// The audit log's `signout` of `session` (`everywhere`: every session of its user).
+fn signout_event(session: &crate::session::Session, everywhere: bool) -> Event {
+    Event::new(Name::Signout)
+        .user(&session.record.user_id)
+        .provider(&session.record.provider)
+        .with("session", session.id.as_str())
+        .with("everywhere", everywhere)
 }
 
 #[cfg(test)]

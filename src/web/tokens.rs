@@ -2,6 +2,7 @@
 //! refresh-token rotation, revocation, and the public signing keys.
 use super::extract::{same_site_only, CurrentSession, OptionalSession, SameSite};
 use super::{cookies, parse_form, AppState, WebError};
+use crate::audit::{EndedBy, Event, Name};
 use crate::error::{AuthError, ErrorCode};
 use crate::tokens::refresh::{Issued, Refusal};
 use axum::body::Bytes;
@@ -95,8 +96,20 @@ pub async fn refresh(State(app): State<AppState>, _: SameSite, headers: HeaderMa
             ErrorCode::InvalidRefreshToken,
             "the session behind the refresh token has ended",
         ),
-        Err(Refusal::Reused { family_id }) => {
+        Err(Refusal::Reused {
+            family_id,
+            session_id,
+            user_id,
+        }) => {
             crate::telemetry::refresh_reuse_detected();
+            app.audit.emit(|| {
+                Event::new(Name::RefreshReuseDetected)
+                    .user(&user_id)
+                    .with("family", family_id.as_str())
+                    .with("session", session_id.as_str())
+            });
+            app.audit
+                .emit(|| Event::session_ended(EndedBy::ReuseDetection, &session_id).user(&user_id));
             refused(
             ErrorCode::RefreshTokenReused,
             format!("rotated refresh token of family {family_id} reused after the grace window; family and session revoked"),
@@ -143,6 +156,14 @@ pub async fn revoke(
                 .await
                 .map_err(json_err)?;
             tracing::info!(session = %session.id, "session and its refresh tokens revoked");
+            app.audit.emit(|| {
+                Event::new(Name::Signout)
+                    .user(&session.record.user_id)
+                    .provider(&session.record.provider)
+                    .with("session", session.id.as_str())
+                    .with("everywhere", false)
+                    .with("route", "revoke")
+            });
             let mut response = Json(json!({})).into_response();
             let h = response.headers_mut();
             h.append(SET_COOKIE, app.cookies.clear(&app.cookies.session));

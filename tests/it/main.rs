@@ -4,6 +4,7 @@ mod support;
 mod access_and_oauth2;
 mod account;
 mod admin_cli;
+mod audit;
 mod backchannel;
 mod bound_tokens;
 mod browser;
