@@ -5,6 +5,7 @@ use crate::support::browser::{client_builder, location, Browser};
 use crate::support::dev::sign_in_with_dev;
 use crate::support::flows::{csrf_token, session};
 use crate::support::latch::{Setup, TestApp};
+use crate::support::redis::RedisServer;
 use reqwest::StatusCode;
 use serde_json::json;
 
@@ -123,7 +124,17 @@ async fn the_account_page_lives_under_base_path() {
 /// everywhere else" ends all but this one; ending this one signs this browser out.
 #[tokio::test]
 async fn sessions_ended_from_the_account_page_stay_ended() {
-    let app = Setup::default().spawn().await;
+    ends_sessions_from_the_account_page(Setup::default().spawn().await).await;
+}
+
+/// The same on Redis, where the record and both indexes are separate keys.
+#[tokio::test]
+async fn sessions_ended_from_the_account_page_stay_ended_on_redis() {
+    let redis = RedisServer::new();
+    ends_sessions_from_the_account_page(Setup::default().store(redis.url()).spawn().await).await;
+}
+
+async fn ends_sessions_from_the_account_page(app: TestApp) {
     let email = "ann@example.com";
     let laptop = signed_in_with(&app, FIREFOX, email).await;
     let phone = signed_in_with(&app, IPHONE, email).await;

@@ -9,6 +9,7 @@ use crate::support::flows::{csrf_token, session, sign_out, through_provider};
 use crate::support::hostile::{Behavior, Hostile, CLIENT_ID as HOSTILE_CLIENT};
 use crate::support::latch::{Setup, TestApp};
 use crate::support::oidc_provider::{OidcProvider, CLIENT_ID};
+use crate::support::redis::RedisServer;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use reqwest::StatusCode;
@@ -119,9 +120,13 @@ async fn sign_in_at(app: &TestApp, browser: &Browser, login: &str) {
 }
 
 async fn hostile_app(behavior: Behavior) -> (Hostile, TestApp) {
+    hostile_app_on(behavior, Setup::default()).await
+}
+
+async fn hostile_app_on(behavior: Behavior, setup: Setup) -> (Hostile, TestApp) {
     let hostile = Hostile::start().await;
     hostile.set(behavior);
-    let app = Setup::default()
+    let app = setup
         .with_providers(format!(
             "{}federated_signout = true\n",
             hostile.provider_toml()
@@ -135,7 +140,18 @@ async fn hostile_app(behavior: Behavior) -> (Hostile, TestApp) {
 /// `/signout/done`.
 #[tokio::test]
 async fn the_end_session_request_and_the_way_back_are_exact() {
-    let (hostile, app) = hostile_app(Behavior::default()).await;
+    exact_end_session_request(hostile_app(Behavior::default()).await).await;
+}
+
+/// The same on Redis (the sealed ID token and the state are records there too).
+#[tokio::test]
+async fn the_end_session_request_and_the_way_back_are_exact_on_redis() {
+    let redis = RedisServer::new();
+    let setup = Setup::default().store(redis.url());
+    exact_end_session_request(hostile_app_on(Behavior::default(), setup).await).await;
+}
+
+async fn exact_end_session_request((hostile, app): (Hostile, TestApp)) {
     let browser = Browser::new();
     through_provider(&app, &browser, "/signin/hostile?callbackUrl=/").await;
     let out = sign_out(&app, &browser, &[("callbackUrl", "https://evil.test/")]).await;
