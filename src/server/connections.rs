@@ -421,6 +421,39 @@ mod tests {
         assert_eq!(t.lock().total, 1);
     }
 
+    #[test]
+    fn labels_name_the_key_that_was_reached() {
+        // An operator reads the `limit` label of the refused and closed counters to know
+        // which `[server]` key to raise.
+        assert_eq!(Refused::Global.as_str(), "max_connections");
+        assert_eq!(Refused::PerIp.as_str(), "max_connections_per_ip");
+        assert_eq!(Cutoff::HeaderRead.as_str(), "header_read_timeout");
+        assert_eq!(Cutoff::KeepAlive.as_str(), "keep_alive_timeout");
+        assert_eq!(Cutoff::Request.as_str(), "request_timeout");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn refusals_are_logged_at_most_once_a_minute_with_their_count() {
+        let t = Tracker::new("main", limits(1, 1), vec![]);
+        let _held = t.admit(ip("192.0.2.1")).unwrap();
+        // The first refusal is logged at once (and the count starts again) ...
+        assert_eq!(t.admit(ip("192.0.2.2")).err(), Some(Refused::Global));
+        let first = t.lock().warned;
+        assert_eq!(first, Some(Instant::now()));
+        assert_eq!(t.lock().refused_unlogged, 0);
+        // ... the ones within the next minute are only counted ...
+        tokio::time::advance(WARN_EVERY - Duration::from_millis(1)).await;
+        assert_eq!(t.admit(ip("192.0.2.2")).err(), Some(Refused::Global));
+        assert_eq!(t.admit(ip("192.0.2.3")).err(), Some(Refused::Global));
+        assert_eq!(t.lock().refused_unlogged, 2);
+        assert_eq!(t.lock().warned, first);
+        // ... and a minute after the last line the next refusal logs them.
+        tokio::time::advance(Duration::from_millis(1)).await;
+        assert_eq!(t.admit(ip("192.0.2.2")).err(), Some(Refused::Global));
+        assert_eq!(t.lock().refused_unlogged, 0);
+        assert_eq!(t.lock().warned, Some(Instant::now()));
+    }
+
     #[tokio::test(start_paused = true)]
     async fn clocks_follow_reads_and_requests() {
         let l = ConnectionLimits {
