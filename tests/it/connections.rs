@@ -190,6 +190,28 @@ async fn half_a_header_is_cut_off_after_the_header_read_timeout() {
 }
 
 #[tokio::test]
+async fn half_a_header_after_an_idle_spell_is_cut_off_after_the_header_read_timeout() {
+    // On a keep-alive connection the header clock starts with the next request's first
+    // byte: not at the end of the previous request (the idle spell is longer than the
+    // header timeout), and not never (the keep-alive clock is far longer).
+    let app = spawn("header_read_timeout = \"400ms\"\nkeep_alive_timeout = \"30s\"\n").await;
+    let mut s = connect_from("127.0.0.2", app.addr).await;
+    assert_eq!(get(&mut s, "/healthz").await, 200);
+    // The idle spell itself is what is tested: there is no event to await.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: latch\r\n")
+        .await
+        .expect("the idle connection is still open");
+    let (cut, answered) = await_close(&mut s, Duration::from_secs(5)).await;
+    assert!(!answered, "half a header got an answer");
+    assert!(
+        cut >= Duration::from_millis(300) && cut < Duration::from_secs(3),
+        "cut {cut:?} after the first byte"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn a_request_whose_body_trickles_in_is_cut_off_after_the_request_timeout() {
     let app = spawn("request_timeout = \"700ms\"\nkeep_alive_timeout = \"30s\"\n").await;
     // The head arrives at once, the body never does (a byte every 100 ms of 1000 promised).
