@@ -421,6 +421,129 @@ mod tests {
         assert_eq!(t.lock().total, 1);
     }
 
+    #[test]
+    fn labels_name_the_key_that_was_reached() {
+        // An operator reads the `limit` label of the refused and closed counters to know
+        // which `[server]` key to raise.
+        assert_eq!(Refused::Global.as_str(), "max_connections");
+        assert_eq!(Refused::PerIp.as_str(), "max_connections_per_ip");
+        assert_eq!(Cutoff::HeaderRead.as_str(), "header_read_timeout");
+        assert_eq!(Cutoff::KeepAlive.as_str(), "keep_alive_timeout");
+        assert_eq!(Cutoff::Request.as_str(), "request_timeout");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn refusals_are_logged_at_most_once_a_minute_with_their_count() {
+        let t = Tracker::new("main", limits(1, 1), vec![]);
+        let _held = t.admit(ip("192.0.2.1")).unwrap();
+        // The first refusal is logged at once (and the count starts again) ...
+        assert_eq!(t.admit(ip("192.0.2.2")).err(), Some(Refused::Global));
+        let first = t.lock().warned;
+        assert_eq!(first, Some(Instant::now()));
+        assert_eq!(t.lock().refused_unlogged, 0);
+        // ... the ones within the next minute are only counted ...
+        tokio::time::advance(WARN_EVERY - Duration::from_millis(1)).await;
+        assert_eq!(t.admit(ip("192.0.2.2")).err(), Some(Refused::Global));
+        assert_eq!(t.admit(ip("192.0.2.3")).err(), Some(Refused::Global));
+        assert_eq!(t.lock().refused_unlogged, 2);
+        assert_eq!(t.lock().warned, first);
+        // ... and a minute after the last line the next refusal logs them.
+        tokio::time::advance(Duration::from_millis(1)).await;
+        assert_eq!(t.admit(ip("192.0.2.2")).err(), Some(Refused::Global));
+        assert_eq!(t.lock().refused_unlogged, 0);
+        assert_eq!(t.lock().warned, Some(Instant::now()));
+    }
+
+    #[test]
+    fn a_guarded_body_is_its_body_and_ends_the_request_when_dropped() {
+        // hyper sizes and ends responses by these (a stream axum did not size, an empty
+        // body it need not poll).
+        let a = Activity::new();
+        let body = GuardedBody::new(axum::body::Body::from("abc"), a.request_started(false));
+        assert_eq!(body.size_hint().exact(), Some(3));
+        assert!(!body.is_end_stream());
+        assert_eq!(a.in_flight.load(SeqCst), 1);
+        drop(body);
+        assert_eq!(a.in_flight.load(SeqCst), 0);
+        let empty = GuardedBody::new(axum::body::Body::empty(), a.request_started(false));
+        assert!(empty.is_end_stream());
+        assert_eq!(empty.size_hint().exact(), Some(0));
+    }
+
+    /// A stream without vectored writes that records what reaches it.
+    #[derive(Default)]
+    struct Recorder {
+        written: Vec<u8>,
+        flushed: bool,
+        shut: bool,
+    }
+
+    impl AsyncWrite for Recorder {
+        fn poll_write(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<std::io::Result<usize>> {
+            self.written.extend_from_slice(buf);
+            Poll::Ready(Ok(buf.len()))
+        }
+
+        fn poll_flush(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            self.flushed = true;
+            Poll::Ready(Ok(()))
+        }
+
+        fn poll_shutdown(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<std::io::Result<()>> {
+            self.shut = true;
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_watched_stream_passes_everything_through_and_an_eof_begins_no_head() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut buf = [0u8; 8];
+        // Read bytes begin a request head ...
+        let a = Activity::new();
+        drop(a.request_started(false));
+        let (near, mut far) = tokio::io::duplex(64);
+        let mut w = Watched::new(near, a.clone());
+        far.write_all(b"GET").await.unwrap();
+        assert_eq!(w.read(&mut buf).await.unwrap(), 3);
+        assert_ne!(a.head_since.load(SeqCst), NONE);
+        // ... the client's EOF on an idle connection does not.
+        let a = Activity::new();
+        drop(a.request_started(false));
+        let (near, mut far) = tokio::io::duplex(64);
+        let mut w = Watched::new(near, a.clone());
+        far.shutdown().await.unwrap();
+        assert_eq!(w.read(&mut buf).await.unwrap(), 0);
+        assert_eq!(
+            a.head_since.load(SeqCst),
+            NONE,
+            "an EOF began a request head"
+        );
+
+        // Writes, a flush and a shutdown reach the inner stream.
+        let mut w = Watched::new(Recorder::default(), Activity::new());
+        w.write_all(b"hello").await.unwrap();
+        w.flush().await.unwrap();
+        w.shutdown().await.unwrap();
+        assert_eq!(w.inner.written, b"hello");
+        assert!(w.inner.flushed && w.inner.shut);
+        // Whether the inner stream has vectored writes: this one has not; a socket has, and
+        // hyper then writes through poll_write_vectored alone.
+        assert!(!w.is_write_vectored());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let socket = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        assert!(Watched::new(socket, Activity::new()).is_write_vectored());
+    }
+
     #[tokio::test(start_paused = true)]
     async fn clocks_follow_reads_and_requests() {
         let l = ConnectionLimits {

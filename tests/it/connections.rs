@@ -107,6 +107,31 @@ async fn admitted_eventually(ip: &str, addr: SocketAddr) -> TcpStream {
     panic!("{ip} was never admitted again");
 }
 
+/// Waits (bounded) until `/metrics`, read on the open connection `s`, has a sample of `name`
+/// with every one of `labels` (a closed connection is counted just after its socket closes).
+async fn await_metric(s: &mut TcpStream, name: &str, labels: &[&str]) {
+    let mut body = String::new();
+    for _ in 0..100 {
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: latch\r\n\r\n")
+            .await
+            .unwrap();
+        let status;
+        (status, body) = timeout(Duration::from_secs(5), read_response(s))
+            .await
+            .expect("latch answers /metrics within 5 s");
+        assert_eq!(status, 200, "{body}");
+        let prefix = format!("{name}{{");
+        if body
+            .lines()
+            .any(|l| l.starts_with(&prefix) && labels.iter().all(|label| l.contains(label)))
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("no {name} with {labels:?}: {body}");
+}
+
 async fn spawn(server: &str) -> TestApp {
     Setup::default().server(server).spawn().await
 }
@@ -129,6 +154,15 @@ async fn half_a_header_is_cut_off_after_the_header_read_timeout() {
     let cut = started.elapsed();
     assert!(cut >= Duration::from_millis(250), "cut after {cut:?}");
     await_close(&mut silent, Duration::from_secs(5)).await;
+    // Counted under the key that cut them (on another client's connection: `other` stays
+    // idle).
+    let mut probe = connect_from("127.0.0.3", app.addr).await;
+    await_metric(
+        &mut probe,
+        "latch_connections_closed_total",
+        &[r#"listener="main""#, r#"limit="header_read_timeout""#],
+    )
+    .await;
 
     // A slow loris: a header line every 50 ms never completes the head; the clock runs from
     // the accept, not from the last byte.
@@ -152,6 +186,28 @@ async fn half_a_header_is_cut_off_after_the_header_read_timeout() {
 
     // The short header clock did not end the other client's idle keep-alive connection.
     assert_eq!(get(&mut other, "/healthz").await, 200);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn half_a_header_after_an_idle_spell_is_cut_off_after_the_header_read_timeout() {
+    // On a keep-alive connection the header clock starts with the next request's first
+    // byte: not at the end of the previous request (the idle spell is longer than the
+    // header timeout), and not never (the keep-alive clock is far longer).
+    let app = spawn("header_read_timeout = \"400ms\"\nkeep_alive_timeout = \"30s\"\n").await;
+    let mut s = connect_from("127.0.0.2", app.addr).await;
+    assert_eq!(get(&mut s, "/healthz").await, 200);
+    // The idle spell itself is what is tested: there is no event to await.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: latch\r\n")
+        .await
+        .expect("the idle connection is still open");
+    let (cut, answered) = await_close(&mut s, Duration::from_secs(5)).await;
+    assert!(!answered, "half a header got an answer");
+    assert!(
+        cut >= Duration::from_millis(300) && cut < Duration::from_secs(3),
+        "cut {cut:?} after the first byte"
+    );
     app.stop().await;
 }
 
@@ -185,6 +241,12 @@ async fn a_request_whose_body_trickles_in_is_cut_off_after_the_request_timeout()
     // Another client meanwhile and after: served as usual.
     let mut other = connect_from("127.0.0.1", app.addr).await;
     assert_eq!(get(&mut other, "/healthz").await, 200);
+    await_metric(
+        &mut other,
+        "latch_connections_closed_total",
+        &[r#"listener="main""#, r#"limit="request_timeout""#],
+    )
+    .await;
     app.stop().await;
 }
 
@@ -218,6 +280,12 @@ async fn an_idle_keep_alive_connection_is_closed_after_the_keep_alive_timeout() 
     );
     let mut busy = busy.await.unwrap();
     assert_eq!(get(&mut busy, "/healthz").await, 200);
+    await_metric(
+        &mut busy,
+        "latch_connections_closed_total",
+        &[r#"listener="main""#, r#"limit="keep_alive_timeout""#],
+    )
+    .await;
     app.stop().await;
 }
 
@@ -231,6 +299,12 @@ async fn connections_over_the_per_address_cap_are_closed_at_once() {
         held.push(s);
     }
     assert_refused("127.0.0.2", app.addr).await;
+    await_metric(
+        &mut held[0],
+        "latch_connections_refused_total",
+        &[r#"listener="main""#, r#"limit="max_connections_per_ip""#],
+    )
+    .await;
     // Another client still gets in, as many times as the cap allows.
     let mut others = Vec::new();
     for _ in 0..3 {
@@ -263,6 +337,12 @@ async fn the_global_cap_holds_and_a_trusted_proxy_is_capped_only_by_it() {
     assert_eq!(get(&mut one, "/healthz").await, 200);
     assert_refused("127.0.0.3", app.addr).await;
     assert_refused("127.0.0.5", app.addr).await;
+    await_metric(
+        &mut one,
+        "latch_connections_refused_total",
+        &[r#"listener="main""#, r#"limit="max_connections""#],
+    )
+    .await;
     drop(held.pop());
     admitted_eventually("127.0.0.3", app.addr).await;
     app.stop().await;
