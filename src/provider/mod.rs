@@ -319,6 +319,14 @@ impl Provider {
             };
             preset.profile(&mut profile, &sign_in).await?;
         }
+        // GitHub's `org` and `org/team` groups: only the allowed organisations', when listed.
+        let allowed_orgs = &self.config.access.allowed_orgs;
+        if !allowed_orgs.is_empty() {
+            profile.groups.retain(|g| {
+                let org = g.split('/').next().unwrap_or("");
+                allowed_orgs.iter().any(|a| a.eq_ignore_ascii_case(org))
+            });
+        }
         if profile
             .image
             .as_deref()

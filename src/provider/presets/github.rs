@@ -124,6 +124,19 @@ impl Preset for GitHub {
             profile.email_verified = email.is_some();
             profile.email = email;
         }
+        // Groups (SPEC §6): the user's organisations and teams, when the token may read them.
+        let granted = call.tokens.scope.as_deref().unwrap_or("");
+        if granted.split([',', ' ']).any(|s| s == "read:org") {
+            if let Some(settings) = call.own.get::<Settings>() {
+                match groups(call.http, &settings.api_url, &call.tokens.access_token, call.budget)
+                    .await
+                {
+                    Ok(groups) => profile.groups = groups,
+                    // Fewer groups can only let the user into less: sign-in goes on.
+                    Err(e) => tracing::warn!(error = %e, "GitHub organisations and teams not read: no groups for this sign-in"),
+                }
+            }
+        }
         if profile.name.is_none() {
             profile.name = sign_in
                 .userinfo
@@ -237,6 +250,62 @@ struct Membership {
 }
 
 /// Is the user an active member of `org`? Needs the `read:org` scope.
+#[derive(Deserialize)]
+struct OrgEntry {
+    login: String,
+}
+
+#[derive(Deserialize)]
+struct TeamEntry {
+    slug: String,
+    organization: OrgEntry,
+}
+
+/// `org` for each of the user's organisations and `org/team` for each team, from the first
+/// page (100) of `/user/orgs` and `/user/teams`; the provider's `allowed_orgs`, if any, keeps
+/// only theirs (`Provider::authenticate`), so a user in 300 organisations sends no 300 groups.
+async fn groups(
+    http: &reqwest::Client,
+    api_url: &Url,
+    token: &str,
+    budget: Budget,
+) -> Result<Vec<String>, CallError> {
+    let page = |path: &str| {
+        let mut url = api_url.clone();
+        url.set_path(&format!("{}{path}", api_url.path().trim_end_matches('/')));
+        url.set_query(Some("per_page=100"));
+        url
+    };
+    let read = |endpoint: &'static str, status: u16, body: &[u8]| -> Result<Option<Vec<u8>>, CallError> {
+        match status {
+            200 => Ok(Some(body.to_vec())),
+            // The scope was not granted after all (or SSO hides the organisation).
+            403 | 404 => Ok(None),
+            _ => Err(CallError::Status { endpoint, status, detail: String::new() }),
+        }
+    };
+    let mut groups = Vec::new();
+    let (status, body) = send("github orgs", get(http, page("/user/orgs"), token), budget).await?;
+    if let Some(body) = read("github orgs", status, &body)? {
+        let orgs: Vec<OrgEntry> = serde_json::from_slice(&body).map_err(|e| CallError::Malformed {
+            endpoint: "github orgs",
+            reason: e.to_string(),
+        })?;
+        groups.extend(orgs.into_iter().map(|o| o.login));
+    }
+    let (status, body) = send("github teams", get(http, page("/user/teams"), token), budget).await?;
+    if let Some(body) = read("github teams", status, &body)? {
+        let teams: Vec<TeamEntry> = serde_json::from_slice(&body).map_err(|e| CallError::Malformed {
+            endpoint: "github teams",
+            reason: e.to_string(),
+        })?;
+        groups.extend(teams.into_iter().map(|t| format!("{}/{}", t.organization.login, t.slug)));
+    }
+    groups.retain(|g| crate::provider::groups::acceptable(g));
+    groups.dedup();
+    Ok(groups)
+}
+
 async fn is_member(
     http: &reqwest::Client,
     api_url: &Url,

@@ -126,6 +126,51 @@ async fn github_allowed_orgs_refuses_a_pending_invitation() {
     github_refused(&gh, &app, "AccessDenied", StatusCode::FORBIDDEN).await;
 }
 
+/// Groups (SPEC §6): with `read:org`, the user's organisations and `org/team` slugs; with
+/// `allowed_orgs`, only those organisations' (a user in many organisations sends no more).
+#[tokio::test]
+async fn github_groups_are_orgs_and_teams_and_only_the_allowed_ones() {
+    let teams = vec![
+        ("acme".to_string(), "web".to_string()),
+        ("other".to_string(), "ops".to_string()),
+    ];
+    let (gh, app) = github_setup("allowed_orgs = [\"acme\"]").await;
+    gh.edit(|b| {
+        b.orgs = vec!["acme".into(), "other".into()];
+        b.teams = teams.clone();
+    });
+    let session = github_signs_in(&gh, &app).await;
+    assert_eq!(
+        session["user"]["groups"],
+        serde_json::json!(["acme", "acme/web"])
+    );
+
+    // Asked for read:org without allowed_orgs: every organisation and team.
+    let (gh, app) = github_setup("scopes = [\"read:user\", \"user:email\", \"read:org\"]").await;
+    gh.edit(|b| {
+        b.orgs = vec!["acme".into(), "other".into()];
+        b.teams = teams.clone();
+    });
+    let session = github_signs_in(&gh, &app).await;
+    assert_eq!(
+        session["user"]["groups"],
+        serde_json::json!(["acme", "other", "acme/web", "other/ops"])
+    );
+
+    // Without read:org: no groups, and the organisation endpoints are not called.
+    let (gh, app) = github_setup("").await;
+    gh.edit(|b| b.orgs = vec!["acme".into()]);
+    let session = github_signs_in(&gh, &app).await;
+    assert_eq!(session["user"]["groups"], serde_json::json!([]));
+    gh.seen(|s| {
+        assert!(
+            s.api.iter().all(|c| c.path != "/user/orgs"),
+            "{:?}",
+            s.api.iter().map(|c| &c.path).collect::<Vec<_>>()
+        )
+    });
+}
+
 #[tokio::test]
 async fn github_allowed_orgs_admits_a_member() {
     let (gh, app) = github_setup("allowed_orgs = [\"acme\"]").await;

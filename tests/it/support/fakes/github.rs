@@ -64,6 +64,8 @@ pub struct Behavior {
     pub orgs: Vec<String>,
     /// Organizations where the invitation is not accepted yet (`state: "pending"`).
     pub pending_orgs: Vec<String>,
+    /// (organisation, team slug) the user is in, at `/user/teams`.
+    pub teams: Vec<(String, String)>,
     /// Force this `(error, error_description)` from the token endpoint, in HTTP 200.
     pub token_error: Option<(String, String)>,
     /// `iss` on the redirect back: None = `<base_url>/login/oauth`; Some(None) = absent.
@@ -91,6 +93,7 @@ impl Default for Behavior {
             ],
             orgs: vec![],
             pending_orgs: vec![],
+            teams: vec![],
             token_error: None,
             iss_param: None,
             authorize_error: None,
@@ -163,6 +166,8 @@ impl GitHub {
             .route("/api/user", get(user))
             .route("/api/user/emails", get(emails))
             .route("/api/user/memberships/orgs/{org}", get(membership))
+            .route("/api/user/orgs", get(user_orgs))
+            .route("/api/user/teams", get(user_teams))
             .with_state(inner.clone());
         serve(listener, app).await;
         GitHub {
@@ -516,6 +521,65 @@ async fn emails(State(s): State<Arc<Inner>>, headers: HeaderMap) -> Response {
         .map(|e| json!({"email": e.email, "primary": e.primary, "verified": e.verified, "visibility": e.visibility}))
         .collect();
     api_json(StatusCode::OK, &scopes, accepted, Value::Array(list))
+}
+
+/// `/user/orgs` and `/user/teams` need `read:org` (else 403, as GitHub answers).
+fn org_scoped(s: &Inner, headers: &HeaderMap, path: &str) -> Result<Vec<String>, Response> {
+    let scopes = api_gate(s, headers, path)?;
+    if !scopes
+        .iter()
+        .any(|s| s == "read:org" || s == "write:org" || s == "admin:org")
+    {
+        return Err(api_json(
+            StatusCode::FORBIDDEN,
+            &scopes,
+            "admin:org, read:org, write:org",
+            json!({"message": "Forbidden", "status": "403"}),
+        ));
+    }
+    Ok(scopes)
+}
+
+async fn user_orgs(State(s): State<Arc<Inner>>, headers: HeaderMap) -> Response {
+    let scopes = match org_scoped(&s, &headers, "/user/orgs") {
+        Ok(scopes) => scopes,
+        Err(r) => return r,
+    };
+    let orgs: Vec<Value> = s
+        .behavior
+        .lock()
+        .unwrap()
+        .orgs
+        .iter()
+        .map(|login| json!({"login": login, "id": 1, "url": format!("https://api.github.com/orgs/{login}")}))
+        .collect();
+    api_json(
+        StatusCode::OK,
+        &scopes,
+        "admin:org, read:org, write:org",
+        json!(orgs),
+    )
+}
+
+async fn user_teams(State(s): State<Arc<Inner>>, headers: HeaderMap) -> Response {
+    let scopes = match org_scoped(&s, &headers, "/user/teams") {
+        Ok(scopes) => scopes,
+        Err(r) => return r,
+    };
+    let teams: Vec<Value> = s
+        .behavior
+        .lock()
+        .unwrap()
+        .teams
+        .iter()
+        .map(|(org, slug)| json!({"slug": slug, "name": slug, "organization": {"login": org, "id": 1}}))
+        .collect();
+    api_json(
+        StatusCode::OK,
+        &scopes,
+        "admin:org, read:org, write:org",
+        json!(teams),
+    )
 }
 
 async fn membership(
