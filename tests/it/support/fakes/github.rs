@@ -524,6 +524,7 @@ async fn emails(State(s): State<Arc<Inner>>, headers: HeaderMap) -> Response {
 }
 
 /// `/user/orgs` and `/user/teams` need `read:org` (else 403, as GitHub answers).
+#[allow(clippy::result_large_err)]
 fn org_scoped(s: &Inner, headers: &HeaderMap, path: &str) -> Result<Vec<String>, Response> {
     let scopes = api_gate(s, headers, path)?;
     if !scopes
