@@ -2,7 +2,7 @@
 //! sessions started from that provider session, on every instance, and nothing else. The
 //! happy path runs against panva's oidc-provider, which sends real Logout Tokens; every
 //! refusal runs against the in-repo hostile provider, whose tokens can be wrong in each way.
-use crate::support::browser::{location, Browser};
+use crate::support::browser::Browser;
 use crate::support::flows::{session, through_provider};
 use crate::support::hostile::{Behavior, Hostile, Signing};
 use crate::support::latch::{Setup, TestApp};
@@ -12,43 +12,13 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 
-/// Signs `browser` in at latch through oidc-provider as `login`; its jar then holds the
-/// provider's session cookies too.
-async fn sign_in_at(app: &TestApp, browser: &Browser, login: &str) {
-    let start = browser
-        .get(&app.url("/signin/oidc?callbackUrl=/home"))
-        .await;
-    let authorize = browser.get(&location(&start, StatusCode::FOUND)).await;
-    let interaction = location(&authorize, StatusCode::SEE_OTHER);
-    let login = browser
-        .post_form(&format!("{interaction}/login"), &[("login", login)])
-        .await;
-    let resume = browser.get(&location(&login, StatusCode::SEE_OTHER)).await;
-    let callback = location(&resume, StatusCode::SEE_OTHER);
-    let done = browser.get(&callback).await;
-    assert_eq!(done.status(), StatusCode::FOUND, "signed in");
-}
-
 /// The user signs out at the provider (its own logout page, "Yes, sign me out"), which then
 /// POSTs a Logout Token to every client of that provider session before it answers.
 async fn sign_out_at_provider(provider: &OidcProvider, browser: &Browser) {
     let page = browser
         .get(&format!("{}/session/end", provider.issuer))
         .await;
-    assert_eq!(page.status(), StatusCode::OK);
-    let html = page.text().await.unwrap();
-    let xsrf = html
-        .split(r#"name="xsrf" value=""#)
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .unwrap_or_else(|| panic!("no xsrf field in the provider's logout page: {html}"))
-        .to_string();
-    let confirmed = browser
-        .post_form(
-            &format!("{}/session/end/confirm", provider.issuer),
-            &[("xsrf", &xsrf), ("logout", "yes")],
-        )
-        .await;
+    let confirmed = provider.confirm_logout(browser, page).await;
     assert!(
         confirmed.status().is_redirection() || confirmed.status().is_success(),
         "{}",
@@ -84,8 +54,8 @@ async fn a_logout_at_oidc_provider_ends_that_latch_session_only() {
         let (provider, app) = provider_and_latch(store.clone()).await;
         let laptop = Browser::new();
         let phone = Browser::new();
-        sign_in_at(&app, &laptop, "alice").await;
-        sign_in_at(&app, &phone, "alice").await;
+        provider.sign_in(&app, &laptop, "alice").await;
+        provider.sign_in(&app, &phone, "alice").await;
         assert_eq!(
             session(&app, &laptop).await["user"]["email"],
             "alice@example.test"

@@ -43,7 +43,7 @@ async fn sign_out_goes_through_oidc_provider_and_back() {
         .spawn_on(listener)
         .await;
     let browser = Browser::new();
-    sign_in_at(&app, &browser, "alice").await;
+    provider.sign_in(&app, &browser, "alice").await;
 
     let out = sign_out(&app, &browser, &[("callbackUrl", "/bye")]).await;
     let to_provider = location(&out, StatusCode::FOUND);
@@ -67,20 +67,7 @@ async fn sign_out_goes_through_oidc_provider_and_back() {
 
     // The provider asks, then sends the browser back with the state.
     let page = browser.get(&to_provider).await;
-    assert_eq!(page.status(), StatusCode::OK);
-    let html = page.text().await.unwrap();
-    let xsrf = html
-        .split(r#"name="xsrf" value=""#)
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .unwrap_or_else(|| panic!("no xsrf in {html}"))
-        .to_string();
-    let confirmed = browser
-        .post_form(
-            &format!("{}/session/end/confirm", provider.issuer),
-            &[("xsrf", &xsrf), ("logout", "yes")],
-        )
-        .await;
+    let confirmed = provider.confirm_logout(&browser, page).await;
     let back = location(&confirmed, StatusCode::SEE_OTHER);
     assert!(
         back.starts_with(&format!("{origin}/signout/done?")),
@@ -103,20 +90,6 @@ async fn sign_out_goes_through_oidc_provider_and_back() {
         next.contains("/interaction/"),
         "no provider session left: {next}"
     );
-}
-
-async fn sign_in_at(app: &TestApp, browser: &Browser, login: &str) {
-    let start = browser
-        .get(&app.url("/signin/oidc?callbackUrl=/home"))
-        .await;
-    let authorize = browser.get(&location(&start, StatusCode::FOUND)).await;
-    let interaction = location(&authorize, StatusCode::SEE_OTHER);
-    let login = browser
-        .post_form(&format!("{interaction}/login"), &[("login", login)])
-        .await;
-    let resume = browser.get(&location(&login, StatusCode::SEE_OTHER)).await;
-    let done = browser.get(&location(&resume, StatusCode::SEE_OTHER)).await;
-    assert_eq!(done.status(), StatusCode::FOUND, "signed in");
 }
 
 async fn hostile_app(behavior: Behavior) -> (Hostile, TestApp) {

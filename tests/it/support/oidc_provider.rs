@@ -1,7 +1,9 @@
 //! A real third-party OpenID provider: panva's `oidc-provider` from npm (pinned in
 //! tests/oidc-provider/package-lock.json), started on a free port for one test.
+use super::browser::{location, Browser};
 use super::latch::{Setup, TestApp};
 use super::node::{npm_ci, start_server};
+use reqwest::StatusCode;
 use std::process::Stdio;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -64,6 +66,46 @@ impl OidcProvider {
             .spawn_on(listener)
             .await;
         (provider, app)
+    }
+
+    /// Signs `browser` in at latch (`app`, whose provider `oidc` is this one) as `login`,
+    /// asserting the sign-in worked; the browser's jar then holds the provider's session too.
+    pub async fn sign_in(&self, app: &TestApp, browser: &Browser, login: &str) {
+        let start = browser
+            .get(&app.url("/signin/oidc?callbackUrl=/home"))
+            .await;
+        let authorize = browser.get(&location(&start, StatusCode::FOUND)).await;
+        let interaction = location(&authorize, StatusCode::SEE_OTHER);
+        let login = browser
+            .post_form(&format!("{interaction}/login"), &[("login", login)])
+            .await;
+        let resume = browser.get(&location(&login, StatusCode::SEE_OTHER)).await;
+        let done = browser.get(&location(&resume, StatusCode::SEE_OTHER)).await;
+        assert_eq!(done.status(), StatusCode::FOUND, "signed in");
+    }
+
+    /// The provider's own logout confirmation (`page`, its answer to `/session/end`), answered
+    /// "Yes, sign me out": before it answers, the provider POSTs a Logout Token to each client
+    /// with a back-channel logout URI. Returns its answer.
+    pub async fn confirm_logout(
+        &self,
+        browser: &Browser,
+        page: reqwest::Response,
+    ) -> reqwest::Response {
+        assert_eq!(page.status(), StatusCode::OK);
+        let html = page.text().await.unwrap();
+        let xsrf = html
+            .split(r#"name="xsrf" value=""#)
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .unwrap_or_else(|| panic!("no xsrf field in the provider's logout page: {html}"))
+            .to_string();
+        browser
+            .post_form(
+                &format!("{}/session/end/confirm", self.issuer),
+                &[("xsrf", &xsrf), ("logout", "yes")],
+            )
+            .await
     }
 
     pub fn provider_toml(&self) -> String {
