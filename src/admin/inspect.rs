@@ -192,6 +192,11 @@ pub fn span(secs: u64) -> String {
 pub fn expiry(exp: i64, now: i64) -> Result<String, String> {
     if exp > now {
         Ok(format!("expires in {}", span((exp - now) as u64)))
+    } else if now - exp < 60 {
+        Err(format!(
+            "expired {} ago (still inside the 60 s of clock skew latch allows)",
+            span((now - exp) as u64)
+        ))
     } else {
         Err(format!("expired {} ago", span((now - exp) as u64)))
     }
@@ -1025,7 +1030,10 @@ mod tests {
         assert_eq!(span(3 * 86400 + 5), "3 days");
         assert_eq!(expiry(1000 + 480, 1000), Ok("expires in 8 min".into()));
         assert_eq!(expiry(1000 - 240, 1000), Err("expired 4 min ago".into()));
-        assert_eq!(expiry(1000, 1000), Err("expired 0 s ago".into()));
+        assert!(expiry(1000, 1000)
+            .unwrap_err()
+            .starts_with("expired 0 s ago (still inside the 60 s"));
+        assert_eq!(expiry(1000, 1060), Err("expired 1 min ago".into()));
     }
 
     #[test]

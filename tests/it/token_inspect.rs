@@ -131,7 +131,7 @@ async fn inspect_explains_each_verdict_against_a_running_latch() {
         "{text}"
     );
     assert!(text.contains("\"sub\""), "claims shown: {text}");
-    assert!(text.contains("expires in 1"), "{text}"); // access_ttl 15 min by default
+    assert!(text.contains("ok    expiry     expires in "), "{text}");
     assert!(
         text.contains(&format!(
             "ok    key        kid `{kid}`: the current signing key"
@@ -294,6 +294,13 @@ async fn inspect_verifies_a_provider_token_against_its_jwks() {
     let store_url = format!("sqlite://{}", dir.path().join("latch.db").display());
     let app = Setup::default().store(store_url.clone()).spawn().await;
     let config = cli_config(dir.path(), &app, &store_url);
+    // Once latch answers, it has created its SQLite file (which the CLI opens, not creates).
+    let answered = crate::support::browser::http_client()
+        .get(app.url("/session"))
+        .send()
+        .await
+        .unwrap();
+    assert!(answered.status().is_success());
     let exp = now() + 600;
     let args = |token: &str| {
         vec![
