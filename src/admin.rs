@@ -1,10 +1,10 @@
-//! Admin commands: `latch users …` and `latch sessions …`.
+//! Admin commands: `latch users …`, `latch sessions …` and `latch token inspect`.
 //!
 //! They open the store named by the same `providers.toml` as `latch serve`, so they act on a
 //! running instance's Redis or SQLite file. Output goes to stdout (tab-separated text, or JSON
 //! lines with `--json`); problems go to stderr with exit code 1 (2 for an invalid config file).
 //!
-//! `users export` is in `admin/export.rs`.
+//! `users export` is in `admin/export.rs`, `token inspect` in `admin/inspect.rs`.
 //!
 //! (Over 600 lines with its unit tests, which are the last 237: the tests stay beside
 //! the code they pin down.)
@@ -23,6 +23,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 mod export;
+mod inspect;
+
+pub use inspect::{token, TokenCommand};
 
 #[derive(Subcommand, Debug)]
 pub enum UsersCommand {
@@ -169,40 +172,7 @@ impl Admin {
 
     /// Loads `providers.toml` and opens its store, checking that it answers.
     pub async fn open(config_path: &Path) -> Result<Self, Failure> {
-        let config = config::load(config_path).map_err(|errors| Failure {
-            code: 2,
-            message: format!("{errors}\nlatch: {} is not valid", config_path.display()),
-        })?;
-        let url = config.store.url.trim();
-        if url.to_ascii_lowercase().starts_with("memory:") {
-            return Err(Failure::new(format!(
-                "store.url in {} is {url}: a memory store lives only inside the latch process \
-                 that opened it, so there is nothing to administer from here",
-                config_path.display()
-            )));
-        }
-        let sqlite_path = config.store.sqlite_path();
-        if let Some(path) = &sqlite_path {
-            // Opening would create an empty database: a mistyped path would look like "no users".
-            if !path.exists() {
-                return Err(Failure::new(format!(
-                    "cannot open the store: no SQLite database at {} (store.url {url} in {}); \
-                     `latch serve` creates it on first start",
-                    path.display(),
-                    config_path.display()
-                )));
-            }
-        }
-        let unreachable = |e: StoreError| {
-            Failure::new(format!(
-                "cannot reach the store {}: {e}",
-                redact_url(&config.store.url)
-            ))
-        };
-        let store = crate::store::open(&config.store.url, sqlite_path.as_deref())
-            .await
-            .map_err(unreachable)?;
-        store.ping().await.map_err(unreachable)?;
+        let (config, store) = open_store(config_path).await?;
         Admin::new(store, &config)
             .with_audit(config.audit.as_ref())
             .map_err(|e| Failure::new(format!("cannot open the audit log: {e}")))
@@ -426,6 +396,46 @@ impl Admin {
         }
         Ok(out)
     }
+}
+
+/// Loads `providers.toml` (exit code 2 when invalid) and opens its store, checking that it
+/// answers (exit code 1 when it does not).
+pub async fn open_store(config_path: &Path) -> Result<(Config, Arc<dyn Store>), Failure> {
+    let config = config::load(config_path).map_err(|errors| Failure {
+        code: 2,
+        message: format!("{errors}\nlatch: {} is not valid", config_path.display()),
+    })?;
+    let url = config.store.url.trim();
+    if url.to_ascii_lowercase().starts_with("memory:") {
+        return Err(Failure::new(format!(
+            "store.url in {} is {url}: a memory store lives only inside the latch process \
+             that opened it, so there is nothing to administer from here",
+            config_path.display()
+        )));
+    }
+    let sqlite_path = config.store.sqlite_path();
+    if let Some(path) = &sqlite_path {
+        // Opening would create an empty database: a mistyped path would look like "no users".
+        if !path.exists() {
+            return Err(Failure::new(format!(
+                "cannot open the store: no SQLite database at {} (store.url {url} in {}); \
+                 `latch serve` creates it on first start",
+                path.display(),
+                config_path.display()
+            )));
+        }
+    }
+    let unreachable = |e: StoreError| {
+        Failure::new(format!(
+            "cannot reach the store {}: {e}",
+            redact_url(&config.store.url)
+        ))
+    };
+    let store = crate::store::open(&config.store.url, sqlite_path.as_deref())
+        .await
+        .map_err(unreachable)?;
+    store.ping().await.map_err(unreachable)?;
+    Ok((config, store))
 }
 
 /// `latch users …`

@@ -1,5 +1,5 @@
 //! Command line: `latch serve`, `latch check`, `latch presets`; the admin commands
-//! (`latch users`, `latch sessions`) are in [`crate::admin`].
+//! (`latch users`, `latch sessions`, `latch token`) are in [`crate::admin`].
 use crate::config::{self, Config};
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -47,6 +47,9 @@ pub enum Command {
     /// Administer sessions in the configured store: list, revoke
     #[command(subcommand)]
     Sessions(crate::admin::SessionsCommand),
+    /// Explain a token: `latch token inspect [TOKEN|-]` (a JWT or a latch cookie value)
+    #[command(subcommand)]
+    Token(crate::admin::TokenCommand),
 }
 
 pub fn init_tracing(format: LogFormat) {

@@ -13,5 +13,6 @@ async fn main() -> ExitCode {
         Command::Presets => cli::presets(),
         Command::Users(command) => latch::admin::users(&args.config, command).await,
         Command::Sessions(command) => latch::admin::sessions(&args.config, command).await,
+        Command::Token(command) => latch::admin::token(&args.config, command).await,
     }
 }

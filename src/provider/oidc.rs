@@ -293,6 +293,11 @@ impl OidcClient {
         Ok(keys)
     }
 
+    /// The issuer's key set (discovery, then `jwks_uri`; cached as for sign-ins).
+    pub async fn jwks(&self) -> Result<Arc<Jwks>, CallError> {
+        self.keys(false, Instant::now()).await
+    }
+
     /// Verifies an ID token: signature against the issuer's keys (refetched once on an unknown
     /// `kid`), `iss`, `aud`, `azp`, `exp` and `iat` with 60 s of skew, and `nonce`.
     /// Symmetric algorithms and `alg: none` are refused.

@@ -259,6 +259,21 @@ impl KeyRing {
         Ok(claims)
     }
 
+    /// The published key records (public halves and validity; the private keys stay sealed),
+    /// read without creating any: what `latch token inspect` classifies a `kid` with.
+    pub async fn published(store: &dyn Store) -> Result<Vec<KeyRecord>, StoreError> {
+        let mut records = Vec::new();
+        for member in store.set_members(INDEX).await? {
+            if let Some(bytes) = store.get(&member).await? {
+                if let Ok(record) = serde_json::from_slice::<KeyRecord>(&bytes) {
+                    records.push(record);
+                }
+            }
+        }
+        records.sort_by(|a, b| b.not_before.cmp(&a.not_before).then(a.kid.cmp(&b.kid)));
+        Ok(records)
+    }
+
     /// The public keys to publish, newest first: the next slot's key (not signing yet), the
     /// current one, and retired ones whose tokens may still be valid.
     pub async fn jwks(&self) -> Result<Value, KeyError> {

@@ -90,6 +90,48 @@ fn plausible(token: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
+/// What the store says about a refresh token, read without rotating or revoking anything
+/// (`latch token inspect`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FamilyView {
+    pub family_id: String,
+    pub session_id: String,
+    pub user_id: String,
+    /// The token is the family's current one (not yet rotated).
+    pub current: bool,
+    /// Unix ms of the last rotation, and when the family ends.
+    pub rotated_at: i64,
+    pub expires_at: i64,
+}
+
+/// The family `token` belongs to, if the store has it; `None` for a token it does not know.
+pub async fn lookup(store: &dyn Store, token: &str) -> Result<Option<FamilyView>, StoreError> {
+    if !plausible(token) {
+        return Ok(None);
+    }
+    let hash = sha256_hex(token);
+    let Some(id) = store.get(&token_key(&hash)).await? else {
+        return Ok(None);
+    };
+    let Ok(id) = String::from_utf8(id) else {
+        return Ok(None);
+    };
+    let Some(bytes) = store.get(&family_key(&id)).await? else {
+        return Ok(None);
+    };
+    let Ok(family) = serde_json::from_slice::<Family>(&bytes) else {
+        return Ok(None);
+    };
+    Ok(Some(FamilyView {
+        current: family.current == hash,
+        family_id: family.id,
+        session_id: family.session_id,
+        user_id: family.user_id,
+        rotated_at: family.rotated_at,
+        expires_at: family.expires_at,
+    }))
+}
+
 impl RefreshFamilies {
     pub fn new(store: Arc<dyn Store>, secret: &[u8], ttl: Duration, grace: Duration) -> Self {
         RefreshFamilies {

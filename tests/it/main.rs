@@ -38,4 +38,5 @@ mod signin_dev;
 mod spa_example;
 mod store_contract;
 mod store_urls;
+mod token_inspect;
 mod tokens;
