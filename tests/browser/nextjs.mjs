@@ -3,7 +3,8 @@
 // next-auth/react; the dashboard (a server component) shows the user from latch's /session;
 // the API verifies the in-memory access token; after it expires, five parallel calls share
 // ONE POST /refresh and are retried once; signOut() ends at sign-in (middleware again); and an
-// API that refuses even a fresh token gets one refresh, one retry, then a sign-out (no loop).
+// API that refuses even a fresh token gets one refresh, one retry, then a sign-out (no loop);
+// once the session ended elsewhere, a refused refresh leads to sign-in.
 //   APP    the Next.js app's origin (latch's public_url; latch at base_path /api/auth)
 //   EMAIL  the identity to sign in as at the dev provider
 import { launch, report } from './common.mjs';
@@ -139,6 +140,29 @@ await report(async (steps) => {
     };
     steps.push('refusing API: signed out');
 
+    // 8. The session ends elsewhere (POST /api/auth/revoke with this browser's cookies, as
+    //    another tab's sign-out would): the next 401 (forced here, the token itself is still
+    //    unexpired) meets a refused refresh, and signIn() takes the browser to sign in.
+    await page.locator('ul.providers button').first().click();
+    await devSignIn();
+    await page.unroute(`${app}/api/me`);
+    await page.locator('#call').click();
+    const beforeRevoke = await result(1);
+    const revoke = await context.request.post(`${app}/api/auth/revoke`);
+    await page.route(`${app}/api/me`, (route) =>
+      route.fulfill({ status: 401, contentType: 'application/json', body: '{"error":"invalid_token"}' }));
+    mark = log.length;
+    await Promise.all([page.waitForURL(atSignin), page.locator('#call').click()]);
+    await page.waitForTimeout(500);
+    const refusedRefresh = {
+      ok: beforeRevoke.ok,
+      revoke: revoke.status(),
+      url: page.url(),
+      answers: since(mark),
+      session: await sessionNow(),
+    };
+    steps.push('session revoked: at sign-in');
+
     const summary = (entries) => ({
       token: count(entries, 'POST', '/api/auth/token', 200),
       refresh: count(entries, 'POST', '/api/auth/refresh'),
@@ -155,7 +179,9 @@ await report(async (steps) => {
         parallel: summary(parallel.answers),
         signedOut: summary(signedOut.answers),
         refusingApi: summary(refusingApi.answers),
+        refusedRefresh: summary(refusedRefresh.answers),
       },
+      refusedRefresh,
       consoleErrors: consoleErrors.filter((e) => !/Failed to load resource: the server responded with a status of 401/.test(e)),
     };
   } finally {

@@ -4,7 +4,8 @@
 //! sees the dashboard (middleware on latch's `/verify`, a server component on `/session`),
 //! calls the API (jose on latch's JWKS), lets the access token expire and sees five parallel
 //! calls share one `/refresh`, signs out and is sent to sign-in by the middleware, and meets
-//! an API that refuses even a fresh token: one refresh, one retry, then sign-out, no loop.
+//! an API that refuses even a fresh token: one refresh, one retry, then sign-out, no loop;
+//! and, once the session ended elsewhere, a refused refresh that leads to sign-in.
 use crate::browser::run_script;
 use crate::support::free_port;
 use crate::support::latch::Setup;
@@ -221,6 +222,27 @@ async fn nextjs_example_signs_in_refreshes_once_and_signs_out() {
             counts["signout"].as_u64()
         ),
         (Some(1), Some(1), Some(1)),
+        "{report}"
+    );
+
+    // The session ended elsewhere: the refresh is refused (401) and signIn() goes to sign-in,
+    // with this page as callbackUrl.
+    let refused = &report["refusedRefresh"];
+    assert_eq!(
+        (refused["ok"].as_u64(), refused["revoke"].as_u64()),
+        (Some(1), Some(200)),
+        "{report}"
+    );
+    let to_signin = format!(
+        "{origin}/api/auth/signin?callbackUrl={}",
+        url::form_urlencoded::byte_serialize(format!("{origin}/dashboard").as_bytes())
+            .collect::<String>()
+    );
+    assert_eq!(refused["url"], to_signin.as_str(), "{report}");
+    assert_eq!(refused["session"], json!({}), "{report}");
+    assert_eq!(
+        report["counts"]["refusedRefresh"],
+        json!({"token": 0, "refresh": 1, "refreshOk": 0, "me200": 0, "me401": 1, "signout": 0}),
         "{report}"
     );
     assert_eq!(report["consoleErrors"], json!([]), "{report}");
