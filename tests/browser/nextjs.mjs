@@ -7,6 +7,9 @@
 // once the session ended elsewhere, a refused refresh leads to sign-in.
 //   APP    the Next.js app's origin (latch's public_url; latch at base_path /api/auth)
 //   EMAIL  the identity to sign in as at the dev provider
+//   SCREENSHOT  optional: where to save a screenshot of the dashboard after the five calls
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { launch, report } from './common.mjs';
 
 const app = process.env.APP;
@@ -98,6 +101,10 @@ await report(async (steps) => {
     await page.locator('#call5').click();
     const parallel = { ...(await result(2)), answers: since(mark) };
     steps.push('five calls after expiry');
+    if (process.env.SCREENSHOT) {
+      mkdirSync(dirname(process.env.SCREENSHOT), { recursive: true });
+      await page.screenshot({ path: process.env.SCREENSHOT, fullPage: true });
+    }
 
     // useSession() on the home page shows the same user.
     await page.goto(`${app}/`);

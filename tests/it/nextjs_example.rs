@@ -21,6 +21,10 @@ use tokio::process::{Child, Command};
 
 const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/nextjs");
 const NEXT: &str = "node_modules/next/dist/bin/next";
+const SCREENSHOT: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/target/screenshots/nextjs-dashboard.png"
+);
 
 /// `next build` with latch's address (the rewrites are fixed at build time).
 async fn next_build(latch_url: &str) {
@@ -137,7 +141,11 @@ async fn nextjs_example_signs_in_refreshes_once_and_signs_out() {
 
     let report = run_script(
         "nextjs.mjs",
-        &[("APP", origin.as_str()), ("EMAIL", "ada@example.com")],
+        &[
+            ("APP", origin.as_str()),
+            ("EMAIL", "ada@example.com"),
+            ("SCREENSHOT", SCREENSHOT),
+        ],
     )
     .await;
     let browsed = started.elapsed();
