@@ -22,6 +22,7 @@ mod fuzz;
 mod limits;
 mod linking_and_verify;
 mod nextauth;
+mod nextjs_example;
 mod observability;
 mod oidc_provider;
 mod policies;
