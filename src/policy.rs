@@ -25,12 +25,18 @@ pub enum Decision {
 /// `?allowed_groups=` (one of them is needed as well).
 pub fn decide(
     policies: &[PolicyConfig],
-    host: Option<&str>,
+    host: Option<&[u8]>,
     uri: Option<&str>,
     who: &Who,
     narrow: &[String],
 ) -> Decision {
-    let host = host.map(normal_host);
+    // Fail closed: with policies, a request whose host cannot be read cannot be placed.
+    let host = match host.map(normal_host) {
+        _ if policies.is_empty() => None,
+        Some(Some(host)) => Some(host),
+        Some(None) => return Decision::Denied("the forwarded host is not a host name".into()),
+        None => return Decision::Denied("the proxy sent no X-Forwarded-Host or Host".into()),
+    };
     let path = uri.map(normal_path);
     // Fail closed: a policy about paths cannot be applied without the path.
     if path.is_none() {
@@ -109,20 +115,34 @@ fn refusal(policy: &PolicyConfig, who: &Who) -> Option<String> {
     None
 }
 
-/// Lowercase, without the port and a trailing dot.
-fn normal_host(host: &str) -> String {
-    let host = host.trim();
-    let host = match host.rsplit_once(':') {
-        // Not inside an IPv6 literal's brackets.
-        Some((name, port)) if !name.ends_with(':') && port.bytes().all(|b| b.is_ascii_digit()) => {
-            name
-        }
-        _ => host,
+/// The host name as nginx picks the virtual host by it: up to the first `:` (or the
+/// `[IPv6]` literal), one trailing dot dropped, lowercased. `None` when what is left is not
+/// a host name (`admin.test:x` is `admin.test`, as nginx serves it; `ad min`, bytes above
+/// ASCII or an empty name are nothing).
+fn normal_host(raw: &[u8]) -> Option<String> {
+    let raw = raw.trim_ascii();
+    let name = if raw.starts_with(b"[") {
+        &raw[..=raw.iter().position(|&b| b == b']')?]
+    } else {
+        raw.split(|&b| b == b':').next().unwrap_or(raw)
     };
-    host.trim_end_matches('.').to_ascii_lowercase()
+    let name = name.strip_suffix(b".").unwrap_or(name);
+    let bracketed = name.starts_with(b"[");
+    let valid = !name.is_empty()
+        && name.iter().all(|&b| {
+            b.is_ascii_alphanumeric()
+                || b == b'-'
+                || b == b'.'
+                || b == b'_'
+                || (bracketed && (b == b'[' || b == b']' || b == b':'))
+        });
+    valid.then(|| String::from_utf8_lossy(name).to_ascii_lowercase())
 }
 
 fn host_matches(pattern: &str, host: &str) -> bool {
+    if pattern == "*" {
+        return true;
+    }
     match pattern.strip_prefix("*.") {
         Some(domain) => host
             .strip_suffix(domain)
@@ -138,7 +158,10 @@ fn host_matches(pattern: &str, host: &str) -> bool {
 /// `/public/../admin` or `/%61dmin`.
 pub fn normal_path(uri: &str) -> String {
     let raw = uri.split(['?', '#']).next().unwrap_or("");
-    let decoded = percent_decode_str(raw).decode_utf8_lossy();
+    // A backslash is a slash to many upstreams (and to browsers).
+    let decoded = percent_decode_str(raw)
+        .decode_utf8_lossy()
+        .replace('\\', "/");
     let mut segments: Vec<&str> = Vec::new();
     for segment in decoded.split('/') {
         match segment {
@@ -163,6 +186,11 @@ fn path_matches(pattern: &str, path: &str) -> bool {
     if !pattern.contains('*') {
         return path.starts_with(pattern);
     }
+    // `/api/*/private` also covers `/api/v1/private/`.
+    let path = match path.strip_suffix('/') {
+        Some(trimmed) if !trimmed.is_empty() => trimmed,
+        _ => path,
+    };
     let parts: Vec<&str> = pattern.split('*').collect();
     let (first, last) = (parts[0], parts[parts.len() - 1]);
     if !path.starts_with(first) || path.len() < first.len() + last.len() || !path.ends_with(last) {
@@ -224,6 +252,8 @@ mod tests {
         assert!(path_matches("/admin", "/administrator"));
         assert!(!path_matches("/admin", "/public"));
         assert!(path_matches("/api/*/private", "/api/v1/private"));
+        assert!(path_matches("/api/*/private", "/api/v1/private/"));
+        assert_eq!(normal_path("/\\admin\\x"), "/admin/x");
         assert!(!path_matches("/api/*/private", "/api/v1/private/x"));
         assert!(path_matches("/static/*", "/static/a/b.css"));
         assert!(path_matches("*.css", "/a/b.css"));
@@ -233,9 +263,30 @@ mod tests {
 
     #[test]
     fn hosts_match_exactly_or_by_subdomain_without_port_or_case() {
-        assert_eq!(normal_host("App.Example.COM:8443"), "app.example.com");
-        assert_eq!(normal_host("app.example.com."), "app.example.com");
-        assert_eq!(normal_host("[::1]:80"), "[::1]");
+        let host = |raw: &[u8]| normal_host(raw);
+        assert_eq!(
+            host(b"App.Example.COM:8443").as_deref(),
+            Some("app.example.com")
+        );
+        assert_eq!(
+            host(b"app.example.com.").as_deref(),
+            Some("app.example.com")
+        );
+        assert_eq!(host(b"[::1]:80").as_deref(), Some("[::1]"));
+        // As nginx picks the virtual host: up to the first colon, whatever follows.
+        for raw in [
+            &b"admin.test:x"[..],
+            b"admin.test:1:2",
+            b"admin.test:443.",
+            b"admin.test:\xff",
+            b"ADMIN.TEST.",
+        ] {
+            assert_eq!(host(raw).as_deref(), Some("admin.test"), "{raw:?}");
+        }
+        for raw in [&b""[..], b":80", b"ad min", b"\xffadmin", b"a/b", b"[::1"] {
+            assert_eq!(host(raw), None, "{raw:?}");
+        }
+        assert!(host_matches("*", "anything.test"));
         assert!(host_matches("app.example.com", "app.example.com"));
         assert!(host_matches("*.example.com", "a.b.example.com"));
         assert!(!host_matches("*.example.com", "example.com"));
@@ -258,7 +309,9 @@ mod tests {
             }),
         ];
         let ann = who(&staff, Some("Ann@Example.com"), Some("corp"));
-        let d = |host, uri, who: &Who| decide(&policies, Some(host), Some(uri), who, &[]);
+        let d = |host: &str, uri, who: &Who| {
+            decide(&policies, Some(host.as_bytes()), Some(uri), who, &[])
+        };
         assert!(
             matches!(d("app.test", "/admin/x", &ann), Decision::Denied(why) if why.contains("policy 1"))
         );
@@ -289,18 +342,35 @@ mod tests {
             d("app.test", "/home", &bearer),
             Decision::Denied(_)
         ));
-        // No policy for this host (or no host at all): every signed-in user passes.
+        // No policy for this host: every signed-in user passes. No host, or one that is not
+        // a host name: nobody (with policies, a request must be placed).
         let nobody = who(&none, None, None);
         assert_eq!(d("other.test", "/admin", &nobody), Decision::Allowed);
-        assert_eq!(
+        assert!(matches!(
             decide(&policies, None, None, &nobody, &[]),
-            Decision::Allowed
-        );
+            Decision::Denied(_)
+        ));
+        assert!(matches!(
+            decide(&policies, Some(b"\xff"), Some("/"), &ann, &[]),
+            Decision::Denied(_)
+        ));
+        // A catch-all last policy refuses every host nobody wrote a policy for.
+        let mut closed = policies.clone();
+        closed.push(policy(&["*"], &[], |p| {
+            p.index = 2;
+            p.allowed_groups = vec!["nobody".into()];
+        }));
+        assert!(matches!(
+            decide(&closed, Some(b"evil.test"), Some("/"), &ann, &[]),
+            Decision::Denied(why) if why.contains("policy 3")
+        ));
+        // Without policies the host does not matter.
+        assert_eq!(decide(&[], None, None, &nobody, &[]), Decision::Allowed);
         // ?allowed_groups= narrows, whatever the policy said.
         assert!(matches!(
             decide(
                 &policies,
-                Some("other.test"),
+                Some("other.test".as_bytes()),
                 Some("/"),
                 &ann,
                 &["admins".into()]
@@ -310,7 +380,7 @@ mod tests {
         assert_eq!(
             decide(
                 &policies,
-                Some("other.test"),
+                Some("other.test".as_bytes()),
                 Some("/"),
                 &ann,
                 &["admins".into(), "staff".into()]
@@ -329,7 +399,7 @@ mod tests {
         // Without X-Original-URI a policy about paths cannot tell: nobody passes that host.
         let d = decide(
             &policies,
-            Some("app.test"),
+            Some("app.test".as_bytes()),
             None,
             &who(&admin, None, None),
             &[],
@@ -337,7 +407,7 @@ mod tests {
         assert!(matches!(d, Decision::Denied(why) if why.contains("X-Original-URI")));
         let d = decide(
             &policies,
-            Some("other.test"),
+            Some("other.test".as_bytes()),
             None,
             &who(&none, None, None),
             &[],

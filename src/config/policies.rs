@@ -56,6 +56,15 @@ fn policy(
     index: usize,
 ) -> Option<PolicyConfig> {
     let before = ctx.errors.len();
+    let present: Vec<&'static str> = [
+        ("allowed_groups", raw.allowed_groups.is_some()),
+        ("allowed_emails", raw.allowed_emails.is_some()),
+        ("allowed_email_domains", raw.allowed_email_domains.is_some()),
+        ("allowed_providers", raw.allowed_providers.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(k, set)| set.then_some(k))
+    .collect();
     let list = |ctx: &mut Ctx, key: &str, raw: Option<Vec<String>>| {
         ctx.strings(&p.key(key), raw.as_deref())
             .map(Option::unwrap_or_default)
@@ -80,6 +89,9 @@ fn policy(
         .map(|h| h.trim().to_ascii_lowercase())
         .collect();
     for (i, host) in hosts.iter().enumerate() {
+        if host == "*" {
+            continue; // every host: a catch-all (last) policy
+        }
         let name = host.strip_prefix("*.").unwrap_or(host);
         let valid = !name.is_empty()
             && name.split('.').all(|label| {
@@ -98,10 +110,31 @@ fn policy(
         }
     }
     for (i, path) in paths.iter().enumerate() {
-        if !path.starts_with('/') {
+        // Requests are matched decoded and normalised, so a pattern must be too.
+        let problem = if !path.starts_with('/') {
+            Some("must start with `/` (a path prefix, or a pattern with `*`)")
+        } else if path.contains(['?', '#', '%', '\\']) {
+            Some("is matched against the decoded path without the query: write it without `?`, `#`, `%` escapes or `\\`")
+        } else if path.contains("//") || path.split('/').any(|s| s == "." || s == "..") {
+            Some("is matched against the normalised path: no `//`, `.` or `..` segments")
+        } else {
+            None
+        };
+        if let Some(problem) = problem {
+            ctx.err(&p.key("paths").index(i), format!("{path:?} {problem}"));
+        }
+    }
+    // An empty list would mean "no restriction of this kind": say so instead of allowing all.
+    for (key, list) in [
+        ("allowed_groups", &groups),
+        ("allowed_emails", &emails),
+        ("allowed_email_domains", &domains),
+        ("allowed_providers", &provider_ids),
+    ] {
+        if list.is_empty() && present.contains(&key) {
             ctx.err(
-                &p.key("paths").index(i),
-                format!("{path:?} must start with `/` (a path prefix, or a pattern with `*`)"),
+                &p.key(key),
+                "an empty list would allow everyone: leave the key out for no restriction of this kind",
             );
         }
     }
@@ -127,7 +160,7 @@ fn policy(
         .map(|d| d.trim().trim_start_matches('@').to_lowercase())
         .collect();
     for (i, domain) in domains.iter().enumerate() {
-        if domain.is_empty() || domain.contains('@') || domain.contains('/') {
+        if domain.is_empty() || domain.contains(['@', '/', '*']) {
             ctx.err(
                 &p.key("allowed_email_domains").index(i),
                 format!("{domain:?} is not a domain (e.g. \"example.com\")"),

@@ -917,6 +917,23 @@ fn policies_load_in_order_and_every_mistake_names_its_key() {
     );
     let e = errs(&with("[policies]\nhosts = [\"a\"]\n"));
     assert!(e[0].message.contains("[[policies]]"), "{e:?}");
+    // Patterns that could never match a normalised path, an empty list that would allow
+    // everyone, a wildcard domain; a catch-all host is fine.
+    let e = errs(&with(
+        "[[policies]]\nhosts = [\"*\"]\npaths = [\"/a?b\", \"/a/../b\", \"/%61\", \"//x\"]\nallowed_groups = []\nallowed_email_domains = [\"*.example.com\"]\n",
+    ));
+    let keys: Vec<&str> = e.iter().map(|e| e.key.as_str()).collect();
+    for key in [
+        "policies[0].paths[0]",
+        "policies[0].paths[1]",
+        "policies[0].paths[2]",
+        "policies[0].paths[3]",
+        "policies[0].allowed_groups",
+        "policies[0].allowed_email_domains[0]",
+    ] {
+        assert!(keys.contains(&key), "{key} missing from {e:?}");
+    }
+    assert!(!keys.iter().any(|k| k.contains("hosts")), "{e:?}");
 }
 
 #[test]

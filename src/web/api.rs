@@ -145,15 +145,21 @@ pub async fn verify(
 /// What the proxy says the request was for, and `/verify`'s own `?allowed_groups=`.
 #[derive(Default)]
 struct Forwarded<'a> {
-    host: Option<&'a str>,
+    /// Raw bytes: `policy` reads the host name as nginx does, whatever follows it.
+    host: Option<&'a [u8]>,
     uri: Option<&'a str>,
     narrow: Vec<String>,
+    /// `?allowed_groups=` present but naming no group: refused rather than ignored.
+    empty_narrow: bool,
 }
 
 impl<'a> Forwarded<'a> {
     fn of(headers: &'a HeaderMap, query: Option<&str>) -> Self {
         let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-        let narrow = query
+        let asked_narrow = query.is_some_and(|q| {
+            url::form_urlencoded::parse(q.as_bytes()).any(|(k, _)| k == "allowed_groups")
+        });
+        let narrow: Vec<String> = query
             .map(|q| {
                 url::form_urlencoded::parse(q.as_bytes())
                     .filter(|(k, _)| k == "allowed_groups")
@@ -168,21 +174,32 @@ impl<'a> Forwarded<'a> {
             })
             .unwrap_or_default();
         Forwarded {
-            host: header("x-forwarded-host").or_else(|| header("host")),
+            host: headers
+                .get("x-forwarded-host")
+                .or_else(|| headers.get("host"))
+                .map(|v| v.as_bytes()),
             uri: header("x-original-uri").or_else(|| header("x-forwarded-uri")),
+            empty_narrow: asked_narrow && narrow.is_empty(),
             narrow,
         }
     }
 
     /// The 403 for a signed-in `who` the policies refuse (with its log line), or `None`.
     fn refuse(&self, app: &AppState, who: &Who, user: &str) -> Option<Response> {
+        if self.empty_narrow {
+            let error = AuthError::new(
+                crate::error::ErrorCode::InvalidRequest,
+                "/verify?allowed_groups= names no group (a comma-separated list is expected)",
+            );
+            return Some(WebError::json(error).into_response());
+        }
         if app.config.policies.is_empty() && self.narrow.is_empty() {
             return None;
         }
         match policy::decide(&app.config.policies, self.host, self.uri, who, &self.narrow) {
             Decision::Allowed => None,
             Decision::Denied(reason) => {
-                tracing::info!(user, host = self.host, uri = self.uri.map(|u| crate::error::printable(u, 200)), %reason, "forward auth refused by policy");
+                tracing::info!(user, host = self.host.map(|h| crate::error::printable(&String::from_utf8_lossy(h), 200)), uri = self.uri.map(|u| crate::error::printable(u, 200)), %reason, "forward auth refused by policy");
                 Some(
                     (
                         axum::http::StatusCode::FORBIDDEN,

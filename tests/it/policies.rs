@@ -35,7 +35,8 @@ async fn sign_in(app: &TestApp, browser: &Browser, email: &str, groups: &str) {
 }
 
 /// nginx on a free port with two virtual hosts behind latch's `/verify`; each answers a
-/// static page with the user and groups latch sent.
+/// static page with the user and groups latch sent. It forwards the raw `$http_host` (the
+/// example uses `$host`) so that latch's own reading of odd host spellings is tested.
 fn nginx_in_front_of(app: &TestApp) -> Nginx {
     let port = crate::support::free_port();
     let server = |name: &str| {
@@ -110,6 +111,20 @@ async fn nginx_guards_two_hosts_with_their_own_policies() {
         visit(&nginx, &bob, "admin.test", "/").await.status(),
         StatusCode::FORBIDDEN
     );
+    // Host spellings nginx still serves as admin.test (it reads up to the first colon and
+    // drops a trailing dot): latch places them the same way.
+    for host in [
+        "admin.test:x",
+        "admin.test:1:2",
+        "ADMIN.TEST.",
+        "admin.test:443.",
+    ] {
+        assert_eq!(
+            visit(&nginx, &bob, host, "/").await.status(),
+            StatusCode::FORBIDDEN,
+            "{host}"
+        );
+    }
     assert_eq!(
         visit(&nginx, &nobody, "admin.test", "/").await.status(),
         StatusCode::UNAUTHORIZED
@@ -131,7 +146,8 @@ async fn nginx_guards_two_hosts_with_their_own_policies() {
         "/reports",
         "/reports/q3?x=1",
         "/%72eports/q3",
-        "/public/../reports",
+        "/public/%2e%2e/reports",
+        "/public/%2E%2E%2Freports",
         "//reports",
     ] {
         assert_eq!(
@@ -189,6 +205,9 @@ async fn groups_reach_the_apps_and_allowed_groups_narrows_verify() {
         (&ada, "?allowed_groups=ops", StatusCode::FORBIDDEN),
         (&bob, "?allowed_groups=admins", StatusCode::FORBIDDEN),
         (&bob, "", StatusCode::OK),
+        // Asked, but naming no group: a mistake, not "no restriction".
+        (&ada, "?allowed_groups=", StatusCode::BAD_REQUEST),
+        (&ada, "?allowed_groups=,", StatusCode::BAD_REQUEST),
     ] {
         let answer = browser.get(&app.url(&format!("/verify{query}"))).await;
         assert_eq!(answer.status(), want, "{query}");

@@ -301,8 +301,9 @@ async fn groups(
         })?;
         groups.extend(teams.into_iter().map(|t| format!("{}/{}", t.organization.login, t.slug)));
     }
-    groups.retain(|g| crate::provider::groups::acceptable(g));
-    groups.dedup();
+    let mut seen = std::collections::HashSet::new();
+    groups.retain(|g| crate::provider::groups::acceptable(g) && seen.insert(g.clone()));
+    groups.truncate(crate::provider::groups::MAX_GROUPS);
     Ok(groups)
 }
 
