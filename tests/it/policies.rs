@@ -232,3 +232,79 @@ async fn groups_reach_the_apps_and_allowed_groups_narrows_verify() {
     assert_eq!(page.status(), StatusCode::FORBIDDEN);
     assert!(page.text().await.unwrap().contains("access to this page"));
 }
+
+/// The group shapes of real providers, as the fake sends them: Keycloak's paths, Okta's
+/// names, Entra's object ids (in the ID token), GitLab's (in userinfo only), a custom
+/// `groups_claim` with one string; names that cannot travel in a header are dropped.
+#[tokio::test]
+async fn provider_group_shapes_reach_the_session() {
+    use crate::support::flows::through_provider;
+    use crate::support::hostile::{Behavior, Hostile};
+    use serde_json::{json, Value};
+    let cases: Vec<(&str, &str, Behavior, Value)> = vec![
+        (
+            "keycloak",
+            "",
+            Behavior {
+                claims: Box::new(|c| c["groups"] = json!(["/staff", "/staff/admins"])),
+                ..Behavior::default()
+            },
+            json!(["/staff", "/staff/admins"]),
+        ),
+        (
+            "okta",
+            "",
+            Behavior {
+                claims: Box::new(|c| c["groups"] = json!(["Everyone", "Engineering", "a,b", ""])),
+                ..Behavior::default()
+            },
+            json!(["Everyone", "Engineering"]),
+        ),
+        (
+            "entra",
+            "",
+            Behavior {
+                claims: Box::new(|c| c["groups"] = json!(["8a6f3c2e-0c52-4f5a-9d3e-1b2c3d4e5f60"])),
+                ..Behavior::default()
+            },
+            json!(["8a6f3c2e-0c52-4f5a-9d3e-1b2c3d4e5f60"]),
+        ),
+        (
+            "gitlab",
+            "",
+            Behavior {
+                userinfo_extra: Some(json!({"groups": ["acme", "acme/web"]})),
+                ..Behavior::default()
+            },
+            json!(["acme", "acme/web"]),
+        ),
+        (
+            "custom claim",
+            "groups_claim = \"roles\"\n",
+            Behavior {
+                claims: Box::new(|c| {
+                    c["roles"] = json!("admin");
+                    c["groups"] = json!(["ignored"]);
+                }),
+                ..Behavior::default()
+            },
+            json!(["admin"]),
+        ),
+    ];
+    for (what, extra, behavior, want) in cases {
+        let hostile = Hostile::start().await;
+        hostile.set(behavior);
+        let app = Setup::default()
+            .with_providers(format!("{}{extra}", hostile.provider_toml()))
+            .spawn()
+            .await;
+        let browser = Browser::new();
+        let done = through_provider(&app, &browser, "/signin/hostile?callbackUrl=/").await;
+        assert_eq!(done.status(), StatusCode::FOUND, "{what}");
+        assert_eq!(
+            session(&app, &browser).await["user"]["groups"],
+            want,
+            "{what}"
+        );
+    }
+}

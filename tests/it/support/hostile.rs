@@ -72,6 +72,8 @@ pub struct Behavior {
     /// Discovery names no `end_session_endpoint` (it names `{issuer}/logout`, which is not
     /// served: tests read latch's redirect to it and come back themselves).
     pub no_end_session: bool,
+    /// Extra userinfo members (GitLab sends `groups` there, not in the ID token).
+    pub userinfo_extra: Option<Value>,
 }
 
 impl Default for Behavior {
@@ -87,6 +89,7 @@ impl Default for Behavior {
             publish_second: false,
             oversize: None,
             no_end_session: false,
+            userinfo_extra: None,
         }
     }
 }
@@ -378,6 +381,9 @@ async fn token(State(s): State<Arc<Inner>>, body: String) -> Response {
 }
 
 async fn userinfo(State(s): State<Arc<Inner>>) -> Response {
-    let claims = json!({"sub": "hostile-user-1", "email": "mallory@example.test", "email_verified": true, "name": "Mallory"});
+    let mut claims = json!({"sub": "hostile-user-1", "email": "mallory@example.test", "email_verified": true, "name": "Mallory"});
+    if let Some(Value::Object(extra)) = s.behavior.lock().unwrap().userinfo_extra.clone() {
+        claims.as_object_mut().unwrap().extend(extra);
+    }
     answer(&s, Endpoint::Userinfo, claims)
 }
