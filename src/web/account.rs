@@ -3,22 +3,22 @@
 use super::csp::ImageOrigin;
 use super::extract::{Csrf, OptionalSession};
 use super::pages::html;
-use super::{parse_form, AppState, RequestContext, WebError};
+use super::{parse_form, redirect_to, AppState, RequestContext, WebError};
 use crate::audit::{EndedBy, Event};
 use crate::error::ErrorCode;
 use crate::session::Session;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::header::{HeaderMap, HeaderValue, LOCATION, SET_COOKIE};
+use axum::http::header::{HeaderMap, SET_COOKIE};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::Extension;
 use chrono::{DateTime, Utc};
 use minijinja::context;
 
 /// `GET /`: the account page is latch's home.
 pub async fn home(State(app): State<AppState>) -> Response {
-    see_other(&app.url("/account"), StatusCode::FOUND)
+    redirect_to(&app.url("/account"), StatusCode::FOUND)
 }
 
 /// `GET /account`; signed out, a 302 to the sign-in page (which comes back here).
@@ -29,7 +29,7 @@ pub async fn account_page(
     signed_in: OptionalSession,
 ) -> Result<Response, WebError> {
     let Some(current) = signed_in.session else {
-        return Ok(see_other(&app.url("/signin"), StatusCode::FOUND));
+        return Ok(redirect_to(&app.url("/signin"), StatusCode::FOUND));
     };
     let user_id = &current.record.user_id;
     let user = app.users.get(user_id).await?;
@@ -201,7 +201,7 @@ pub async fn end_sessions(
             app.sessions.end_by_id(&current.id).await?;
             tracing::info!(user = %user_id, "signed out from the account page");
             app.audit.emit(|| ended_by_user(&current, &current.id));
-            let mut response = see_other(&app.url("/signin"), StatusCode::SEE_OTHER);
+            let mut response = redirect_to(&app.url("/signin"), StatusCode::SEE_OTHER);
             let clear = app.cookies.clear(&app.cookies.session);
             response.headers_mut().append(SET_COOKIE, clear);
             return Ok(response);
@@ -223,7 +223,7 @@ pub async fn end_sessions(
             ))
         }
     }
-    Ok(see_other(&app.url("/account"), StatusCode::SEE_OTHER))
+    Ok(redirect_to(&app.url("/account"), StatusCode::SEE_OTHER))
 }
 
 /// The audit log's `session.ended` by the user of `current`, of their session `id`.
@@ -231,17 +231,6 @@ fn ended_by_user(current: &Session, id: &str) -> Event {
     Event::session_ended(EndedBy::User, id)
         .user(&current.record.user_id)
         .with("from_session", current.id.as_str())
-}
-
-fn see_other(url: &str, status: StatusCode) -> Response {
-    match HeaderValue::from_str(url) {
-        Ok(location) => (status, [(LOCATION, location)]).into_response(),
-        Err(_) => WebError::new(
-            ErrorCode::InternalError,
-            "redirect target not a header value",
-        )
-        .into_response(),
-    }
 }
 
 #[cfg(test)]

@@ -77,6 +77,20 @@ impl App {
     }
 }
 
+/// A redirect (`status` 302 or 303) to `url`; a 500 if `url` cannot be a header value (latch
+/// only ever redirects to URLs it built or checked, so that is a bug).
+pub(crate) fn redirect_to(url: &str, status: axum::http::StatusCode) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    match axum::http::HeaderValue::from_str(url) {
+        Ok(location) => (status, [(axum::http::header::LOCATION, location)]).into_response(),
+        Err(_) => WebError::new(
+            crate::error::ErrorCode::InternalError,
+            "redirect target not a header value",
+        )
+        .into_response(),
+    }
+}
+
 /// Form bodies parsed leniently: any content type, last value wins, never a rejection.
 pub fn parse_form(body: &[u8]) -> HashMap<String, String> {
     url::form_urlencoded::parse(body).into_owned().collect()

@@ -9,7 +9,7 @@ use crate::flow::{self, CallbackParams, SignedIn, FLOW_TTL};
 use crate::session::SessionOrigin;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::header::{HeaderMap, HeaderValue, LOCATION, SET_COOKIE};
+use axum::http::header::{HeaderMap, HeaderValue, SET_COOKIE};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Json, Response};
 use serde_json::json;
@@ -20,18 +20,7 @@ fn redirect(url: &str, json: bool, cookies: Vec<HeaderValue>) -> Response {
     let mut response = if json {
         Json(json!({ "url": url })).into_response()
     } else {
-        match HeaderValue::from_str(url) {
-            Ok(location) => {
-                let mut r = StatusCode::FOUND.into_response();
-                r.headers_mut().insert(LOCATION, location);
-                r
-            }
-            Err(_) => WebError::new(
-                ErrorCode::InternalError,
-                "redirect target not a header value",
-            )
-            .into_response(),
-        }
+        super::redirect_to(url, StatusCode::FOUND)
     };
     for cookie in cookies {
         response.headers_mut().append(SET_COOKIE, cookie);
@@ -315,12 +304,7 @@ async fn finish_callback(
     };
     let (token, session) = app
         .sessions
-        .create(
-            &finished.user,
-            provider.id(),
-            origin,
-            finished.groups.clone(),
-        )
+        .create(&finished.user, provider.id(), origin, finished.groups)
         .await?;
     tracing::info!(provider = provider.id(), user = %finished.user.id, session = %session.id, "signed in");
     if let Some(id_token) = &finished.id_token {
@@ -512,6 +496,7 @@ fn signout_event(session: &crate::session::Session, everywhere: bool) -> Event {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::http::header::LOCATION;
 
     #[test]
     fn the_url_answer_is_asked_for_by_header_or_form_field() {
