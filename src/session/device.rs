@@ -87,11 +87,6 @@ impl Device {
     }
 }
 
-/// `describe` for tests and callers that only want the words.
-pub fn describe(user_agent: Option<&str>) -> Option<String> {
-    Device::from_user_agent(user_agent).map(|d| d.name())
-}
-
 fn browser(ua: &str) -> Option<&'static str> {
     const BROWSERS: &[(&[&str], &str)] = &[
         (&["Edg/", "EdgA/", "EdgiOS/"], "Edge"),
@@ -148,6 +143,10 @@ fn system(ua: &str) -> Option<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn describe(user_agent: Option<&str>) -> Option<String> {
+        Device::from_user_agent(user_agent).map(|d| d.name())
+    }
 
     #[test]
     fn common_browsers_get_their_names() {

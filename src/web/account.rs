@@ -54,6 +54,8 @@ pub async fn account_page(
         ),
     };
     let image_origin = image.as_deref().and_then(ImageOrigin::of);
+    // The avatar's letter, of the name (or email) the page shows.
+    let initial = name_initial(name.as_deref().or(email.as_deref()));
     let provider_name = |id: &str| {
         app.providers
             .get(id)
@@ -87,7 +89,7 @@ pub async fn account_page(
             email,
             email_verified => verified,
             image => image_origin.as_ref().and(image),
-            initial => name_initial(current_name(&user, profile)),
+            initial,
             linked,
             linkable,
             sessions => session_rows,
@@ -107,16 +109,6 @@ pub async fn account_page(
         response.headers_mut().append(SET_COOKIE, cookie);
     }
     Ok(response)
-}
-
-fn current_name<'a>(
-    user: &'a Option<crate::identity::User>,
-    profile: &'a crate::session::SessionProfile,
-) -> Option<&'a str> {
-    user.as_ref()
-        .and_then(|u| u.name.as_deref().or(u.email.as_deref()))
-        .or(profile.name.as_deref())
-        .or(profile.email.as_deref())
 }
 
 /// The letter of the avatar shown when there is no picture.

@@ -156,23 +156,23 @@ struct Forwarded<'a> {
 impl<'a> Forwarded<'a> {
     fn of(headers: &'a HeaderMap, query: Option<&str>) -> Self {
         let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-        let asked_narrow = query.is_some_and(|q| {
-            url::form_urlencoded::parse(q.as_bytes()).any(|(k, _)| k == "allowed_groups")
-        });
-        let narrow: Vec<String> = query
-            .map(|q| {
-                url::form_urlencoded::parse(q.as_bytes())
-                    .filter(|(k, _)| k == "allowed_groups")
-                    .flat_map(|(_, v)| {
-                        v.split(',')
-                            .map(str::trim)
-                            .filter(|g| !g.is_empty())
-                            .map(str::to_string)
-                            .collect::<Vec<_>>()
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
+        let mut asked_narrow = false;
+        let mut narrow: Vec<String> = Vec::new();
+        let pairs = query.map(|q| url::form_urlencoded::parse(q.as_bytes()));
+        for (_, value) in pairs
+            .into_iter()
+            .flatten()
+            .filter(|(k, _)| k == "allowed_groups")
+        {
+            asked_narrow = true;
+            narrow.extend(
+                value
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|g| !g.is_empty())
+                    .map(str::to_string),
+            );
+        }
         Forwarded {
             host: headers
                 .get("x-forwarded-host")
