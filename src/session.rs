@@ -494,25 +494,21 @@ impl Sessions {
             return Ok(false);
         }
         // Ids are never reused, so the record taken is the one just checked (or already gone).
-        Ok(match self.store.take(&key(id)).await? {
-            Some(_) => {
-                self.store.set_remove(&user_index(user_id), id).await?;
-                true
-            }
-            None => false,
-        })
+        self.end_by_id(id).await
     }
 
-    /// Ends the session with store id `id` (token theft detected, revocation by id).
-    pub async fn end_by_id(&self, id: &str) -> Result<(), StoreError> {
-        if let Some(bytes) = self.store.take(&key(id)).await? {
-            if let Some(record) = decode(&bytes) {
-                self.store
-                    .set_remove(&user_index(&record.user_id), id)
-                    .await?;
-            }
+    /// Ends the session with store id `id` (token theft detected, revocation by id); returns
+    /// whether there was a record to end.
+    pub async fn end_by_id(&self, id: &str) -> Result<bool, StoreError> {
+        let Some(bytes) = self.store.take(&key(id)).await? else {
+            return Ok(false);
+        };
+        if let Some(record) = decode(&bytes) {
+            self.store
+                .set_remove(&user_index(&record.user_id), id)
+                .await?;
         }
-        Ok(())
+        Ok(true)
     }
 
     /// Ends every session started from the provider session `sid` at `provider` (a
@@ -570,8 +566,8 @@ impl Sessions {
     ) -> Result<usize, StoreError> {
         let mut ended = 0;
         for session in self.list_for_user(user_id).await? {
-            if session.record.provider == provider && self.end_of_user(user_id, &session.id).await?
-            {
+            // `list_for_user` has checked whose it is.
+            if session.record.provider == provider && self.end_by_id(&session.id).await? {
                 ended += 1;
                 self.audit.emit(|| {
                     Event::session_ended(EndedBy::Backchannel, &session.id)
