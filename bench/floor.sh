@@ -41,12 +41,17 @@ mkdir -p "$TMP/redis" "$TMP/latch-redis" "$TMP/latch-sqlite" "$TMP/ceiling"
 start_redis "$rport" "$TMP/redis"
 REDIS_URL="redis://127.0.0.1:$rport"
 
+# redis: with the session cache (the default); uncached: the same with `session_cache = 0`,
+# so every check is one Redis round trip; sqlite: the embedded store.
+STORES=(redis uncached sqlite)
+mkdir -p "$TMP/latch-uncached"
 declare -A BASE PID
-for store in redis sqlite; do
+for store in "${STORES[@]}"; do
   dir="$TMP/latch-$store"
   port=$(free_port)
   url="$REDIS_URL"; [[ "$store" == sqlite ]] && url="sqlite://$dir/latch.db"
   write_config "$dir/providers.toml" "$port" "$url"
+  [[ "$store" == uncached ]] && sed -i 's/^\[store\]$/[store]\nsession_cache = 0/' "$dir/providers.toml"
   # The refresh load makes thousands of /token and /refresh calls from one address.
   printf '\n[limits]\ntoken = "off"\nrefresh = "off"\n' >>"$dir/providers.toml"
   start_latch "$dir" "$dir/providers.toml"
@@ -57,6 +62,8 @@ done
 # One sign-in per store; the Redis one's record is what the ceiling reads.
 COOKIE_REDIS=$(sign_in "${BASE[redis]}" "$TMP/latch-redis")
 COOKIE_SQLITE=$(sign_in "${BASE[sqlite]}" "$TMP/latch-sqlite")
+# Same Redis, same secret: the uncached instance reads the same session.
+COOKIE_UNCACHED=$COOKIE_REDIS
 mapfile -t keys < <(redis-cli -p "$rport" --scan --pattern 'session:*')
 [[ ${#keys[@]} == 1 ]] || die "expected one session record in Redis, found ${#keys[@]}"
 KEY="${keys[0]}"
@@ -70,9 +77,9 @@ wait_http "${BASE[ceiling]}/get" "${PID[ceiling]}" || { cat "$TMP/ceiling/ceilin
 
 # Idle RSS: after start-up and one sign-in, before any load.
 declare -A IDLE
-for store in redis sqlite; do IDLE[$store]=$(proc_kb "${PID[$store]}" VmRSS); done
+for store in "${STORES[@]}"; do IDLE[$store]=$(proc_kb "${PID[$store]}" VmRSS); done
 
-for store in redis sqlite; do
+for store in "${STORES[@]}"; do
   cookie=COOKIE_${store^^}
   body=$(curl -fsS -H "Cookie: ${!cookie}" "${BASE[$store]}/session")
   [[ "$body" == *"\"email\":\"$EMAIL\""* ]] || die "$store: GET /session did not return the user: $body"
@@ -86,12 +93,14 @@ TARGETS=(
   "healthz redis /healthz COOKIE_REDIS"
   "session redis /session COOKIE_REDIS"
   "verify redis /verify COOKIE_REDIS"
+  "session-uncached uncached /session COOKIE_UNCACHED"
+  "verify-uncached uncached /verify COOKIE_UNCACHED"
   "session-sqlite sqlite /session COOKIE_SQLITE"
   "verify-sqlite sqlite /verify COOKIE_SQLITE"
   "refresh redis /refresh COOKIE_REDIS"
   "refresh-sqlite sqlite /refresh COOKIE_SQLITE"
 )
-wanted="${BENCH_TARGETS:-empty floor healthz session verify session-sqlite verify-sqlite refresh refresh-sqlite}"
+wanted="${BENCH_TARGETS:-empty floor healthz session verify session-uncached verify-uncached session-sqlite verify-sqlite refresh refresh-sqlite}"
 [[ " $wanted " == *" floor "* ]] || wanted="floor $wanted"   # every ratio needs it
 # run_refresh: run_wrk's arguments, for POST /refresh (the base URL is the target's without
 # the path).
@@ -133,7 +142,7 @@ for round in $(seq 0 "$ROUNDS"); do
   done
 done
 
-for store in redis sqlite; do
+for store in "${STORES[@]}"; do
   cookie=COOKIE_${store^^}
   body=$(curl -fsS -H "Cookie: ${!cookie}" "${BASE[$store]}/session")
   [[ "$body" == *"\"email\":\"$EMAIL\""* ]] || die "$store: GET /session after the runs: $body"
@@ -163,7 +172,7 @@ for name, runs in by.items():
     print(f"| {name} | {med(0):.0f} | {share:.2f} | {med(1):.2f} | {p99:.2f} | {med(2):.1f} |")
 EOF
 echo
-for store in redis sqlite; do
+for store in "${STORES[@]}"; do
   printf 'latch on %s: RSS idle %.1f MiB, peak (VmHWM) %.1f MiB\n' "$store" \
     "$(awk -v k="${IDLE[$store]}" 'BEGIN { print k / 1024 }')" \
     "$(awk -v k="$(proc_kb "${PID[$store]}" VmHWM)" 'BEGIN { print k / 1024 }')"

@@ -68,16 +68,21 @@ rport=$(free_port)
 mkdir -p "$TMP/redis" "$TMP/ceiling"
 start_redis "$rport" "$TMP/redis"
 
-for store in redis sqlite; do
+# redis: with the session cache (the default); uncached: `session_cache = 0`, one Redis GET
+# per check (it reuses the redis run's session); sqlite: the embedded store.
+for store in redis uncached sqlite; do
   dir="$TMP/latch-$store"
   mkdir -p "$dir"
   port=$(free_port)
   url="redis://127.0.0.1:$rport"; [[ "$store" == sqlite ]] && url="sqlite://$dir/latch.db"
   write_config "$dir/providers.toml" "$port" "$url"
+  [[ "$store" == uncached ]] && sed -i 's/^\[store\]$/[store]\nsession_cache = 0/' "$dir/providers.toml"
   # Signed in natively (fast), then the same server again under callgrind.
-  start_latch "$dir" "$dir/providers.toml"
-  cookie=$(sign_in "http://127.0.0.1:$port" "$dir")
-  stop_pid "$LATCH_PID"
+  if [[ "$store" != uncached ]]; then
+    start_latch "$dir" "$dir/providers.toml"
+    cookie=$(sign_in "http://127.0.0.1:$port" "$dir")
+    stop_pid "$LATCH_PID"
+  fi
   under_callgrind "$dir" "http://127.0.0.1:$port/healthz" "$BIN" serve --config "$dir/providers.toml"
   routes="/session /verify"; [[ "$store" == redis ]] && routes="/healthz $routes"
   for path in $routes; do

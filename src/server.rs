@@ -51,7 +51,12 @@ pub async fn build(config: Config, listener: &TcpListener) -> Result<Arc<App>, S
 async fn open_store(config: &Config) -> Result<Arc<dyn Store>, StartError> {
     let sqlite_path = config.store.sqlite_path();
     Ok(store::metered(
-        store::open(&config.store.url, sqlite_path.as_deref()).await?,
+        store::open_for_server(
+            &config.store.url,
+            sqlite_path.as_deref(),
+            config.store.session_cache,
+        )
+        .await?,
     ))
 }
 

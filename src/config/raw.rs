@@ -46,6 +46,7 @@ pub(crate) struct RawAudit {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawStore {
     pub url: Option<String>,
+    pub session_cache: Option<i64>,
 }
 
 #[derive(Deserialize, Default)]

@@ -559,6 +559,17 @@ fn store_rules() {
     assert!(!e[0].to_string().contains("hunter2"), "{}", e[0]);
     let e = errs(&with("[store]\nurl = \"latch.db\"\n"));
     assert_eq!(e[0].key, "store.url");
+
+    // The session cache: 10,000 records unless told, 0 turns it off, nothing negative.
+    assert_eq!(ok(&with("")).store.session_cache, 10_000);
+    let c = ok(&with(
+        "[store]\nurl = \"redis://h:6379\"\nsession_cache = 0\n",
+    ));
+    assert_eq!(c.store.session_cache, 0);
+    for bad in ["-1", "1000001", "\"many\""] {
+        let e = errs(&with(&format!("[store]\nsession_cache = {bad}\n")));
+        assert_eq!(e[0].key, "store.session_cache", "{bad}");
+    }
 }
 
 #[test]

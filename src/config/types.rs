@@ -114,6 +114,9 @@ pub struct StoreConfig {
     pub url: String,
     /// The config file's directory (absolute), for relative sqlite paths.
     pub base_dir: PathBuf,
+    /// At most this many session records kept in memory on a `redis://` store, kept exact by
+    /// Redis's invalidations (`store::cache`); 0: off.
+    pub session_cache: usize,
 }
 
 impl StoreConfig {

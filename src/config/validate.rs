@@ -392,8 +392,27 @@ fn store(ctx: &mut Ctx, raw: RawStore, base_dir: PathBuf) -> Option<StoreConfig>
             return None;
         }
     }
-    Some(StoreConfig { url, base_dir })
+    let session_cache = match raw.session_cache {
+        None => DEFAULT_SESSION_CACHE,
+        Some(n) if (0..=MAX_SESSION_CACHE).contains(&n) => n as usize,
+        Some(n) => {
+            ctx.err(
+                &KeyPath::new(&["store", "session_cache"]),
+                format!("must be a whole number from 0 (off) to {MAX_SESSION_CACHE} (got {n})"),
+            );
+            return None;
+        }
+    };
+    Some(StoreConfig {
+        url,
+        base_dir,
+        session_cache,
+    })
 }
+
+/// Session records a `redis://` instance keeps in memory by default (about 300 bytes each).
+const DEFAULT_SESSION_CACHE: usize = 10_000;
+const MAX_SESSION_CACHE: i64 = 1_000_000;
 
 /// `[audit] file`: `"stderr"`, or a file path (relative to the config file's directory).
 fn audit(ctx: &mut Ctx, raw: RawAudit, base_dir: &Path) -> Option<Option<AuditTarget>> {

@@ -22,6 +22,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+pub mod cache;
 pub mod keys;
 mod metered;
 mod redis;
@@ -144,6 +145,36 @@ pub async fn open(url: &str, sqlite_path: Option<&Path>) -> Result<Arc<dyn Store
              redis+sentinel://, redis+cluster://, sqlite:// or memory://",
             redact_url(url)
         ))),
+    }
+}
+
+/// Opens the store as [`open`] does, with the session cache ([`cache`]) of at most
+/// `session_cache` records in front of it where the store can keep it exact: a plain
+/// `redis://` node, whose invalidations reach every instance. SQLite has no such feed (the
+/// admin CLI writes the file from another process), and is read in-process anyway.
+pub async fn open_for_server(
+    url: &str,
+    sqlite_path: Option<&Path>,
+    session_cache: usize,
+) -> Result<Arc<dyn Store>, StoreError> {
+    let store = open(url, sqlite_path).await?;
+    if session_cache == 0 || !url.trim().to_ascii_lowercase().starts_with("redis") {
+        return Ok(store);
+    }
+    match self::redis::tracking::target(url.trim()) {
+        Ok(target) => {
+            let cache = cache::SessionCache::new(keys::SESSION_PREFIX, session_cache);
+            self::redis::tracking::start(target, &cache);
+            tracing::info!(
+                records = session_cache,
+                "session cache on: sessions are answered from memory while Redis's invalidations arrive"
+            );
+            Ok(Arc::new(cache::CachedStore::new(store, cache)))
+        }
+        Err(why) => {
+            tracing::info!(why, "session cache off");
+            Ok(store)
+        }
     }
 }
 

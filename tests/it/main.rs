@@ -35,6 +35,7 @@ mod reload;
 mod revocation;
 mod routes;
 mod scale_out;
+mod session_cache;
 mod signin_dev;
 mod spa_example;
 mod store_contract;

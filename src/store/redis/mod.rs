@@ -36,6 +36,7 @@ use super::{redact_url, ttl_millis, Store, StoreError};
 
 mod commands;
 mod sentinel;
+pub(super) mod tracking;
 mod url;
 
 #[cfg(test)]

@@ -18,6 +18,8 @@ pub const SECRET: &str = "test-secret-0123456789abcdef0123456789";
 /// Options for one latch instance.
 pub struct Setup {
     pub store_url: String,
+    /// Extra lines for `[store]`.
+    pub store_extra: String,
     pub base_path: String,
     /// Extra lines for `[server]`.
     pub server_extra: String,
@@ -36,6 +38,7 @@ impl Default for Setup {
     fn default() -> Self {
         Setup {
             store_url: "memory://".into(),
+            store_extra: String::new(),
             base_path: String::new(),
             server_extra: String::new(),
             providers: "[providers.dev]\npreset = \"dev\"\n".into(),
@@ -83,11 +86,12 @@ impl Setup {
     pub fn toml(&self, origin: &str, listen: &str) -> String {
         let origin = self.public_url.as_deref().unwrap_or(origin);
         format!(
-            "[server]\nlisten = \"{listen}\"\npublic_url = \"{origin}\"\nbase_path = \"{base}\"\nsecret = \"{secret}\"\n{extra}\n\n[store]\nurl = \"{store}\"\n\n[session]\n{session}\n\n[limits]\n{limits}\n\n{providers}\n",
+            "[server]\nlisten = \"{listen}\"\npublic_url = \"{origin}\"\nbase_path = \"{base}\"\nsecret = \"{secret}\"\n{extra}\n\n[store]\nurl = \"{store}\"\n{store_extra}\n\n[session]\n{session}\n\n[limits]\n{limits}\n\n{providers}\n",
             base = self.base_path,
             secret = self.secret,
             extra = self.server_extra,
             store = self.store_url,
+            store_extra = self.store_extra,
             session = self.session,
             limits = self.limits,
             providers = self.providers.replace("{origin}", origin),

@@ -1,0 +1,524 @@
+//! The session cache's [`Feed`] on Redis: one more connection per instance, in RESP3, with
+//! `CLIENT TRACKING ON BCAST PREFIX session:`, so Redis pushes the name of every session key
+//! that anyone changes, deletes or lets expire, whichever connection or instance read it.
+//!
+//! The socket is read in two places: by the task below when it becomes readable, and, with
+//! one non-blocking `recv`, on every cache hit ([`Feed::drain`]). The second is what makes
+//! revocation immediate: tokio learns that a socket is readable only when it next polls
+//! the OS, so a hit could otherwise be answered while the invalidation already sits in this
+//! machine's socket buffer. The task also pings every [`PING_EVERY`]; the cache answers only
+//! while the connection has been heard from within [`LIVENESS`].
+//!
+//! Only plain `redis://` single nodes have a feed; on `rediss://`, Sentinel and Cluster the
+//! cache stays off (see [`target`]).
+use super::url::{parse_url, RedisUrl};
+use crate::store::cache::{Feed, SessionCache, LIVENESS, PING_EVERY};
+use crate::store::keys::SESSION_PREFIX;
+use redis::ConnectionAddr;
+use std::io::{ErrorKind, Read, Write};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// The connection's name in `CLIENT LIST`.
+pub const CLIENT_NAME: &str = "latch-session-cache";
+/// Longest wait for the connection and the answers to `HELLO` and `CLIENT TRACKING`.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(3);
+/// Pause after a failed connection, doubled up to [`MAX_PAUSE`].
+const MIN_PAUSE: Duration = Duration::from_millis(200);
+const MAX_PAUSE: Duration = Duration::from_secs(10);
+/// A reply or push larger than this means something is wrong with the stream.
+const MAX_BUFFERED: usize = 16 << 20;
+/// Deepest nesting of RESP3 aggregates accepted (an invalidation is two levels deep).
+const MAX_DEPTH: usize = 8;
+const PING: &[u8] = b"*1\r\n$4\r\nPING\r\n";
+
+/// Where the feed connects, and as whom. The password is never printed.
+pub struct Target {
+    host: String,
+    port: u16,
+    username: Option<String>,
+    password: Option<String>,
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Target")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The feed's target for a store URL, or why that store gets no session cache.
+pub fn target(url: &str) -> Result<Target, &'static str> {
+    let info = match parse_url(url) {
+        Ok(RedisUrl::Single(info)) => info,
+        Ok(RedisUrl::Sentinel(_)) => return Err("not yet on Sentinel (the master can change)"),
+        Ok(RedisUrl::Cluster(_)) => return Err("not yet on Cluster"),
+        Err(_) => return Err("not a Redis URL"),
+    };
+    let ConnectionAddr::Tcp(host, port) = info.addr() else {
+        return Err("not yet on TLS or Unix-socket connections");
+    };
+    let settings = info.redis_settings();
+    Ok(Target {
+        host: host.clone(),
+        port: *port,
+        username: settings.username().map(str::to_string),
+        password: settings.password().map(str::to_string),
+    })
+}
+
+/// Keeps a feed attached to `cache` for as long as the cache exists: connects, reconnects
+/// after any loss, and detaches the cache whenever the connection is not live.
+pub fn start(target: Target, cache: &Arc<SessionCache>) {
+    let cache = Arc::downgrade(cache);
+    tokio::spawn(async move { run(target, cache).await });
+}
+
+async fn run(target: Target, cache: Weak<SessionCache>) {
+    let mut pause = MIN_PAUSE;
+    let mut failing = false;
+    while cache.strong_count() > 0 {
+        match connect(&target).await {
+            Ok(socket) => {
+                let Some(c) = cache.upgrade() else { return };
+                let socket = Arc::new(socket);
+                c.attach(Box::new(Tracking::new(socket.clone())));
+                drop(c);
+                if failing {
+                    tracing::info!("session cache: invalidation feed is back");
+                }
+                pause = MIN_PAUSE;
+                let reason = watch(&socket, &cache).await;
+                let Some(c) = cache.upgrade() else { return };
+                c.detach();
+                if let Some(reason) = reason {
+                    tracing::warn!(%reason, "session cache: invalidation feed lost; reading the store until it is back");
+                }
+                // Reported above; the attempts that follow are not, until one succeeds.
+                failing = true;
+            }
+            Err(reason) => {
+                if !failing {
+                    tracing::warn!(%reason, host = %target.host, port = target.port,
+                        "session cache: cannot start the invalidation feed; sessions are read from Redis until it starts");
+                }
+                failing = true;
+            }
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(MAX_PAUSE);
+    }
+}
+
+/// Applies invalidations as they arrive and pings; returns why the connection is no longer
+/// usable, or `None` when that was already reported (the cache found it broken) or the
+/// cache is gone.
+async fn watch(socket: &Socket, cache: &Weak<SessionCache>) -> Option<String> {
+    let mut ping = tokio::time::interval(PING_EVERY);
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            ready = socket.readiness.readable() => {
+                if let Err(e) = ready {
+                    return Some(format!("socket: {e}"));
+                }
+                let c = cache.upgrade()?;
+                // Read inside `try_io`, so tokio forgets only the readiness seen before the
+                // read (WouldBlock below), never data that arrived during it.
+                let mut live = true;
+                let _ = socket.readiness.try_io(tokio::io::Interest::READABLE, || {
+                    live = c.poll();
+                    Err::<(), _>(ErrorKind::WouldBlock.into())
+                });
+                if !live {
+                    return c.is_attached().then(|| format!("no answer from Redis for {LIVENESS:?}"));
+                }
+            }
+            _ = ping.tick() => {
+                let c = cache.upgrade()?;
+                if !c.poll() {
+                    return c.is_attached().then(|| format!("no answer from Redis for {LIVENESS:?}"));
+                }
+                // 14 bytes on a socket that only ever sends pings: a full buffer means Redis
+                // stopped reading.
+                match (&socket.reader).write(PING) {
+                    Ok(n) if n == PING.len() => {}
+                    Ok(_) => return Some("ping only partly sent".into()),
+                    Err(e) => return Some(format!("ping: {e}")),
+                }
+            }
+        }
+    }
+}
+
+/// The tracking connection: two handles on one socket. `readiness` is registered with tokio
+/// and only waited on; `reader` is read (and pinged) directly, also from the cache's hits.
+struct Socket {
+    readiness: tokio::net::TcpStream,
+    reader: std::net::TcpStream,
+}
+
+/// Connects, switches to RESP3 (with credentials) and turns tracking on.
+async fn connect(t: &Target) -> Result<Socket, String> {
+    let handshake = async {
+        let mut stream = tokio::net::TcpStream::connect((t.host.as_str(), t.port))
+            .await
+            .map_err(|e| format!("connect: {e}"))?;
+        stream.set_nodelay(true).map_err(|e| e.to_string())?;
+        let mut hello: Vec<&str> = vec!["HELLO", "3"];
+        if let Some(password) = &t.password {
+            hello.extend(["AUTH", t.username.as_deref().unwrap_or("default"), password]);
+        }
+        hello.extend(["SETNAME", CLIENT_NAME]);
+        let mut request = command(&hello);
+        request.extend(command(&[
+            "CLIENT",
+            "TRACKING",
+            "ON",
+            "BCAST",
+            "PREFIX",
+            SESSION_PREFIX,
+        ]));
+        stream
+            .write_all(&request)
+            .await
+            .map_err(|e| format!("write: {e}"))?;
+        let mut buf = Vec::new();
+        let mut replies = Vec::new();
+        while replies.len() < 2 {
+            let mut chunk = [0u8; 4096];
+            let n = stream
+                .read(&mut chunk)
+                .await
+                .map_err(|e| format!("read: {e}"))?;
+            if n == 0 {
+                return Err("Redis closed the connection".into());
+            }
+            buf.extend_from_slice(&chunk[..n]);
+            while let Some((frame, used)) = parse(&buf)? {
+                buf.drain(..used);
+                replies.push(frame);
+            }
+        }
+        if let Frame::Error(e) = &replies[0] {
+            return Err(format!(
+                "HELLO 3 refused (RESP3 needs Redis 6 or later): {}",
+                lossy(e)
+            ));
+        }
+        match &replies[1] {
+            Frame::Simple(ok) if ok == b"OK" => {}
+            other => return Err(format!("CLIENT TRACKING refused: {}", describe(other))),
+        }
+        if !buf.is_empty() {
+            return Err("unexpected data after the handshake".into());
+        }
+        let reader = stream.into_std().map_err(|e| e.to_string())?;
+        let readiness = reader.try_clone().map_err(|e| e.to_string())?;
+        let readiness = tokio::net::TcpStream::from_std(readiness).map_err(|e| e.to_string())?;
+        Ok(Socket { readiness, reader })
+    };
+    tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake)
+        .await
+        .unwrap_or_else(|_| Err(format!("no answer within {HANDSHAKE_TIMEOUT:?}")))
+}
+
+/// The feed: the socket and what has been read of it but not yet parsed.
+struct Tracking {
+    socket: Arc<Socket>,
+    buf: Vec<u8>,
+    heard_at: Instant,
+}
+
+impl Tracking {
+    fn new(socket: Arc<Socket>) -> Self {
+        Self {
+            socket,
+            buf: Vec::new(),
+            heard_at: Instant::now(),
+        }
+    }
+}
+
+impl Feed for Tracking {
+    fn drain(&mut self, invalidated: &mut dyn FnMut(Option<&[u8]>)) -> Result<(), String> {
+        let mut chunk = [0u8; 4096];
+        loop {
+            match (&self.socket.reader).read(&mut chunk) {
+                Ok(0) => return Err("Redis closed the connection".into()),
+                Ok(n) => {
+                    self.heard_at = Instant::now();
+                    self.buf.extend_from_slice(&chunk[..n]);
+                    if self.buf.len() > MAX_BUFFERED {
+                        return Err("a message larger than 16 MiB".into());
+                    }
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(format!("read: {e}")),
+            }
+        }
+        let mut used = 0;
+        while let Some((frame, n)) = parse(&self.buf[used..])? {
+            used += n;
+            apply(frame, invalidated)?;
+        }
+        self.buf.drain(..used);
+        Ok(())
+    }
+
+    fn heard_at(&self) -> Instant {
+        self.heard_at
+    }
+}
+
+/// Acts on one frame from the tracking connection.
+fn apply(frame: Frame, invalidated: &mut dyn FnMut(Option<&[u8]>)) -> Result<(), String> {
+    match frame {
+        Frame::Push(items) => {
+            let mut items = items.into_iter();
+            if !matches!(items.next(), Some(Frame::Bulk(kind)) if kind == b"invalidate") {
+                return Ok(());
+            }
+            match items.next() {
+                Some(Frame::Array(keys)) => {
+                    for key in keys {
+                        match key {
+                            Frame::Bulk(key) | Frame::Simple(key) => invalidated(Some(&key)),
+                            // Not a key name: treat as "anything may have changed".
+                            _ => invalidated(None),
+                        }
+                    }
+                }
+                // A null after FLUSHDB / FLUSHALL; anything else is read the same, safely.
+                _ => invalidated(None),
+            }
+            Ok(())
+        }
+        Frame::Simple(_) => Ok(()), // PONG
+        Frame::Error(e) => Err(format!("Redis answered an error: {}", lossy(&e))),
+        other => Err(format!("unexpected reply: {}", describe(&other))),
+    }
+}
+
+fn command(args: &[&str]) -> Vec<u8> {
+    let mut out = format!("*{}\r\n", args.len()).into_bytes();
+    for a in args {
+        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+        out.extend_from_slice(a.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
+
+/// The RESP3 values this connection can receive, reduced to what it needs.
+#[derive(Debug, PartialEq)]
+enum Frame {
+    Simple(Vec<u8>),
+    Error(Vec<u8>),
+    Bulk(Vec<u8>),
+    Array(Vec<Frame>),
+    Push(Vec<Frame>),
+    Null,
+    /// Numbers, booleans, maps and the like: read past, never acted on.
+    Other,
+}
+
+fn lossy(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).chars().take(200).collect()
+}
+
+fn describe(frame: &Frame) -> String {
+    match frame {
+        Frame::Simple(s) | Frame::Error(s) => lossy(s),
+        other => format!("{:?}", std::mem::discriminant(other)),
+    }
+}
+
+/// One complete frame at the start of `buf` and its length; `None` if `buf` holds only
+/// part of one.
+fn parse(buf: &[u8]) -> Result<Option<(Frame, usize)>, String> {
+    parse_at(buf, 0)
+}
+
+fn parse_at(buf: &[u8], depth: usize) -> Result<Option<(Frame, usize)>, String> {
+    if depth > MAX_DEPTH {
+        return Err("RESP3 nested too deeply".into());
+    }
+    let Some(end) = buf.windows(2).position(|w| w == b"\r\n") else {
+        return Ok(None);
+    };
+    let Some((&kind, line)) = buf[..end].split_first() else {
+        return Err("empty RESP3 line".into());
+    };
+    let after_line = end + 2;
+    let number = || -> Result<i64, String> {
+        std::str::from_utf8(line)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| format!("bad RESP3 length {:?}", lossy(line)))
+    };
+    match kind {
+        b'+' => Ok(Some((Frame::Simple(line.to_vec()), after_line))),
+        b'-' => Ok(Some((Frame::Error(line.to_vec()), after_line))),
+        b':' | b'#' | b',' | b'(' => Ok(Some((Frame::Other, after_line))),
+        b'_' => Ok(Some((Frame::Null, after_line))),
+        b'$' | b'=' | b'!' => {
+            let len = number()?;
+            if len < 0 {
+                return Ok(Some((Frame::Null, after_line)));
+            }
+            let len = usize::try_from(len).map_err(|e| e.to_string())?;
+            if len > MAX_BUFFERED {
+                return Err("RESP3 string larger than 16 MiB".into());
+            }
+            let total = after_line + len + 2;
+            if buf.len() < total {
+                return Ok(None);
+            }
+            if &buf[after_line + len..total] != b"\r\n" {
+                return Err("RESP3 string not followed by CRLF".into());
+            }
+            let data = buf[after_line..after_line + len].to_vec();
+            let frame = match kind {
+                b'!' => Frame::Error(data),
+                _ => Frame::Bulk(data),
+            };
+            Ok(Some((frame, total)))
+        }
+        b'*' | b'~' | b'>' | b'%' | b'|' => {
+            let count = number()?;
+            if count < 0 {
+                return Ok(Some((Frame::Null, after_line)));
+            }
+            let count = usize::try_from(count).map_err(|e| e.to_string())?;
+            let elements = if matches!(kind, b'%' | b'|') {
+                count.checked_mul(2).ok_or("RESP3 map too large")?
+            } else {
+                count
+            };
+            // Each element takes at least 3 bytes: a count beyond that cannot be complete
+            // within the buffer limit.
+            if elements > MAX_BUFFERED / 3 {
+                return Err("RESP3 aggregate too large".into());
+            }
+            let mut items = Vec::with_capacity(elements.min(1024));
+            let mut at = after_line;
+            for _ in 0..elements {
+                match parse_at(&buf[at..], depth + 1)? {
+                    Some((item, used)) => {
+                        items.push(item);
+                        at += used;
+                    }
+                    None => return Ok(None),
+                }
+            }
+            let frame = match kind {
+                b'*' | b'~' => Frame::Array(items),
+                b'>' => Frame::Push(items),
+                _ => Frame::Other,
+            };
+            Ok(Some((frame, at)))
+        }
+        other => Err(format!("unknown RESP3 type byte {other:#04x}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn invalidations(bytes: &[u8]) -> Vec<Option<String>> {
+        let mut out = Vec::new();
+        let mut at = 0;
+        while let Some((frame, used)) = parse(&bytes[at..]).unwrap() {
+            at += used;
+            apply(frame, &mut |k| {
+                out.push(k.map(|k| String::from_utf8(k.to_vec()).unwrap()))
+            })
+            .unwrap();
+        }
+        assert_eq!(at, bytes.len(), "everything was read");
+        out
+    }
+
+    #[test]
+    fn invalidations_pongs_and_flushes_are_read() {
+        let bytes = b">2\r\n$10\r\ninvalidate\r\n*2\r\n$9\r\nsession:a\r\n$9\r\nsession:b\r\n\
++PONG\r\n>2\r\n$10\r\ninvalidate\r\n_\r\n";
+        assert_eq!(
+            invalidations(bytes),
+            [Some("session:a".into()), Some("session:b".into()), None]
+        );
+    }
+
+    #[test]
+    fn a_frame_split_anywhere_waits_for_the_rest() {
+        let bytes = b">2\r\n$10\r\ninvalidate\r\n*1\r\n$9\r\nsession:a\r\n";
+        for cut in 0..bytes.len() {
+            assert_eq!(parse(&bytes[..cut]).unwrap(), None, "cut at {cut}");
+        }
+        assert!(parse(bytes).unwrap().is_some());
+    }
+
+    #[test]
+    fn the_hello_reply_is_read_past() {
+        // What Redis 7 answers to HELLO 3 (a map with strings, numbers and an empty array).
+        let bytes = b"%7\r\n$6\r\nserver\r\n$5\r\nredis\r\n$7\r\nversion\r\n$6\r\n7.0.15\r\n\
+$5\r\nproto\r\n:3\r\n$2\r\nid\r\n:5\r\n$4\r\nmode\r\n$10\r\nstandalone\r\n$4\r\nrole\r\n\
+$6\r\nmaster\r\n$7\r\nmodules\r\n*0\r\n+OK\r\n";
+        let (first, used) = parse(bytes).unwrap().unwrap();
+        assert_eq!(first, Frame::Other);
+        assert_eq!(
+            parse(&bytes[used..]).unwrap(),
+            Some((Frame::Simple(b"OK".to_vec()), 5))
+        );
+    }
+
+    #[test]
+    fn malformed_or_hostile_input_breaks_the_feed() {
+        for bad in [
+            &b"?what\r\n"[..],
+            b"$abc\r\n",
+            b"$3\r\nabcde\r\n",
+            b"*99999999999\r\n",
+            b"$99999999999\r\n",
+            b"\r\n",
+        ] {
+            assert!(parse(bad).is_err(), "{:?}", String::from_utf8_lossy(bad));
+        }
+        let deep = "*1\r\n".repeat(MAX_DEPTH + 2);
+        assert!(parse(deep.as_bytes()).is_err());
+        // An error reply or an unexpected value on the tracking connection ends it.
+        for frame in [Frame::Error(b"ERR x".to_vec()), Frame::Bulk(b"x".to_vec())] {
+            assert!(apply(frame, &mut |_| {}).is_err());
+        }
+        // Another push kind is ignored.
+        let other = Frame::Push(vec![Frame::Bulk(b"message".to_vec())]);
+        assert!(apply(other, &mut |_| panic!("not an invalidation")).is_ok());
+    }
+
+    #[test]
+    fn only_plain_single_nodes_have_a_feed() {
+        let t = target("redis://user:hunter2@127.0.0.1:6380/2").unwrap();
+        assert_eq!((t.host.as_str(), t.port), ("127.0.0.1", 6380));
+        assert_eq!(t.username.as_deref(), Some("user"));
+        assert!(!format!("{t:?}").contains("hunter2"));
+        for url in [
+            "rediss://127.0.0.1:6380",
+            "redis+sentinel://127.0.0.1:26379/mymaster",
+            "redis+cluster://127.0.0.1:7000,127.0.0.1:7001",
+        ] {
+            assert!(target(url).is_err(), "{url}");
+        }
+    }
+
+    #[test]
+    fn commands_are_resp_arrays() {
+        assert_eq!(command(&["PING"]), PING);
+    }
+}
