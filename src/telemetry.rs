@@ -37,7 +37,7 @@ pub fn handle() -> PrometheusHandle {
 }
 
 fn describe() {
-    use metrics::{describe_counter, describe_histogram, Unit};
+    use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
     describe_counter!("latch_signin_started_total", "Sign-ins sent to a provider");
     describe_counter!(
         "latch_signin_completed_total",
@@ -68,6 +68,14 @@ fn describe() {
         "Rotated refresh tokens presented again after the grace window"
     );
     describe_counter!("latch_http_requests_total", "Answered requests, by status");
+    describe_counter!(
+        "latch_session_cache_reads_total",
+        "Session reads on a cached store: hit (memory), miss (Redis, then kept), off (Redis: no live invalidation feed)"
+    );
+    describe_gauge!(
+        "latch_session_cache_feed_up",
+        "1 while the session cache's invalidation connection is attached, else 0"
+    );
 }
 
 tokio::task_local! {
@@ -134,6 +142,35 @@ pub fn token_refreshed() {
 
 pub fn refresh_reuse_detected() {
     metrics::counter!("latch_refresh_reuse_detected_total").increment(1);
+}
+
+/// Where a session read's answer came from (see `store::cache`).
+#[derive(Clone, Copy)]
+pub enum CacheRead {
+    Hit,
+    Miss,
+    Off,
+}
+
+/// Counts a read of a cached session key; one atomic add (this runs on every session check).
+pub fn session_cache_read(read: CacheRead) {
+    static COUNTERS: [OnceLock<metrics::Counter>; 3] = [const { OnceLock::new() }; 3];
+    let (i, result) = match read {
+        CacheRead::Hit => (0, "hit"),
+        CacheRead::Miss => (1, "miss"),
+        CacheRead::Off => (2, "off"),
+    };
+    COUNTERS[i]
+        .get_or_init(|| {
+            handle();
+            metrics::counter!("latch_session_cache_reads_total", "result" => result)
+        })
+        .increment(1);
+}
+
+pub fn session_cache_feed_up(up: bool) {
+    handle();
+    metrics::gauge!("latch_session_cache_feed_up").set(if up { 1.0 } else { 0.0 });
 }
 
 /// Counts a response by status. Each status's counter is looked up in the registry once and

@@ -1,42 +1,67 @@
 //! Session records kept in this process, in front of a shared store, so `/session` and
-//! `/verify` can answer without a store round trip while revocation stays immediate on every
-//! instance. The cache is kept exact by the store's own change notifications, a [`Feed`]
-//! (Redis's client-side-caching invalidations, `redis/tracking.rs`).
+//! `/verify` can answer without reading the record again while revocation stays immediate
+//! on every instance. The cache is kept exact by the store's own change notifications, a
+//! [`Feed`] (Redis's client-side-caching invalidations on a connection of their own,
+//! `redis/tracking.rs`).
 //!
-//! Why it cannot serve a session that was ended:
-//! * It answers only while its feed is attached and has heard from the store within
-//!   [`LIVENESS`]; otherwise every read goes to the store, and the entries are dropped
-//!   whenever the feed is lost or replaced.
-//! * Every hit first applies whatever the feed has already received (a non-blocking read of
-//!   its socket). Redis sends an invalidation in the same pass of its event loop as the
-//!   answer to the write that caused it, so one that reached this machine before the
-//!   request did is applied before the request is answered.
+//! Why it cannot serve a session that was ended before the request arrived:
+//! * **The fence.** A record found in memory is answered only after the feed has answered a
+//!   probe (a `PING`) sent after the lookup. Redis answers a connection in order, and it
+//!   queues an invalidation on the feed's connection when it runs the write that causes it;
+//!   so once that answer is read, every invalidation for a write Redis ran before the probe
+//!   (every revocation that had answered when the request arrived) has been read and
+//!   applied, whatever the network did to the two connections' packets. Hits waiting at the
+//!   same time share one probe, so a probe costs one round trip per batch of hits, not per
+//!   request. No answer within [`FENCE_TIMEOUT`]: the record is read from the store.
 //! * A store answer is kept only if no invalidation arrived (and the feed did not change)
-//!   between sending the read and keeping the answer (the `generation`). A reply that was
-//!   already stale when it arrived, because the key changed after Redis read it and the
-//!   invalidation overtook the reply, is therefore never kept.
-//! * This instance's own writes to a cached key drop it when they complete, so a revocation
-//!   on this instance never relies on the round trip of its own invalidation.
+//!   between sending the read and keeping the answer (the `generation`), so a reply that an
+//!   invalidation overtook is never kept.
+//! * The cache answers only while its feed is attached and has heard from the store within
+//!   [`LIVENESS`]; the entries are dropped whenever the feed is lost or replaced.
+//! * This instance's own writes to a cached key drop it when they complete (or are
+//!   cancelled), so its own reads see them without waiting for the invalidation.
 //!
 //! Only keys under one prefix (`session:`) are cached; everything else passes through.
 use super::{Store, StoreError};
+use crate::telemetry::{session_cache_read, CacheRead};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
+use tokio::sync::watch;
 
-/// How recently the feed must have heard from the store for the cache to answer. The feed
-/// pings every [`PING_EVERY`]; a feed that goes quiet (a silent network partition) stops the
-/// cache after this long at most.
+/// How recently the feed must have heard from the store for the cache to answer.
 pub const LIVENESS: Duration = Duration::from_millis(1000);
-/// How often the feed's owner asks the store for a sign of life.
+/// How often the feed's owner checks that the store answers (and is still the master).
 pub const PING_EVERY: Duration = Duration::from_millis(250);
+/// Longest wait for a fence; then the record is read from the store instead.
+pub const FENCE_TIMEOUT: Duration = Duration::from_millis(200);
+/// Probes without an answer beyond which the feed counts as stuck.
+const MAX_OUTSTANDING: u64 = 10_000;
 
-/// A source of invalidations for the cached keys.
+/// What a feed reports, in the order the store sent it.
+pub enum Event<'a> {
+    /// `Some(key)` changed, or `None`: anything may have changed (a flush).
+    Invalidated(Option<&'a [u8]>),
+    /// The answer to the oldest probe not yet answered.
+    Answered,
+}
+
+/// Why a probe is sent.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Probe {
+    /// For hits waiting on a fence: any answer will do.
+    Fence,
+    /// Periodic: the answer must also show the store is still the one writes go to.
+    Heartbeat,
+}
+
+/// A source of invalidations for the cached keys, on one ordered connection.
 pub trait Feed: Send {
-    /// Applies everything received so far, without waiting: `invalidated(Some(key))` for
-    /// each key that changed, `invalidated(None)` for "everything may have changed" (a
-    /// flush). `Err`: the feed is broken and must be replaced (its reason, for the log).
-    fn drain(&mut self, invalidated: &mut dyn FnMut(Option<&[u8]>)) -> Result<(), String>;
+    /// Reports everything received so far, without waiting. `Err`: the feed is broken and
+    /// must be replaced (its reason, for the log).
+    fn drain(&mut self, event: &mut dyn FnMut(Event<'_>)) -> Result<(), String>;
+    /// Sends a probe; its answer comes back as [`Event::Answered`], in order.
+    fn send(&mut self, probe: Probe) -> Result<(), String>;
     /// When the feed last received anything from the store.
     fn heard_at(&self) -> Instant;
 }
@@ -46,6 +71,8 @@ pub struct SessionCache {
     prefix: &'static str,
     capacity: usize,
     state: Mutex<State>,
+    /// (feed epoch, probes answered), for hits waiting on a fence.
+    progress: watch::Sender<(u64, u64)>,
 }
 
 struct State {
@@ -54,15 +81,31 @@ struct State {
     /// later generation than it was sent in is not kept.
     generation: u64,
     feed: Option<Box<dyn Feed>>,
+    /// Moves on at every attach and detach; probes are counted per epoch.
+    epoch: u64,
+    sent: u64,
+    answered: u64,
+    /// The highest probe number a waiting hit needs.
+    wanted: u64,
 }
 
 /// What a read finds in the cache.
 #[derive(Debug, PartialEq)]
 pub enum Lookup {
-    Hit(Vec<u8>),
+    /// In memory: answer it once probe `need` of feed `epoch` is answered
+    /// ([`SessionCache::fenced`], then [`SessionCache::confirm`]).
+    Hit { epoch: u64, need: u64 },
     /// Not cached: read the store, then offer the answer with [`SessionCache::keep`].
     Miss(u64),
     /// The cache is not answering (no live feed).
+    Off,
+}
+
+/// What a read finds once its fence is answered.
+#[derive(Debug, PartialEq)]
+pub enum Confirmed {
+    Value(Vec<u8>),
+    Miss(u64),
     Off,
 }
 
@@ -77,7 +120,12 @@ impl SessionCache {
                 entries: HashMap::new(),
                 generation: 0,
                 feed: None,
+                epoch: 0,
+                sent: 0,
+                answered: 0,
+                wanted: 0,
             }),
+            progress: watch::Sender::new((0, 0)),
         })
     }
 
@@ -86,29 +134,33 @@ impl SessionCache {
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
-        // A panic while holding the lock cannot leave the map half-updated in a way that
-        // matters more than dropping it: start again from empty and unattached.
-        self.state.lock().unwrap_or_else(|poisoned| {
-            let mut state = poisoned.into_inner();
-            state.forget_all();
-            state.feed = None;
-            state
-        })
+        match self.state.lock() {
+            Ok(state) => state,
+            Err(poisoned) => {
+                // A panic while the lock was held: start again from empty and unattached
+                // (the feed's task reconnects), and carry on with an unpoisoned lock.
+                tracing::error!(
+                    "session cache: a panic while it was locked; starting again from empty"
+                );
+                let mut state = poisoned.into_inner();
+                state.reset(None, &self.progress);
+                self.state.clear_poison();
+                state
+            }
+        }
     }
 
     /// Starts answering from `feed` (after a connection or reconnection): nothing read
     /// before it is kept.
     pub fn attach(&self, feed: Box<dyn Feed>) {
-        let mut state = self.lock();
-        state.forget_all();
-        state.feed = Some(feed);
+        self.lock().reset(Some(feed), &self.progress);
+        crate::telemetry::session_cache_feed_up(true);
     }
 
     /// Stops answering (the feed is lost) until a new feed is attached.
     pub fn detach(&self) {
-        let mut state = self.lock();
-        state.forget_all();
-        state.feed = None;
+        self.lock().reset(None, &self.progress);
+        crate::telemetry::session_cache_feed_up(false);
     }
 
     /// Is a feed attached (live or not)?
@@ -118,17 +170,58 @@ impl SessionCache {
 
     /// Applies what the feed has received; false if there is no live feed any more.
     pub fn poll(&self) -> bool {
-        self.lock().sync(Instant::now())
+        self.lock().sync(Instant::now(), &self.progress)
+    }
+
+    /// The periodic check: applies what the feed received and sends a heartbeat probe;
+    /// false if there is no live feed any more.
+    pub fn heartbeat(&self) -> bool {
+        let mut state = self.lock();
+        state.sync(Instant::now(), &self.progress) && state.probe(Probe::Heartbeat, &self.progress)
     }
 
     pub fn lookup(&self, key: &str) -> Lookup {
         let mut state = self.lock();
-        if !state.sync(Instant::now()) {
+        if !state.sync(Instant::now(), &self.progress) {
             return Lookup::Off;
         }
+        if !state.entries.contains_key(key) {
+            return Lookup::Miss(state.generation);
+        }
+        // A probe sent from now on: the next one. Send it unless one is in flight, whose
+        // answer then sends it (one probe in flight at a time serves every waiting hit).
+        let need = state.sent + 1;
+        state.wanted = state.wanted.max(need);
+        if state.sent == state.answered && !state.probe(Probe::Fence, &self.progress) {
+            return Lookup::Off;
+        }
+        Lookup::Hit {
+            epoch: state.epoch,
+            need,
+        }
+    }
+
+    /// Waits until probe `need` of feed `epoch` is answered, or that feed is gone; false if
+    /// that took longer than [`FENCE_TIMEOUT`].
+    pub async fn fenced(&self, epoch: u64, need: u64) -> bool {
+        let mut progress = self.progress.subscribe();
+        // The answer may be in already (a slow request, or another hit's probe).
+        self.poll();
+        let wait = progress.wait_for(|&(e, answered)| e != epoch || answered >= need);
+        let answered = matches!(tokio::time::timeout(FENCE_TIMEOUT, wait).await, Ok(Ok(_)));
+        answered
+    }
+
+    /// The record for `key` once a fence of feed `epoch` is answered: whatever is in memory
+    /// now is exact as of that answer.
+    pub fn confirm(&self, key: &str, epoch: u64) -> Confirmed {
+        let mut state = self.lock();
+        if !state.sync(Instant::now(), &self.progress) || state.epoch != epoch {
+            return Confirmed::Off;
+        }
         match state.entries.get(key) {
-            Some(value) => Lookup::Hit(value.clone()),
-            None => Lookup::Miss(state.generation),
+            Some(value) => Confirmed::Value(value.clone()),
+            None => Confirmed::Miss(state.generation),
         }
     }
 
@@ -137,7 +230,7 @@ impl SessionCache {
     /// working set fills it again at the cost of one store read per record.
     pub fn keep(&self, key: &str, value: &[u8], generation: u64) {
         let mut state = self.lock();
-        if !state.sync(Instant::now()) || state.generation != generation {
+        if !state.sync(Instant::now(), &self.progress) || state.generation != generation {
             return;
         }
         if state.entries.len() >= self.capacity && !state.entries.contains_key(key) {
@@ -164,31 +257,79 @@ impl SessionCache {
 }
 
 impl State {
-    fn forget_all(&mut self) {
+    /// Empties the cache and starts a new epoch on `feed` (or none).
+    fn reset(&mut self, feed: Option<Box<dyn Feed>>, progress: &watch::Sender<(u64, u64)>) {
         self.entries.clear();
         self.generation += 1;
+        self.feed = feed;
+        self.epoch += 1;
+        (self.sent, self.answered, self.wanted) = (0, 0, 0);
+        // Hits waiting on the old feed stop waiting (and find the epoch changed).
+        progress.send_replace((self.epoch, 0));
     }
 
-    /// Applies the feed's invalidations; true if the cache may answer.
-    fn sync(&mut self, now: Instant) -> bool {
+    fn lost(&mut self, reason: &str, progress: &watch::Sender<(u64, u64)>) -> bool {
+        tracing::warn!(%reason, "session cache: invalidation feed lost; reading the store until it is back");
+        self.reset(None, progress);
+        crate::telemetry::session_cache_feed_up(false);
+        false
+    }
+
+    /// Sends a probe on the feed; false (and detached) if it could not be sent.
+    fn probe(&mut self, probe: Probe, progress: &watch::Sender<(u64, u64)>) -> bool {
         let Some(feed) = self.feed.as_mut() else {
             return false;
         };
-        let (entries, generation) = (&mut self.entries, &mut self.generation);
-        let drained = feed.drain(&mut |key| {
-            *generation += 1;
-            match key.and_then(|k| std::str::from_utf8(k).ok()) {
-                Some(key) => drop(entries.remove(key)),
-                // A flush, or a key that is not UTF-8 (no key latch writes): drop everything.
-                None => entries.clear(),
+        if self.sent - self.answered >= MAX_OUTSTANDING {
+            return self.lost("probes are not answered", progress);
+        }
+        match feed.send(probe) {
+            Ok(()) => {
+                self.sent += 1;
+                true
             }
+            Err(reason) => self.lost(&reason, progress),
+        }
+    }
+
+    /// Applies the feed's events; true if the cache may answer.
+    fn sync(&mut self, now: Instant, progress: &watch::Sender<(u64, u64)>) -> bool {
+        let Some(feed) = self.feed.as_mut() else {
+            return false;
+        };
+        let (entries, generation, answered) =
+            (&mut self.entries, &mut self.generation, &mut self.answered);
+        let before = *answered;
+        let drained = feed.drain(&mut |event| match event {
+            Event::Invalidated(key) => {
+                *generation += 1;
+                match key.and_then(|k| std::str::from_utf8(k).ok()) {
+                    Some(key) => drop(entries.remove(key)),
+                    // A flush, or a key that is not UTF-8 (no key latch writes): drop all.
+                    None => entries.clear(),
+                }
+            }
+            Event::Answered => *answered += 1,
         });
         if let Err(reason) = drained {
-            tracing::warn!(%reason, "session cache: invalidation feed lost; reading the store until it is back");
-            self.forget_all();
-            self.feed = None;
-            return false;
+            return self.lost(&reason, progress);
         }
+        if self.answered > self.sent {
+            return self.lost("an answer to no probe", progress);
+        }
+        if self.answered != before {
+            progress.send_replace((self.epoch, self.answered));
+            // Hits arrived while the last probe was in flight: their probe goes now.
+            if self.wanted > self.sent
+                && self.sent == self.answered
+                && !self.probe(Probe::Fence, progress)
+            {
+                return false;
+            }
+        }
+        let Some(feed) = self.feed.as_ref() else {
+            return false;
+        };
         now.saturating_duration_since(feed.heard_at()) < LIVENESS
     }
 }
@@ -199,6 +340,21 @@ pub struct CachedStore {
     cache: Arc<SessionCache>,
 }
 
+/// Drops a key from the cache when dropped: after a write completes, or if the request
+/// doing it is cancelled midway (the write may still have reached the store).
+struct ForgetOnDrop<'a> {
+    cache: &'a SessionCache,
+    key: &'a str,
+}
+
+impl Drop for ForgetOnDrop<'_> {
+    fn drop(&mut self) {
+        if self.cache.caches(self.key) {
+            self.cache.forget(self.key);
+        }
+    }
+}
+
 impl CachedStore {
     pub fn new(inner: Arc<dyn Store>, cache: Arc<SessionCache>) -> Self {
         Self { inner, cache }
@@ -207,11 +363,24 @@ impl CachedStore {
     /// Runs a write, then drops the key from the cache whatever the write answered (a write
     /// that timed out may still have been applied).
     async fn wrote<T>(&self, key: &str, write: impl std::future::Future<Output = T>) -> T {
-        let result = write.await;
-        if self.cache.caches(key) {
-            self.cache.forget(key);
+        let _forget = ForgetOnDrop {
+            cache: &self.cache,
+            key,
+        };
+        write.await
+    }
+
+    /// Reads `key` from the store and keeps the answer if it is still current.
+    async fn read_through(
+        &self,
+        key: &str,
+        generation: u64,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let value = self.inner.get(key).await?;
+        if let Some(value) = &value {
+            self.cache.keep(key, value, generation);
         }
-        result
+        Ok(value)
     }
 }
 
@@ -225,15 +394,31 @@ impl Store for CachedStore {
             return self.inner.get(key).await;
         }
         let generation = match self.cache.lookup(key) {
-            Lookup::Hit(value) => return Ok(Some(value)),
+            Lookup::Hit { epoch, need } => {
+                if !self.cache.fenced(epoch, need).await {
+                    session_cache_read(CacheRead::Off);
+                    return self.inner.get(key).await;
+                }
+                match self.cache.confirm(key, epoch) {
+                    Confirmed::Value(value) => {
+                        session_cache_read(CacheRead::Hit);
+                        return Ok(Some(value));
+                    }
+                    Confirmed::Miss(generation) => generation,
+                    Confirmed::Off => {
+                        session_cache_read(CacheRead::Off);
+                        return self.inner.get(key).await;
+                    }
+                }
+            }
             Lookup::Miss(generation) => generation,
-            Lookup::Off => return self.inner.get(key).await,
+            Lookup::Off => {
+                session_cache_read(CacheRead::Off);
+                return self.inner.get(key).await;
+            }
         };
-        let value = self.inner.get(key).await?;
-        if let Some(value) = &value {
-            self.cache.keep(key, value, generation);
-        }
-        Ok(value)
+        session_cache_read(CacheRead::Miss);
+        self.read_through(key, generation).await
     }
     async fn put(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<(), StoreError> {
         self.wrote(key, self.inner.put(key, value, ttl)).await
@@ -301,25 +486,38 @@ impl Store for CachedStore {
 mod tests {
     use super::*;
     use std::collections::VecDeque;
+    use std::future::Future;
+    use std::task::{Context, Poll};
 
-    /// A feed the test controls: invalidations to hand out, a time heard, a failure.
+    /// A feed the test controls: what it reports next, when it last heard, whether it
+    /// answers probes by itself, and the probes sent.
     #[derive(Clone, Default)]
     struct Script(Arc<Mutex<ScriptState>>);
 
     #[derive(Default)]
     struct ScriptState {
-        pending: VecDeque<Option<Vec<u8>>>,
+        pending: VecDeque<Option<Option<Vec<u8>>>>,
         heard_at: Option<Instant>,
         broken: bool,
+        manual: bool,
+        probes: Vec<Probe>,
     }
 
     impl Script {
         fn invalidate(&self, key: Option<&str>) {
             let mut s = self.0.lock().unwrap();
-            s.pending.push_back(key.map(|k| k.as_bytes().to_vec()));
+            s.pending
+                .push_back(Some(key.map(|k| k.as_bytes().to_vec())));
+        }
+        /// Queues the answer to the oldest unanswered probe.
+        fn answer(&self) {
+            self.0.lock().unwrap().pending.push_back(None);
         }
         fn heard(&self, at: Instant) {
             self.0.lock().unwrap().heard_at = Some(at);
+        }
+        fn probes(&self) -> usize {
+            self.0.lock().unwrap().probes.len()
         }
         fn feed(&self) -> Box<dyn Feed> {
             self.heard(Instant::now());
@@ -328,13 +526,24 @@ mod tests {
     }
 
     impl Feed for Script {
-        fn drain(&mut self, invalidated: &mut dyn FnMut(Option<&[u8]>)) -> Result<(), String> {
+        fn drain(&mut self, event: &mut dyn FnMut(Event<'_>)) -> Result<(), String> {
             let mut s = self.0.lock().unwrap();
             if s.broken {
                 return Err("broken".into());
             }
-            while let Some(key) = s.pending.pop_front() {
-                invalidated(key.as_deref());
+            while let Some(next) = s.pending.pop_front() {
+                match next {
+                    Some(key) => event(Event::Invalidated(key.as_deref())),
+                    None => event(Event::Answered),
+                }
+            }
+            Ok(())
+        }
+        fn send(&mut self, probe: Probe) -> Result<(), String> {
+            let mut s = self.0.lock().unwrap();
+            s.probes.push(probe);
+            if !s.manual {
+                s.pending.push_back(None);
             }
             Ok(())
         }
@@ -356,6 +565,10 @@ mod tests {
         )
     }
 
+    fn poll_once<F: Future>(f: std::pin::Pin<&mut F>) -> Poll<F::Output> {
+        f.poll(&mut Context::from_waker(std::task::Waker::noop()))
+    }
+
     #[tokio::test]
     async fn a_second_read_is_answered_from_memory_until_invalidated() {
         let (store, cache, script, inner) = setup(10).await;
@@ -373,6 +586,84 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_hit_waits_for_its_fence_and_what_arrived_before_the_answer_wins() {
+        let (store, cache, script, inner) = setup(10).await;
+        script.0.lock().unwrap().manual = true;
+        store.put("session:a", b"one", None).await.unwrap();
+        store.get("session:a").await.unwrap();
+        let probes = script.probes();
+
+        // In memory, but not answered before the fence: the revocation's invalidation may
+        // still be on its way.
+        let mut get = std::pin::pin!(store.get("session:a"));
+        assert!(poll_once(get.as_mut()).is_pending());
+        assert_eq!(script.probes(), probes + 1, "one probe sent");
+        inner.delete("session:a").await.unwrap();
+        script.invalidate(Some("session:a"));
+        script.answer();
+        // What the feed's task does when its socket becomes readable.
+        cache.poll();
+        let started = Instant::now();
+        assert_eq!(
+            get.await.unwrap(),
+            None,
+            "the invalidation before the answer counts"
+        );
+        assert!(
+            started.elapsed() < FENCE_TIMEOUT,
+            "answered by the fence, not its timeout"
+        );
+    }
+
+    #[tokio::test]
+    async fn hits_waiting_together_share_one_probe() {
+        let (store, cache, script, _inner) = setup(10).await;
+        script.0.lock().unwrap().manual = true;
+        store.put("session:a", b"one", None).await.unwrap();
+        store.get("session:a").await.unwrap();
+        let probes = script.probes();
+
+        let mut first = std::pin::pin!(store.get("session:a"));
+        let mut second = std::pin::pin!(store.get("session:a"));
+        assert!(poll_once(first.as_mut()).is_pending());
+        assert!(poll_once(second.as_mut()).is_pending());
+        assert_eq!(
+            script.probes(),
+            probes + 1,
+            "the second hit joined the probe in flight"
+        );
+        // The second arrived after that probe was sent, so it needs the next one, which the
+        // answer sends.
+        script.answer();
+        cache.poll();
+        let started = Instant::now();
+        assert_eq!(first.await.unwrap().unwrap(), b"one");
+        assert!(started.elapsed() < FENCE_TIMEOUT);
+        assert_eq!(script.probes(), probes + 2);
+        assert!(poll_once(second.as_mut()).is_pending());
+        script.answer();
+        cache.poll();
+        let started = Instant::now();
+        assert_eq!(second.await.unwrap().unwrap(), b"one");
+        assert!(
+            started.elapsed() < FENCE_TIMEOUT,
+            "answered by the fence, not its timeout"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unanswered_fence_reads_the_store() {
+        let (store, _cache, script, inner) = setup(10).await;
+        script.0.lock().unwrap().manual = true;
+        store.put("session:a", b"one", None).await.unwrap();
+        store.get("session:a").await.unwrap();
+        inner.put("session:a", b"two", None).await.unwrap();
+        let started = Instant::now();
+        assert_eq!(store.get("session:a").await.unwrap().unwrap(), b"two");
+        assert!(started.elapsed() >= FENCE_TIMEOUT);
+    }
+
+    #[tokio::test]
     async fn only_the_prefix_is_cached() {
         let (store, cache, _script, inner) = setup(10).await;
         store.put("user:a", b"one", None).await.unwrap();
@@ -386,8 +677,8 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn own_writes_drop_the_key_at_once() {
-        let (store, _cache, _script, _inner) = setup(10).await;
+    async fn own_writes_drop_the_key_when_they_complete_or_are_cancelled() {
+        let (store, cache, _script, _inner) = setup(10).await;
         store.put("session:a", b"one", None).await.unwrap();
         store.get("session:a").await.unwrap();
         assert!(store.take("session:a").await.unwrap().is_some());
@@ -398,6 +689,17 @@ mod tests {
         assert_eq!(store.get("session:b").await.unwrap().unwrap(), b"two");
         store.delete("session:b").await.unwrap();
         assert_eq!(store.get("session:b").await.unwrap(), None);
+
+        // A write whose request is dropped midway (sent to SQLite's writer thread).
+        store.put("session:c", b"one", None).await.unwrap();
+        store.get("session:c").await.unwrap();
+        assert_eq!(cache.len(), 1);
+        {
+            let mut delete = std::pin::pin!(store.delete("session:c"));
+            assert!(poll_once(delete.as_mut()).is_pending());
+            assert_eq!(cache.len(), 1);
+        }
+        assert!(cache.is_empty());
     }
 
     #[tokio::test]
@@ -416,7 +718,7 @@ mod tests {
         assert!(cache.is_empty());
         // Any invalidation in between counts, even of another key: simpler, and still exact.
         cache.keep("session:a", b"fresh", generation + 2);
-        assert_eq!(cache.lookup("session:a"), Lookup::Hit(b"fresh".to_vec()));
+        assert!(matches!(cache.lookup("session:a"), Lookup::Hit { .. }));
     }
 
     #[tokio::test]
@@ -453,14 +755,20 @@ mod tests {
         // A new feed starts from empty.
         let fresh = Script::default();
         cache.attach(fresh.feed());
-        assert_eq!(
-            cache.lookup("session:a"),
-            Lookup::Miss(cache_generation(&cache))
-        );
+        assert!(matches!(cache.lookup("session:a"), Lookup::Miss(_)));
     }
 
-    fn cache_generation(cache: &SessionCache) -> u64 {
-        cache.lock().generation
+    #[tokio::test]
+    async fn a_hit_waiting_on_a_feed_that_is_replaced_reads_the_store() {
+        let (store, cache, script, inner) = setup(10).await;
+        script.0.lock().unwrap().manual = true;
+        store.put("session:a", b"one", None).await.unwrap();
+        store.get("session:a").await.unwrap();
+        let mut get = std::pin::pin!(store.get("session:a"));
+        assert!(poll_once(get.as_mut()).is_pending());
+        inner.put("session:a", b"two", None).await.unwrap();
+        cache.attach(Script::default().feed());
+        assert_eq!(get.await.unwrap().unwrap(), b"two");
     }
 
     #[tokio::test]
@@ -471,7 +779,7 @@ mod tests {
             store.get(k).await.unwrap();
         }
         assert_eq!(cache.len(), 1);
-        assert_eq!(cache.lookup("session:c"), Lookup::Hit(b"v".to_vec()));
+        assert!(matches!(cache.lookup("session:c"), Lookup::Hit { .. }));
     }
 
     #[tokio::test]

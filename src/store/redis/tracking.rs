@@ -2,19 +2,20 @@
 //! `CLIENT TRACKING ON BCAST PREFIX session:`, so Redis pushes the name of every session key
 //! that anyone changes, deletes or lets expire, whichever connection or instance read it.
 //!
-//! The socket is read in two places: by the task below when it becomes readable, and, with
-//! one non-blocking `recv`, on every cache hit ([`Feed::drain`]). The second is what makes
-//! revocation immediate: tokio learns that a socket is readable only when it next polls
-//! the OS, so a hit could otherwise be answered while the invalidation already sits in this
-//! machine's socket buffer. The task also pings every [`PING_EVERY`]; the cache answers only
-//! while the connection has been heard from within [`LIVENESS`].
+//! The same connection carries the cache's probes (`store::cache`): `PING` for the fences
+//! that hits wait on, whose answers come back in order after every invalidation Redis queued
+//! before it ran them, and `ROLE` every [`PING_EVERY`] as the heartbeat, which also checks
+//! that the node is still a master (a node demoted behind a DNS name or virtual IP no longer
+//! sees the writes). The socket is read by the task below when it becomes readable, and,
+//! with one non-blocking `recv`, by every cache lookup.
 //!
 //! Only plain `redis://` single nodes have a feed; on `rediss://`, Sentinel and Cluster the
 //! cache stays off (see [`target`]).
 use super::url::{parse_url, RedisUrl};
-use crate::store::cache::{Feed, SessionCache, LIVENESS, PING_EVERY};
+use crate::store::cache::{Event, Feed, Probe, SessionCache, LIVENESS, PING_EVERY};
 use crate::store::keys::SESSION_PREFIX;
 use redis::ConnectionAddr;
+use std::collections::VecDeque;
 use std::io::{ErrorKind, Read, Write};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
@@ -32,6 +33,7 @@ const MAX_BUFFERED: usize = 16 << 20;
 /// Deepest nesting of RESP3 aggregates accepted (an invalidation is two levels deep).
 const MAX_DEPTH: usize = 8;
 const PING: &[u8] = b"*1\r\n$4\r\nPING\r\n";
+const ROLE: &[u8] = b"*1\r\n$4\r\nROLE\r\n";
 
 /// Where the feed connects, and as whom. The password is never printed.
 pub struct Target {
@@ -83,10 +85,10 @@ async fn run(target: Target, cache: Weak<SessionCache>) {
     let mut failing = false;
     while cache.strong_count() > 0 {
         match connect(&target).await {
-            Ok(socket) => {
+            Ok((socket, leftover)) => {
                 let Some(c) = cache.upgrade() else { return };
                 let socket = Arc::new(socket);
-                c.attach(Box::new(Tracking::new(socket.clone())));
+                c.attach(Box::new(Tracking::new(socket.clone(), leftover)));
                 drop(c);
                 if failing {
                     tracing::info!("session cache: invalidation feed is back");
@@ -140,15 +142,8 @@ async fn watch(socket: &Socket, cache: &Weak<SessionCache>) -> Option<String> {
             }
             _ = ping.tick() => {
                 let c = cache.upgrade()?;
-                if !c.poll() {
+                if !c.heartbeat() {
                     return c.is_attached().then(|| format!("no answer from Redis for {LIVENESS:?}"));
-                }
-                // 14 bytes on a socket that only ever sends pings: a full buffer means Redis
-                // stopped reading.
-                match (&socket.reader).write(PING) {
-                    Ok(n) if n == PING.len() => {}
-                    Ok(_) => return Some("ping only partly sent".into()),
-                    Err(e) => return Some(format!("ping: {e}")),
                 }
             }
         }
@@ -162,8 +157,9 @@ struct Socket {
     reader: std::net::TcpStream,
 }
 
-/// Connects, switches to RESP3 (with credentials) and turns tracking on.
-async fn connect(t: &Target) -> Result<Socket, String> {
+/// Connects, switches to RESP3 (with credentials), turns tracking on and checks the node is
+/// a master; also returns what arrived after those answers.
+async fn connect(t: &Target) -> Result<(Socket, Vec<u8>), String> {
     let handshake = async {
         let mut stream = tokio::net::TcpStream::connect((t.host.as_str(), t.port))
             .await
@@ -183,13 +179,14 @@ async fn connect(t: &Target) -> Result<Socket, String> {
             "PREFIX",
             SESSION_PREFIX,
         ]));
+        request.extend_from_slice(ROLE);
         stream
             .write_all(&request)
             .await
             .map_err(|e| format!("write: {e}"))?;
         let mut buf = Vec::new();
         let mut replies = Vec::new();
-        while replies.len() < 2 {
+        while replies.len() < 3 {
             let mut chunk = [0u8; 4096];
             let n = stream
                 .read(&mut chunk)
@@ -214,13 +211,11 @@ async fn connect(t: &Target) -> Result<Socket, String> {
             Frame::Simple(ok) if ok == b"OK" => {}
             other => return Err(format!("CLIENT TRACKING refused: {}", describe(other))),
         }
-        if !buf.is_empty() {
-            return Err("unexpected data after the handshake".into());
-        }
+        role_is_master(&replies[2])?;
         let reader = stream.into_std().map_err(|e| e.to_string())?;
         let readiness = reader.try_clone().map_err(|e| e.to_string())?;
         let readiness = tokio::net::TcpStream::from_std(readiness).map_err(|e| e.to_string())?;
-        Ok(Socket { readiness, reader })
+        Ok((Socket { readiness, reader }, buf))
     };
     tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake)
         .await
@@ -232,20 +227,23 @@ struct Tracking {
     socket: Arc<Socket>,
     buf: Vec<u8>,
     heard_at: Instant,
+    /// Probes sent and not yet answered, oldest first.
+    outstanding: VecDeque<Probe>,
 }
 
 impl Tracking {
-    fn new(socket: Arc<Socket>) -> Self {
+    fn new(socket: Arc<Socket>, leftover: Vec<u8>) -> Self {
         Self {
             socket,
-            buf: Vec::new(),
+            buf: leftover,
             heard_at: Instant::now(),
+            outstanding: VecDeque::new(),
         }
     }
 }
 
 impl Feed for Tracking {
-    fn drain(&mut self, invalidated: &mut dyn FnMut(Option<&[u8]>)) -> Result<(), String> {
+    fn drain(&mut self, event: &mut dyn FnMut(Event<'_>)) -> Result<(), String> {
         let mut chunk = [0u8; 4096];
         loop {
             match (&self.socket.reader).read(&mut chunk) {
@@ -263,12 +261,37 @@ impl Feed for Tracking {
             }
         }
         let mut used = 0;
-        while let Some((frame, n)) = parse(&self.buf[used..])? {
-            used += n;
-            apply(frame, invalidated)?;
-        }
+        let result = loop {
+            match parse(&self.buf[used..]) {
+                Ok(Some((frame, n))) => {
+                    used += n;
+                    if let Err(e) = apply(frame, &mut self.outstanding, event) {
+                        break Err(e);
+                    }
+                }
+                Ok(None) => break Ok(()),
+                Err(e) => break Err(e),
+            }
+        };
         self.buf.drain(..used);
-        Ok(())
+        result
+    }
+
+    fn send(&mut self, probe: Probe) -> Result<(), String> {
+        let bytes = match probe {
+            Probe::Fence => PING,
+            Probe::Heartbeat => ROLE,
+        };
+        // 14 bytes on a connection that sends nothing else: a full socket buffer means
+        // Redis stopped reading.
+        match (&self.socket.reader).write(bytes) {
+            Ok(n) if n == bytes.len() => {
+                self.outstanding.push_back(probe);
+                Ok(())
+            }
+            Ok(_) => Err("probe only partly sent".into()),
+            Err(e) => Err(format!("probe: {e}")),
+        }
     }
 
     fn heard_at(&self) -> Instant {
@@ -276,32 +299,58 @@ impl Feed for Tracking {
     }
 }
 
-/// Acts on one frame from the tracking connection.
-fn apply(frame: Frame, invalidated: &mut dyn FnMut(Option<&[u8]>)) -> Result<(), String> {
-    match frame {
-        Frame::Push(items) => {
-            let mut items = items.into_iter();
-            if !matches!(items.next(), Some(Frame::Bulk(kind)) if kind == b"invalidate") {
-                return Ok(());
-            }
-            match items.next() {
-                Some(Frame::Array(keys)) => {
-                    for key in keys {
-                        match key {
-                            Frame::Bulk(key) | Frame::Simple(key) => invalidated(Some(&key)),
-                            // Not a key name: treat as "anything may have changed".
-                            _ => invalidated(None),
+/// Acts on one frame from the tracking connection: an invalidation, or the answer to the
+/// oldest outstanding probe.
+fn apply(
+    frame: Frame,
+    outstanding: &mut VecDeque<Probe>,
+    event: &mut dyn FnMut(Event<'_>),
+) -> Result<(), String> {
+    if let Frame::Push(items) = frame {
+        let mut items = items.into_iter();
+        if !matches!(items.next(), Some(Frame::Bulk(kind)) if kind == b"invalidate") {
+            return Ok(());
+        }
+        match items.next() {
+            Some(Frame::Array(keys)) => {
+                for key in keys {
+                    match key {
+                        Frame::Bulk(key) | Frame::Simple(key) => {
+                            event(Event::Invalidated(Some(&key)))
                         }
+                        // Not a key name: treat as "anything may have changed".
+                        _ => event(Event::Invalidated(None)),
                     }
                 }
-                // A null after FLUSHDB / FLUSHALL; anything else is read the same, safely.
-                _ => invalidated(None),
             }
+            // A null after FLUSHDB / FLUSHALL; anything else is read the same, safely.
+            _ => event(Event::Invalidated(None)),
+        }
+        return Ok(());
+    }
+    let Some(probe) = outstanding.pop_front() else {
+        return Err(format!("a reply to no probe: {}", describe(&frame)));
+    };
+    match (probe, &frame) {
+        (Probe::Fence, Frame::Simple(pong)) if pong == b"PONG" => {}
+        (Probe::Heartbeat, _) => role_is_master(&frame)?,
+        _ => return Err(format!("unexpected answer to PING: {}", describe(&frame))),
+    }
+    event(Event::Answered);
+    Ok(())
+}
+
+/// `ROLE`'s answer must start with `master`: a replica does not see writes as they happen.
+fn role_is_master(frame: &Frame) -> Result<(), String> {
+    match frame {
+        Frame::Array(items) if matches!(items.first(), Some(Frame::Bulk(r)) if r == b"master") => {
             Ok(())
         }
-        Frame::Simple(_) => Ok(()), // PONG
-        Frame::Error(e) => Err(format!("Redis answered an error: {}", lossy(&e))),
-        other => Err(format!("unexpected reply: {}", describe(&other))),
+        Frame::Array(items) => match items.first() {
+            Some(Frame::Bulk(role)) => Err(format!("the node is a {}, not a master", lossy(role))),
+            _ => Err("ROLE answered something else".into()),
+        },
+        other => Err(format!("ROLE answered {}", describe(other))),
     }
 }
 
@@ -432,27 +481,51 @@ fn parse_at(buf: &[u8], depth: usize) -> Result<Option<(Frame, usize)>, String> 
 mod tests {
     use super::*;
 
-    fn invalidations(bytes: &[u8]) -> Vec<Option<String>> {
+    /// What `bytes` report, with `probes` outstanding: `Some(key)`, `None` for a flush,
+    /// `"answered"` for a probe's answer.
+    fn events(bytes: &[u8], probes: &[Probe]) -> Result<Vec<String>, String> {
+        let mut outstanding: VecDeque<Probe> = probes.iter().copied().collect();
         let mut out = Vec::new();
         let mut at = 0;
-        while let Some((frame, used)) = parse(&bytes[at..]).unwrap() {
+        while let Some((frame, used)) = parse(&bytes[at..])? {
             at += used;
-            apply(frame, &mut |k| {
-                out.push(k.map(|k| String::from_utf8(k.to_vec()).unwrap()))
-            })
-            .unwrap();
+            apply(frame, &mut outstanding, &mut |e| {
+                out.push(match e {
+                    Event::Invalidated(Some(k)) => String::from_utf8(k.to_vec()).unwrap(),
+                    Event::Invalidated(None) => "(all)".into(),
+                    Event::Answered => "answered".into(),
+                })
+            })?;
         }
         assert_eq!(at, bytes.len(), "everything was read");
-        out
+        Ok(out)
     }
 
     #[test]
-    fn invalidations_pongs_and_flushes_are_read() {
+    fn invalidations_answers_and_flushes_are_read_in_order() {
         let bytes = b">2\r\n$10\r\ninvalidate\r\n*2\r\n$9\r\nsession:a\r\n$9\r\nsession:b\r\n\
-+PONG\r\n>2\r\n$10\r\ninvalidate\r\n_\r\n";
++PONG\r\n>2\r\n$10\r\ninvalidate\r\n_\r\n*3\r\n$6\r\nmaster\r\n:0\r\n*0\r\n";
         assert_eq!(
-            invalidations(bytes),
-            [Some("session:a".into()), Some("session:b".into()), None]
+            events(bytes, &[Probe::Fence, Probe::Heartbeat]).unwrap(),
+            ["session:a", "session:b", "answered", "(all)", "answered"]
+        );
+    }
+
+    #[test]
+    fn answers_must_match_their_probes() {
+        let pong = b"+PONG\r\n";
+        assert!(events(pong, &[]).is_err(), "an answer to no probe");
+        assert!(
+            events(pong, &[Probe::Heartbeat]).is_err(),
+            "ROLE answered PONG"
+        );
+        let replica = b"*5\r\n$5\r\nslave\r\n$9\r\n127.0.0.1\r\n:6379\r\n$9\r\nconnected\r\n:1\r\n";
+        let e = events(replica, &[Probe::Heartbeat]).unwrap_err();
+        assert!(e.contains("slave, not a master"), "{e}");
+        let master = b"*3\r\n$6\r\nmaster\r\n:0\r\n*0\r\n";
+        assert!(
+            events(master, &[Probe::Fence]).is_err(),
+            "PING answered with a role"
         );
     }
 
@@ -495,11 +568,15 @@ $6\r\nmaster\r\n$7\r\nmodules\r\n*0\r\n+OK\r\n";
         assert!(parse(deep.as_bytes()).is_err());
         // An error reply or an unexpected value on the tracking connection ends it.
         for frame in [Frame::Error(b"ERR x".to_vec()), Frame::Bulk(b"x".to_vec())] {
-            assert!(apply(frame, &mut |_| {}).is_err());
+            let mut outstanding = VecDeque::from([Probe::Fence]);
+            assert!(apply(frame, &mut outstanding, &mut |_| {}).is_err());
         }
         // Another push kind is ignored.
         let other = Frame::Push(vec![Frame::Bulk(b"message".to_vec())]);
-        assert!(apply(other, &mut |_| panic!("not an invalidation")).is_ok());
+        let ignored = apply(other, &mut VecDeque::new(), &mut |_| {
+            panic!("not an invalidation")
+        });
+        assert!(ignored.is_ok());
     }
 
     #[test]
