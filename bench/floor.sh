@@ -111,6 +111,13 @@ run_refresh() {
     || { cat "$out" >&2; die "refresh_load failed"; }
 }
 
+# Commands Redis has run so far (all kinds, every client): per request, what a target costs
+# Redis (the session cache's fences are PINGs shared by the requests waiting together).
+redis_calls() {
+  redis-cli -p "$rport" INFO commandstats \
+    | sed -n 's/^cmdstat_[^:]*:calls=\([0-9]*\),.*/\1/p' | awk '{ s += $1 } END { print s + 0 }'
+}
+
 RESULTS="$TMP/results.tsv"
 : >"$RESULTS"
 LOAD_BEFORE="$(cut -d' ' -f1-3 /proc/loadavg)"
@@ -129,16 +136,20 @@ for round in $(seq 0 "$ROUNDS"); do
     fi
     pid=${PID[$server]}
     cpu0=$(cpu_seconds "$pid")
+    calls0=$(redis_calls)
     $load "$name round $round" "$url" "${!cookie_var}" "$out" "$DURATION"
     cpu1=$(cpu_seconds "$pid")
+    calls1=$(redis_calls)
     grep -q '^BENCH ' "$out" || { cat "$out" >&2; die "no BENCH line in wrk output"; }
     non2xx=$(field "$out" non2xx); serr=$(field "$out" socket_errors)
     [[ "$non2xx" == 0 && "$serr" == 0 ]] \
       || log "WARNING: $name round $round: $non2xx non-2xx responses, $serr socket errors"
-    printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$round" "$(field "$out" rps)" \
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$round" "$(field "$out" rps)" \
       "$(field "$out" p99_us)" \
       "$(awk -v a="$cpu0" -v b="$cpu1" -v n="$(field "$out" requests)" 'BEGIN { printf "%.1f", (b - a) * 1e6 / n }')" \
-      "$non2xx" >>"$RESULTS"
+      "$non2xx" \
+      "$(awk -v a="$calls0" -v b="$calls1" -v n="$(field "$out" requests)" 'BEGIN { printf "%.2f", (b - a) / n }')" \
+      >>"$RESULTS"
   done
 done
 
@@ -159,17 +170,17 @@ python3 - "$RESULTS" <<'EOF'
 import csv, statistics, sys
 rows = list(csv.reader(open(sys.argv[1]), delimiter="\t"))
 by = {}
-for name, rnd, rps, p99, cpu, _ in rows:
-    by.setdefault(name, {})[int(rnd)] = (float(rps), float(p99) / 1000, float(cpu))
+for name, rnd, rps, p99, cpu, _, calls in rows:
+    by.setdefault(name, {})[int(rnd)] = (float(rps), float(p99) / 1000, float(cpu), float(calls))
 floor = by["floor"]
-print("| target | req/s (median) | ÷ floor | p99 ms | p99 ÷ floor's | server CPU µs/req |")
-print("|---|---:|---:|---:|---:|---:|")
+print("| target | req/s (median) | ÷ floor | p99 ms | p99 ÷ floor's | server CPU µs/req | Redis commands/req |")
+print("|---|---:|---:|---:|---:|---:|---:|")
 for name, runs in by.items():
     rounds = sorted(runs)
     med = lambda i: statistics.median(runs[r][i] for r in rounds)
     share = statistics.median(runs[r][0] / floor[r][0] for r in rounds)
     p99 = statistics.median(runs[r][1] / floor[r][1] for r in rounds)
-    print(f"| {name} | {med(0):.0f} | {share:.2f} | {med(1):.2f} | {p99:.2f} | {med(2):.1f} |")
+    print(f"| {name} | {med(0):.0f} | {share:.2f} | {med(1):.2f} | {p99:.2f} | {med(2):.1f} | {med(3):.2f} |")
 EOF
 echo
 for store in "${STORES[@]}"; do

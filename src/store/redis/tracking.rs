@@ -6,8 +6,9 @@
 //! that hits wait on, whose answers come back in order after every invalidation Redis queued
 //! before it ran them, and `ROLE` every [`PING_EVERY`] as the heartbeat, which also checks
 //! that the node is still a master (a node demoted behind a DNS name or virtual IP no longer
-//! sees the writes). The socket is read by the task below when it becomes readable, and,
-//! with one non-blocking `recv`, by every cache lookup.
+//! sees the writes). The socket is read, without waiting and under the cache's lock, by the
+//! task below when tokio says it is readable; probes are written from the cache's lookups
+//! (a fence) and from the task (the heartbeat).
 //!
 //! Only plain `redis://` single nodes have a feed; on `rediss://`, Sentinel and Cluster the
 //! cache stays off (see [`target`]).
@@ -229,6 +230,9 @@ struct Tracking {
     heard_at: Instant,
     /// Probes sent and not yet answered, oldest first.
     outstanding: VecDeque<Probe>,
+    /// Where each `recv` lands (zeroed once: a fresh 4 KiB array per read was most of
+    /// the feed's cost per request).
+    chunk: Box<[u8]>,
 }
 
 impl Tracking {
@@ -238,19 +242,19 @@ impl Tracking {
             buf: leftover,
             heard_at: Instant::now(),
             outstanding: VecDeque::new(),
+            chunk: vec![0; 4096].into_boxed_slice(),
         }
     }
 }
 
 impl Feed for Tracking {
     fn drain(&mut self, event: &mut dyn FnMut(Event<'_>)) -> Result<(), String> {
-        let mut chunk = [0u8; 4096];
         loop {
-            match (&self.socket.reader).read(&mut chunk) {
+            match (&self.socket.reader).read(&mut self.chunk) {
                 Ok(0) => return Err("Redis closed the connection".into()),
                 Ok(n) => {
                     self.heard_at = Instant::now();
-                    self.buf.extend_from_slice(&chunk[..n]);
+                    self.buf.extend_from_slice(&self.chunk[..n]);
                     if self.buf.len() > MAX_BUFFERED {
                         return Err("a message larger than 16 MiB".into());
                     }
