@@ -70,7 +70,7 @@ fn describe() {
     describe_counter!("latch_http_requests_total", "Answered requests, by status");
     describe_counter!(
         "latch_session_cache_reads_total",
-        "Session reads on a cached store: hit (memory), miss (Redis, then kept), off (Redis: no live invalidation feed)"
+        "Session reads on a cached store: hit (memory), miss (Redis, then kept), off (Redis: no live invalidation feed), fence_timeout (Redis: the feed did not answer in time)"
     );
     describe_gauge!(
         "latch_session_cache_feed_up",
@@ -150,15 +150,18 @@ pub enum CacheRead {
     Hit,
     Miss,
     Off,
+    /// In memory, but its fence was not answered in time: read from the store.
+    FenceTimeout,
 }
 
 /// Counts a read of a cached session key; one atomic add (this runs on every session check).
 pub fn session_cache_read(read: CacheRead) {
-    static COUNTERS: [OnceLock<metrics::Counter>; 3] = [const { OnceLock::new() }; 3];
+    static COUNTERS: [OnceLock<metrics::Counter>; 4] = [const { OnceLock::new() }; 4];
     let (i, result) = match read {
         CacheRead::Hit => (0, "hit"),
         CacheRead::Miss => (1, "miss"),
         CacheRead::Off => (2, "off"),
+        CacheRead::FenceTimeout => (3, "fence_timeout"),
     };
     COUNTERS[i]
         .get_or_init(|| {

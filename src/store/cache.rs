@@ -6,11 +6,13 @@
 //!
 //! Why it cannot serve a session that was ended before the request arrived:
 //! * **The fence.** A record found in memory is answered only after the feed has answered a
-//!   probe (a `PING`) sent after the lookup. Redis answers a connection in order, and it
-//!   queues an invalidation on the feed's connection when it runs the write that causes it;
-//!   so once that answer is read, every invalidation for a write Redis ran before the probe
-//!   (every revocation that had answered when the request arrived) has been read and
-//!   applied, whatever the network did to the two connections' packets. Hits waiting at the
+//!   probe (on Redis `ROLE`, which must say `master`) sent after the lookup. Redis answers a
+//!   connection in order, and queues a write's invalidations on the feed's connection at the
+//!   end of the event-loop pass that ran the write, before it writes out that pass's answers;
+//!   a probe sent after the write's answer arrived is run in a later pass. So once the
+//!   probe's answer is read, every invalidation for a write that had answered when the
+//!   request arrived has been read and applied, whatever the network did to the two
+//!   connections' packets. Hits waiting at the
 //!   same time share one probe, so a probe costs one round trip per batch of hits, not per
 //!   request. No answer within [`FENCE_TIMEOUT`]: the record is read from the store.
 //! * A store answer is kept only if no invalidation arrived (and the feed did not change)
@@ -402,7 +404,7 @@ impl Store for CachedStore {
         let generation = match self.cache.lookup(key) {
             Lookup::Hit { epoch, need } => {
                 if !self.cache.fenced(epoch, need).await {
-                    session_cache_read(CacheRead::Off);
+                    session_cache_read(CacheRead::FenceTimeout);
                     return self.inner.get(key).await;
                 }
                 match self.cache.confirm(key, epoch) {

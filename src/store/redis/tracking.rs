@@ -2,11 +2,11 @@
 //! `CLIENT TRACKING ON BCAST PREFIX session:`, so Redis pushes the name of every session key
 //! that anyone changes, deletes or lets expire, whichever connection or instance read it.
 //!
-//! The same connection carries the cache's probes (`store::cache`): `PING` for the fences
-//! that hits wait on, whose answers come back in order after every invalidation Redis queued
-//! before it ran them, and `ROLE` every [`PING_EVERY`] as the heartbeat, which also checks
-//! that the node is still a master (a node demoted behind a DNS name or virtual IP no longer
-//! sees the writes). The socket is read, without waiting and under the cache's lock, by the
+//! The same connection carries the cache's probes (`store::cache`): `ROLE`, both for the
+//! fences that hits wait on and every [`PING_EVERY`] as the heartbeat. Its answer comes back
+//! in order after every invalidation Redis queued before it ran it, and must say `master`:
+//! a node demoted behind a DNS name or virtual IP no longer sees the writes as they happen,
+//! so a fence it answers would prove nothing. The socket is read, without waiting and under the cache's lock, by the
 //! task below when tokio says it is readable; probes are written from the cache's lookups
 //! (a fence) and from the task (the heartbeat).
 //!
@@ -33,7 +33,6 @@ const MAX_PAUSE: Duration = Duration::from_secs(10);
 const MAX_BUFFERED: usize = 16 << 20;
 /// Deepest nesting of RESP3 aggregates accepted (an invalidation is two levels deep).
 const MAX_DEPTH: usize = 8;
-const PING: &[u8] = b"*1\r\n$4\r\nPING\r\n";
 const ROLE: &[u8] = b"*1\r\n$4\r\nROLE\r\n";
 
 /// Where the feed connects, and as whom. The password is never printed.
@@ -197,9 +196,20 @@ async fn connect(t: &Target) -> Result<(Socket, Vec<u8>), String> {
                 return Err("Redis closed the connection".into());
             }
             buf.extend_from_slice(&chunk[..n]);
-            while let Some((frame, used)) = parse(&buf)? {
-                buf.drain(..used);
-                replies.push(frame);
+            // Invalidations may follow `CLIENT TRACKING`'s answer at once: they are left in
+            // `buf` for the feed (the cache is empty at attach anyway), never taken for the
+            // answer to `ROLE`.
+            let mut at = 0;
+            while replies.len() < 3 {
+                let Some((frame, used)) = parse(&buf[at..])? else {
+                    break;
+                };
+                if !matches!(frame, Frame::Push(_)) {
+                    buf.drain(at..at + used);
+                    replies.push(frame);
+                } else {
+                    at += used;
+                }
             }
         }
         if let Frame::Error(e) = &replies[0] {
@@ -230,8 +240,9 @@ struct Tracking {
     heard_at: Instant,
     /// Probes sent and not yet answered, oldest first.
     outstanding: VecDeque<Probe>,
-    /// Where each `recv` lands (zeroed once: a fresh 4 KiB array per read was most of
-    /// the feed's cost per request).
+    /// Where each `recv` lands (zeroed once: a fresh array per read was most of the feed's
+    /// cost per request). 64 KiB, so a large push needs few reads (an incomplete frame is
+    /// parsed again from its start at each).
     chunk: Box<[u8]>,
 }
 
@@ -242,7 +253,7 @@ impl Tracking {
             buf: leftover,
             heard_at: Instant::now(),
             outstanding: VecDeque::new(),
-            chunk: vec![0; 4096].into_boxed_slice(),
+            chunk: vec![0; 64 << 10].into_boxed_slice(),
         }
     }
 }
@@ -282,14 +293,11 @@ impl Feed for Tracking {
     }
 
     fn send(&mut self, probe: Probe) -> Result<(), String> {
-        let bytes = match probe {
-            Probe::Fence => PING,
-            Probe::Heartbeat => ROLE,
-        };
+        // Fences and heartbeats alike: every answer must show a master (see the module docs).
         // 14 bytes on a connection that sends nothing else: a full socket buffer means
         // Redis stopped reading.
-        match (&self.socket.reader).write(bytes) {
-            Ok(n) if n == bytes.len() => {
+        match (&self.socket.reader).write(ROLE) {
+            Ok(n) if n == ROLE.len() => {
                 self.outstanding.push_back(probe);
                 Ok(())
             }
@@ -332,14 +340,10 @@ fn apply(
         }
         return Ok(());
     }
-    let Some(probe) = outstanding.pop_front() else {
+    if outstanding.pop_front().is_none() {
         return Err(format!("a reply to no probe: {}", describe(&frame)));
-    };
-    match (probe, &frame) {
-        (Probe::Fence, Frame::Simple(pong)) if pong == b"PONG" => {}
-        (Probe::Heartbeat, _) => role_is_master(&frame)?,
-        _ => return Err(format!("unexpected answer to PING: {}", describe(&frame))),
     }
+    role_is_master(&frame)?;
     event(Event::Answered);
     Ok(())
 }
@@ -508,7 +512,7 @@ mod tests {
     #[test]
     fn invalidations_answers_and_flushes_are_read_in_order() {
         let bytes = b">2\r\n$10\r\ninvalidate\r\n*2\r\n$9\r\nsession:a\r\n$9\r\nsession:b\r\n\
-+PONG\r\n>2\r\n$10\r\ninvalidate\r\n_\r\n*3\r\n$6\r\nmaster\r\n:0\r\n*0\r\n";
+*3\r\n$6\r\nmaster\r\n:0\r\n*0\r\n>2\r\n$10\r\ninvalidate\r\n_\r\n*3\r\n$6\r\nmaster\r\n:0\r\n*0\r\n";
         assert_eq!(
             events(bytes, &[Probe::Fence, Probe::Heartbeat]).unwrap(),
             ["session:a", "session:b", "answered", "(all)", "answered"]
@@ -516,21 +520,19 @@ mod tests {
     }
 
     #[test]
-    fn answers_must_match_their_probes() {
-        let pong = b"+PONG\r\n";
-        assert!(events(pong, &[]).is_err(), "an answer to no probe");
-        assert!(
-            events(pong, &[Probe::Heartbeat]).is_err(),
-            "ROLE answered PONG"
-        );
-        let replica = b"*5\r\n$5\r\nslave\r\n$9\r\n127.0.0.1\r\n:6379\r\n$9\r\nconnected\r\n:1\r\n";
-        let e = events(replica, &[Probe::Heartbeat]).unwrap_err();
-        assert!(e.contains("slave, not a master"), "{e}");
+    fn answers_must_come_from_a_master() {
         let master = b"*3\r\n$6\r\nmaster\r\n:0\r\n*0\r\n";
+        assert!(events(master, &[]).is_err(), "an answer to no probe");
         assert!(
-            events(master, &[Probe::Fence]).is_err(),
-            "PING answered with a role"
+            events(b"+PONG\r\n", &[Probe::Fence]).is_err(),
+            "not ROLE's answer"
         );
+        // A fence answered by a node demoted to a replica proves nothing.
+        let replica = b"*5\r\n$5\r\nslave\r\n$9\r\n127.0.0.1\r\n:6379\r\n$9\r\nconnected\r\n:1\r\n";
+        for probe in [Probe::Fence, Probe::Heartbeat] {
+            let e = events(replica, &[probe]).unwrap_err();
+            assert!(e.contains("slave, not a master"), "{e}");
+        }
     }
 
     #[test]
@@ -600,6 +602,6 @@ $6\r\nmaster\r\n$7\r\nmodules\r\n*0\r\n+OK\r\n";
 
     #[test]
     fn commands_are_resp_arrays() {
-        assert_eq!(command(&["PING"]), PING);
+        assert_eq!(command(&["ROLE"]), ROLE);
     }
 }
