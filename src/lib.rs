@@ -12,6 +12,7 @@ pub mod error;
 pub mod flow;
 pub mod identity;
 pub mod jws;
+pub mod memory;
 pub mod policy;
 pub mod provider;
 pub mod provider_tokens;

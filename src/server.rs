@@ -173,6 +173,8 @@ pub async fn run_reloadable(
     let (main_router, main_routers) = tokio::sync::watch::channel(web::router(app.clone()));
     let (metrics_router, metrics_routers) =
         tokio::sync::watch::channel(web::metrics_router(app.clone()));
+    // Start-up is over: its code pages and freed heap need not stay resident.
+    crate::memory::release_startup_memory();
     if let Some(reloads) = reloads {
         tokio::spawn(apply_reloads(
             reloads,

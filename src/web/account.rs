@@ -98,7 +98,7 @@ pub async fn account_page(
             account_url => app.url("/account"),
             sessions_url => app.url("/account/sessions"),
             signout_url => app.url("/signout"),
-            request_id => ctx.request_id,
+            request_id => &*ctx.request_id,
             csp_nonce => ctx.csp_nonce(),
         },
     )?;

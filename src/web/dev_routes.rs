@@ -68,7 +68,7 @@ fn render_authorize(
                 hidden,
                 default_email,
                 problem,
-                request_id => ctx.request_id.clone(),
+                request_id => &*ctx.request_id,
                 csp_nonce => ctx.csp_nonce(),
             },
         )

@@ -1,5 +1,5 @@
 //! Turning refusals into answers. Handlers return `WebError`; it travels in the response to
-//! [`answer`] (called by `request::request_context`), which writes the one log line and
+//! [`answer`] (called by `request::RequestLayer`), which writes the one log line and
 //! renders it: an HTML page or JSON, with the request id.
 use super::{AppState, RequestContext};
 use crate::error::{AuthError, ErrorCode};
@@ -226,7 +226,7 @@ fn render(
             "error": code.as_str(),
             "message": code.message(),
             "hint": error.hint,
-            "requestId": ctx.request_id,
+            "requestId": &*ctx.request_id,
         });
         return (status, Json(body)).into_response();
     }
@@ -239,7 +239,7 @@ fn render(
             hint => error.hint.clone(),
             code => code.as_str(),
             status => code.status().as_u16(),
-            request_id => ctx.request_id.clone(),
+            request_id => &*ctx.request_id,
             csp_nonce => ctx.csp_nonce(),
             signin_url => app.url("/signin"),
         },

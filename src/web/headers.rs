@@ -19,7 +19,7 @@ pub(super) fn security(response: &mut Response, ctx: &RequestContext, app: &App)
         );
     }
     if let Ok(v) = HeaderValue::from_str(&ctx.request_id) {
-        headers.insert("x-request-id", v);
+        headers.insert(super::context::X_REQUEST_ID, v);
     }
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,

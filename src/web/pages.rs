@@ -58,7 +58,7 @@ pub async fn signin_page(
             csrf_token,
             callback_url,
             error,
-            request_id => ctx.request_id,
+            request_id => &*ctx.request_id,
             csp_nonce => ctx.csp_nonce(),
         },
     )?;
@@ -90,7 +90,7 @@ pub async fn signout_page(
             csrf_token,
             callback_url,
             user,
-            request_id => ctx.request_id,
+            request_id => &*ctx.request_id,
             csp_nonce => ctx.csp_nonce(),
         },
     )?;

@@ -196,9 +196,10 @@ fn outermost(routes: Router<AppState>, app: AppState) -> Router {
     let not_found = Router::new().fallback(ops::not_found).layer(GroupLayer {
         answer: Answer::Page,
     });
-    routes
-        .merge(not_found)
-        .layer(from_fn_with_state(app.clone(), request::request_context))
+    // Both as one layer: each `Router::layer` wraps every route in another boxed `Route`,
+    // which axum clones and calls through on every request.
+    let outer = tower::ServiceBuilder::new()
         .layer(DefaultBodyLimit::max(64 * 1024))
-        .with_state(app)
+        .layer(request::RequestLayer::new(app.clone()));
+    routes.merge(not_found).layer(outer).with_state(app)
 }
