@@ -97,21 +97,7 @@ oport=$(wait_listening "$TMP/oidc/oidc.out" "${PID[idp]}")
 [[ -n "$oport" ]] || { cat "$TMP/oidc/oidc.log" >&2; die "oidc-provider did not start"; }
 ISSUER="http://127.0.0.1:$oport"
 
-write_config "$TMP/run-latch/providers.toml" "$lport" "$REDIS_URL"
-cat >>"$TMP/run-latch/providers.toml" <<EOF
-
-# Every login comes from 127.0.0.1 (Auth.js has no rate limits either).
-[limits]
-signin = "off"
-callback = "off"
-
-[providers.oidc]
-type = "oidc"
-name = "oidc-provider"
-issuer = "$ISSUER"
-client_id = "$CLIENT_ID"
-client_secret = "$CLIENT_SECRET"
-EOF
+write_oidc_config "$TMP/run-latch/providers.toml" "$lport" "$REDIS_URL" "$ISSUER"
 start_latch "$TMP/run-latch" "$TMP/run-latch/providers.toml"
 PID[latch]=$LATCH_PID
 IDLE[latch]=$(proc_kb "${PID[latch]}" VmRSS)

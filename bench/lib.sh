@@ -179,6 +179,27 @@ EOF
 
 # start_latch <dir> <config>: `latch serve` in the background, polled until /healthz answers;
 # sets LATCH_PID.
+# write_oidc_config <file> <port> <store url> <issuer>: write_config plus an `oidc` provider
+# at <issuer> with CLIENT_ID and CLIENT_SECRET, and the sign-in limits off (every login of a
+# bench comes from 127.0.0.1).
+write_oidc_config() {
+  write_config "$1" "$2" "$3"
+  cat >>"$1" <<EOF
+
+# Every login comes from 127.0.0.1.
+[limits]
+signin = "off"
+callback = "off"
+
+[providers.oidc]
+type = "oidc"
+name = "oidc-provider"
+issuer = "$4"
+client_id = "$CLIENT_ID"
+client_secret = "$CLIENT_SECRET"
+EOF
+}
+
 start_latch() {
   local dir="$1" config="$2" base
   base=$(sed -n 's/^public_url = "\(.*\)"$/\1/p' "$config")

@@ -117,21 +117,7 @@ for store in $STORES; do
     *) die "unknown store $store (redis, sqlite)" ;;
   esac
   start_provider "$dir" "$base/callback/oidc"
-  write_config "$dir/providers.toml" "$port" "$url"
-  cat >>"$dir/providers.toml" <<EOF
-
-# Every login comes from 127.0.0.1.
-[limits]
-signin = "off"
-callback = "off"
-
-[providers.oidc]
-type = "oidc"
-name = "oidc-provider"
-issuer = "$ISSUER"
-client_id = "$CLIENT_ID"
-client_secret = "$CLIENT_SECRET"
-EOF
+  write_oidc_config "$dir/providers.toml" "$port" "$url" "$ISSUER"
   start_latch "$dir" "$dir/providers.toml"
   idle=$(proc_kb "$LATCH_PID" VmRSS)
   # Discovery, the JWKS, connection pools, node's JIT: not measured.
