@@ -34,7 +34,7 @@ use tokio::sync::watch;
 /// How recently the feed must have heard from the store for the cache to answer.
 pub const LIVENESS: Duration = Duration::from_millis(1000);
 /// How often the feed's owner checks that the store answers (and is still the master).
-pub const PING_EVERY: Duration = Duration::from_millis(250);
+pub const HEARTBEAT_EVERY: Duration = Duration::from_millis(250);
 /// Longest wait for a fence; then the record is read from the store instead.
 pub const FENCE_TIMEOUT: Duration = Duration::from_millis(200);
 /// Probes without an answer beyond which the feed counts as stuck.
@@ -48,22 +48,15 @@ pub enum Event<'a> {
     Answered,
 }
 
-/// Why a probe is sent.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Probe {
-    /// For hits waiting on a fence: any answer will do.
-    Fence,
-    /// Periodic: the answer must also show the store is still the one writes go to.
-    Heartbeat,
-}
-
 /// A source of invalidations for the cached keys, on one ordered connection.
 pub trait Feed: Send {
     /// Reports everything received so far, without waiting. `Err`: the feed is broken and
     /// must be replaced (its reason, for the log).
     fn drain(&mut self, event: &mut dyn FnMut(Event<'_>)) -> Result<(), String>;
-    /// Sends a probe; its answer comes back as [`Event::Answered`], in order.
-    fn send(&mut self, probe: Probe) -> Result<(), String>;
+    /// Sends a probe, for a fence or as the heartbeat alike; its answer comes back as
+    /// [`Event::Answered`], in order, and must also show that the store is still the one
+    /// writes go to (the feed checks that).
+    fn send_probe(&mut self) -> Result<(), String>;
     /// When the feed last received anything from the store.
     fn heard_at(&self) -> Instant;
 }
@@ -156,13 +149,11 @@ impl SessionCache {
     /// before it is kept.
     pub fn attach(&self, feed: Box<dyn Feed>) {
         self.lock().reset(Some(feed), &self.progress);
-        crate::telemetry::session_cache_feed_up(true);
     }
 
     /// Stops answering (the feed is lost) until a new feed is attached.
     pub fn detach(&self) {
         self.lock().reset(None, &self.progress);
-        crate::telemetry::session_cache_feed_up(false);
     }
 
     /// Is a feed attached (live or not)?
@@ -179,7 +170,7 @@ impl SessionCache {
     /// false if there is no live feed any more.
     pub fn heartbeat(&self) -> bool {
         let mut state = self.lock();
-        state.sync(Instant::now(), &self.progress) && state.probe(Probe::Heartbeat, &self.progress)
+        state.sync(Instant::now(), &self.progress) && state.probe(&self.progress)
     }
 
     pub fn lookup(&self, key: &str) -> Lookup {
@@ -196,7 +187,7 @@ impl SessionCache {
         // answer then sends it (one probe in flight at a time serves every waiting hit).
         let need = state.sent + 1;
         state.wanted = state.wanted.max(need);
-        if state.sent == state.answered && !state.probe(Probe::Fence, &self.progress) {
+        if state.sent == state.answered && !state.probe(&self.progress) {
             return Lookup::Off;
         }
         Lookup::Hit {
@@ -250,12 +241,14 @@ impl SessionCache {
         state.generation += 1;
     }
 
-    /// How many records are cached now (tests, metrics).
-    pub fn len(&self) -> usize {
+    /// How many records are cached now.
+    #[cfg(test)]
+    fn len(&self) -> usize {
         self.lock().entries.len()
     }
 
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    fn is_empty(&self) -> bool {
         self.len() == 0
     }
 }
@@ -270,24 +263,24 @@ impl State {
         (self.sent, self.answered, self.wanted) = (0, 0, 0);
         // Hits waiting on the old feed stop waiting (and find the epoch changed).
         progress.send_replace((self.epoch, 0));
+        crate::telemetry::session_cache_feed_up(self.feed.is_some());
     }
 
     fn lost(&mut self, reason: &str, progress: &watch::Sender<(u64, u64)>) -> bool {
         tracing::warn!(%reason, "session cache: invalidation feed lost; reading the store until it is back");
         self.reset(None, progress);
-        crate::telemetry::session_cache_feed_up(false);
         false
     }
 
     /// Sends a probe on the feed; false (and detached) if it could not be sent.
-    fn probe(&mut self, probe: Probe, progress: &watch::Sender<(u64, u64)>) -> bool {
+    fn probe(&mut self, progress: &watch::Sender<(u64, u64)>) -> bool {
         let Some(feed) = self.feed.as_mut() else {
             return false;
         };
         if self.sent - self.answered >= MAX_OUTSTANDING {
             return self.lost("probes are not answered", progress);
         }
-        match feed.send(probe) {
+        match feed.send_probe() {
             Ok(()) => {
                 self.sent += 1;
                 true
@@ -331,10 +324,7 @@ impl State {
         if self.answered != before {
             progress.send_replace((self.epoch, self.answered));
             // Hits arrived while the last probe was in flight: their probe goes now.
-            if self.wanted > self.sent
-                && self.sent == self.answered
-                && !self.probe(Probe::Fence, progress)
-            {
+            if self.wanted > self.sent && self.sent == self.answered && !self.probe(progress) {
                 return false;
             }
         }
@@ -401,32 +391,27 @@ impl Store for CachedStore {
         if !self.cache.caches(key) {
             return self.inner.get(key).await;
         }
-        let generation = match self.cache.lookup(key) {
-            Lookup::Hit { epoch, need } => {
-                if !self.cache.fenced(epoch, need).await {
-                    session_cache_read(CacheRead::FenceTimeout);
-                    return self.inner.get(key).await;
-                }
-                match self.cache.confirm(key, epoch) {
-                    Confirmed::Value(value) => {
-                        session_cache_read(CacheRead::Hit);
-                        return Ok(Some(value));
-                    }
-                    Confirmed::Miss(generation) => generation,
-                    Confirmed::Off => {
-                        session_cache_read(CacheRead::Off);
-                        return self.inner.get(key).await;
-                    }
-                }
+        // `Some(generation)`: read the store and keep the answer; `None`: just read it.
+        let (read, generation) = match self.cache.lookup(key) {
+            Lookup::Miss(generation) => (CacheRead::Miss, Some(generation)),
+            Lookup::Off => (CacheRead::Off, None),
+            Lookup::Hit { epoch, need } if !self.cache.fenced(epoch, need).await => {
+                (CacheRead::FenceTimeout, None)
             }
-            Lookup::Miss(generation) => generation,
-            Lookup::Off => {
-                session_cache_read(CacheRead::Off);
-                return self.inner.get(key).await;
-            }
+            Lookup::Hit { epoch, .. } => match self.cache.confirm(key, epoch) {
+                Confirmed::Value(value) => {
+                    session_cache_read(CacheRead::Hit);
+                    return Ok(Some(value));
+                }
+                Confirmed::Miss(generation) => (CacheRead::Miss, Some(generation)),
+                Confirmed::Off => (CacheRead::Off, None),
+            },
         };
-        session_cache_read(CacheRead::Miss);
-        self.read_through(key, generation).await
+        session_cache_read(read);
+        match generation {
+            Some(generation) => self.read_through(key, generation).await,
+            None => self.inner.get(key).await,
+        }
     }
     async fn put(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<(), StoreError> {
         self.wrote(key, self.inner.put(key, value, ttl)).await
@@ -508,7 +493,7 @@ mod tests {
         heard_at: Option<Instant>,
         broken: bool,
         manual: bool,
-        probes: Vec<Probe>,
+        probes: usize,
     }
 
     impl Script {
@@ -525,7 +510,7 @@ mod tests {
             self.0.lock().unwrap().heard_at = Some(at);
         }
         fn probes(&self) -> usize {
-            self.0.lock().unwrap().probes.len()
+            self.0.lock().unwrap().probes
         }
         fn feed(&self) -> Box<dyn Feed> {
             self.heard(Instant::now());
@@ -547,9 +532,9 @@ mod tests {
             }
             Ok(())
         }
-        fn send(&mut self, probe: Probe) -> Result<(), String> {
+        fn send_probe(&mut self) -> Result<(), String> {
             let mut s = self.0.lock().unwrap();
-            s.probes.push(probe);
+            s.probes += 1;
             if !s.manual {
                 s.pending.push_back(None);
             }

@@ -3,7 +3,7 @@
 //! that anyone changes, deletes or lets expire, whichever connection or instance read it.
 //!
 //! The same connection carries the cache's probes (`store::cache`): `ROLE`, both for the
-//! fences that hits wait on and every [`PING_EVERY`] as the heartbeat. Its answer comes back
+//! fences that hits wait on and every [`HEARTBEAT_EVERY`] as the heartbeat. Its answer comes back
 //! in order after every invalidation Redis queued before it ran it, and must say `master`:
 //! a node demoted behind a DNS name or virtual IP no longer sees the writes as they happen,
 //! so a fence it answers would prove nothing. The socket is read, without waiting and under the cache's lock, by the
@@ -13,10 +13,9 @@
 //! Only plain `redis://` single nodes have a feed; on `rediss://`, Sentinel and Cluster the
 //! cache stays off (see [`target`]).
 use super::url::{parse_url, RedisUrl};
-use crate::store::cache::{Event, Feed, Probe, SessionCache, LIVENESS, PING_EVERY};
+use crate::store::cache::{Event, Feed, SessionCache, HEARTBEAT_EVERY, LIVENESS};
 use crate::store::keys::SESSION_PREFIX;
 use redis::ConnectionAddr;
-use std::collections::VecDeque;
 use std::io::{ErrorKind, Read, Write};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
@@ -120,7 +119,7 @@ async fn run(target: Target, cache: Weak<SessionCache>) {
 /// usable, or `None` when that was already reported (the cache found it broken) or the
 /// cache is gone.
 async fn watch(socket: &Socket, cache: &Weak<SessionCache>) -> Option<String> {
-    let mut ping = tokio::time::interval(PING_EVERY);
+    let mut ping = tokio::time::interval(HEARTBEAT_EVERY);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
@@ -238,8 +237,8 @@ struct Tracking {
     socket: Arc<Socket>,
     buf: Vec<u8>,
     heard_at: Instant,
-    /// Probes sent and not yet answered, oldest first.
-    outstanding: VecDeque<Probe>,
+    /// Probes sent and not yet answered.
+    outstanding: u64,
     /// Where each `recv` lands (zeroed once: a fresh array per read was most of the feed's
     /// cost per request). 64 KiB, so a large push needs few reads (an incomplete frame is
     /// parsed again from its start at each).
@@ -252,7 +251,7 @@ impl Tracking {
             socket,
             buf: leftover,
             heard_at: Instant::now(),
-            outstanding: VecDeque::new(),
+            outstanding: 0,
             chunk: vec![0; 64 << 10].into_boxed_slice(),
         }
     }
@@ -292,13 +291,13 @@ impl Feed for Tracking {
         result
     }
 
-    fn send(&mut self, probe: Probe) -> Result<(), String> {
+    fn send_probe(&mut self) -> Result<(), String> {
         // Fences and heartbeats alike: every answer must show a master (see the module docs).
         // 14 bytes on a connection that sends nothing else: a full socket buffer means
         // Redis stopped reading.
         match (&self.socket.reader).write(ROLE) {
             Ok(n) if n == ROLE.len() => {
-                self.outstanding.push_back(probe);
+                self.outstanding += 1;
                 Ok(())
             }
             Ok(_) => Err("probe only partly sent".into()),
@@ -315,7 +314,7 @@ impl Feed for Tracking {
 /// oldest outstanding probe.
 fn apply(
     frame: Frame,
-    outstanding: &mut VecDeque<Probe>,
+    outstanding: &mut u64,
     event: &mut dyn FnMut(Event<'_>),
 ) -> Result<(), String> {
     if let Frame::Push(items) = frame {
@@ -340,9 +339,10 @@ fn apply(
         }
         return Ok(());
     }
-    if outstanding.pop_front().is_none() {
+    let Some(left) = outstanding.checked_sub(1) else {
         return Err(format!("a reply to no probe: {}", describe(&frame)));
-    }
+    };
+    *outstanding = left;
     role_is_master(&frame)?;
     event(Event::Answered);
     Ok(())
@@ -491,8 +491,8 @@ mod tests {
 
     /// What `bytes` report, with `probes` outstanding: `Some(key)`, `None` for a flush,
     /// `"answered"` for a probe's answer.
-    fn events(bytes: &[u8], probes: &[Probe]) -> Result<Vec<String>, String> {
-        let mut outstanding: VecDeque<Probe> = probes.iter().copied().collect();
+    fn events(bytes: &[u8], probes: u64) -> Result<Vec<String>, String> {
+        let mut outstanding = probes;
         let mut out = Vec::new();
         let mut at = 0;
         while let Some((frame, used)) = parse(&bytes[at..])? {
@@ -514,7 +514,7 @@ mod tests {
         let bytes = b">2\r\n$10\r\ninvalidate\r\n*2\r\n$9\r\nsession:a\r\n$9\r\nsession:b\r\n\
 *3\r\n$6\r\nmaster\r\n:0\r\n*0\r\n>2\r\n$10\r\ninvalidate\r\n_\r\n*3\r\n$6\r\nmaster\r\n:0\r\n*0\r\n";
         assert_eq!(
-            events(bytes, &[Probe::Fence, Probe::Heartbeat]).unwrap(),
+            events(bytes, 2).unwrap(),
             ["session:a", "session:b", "answered", "(all)", "answered"]
         );
     }
@@ -522,17 +522,12 @@ mod tests {
     #[test]
     fn answers_must_come_from_a_master() {
         let master = b"*3\r\n$6\r\nmaster\r\n:0\r\n*0\r\n";
-        assert!(events(master, &[]).is_err(), "an answer to no probe");
-        assert!(
-            events(b"+PONG\r\n", &[Probe::Fence]).is_err(),
-            "not ROLE's answer"
-        );
+        assert!(events(master, 0).is_err(), "an answer to no probe");
+        assert!(events(b"+PONG\r\n", 1).is_err(), "not ROLE's answer");
         // A fence answered by a node demoted to a replica proves nothing.
         let replica = b"*5\r\n$5\r\nslave\r\n$9\r\n127.0.0.1\r\n:6379\r\n$9\r\nconnected\r\n:1\r\n";
-        for probe in [Probe::Fence, Probe::Heartbeat] {
-            let e = events(replica, &[probe]).unwrap_err();
-            assert!(e.contains("slave, not a master"), "{e}");
-        }
+        let e = events(replica, 1).unwrap_err();
+        assert!(e.contains("slave, not a master"), "{e}");
     }
 
     #[test]
@@ -574,14 +569,12 @@ $6\r\nmaster\r\n$7\r\nmodules\r\n*0\r\n+OK\r\n";
         assert!(parse(deep.as_bytes()).is_err());
         // An error reply or an unexpected value on the tracking connection ends it.
         for frame in [Frame::Error(b"ERR x".to_vec()), Frame::Bulk(b"x".to_vec())] {
-            let mut outstanding = VecDeque::from([Probe::Fence]);
+            let mut outstanding = 1;
             assert!(apply(frame, &mut outstanding, &mut |_| {}).is_err());
         }
         // Another push kind is ignored.
         let other = Frame::Push(vec![Frame::Bulk(b"message".to_vec())]);
-        let ignored = apply(other, &mut VecDeque::new(), &mut |_| {
-            panic!("not an invalidation")
-        });
+        let ignored = apply(other, &mut 0, &mut |_| panic!("not an invalidation"));
         assert!(ignored.is_ok());
     }
 
