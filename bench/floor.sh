@@ -50,8 +50,8 @@ for store in "${STORES[@]}"; do
   dir="$TMP/latch-$store"
   port=$(free_port)
   url="$REDIS_URL"; [[ "$store" == sqlite ]] && url="sqlite://$dir/latch.db"
-  write_config "$dir/providers.toml" "$port" "$url"
-  [[ "$store" == uncached ]] && sed -i 's/^\[store\]$/[store]\nsession_cache = 0/' "$dir/providers.toml"
+  extra=""; [[ "$store" == uncached ]] && extra="session_cache = 0"
+  write_config "$dir/providers.toml" "$port" "$url" "$extra"
   # The refresh load makes thousands of /token and /refresh calls from one address.
   printf '\n[limits]\ntoken = "off"\nrefresh = "off"\n' >>"$dir/providers.toml"
   start_latch "$dir" "$dir/providers.toml"

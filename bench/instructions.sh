@@ -75,8 +75,8 @@ for store in redis uncached sqlite; do
   mkdir -p "$dir"
   port=$(free_port)
   url="redis://127.0.0.1:$rport"; [[ "$store" == sqlite ]] && url="sqlite://$dir/latch.db"
-  write_config "$dir/providers.toml" "$port" "$url"
-  [[ "$store" == uncached ]] && sed -i 's/^\[store\]$/[store]\nsession_cache = 0/' "$dir/providers.toml"
+  extra=""; [[ "$store" == uncached ]] && extra="session_cache = 0"
+  write_config "$dir/providers.toml" "$port" "$url" "$extra"
   # Signed in natively (fast), then the same server again under callgrind.
   if [[ "$store" != uncached ]]; then
     start_latch "$dir" "$dir/providers.toml"
