@@ -9,7 +9,7 @@ use crate::support::browser::Browser;
 use crate::support::dev::signed_in;
 use crate::support::flows::{session, sign_out};
 use crate::support::latch::{Setup, TestApp};
-use crate::support::latch_bin::command;
+use crate::support::latch_bin::run_ok;
 use crate::support::redis::RedisServer;
 use reqwest::header::{COOKIE, SET_COOKIE};
 use reqwest::StatusCode;
@@ -181,16 +181,7 @@ async fn revoke(app: &TestApp, cli_config: &Path, user: &User) {
             assert_eq!(r.status(), StatusCode::FOUND);
         }
         Method::AdminRevoke => {
-            let out = command(&["sessions", "revoke", "--user", &user.id], cli_config)
-                .env("RUST_LOG", "warn")
-                .output()
-                .await
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+            run_ok(&["sessions", "revoke", "--user", &user.id], cli_config).await;
         }
         Method::RevokeFamily => {
             let token = a.refresh.lock().await.clone();

@@ -7,7 +7,7 @@ use crate::support::browser::Browser;
 use crate::support::dev::signed_in;
 use crate::support::flows::{sign_out, user_id};
 use crate::support::latch::{Setup, TestApp};
-use crate::support::latch_bin::command;
+use crate::support::latch_bin::run_ok;
 use crate::support::redis::{redis_cli, RedisServer};
 use reqwest::header::COOKIE;
 use reqwest::StatusCode;
@@ -163,16 +163,7 @@ async fn a_second_instance_answers_from_memory_and_refuses_at_once_what_was_revo
             assert_eq!(r.status(), StatusCode::FOUND);
         } else {
             let id = user_id(&*a, browser).await;
-            let out = command(&["sessions", "revoke", "--user", &id], &cli_config)
-                .env("RUST_LOG", "warn")
-                .output()
-                .await
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+            run_ok(&["sessions", "revoke", "--user", &id], &cli_config).await;
         }
         revoked_at.lock().unwrap().insert(t.clone(), Instant::now());
         // At once, on a fresh connection to B.

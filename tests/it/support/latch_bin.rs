@@ -55,6 +55,22 @@ pub fn command(args: &[&str], config: &Path) -> tokio::process::Command {
     command
 }
 
+/// Runs `latch <args>` on `config` to its end (`RUST_LOG=warn`), asserting it succeeded
+/// (its stderr in the message); returns its stdout.
+pub async fn run_ok(args: &[&str], config: &Path) -> String {
+    let out = command(args, config)
+        .env("RUST_LOG", "warn")
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "latch {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// `latch check --config <file>`: (exit code, stdout, stderr).
 pub async fn check(config: &str) -> (Option<i32>, String, String) {
     let file = config_file(config);
