@@ -6,7 +6,7 @@ use crate::error::AuthError;
 use crate::policy::{self, Decision, Who};
 use crate::tokens::access::Accepted;
 use axum::extract::{RawQuery, State};
-use axum::http::header::{HeaderMap, HeaderValue, SET_COOKIE};
+use axum::http::header::{HeaderMap, HeaderValue, CONTENT_TYPE, SET_COOKIE};
 use axum::response::{IntoResponse, Json, Response};
 use chrono::SecondsFormat;
 use serde::Serialize;
@@ -41,7 +41,7 @@ pub async fn session(State(app): State<AppState>, signed_in: OptionalSession) ->
         Ok(None) => return Json(json!({})).into_response(), // the user was just deleted
         Err(e) => return WebError::json(AuthError::from(e)).into_response(),
     };
-    Json(SessionJson {
+    json_answer(&SessionJson {
         user: UserJson {
             id: &record.user_id,
             name: profile.name.as_deref(),
@@ -52,7 +52,26 @@ pub async fn session(State(app): State<AppState>, signed_in: OptionalSession) ->
         },
         expires: session.expires.to_rfc3339_opts(SecondsFormat::Millis, true),
     })
-    .into_response()
+}
+
+/// `value` as a 200 JSON answer, like axum's `Json` but built for the hot path: the body is
+/// written into a buffer that fits a session's JSON at once, and the header map has room for
+/// every header the answer will carry (`headers::with_room_for`), so neither grows.
+fn json_answer(value: &impl Serialize) -> Response {
+    let mut body = Vec::with_capacity(512);
+    if let Err(e) = serde_json::to_writer(&mut body, value) {
+        // Only a map with non-string keys fails, which these types do not have.
+        return WebError::json(AuthError::new(
+            crate::error::ErrorCode::InternalError,
+            format!("/session JSON: {e}"),
+        ))
+        .into_response();
+    }
+    let mut response = Response::new(axum::body::Body::from(body));
+    let headers = response.headers_mut();
+    *headers = super::headers::with_room_for(1);
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
 }
 
 /// `/session`'s answer, serialised straight from the record (no intermediate `Value`).
@@ -268,8 +287,9 @@ fn identity_headers(
     name: Option<&str>,
     groups: &[String],
 ) -> Response {
-    let mut response = axum::http::StatusCode::OK.into_response();
+    let mut response = Response::new(axum::body::Body::empty());
     let out = response.headers_mut();
+    *out = super::headers::with_room_for(4);
     let mut put = |name: &'static str, value: Option<&str>| {
         // Names may be UTF-8; control characters (header injection) are dropped.
         if let Some(v) = value.and_then(|v| HeaderValue::from_bytes(v.as_bytes()).ok()) {

@@ -1,8 +1,19 @@
 //! The headers every response carries: transport and framing rules, the request id, no
 //! caching by default, and the CSP of HTML pages.
 use super::{App, RequestContext};
-use axum::http::header::{self, HeaderValue};
+use axum::http::header::{self, HeaderMap, HeaderValue};
 use axum::response::Response;
+
+/// How many headers [`security`] adds at most to an answer that is not HTML.
+const SECURITY_HEADERS: usize = 6;
+
+/// A header map with room for `own` headers and the ones [`security`] adds. The hot routes
+/// (`/session`, `/verify`) start their answers with it: an empty map grows once at its first
+/// insert and again past six headers, rehashing each time (`bench/instructions.sh`).
+pub(super) fn with_room_for(own: usize) -> HeaderMap {
+    // Content-Length, which axum adds to every answer with a body of known length.
+    HeaderMap::with_capacity(own + 1 + SECURITY_HEADERS)
+}
 
 /// The headers every response carries; on HTML pages also the Content-Security-Policy with
 /// this response's nonce.
