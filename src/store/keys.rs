@@ -28,21 +28,24 @@
 //! Ids and hashes are never secrets themselves: a session id is the hash of the cookie's
 //! token, a flow key the hash of `state`, a refresh key the hash of the token.
 
+// Keys are joined with `concat`, not `format!`: the session key is built on every request,
+// and the formatting machinery cost it more than the allocation (`bench/instructions.sh`).
+
 /// Prefix of every user record (the admin CLI lists users by it).
 pub const USER_PREFIX: &str = "user:";
 /// Prefix of every session record (only `latch sessions revoke --all` walks it).
 pub const SESSION_PREFIX: &str = "session:";
 
 pub fn user(id: &str) -> String {
-    format!("{USER_PREFIX}{id}")
+    [USER_PREFIX, id].concat()
 }
 
 pub fn account(provider: &str, subject: &str) -> String {
-    format!("account:{provider}:{subject}")
+    ["account:", provider, ":", subject].concat()
 }
 
 pub fn user_accounts(user_id: &str) -> String {
-    format!("user_accounts:{user_id}")
+    ["user_accounts:", user_id].concat()
 }
 
 /// Emails are matched without regard to case.
@@ -51,51 +54,51 @@ pub fn email(email: &str) -> String {
 }
 
 pub fn provider_tokens(provider: &str, subject: &str) -> String {
-    format!("provider_tokens:{provider}:{subject}")
+    ["provider_tokens:", provider, ":", subject].concat()
 }
 
 pub fn provider_tokens_lock(provider: &str, subject: &str) -> String {
-    format!("provider_tokens_lock:{provider}:{subject}")
+    ["provider_tokens_lock:", provider, ":", subject].concat()
 }
 
 pub fn session(id: &str) -> String {
-    format!("{SESSION_PREFIX}{id}")
+    [SESSION_PREFIX, id].concat()
 }
 
 pub fn user_sessions(user_id: &str) -> String {
-    format!("user_sessions:{user_id}")
+    ["user_sessions:", user_id].concat()
 }
 
 pub fn provider_session(provider: &str, sid_hash: &str) -> String {
-    format!("provider_session:{provider}:{sid_hash}")
+    ["provider_session:", provider, ":", sid_hash].concat()
 }
 
 pub fn session_id_token(session_id: &str) -> String {
-    format!("session_id_token:{session_id}")
+    ["session_id_token:", session_id].concat()
 }
 
 pub fn signout_state(state_hash: &str) -> String {
-    format!("signout_state:{state_hash}")
+    ["signout_state:", state_hash].concat()
 }
 
 pub fn logout_jti(provider: &str, jti_hash: &str) -> String {
-    format!("logout_jti:{provider}:{jti_hash}")
+    ["logout_jti:", provider, ":", jti_hash].concat()
 }
 
 pub fn refresh_family(id: &str) -> String {
-    format!("refresh_family:{id}")
+    ["refresh_family:", id].concat()
 }
 
 pub fn refresh_token(hash: &str) -> String {
-    format!("refresh_token:{hash}")
+    ["refresh_token:", hash].concat()
 }
 
 pub fn session_refresh(session_id: &str) -> String {
-    format!("session_refresh:{session_id}")
+    ["session_refresh:", session_id].concat()
 }
 
 pub fn refresh_lock(family_id: &str) -> String {
-    format!("refresh_lock:{family_id}")
+    ["refresh_lock:", family_id].concat()
 }
 
 pub fn signing_key(period_ms: i64, slot: i64) -> String {
@@ -103,11 +106,11 @@ pub fn signing_key(period_ms: i64, slot: i64) -> String {
 }
 
 pub fn flow(state_hash: &str) -> String {
-    format!("flow:{state_hash}")
+    ["flow:", state_hash].concat()
 }
 
 pub fn flow_binding(binding_hash: &str) -> String {
-    format!("flow_binding:{binding_hash}")
+    ["flow_binding:", binding_hash].concat()
 }
 
 /// `client` is written as it displays (an IP address or network), with no copy in between:
