@@ -95,6 +95,11 @@ error_codes! {
     ProviderTimeout: GATEWAY_TIMEOUT,
         "The sign-in provider did not answer",
         "The identity provider took too long to answer. Please try again in a moment.";
+    /// A back-channel logout from the provider ended the provider session this sign-in came
+    /// from while latch was completing it: the new session was ended again at once.
+    ProviderSessionEnded: UNAUTHORIZED,
+        "You were signed out at the provider",
+        "Your session at the identity provider ended while you were signing in, so you were not signed in here either. Please sign in again.";
     /// The session/user store cannot be reached.
     StoreUnavailable: SERVICE_UNAVAILABLE,
         "Sign-in is temporarily unavailable",

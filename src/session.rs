@@ -133,6 +133,38 @@ fn provider_index(provider: &str, sid_hash: &[u8; 8]) -> String {
     crate::store::keys::provider_session(provider, &hex::encode(sid_hash))
 }
 
+/// The mark a back-channel logout of one provider session leaves (see [`Sessions::create`]).
+fn provider_logout_mark(provider: &str, sid_hash: &[u8; 8]) -> String {
+    crate::store::keys::provider_logout(provider, &hex::encode(sid_hash))
+}
+
+/// How long that mark stays: a sign-in that got its ID token from the provider session before
+/// the logout completes well within the 10 minutes a sign-in flow lives.
+const PROVIDER_LOGOUT_MARK_TTL: Duration = Duration::from_secs(10 * 60);
+
+/// Why [`Sessions::create`] made no session.
+#[derive(Debug, thiserror::Error)]
+pub enum CreateError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A back-channel logout ended the provider session this sign-in came from while the
+    /// session was being made; it was ended again at once.
+    #[error("a back-channel logout ended the provider session this sign-in came from while it was completing")]
+    ProviderSessionEnded,
+}
+
+impl From<CreateError> for crate::error::AuthError {
+    fn from(e: CreateError) -> Self {
+        match e {
+            CreateError::Store(e) => e.into(),
+            CreateError::ProviderSessionEnded => crate::error::AuthError::new(
+                crate::error::ErrorCode::ProviderSessionEnded,
+                e.to_string(),
+            ),
+        }
+    }
+}
+
 /// The store id of the session behind a cookie token: its SHA-256, base64url (43 characters).
 pub fn session_id(token: &str) -> String {
     sha256_b64url(token.as_bytes())
@@ -222,13 +254,20 @@ impl Sessions {
     }
 
     /// Starts a session; returns the cookie token (a fresh one at every sign-in).
+    ///
+    /// A session from a provider session (`sid`) is written, then indexed under that `sid`,
+    /// and only then is the provider's logout mark looked for: a back-channel logout
+    /// ([`Self::end_provider_session`]) sets the mark before it reads the index. So a logout
+    /// racing this sign-in either finds the session in the index and ends it, or has set
+    /// its mark before this looks, and this ends the session itself
+    /// ([`CreateError::ProviderSessionEnded`]). Either way the logout wins.
     pub async fn create(
         &self,
         user: &User,
         provider: &str,
         origin: SessionOrigin,
         groups: Vec<String>,
-    ) -> Result<(String, Session), StoreError> {
+    ) -> Result<(String, Session), CreateError> {
         let user_id = &user.id;
         let token = random_token(32);
         let id = session_id(&token);
@@ -257,6 +296,17 @@ impl Sessions {
                     Some(self.config.max_age),
                 )
                 .await?;
+            let mark = self
+                .store
+                .get(&provider_logout_mark(provider, sid_hash))
+                .await?;
+            if mark.is_some_and(|named| named.is_empty() || named == user_id.as_bytes()) {
+                self.end_by_id(&id).await?;
+                self.store
+                    .set_remove(&provider_index(provider, sid_hash), &id)
+                    .await?;
+                return Err(CreateError::ProviderSessionEnded);
+            }
         }
         let expires = self.expires_at(&record);
         Ok((
@@ -522,6 +572,16 @@ impl Sessions {
         user_id: Option<&str>,
     ) -> Result<usize, StoreError> {
         let sid_hash = provider_sid_hash(sid);
+        // First the mark, then the index: a sign-in from this provider session that is
+        // being completed right now ends its own session when it sees the mark (`create`).
+        // The mark holds the account the logout named (empty: any).
+        self.store
+            .put(
+                &provider_logout_mark(provider, &sid_hash),
+                user_id.unwrap_or_default().as_bytes(),
+                Some(PROVIDER_LOGOUT_MARK_TTL),
+            )
+            .await?;
         let index = provider_index(provider, &sid_hash);
         let t = self.now();
         let mut ended = 0;
@@ -1160,5 +1220,119 @@ mod tests {
         assert_eq!(line["user_id"], "u1");
         assert_eq!(line["provider"], "dev");
         assert!(!std::fs::read_to_string(&path).unwrap().contains(&idle));
+    }
+
+    fn from_provider_session(sid: &str) -> SessionOrigin {
+        SessionOrigin {
+            provider_sid: Some(provider_sid_hash(sid)),
+            ..SessionOrigin::default()
+        }
+    }
+
+    /// A back-channel logout that lands while a sign-in from that provider session is being
+    /// completed, before the new session is in the `sid` index: the sign-in finds the
+    /// logout's mark and ends its own session; a sign-in from another provider session, or
+    /// (when the logout named one) as another account, is not touched.
+    #[tokio::test]
+    async fn a_sign_in_completing_after_its_provider_session_was_logged_out_ends_itself() {
+        let (sessions, _, store) = setup().await;
+        assert_eq!(
+            sessions
+                .end_provider_session("oidc", "op-1", None)
+                .await
+                .unwrap(),
+            0
+        );
+        let refused = sessions
+            .create(
+                &user("u1"),
+                "oidc",
+                from_provider_session("op-1"),
+                Vec::new(),
+            )
+            .await;
+        assert!(
+            matches!(refused, Err(CreateError::ProviderSessionEnded)),
+            "{:?}",
+            refused.as_ref().err()
+        );
+        assert!(sessions.list_for_user("u1").await.unwrap().is_empty());
+        let index = provider_index("oidc", &provider_sid_hash("op-1"));
+        assert!(store.set_members(&index).await.unwrap().is_empty());
+        // Another provider session, the same provider session at another provider, and a
+        // session without `sid`: signed in.
+        for (provider, origin) in [
+            ("oidc", from_provider_session("op-2")),
+            ("other", from_provider_session("op-1")),
+            ("oidc", SessionOrigin::default()),
+        ] {
+            let (token, _) = sessions
+                .create(&user("u1"), provider, origin, Vec::new())
+                .await
+                .unwrap();
+            assert!(sessions.load(&token).await.unwrap().is_some());
+        }
+        // A logout that named the account: only that account's sign-in ends itself.
+        sessions
+            .end_provider_session("oidc", "op-3", Some("u2"))
+            .await
+            .unwrap();
+        let (token, _) = sessions
+            .create(
+                &user("u1"),
+                "oidc",
+                from_provider_session("op-3"),
+                Vec::new(),
+            )
+            .await
+            .unwrap();
+        assert!(sessions.load(&token).await.unwrap().is_some());
+        let refused = sessions
+            .create(
+                &user("u2"),
+                "oidc",
+                from_provider_session("op-3"),
+                Vec::new(),
+            )
+            .await;
+        assert!(
+            matches!(refused, Err(CreateError::ProviderSessionEnded)),
+            "{:?}",
+            refused.as_ref().err()
+        );
+    }
+
+    /// Sign-ins and the logout of their provider session, run at the same moment on two
+    /// threads, many times: afterwards no session from it is live, whichever went first.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_back_channel_logout_racing_a_sign_in_from_its_provider_session_wins() {
+        let (sessions, _, _) = setup().await;
+        let sessions = Arc::new(sessions);
+        for round in 0..200 {
+            let sid = format!("op-{round}");
+            let signing_in = {
+                let (sessions, sid) = (sessions.clone(), sid.clone());
+                tokio::spawn(async move {
+                    sessions
+                        .create(&user("u1"), "oidc", from_provider_session(&sid), Vec::new())
+                        .await
+                })
+            };
+            let logging_out = {
+                let (sessions, sid) = (sessions.clone(), sid.clone());
+                tokio::spawn(async move { sessions.end_provider_session("oidc", &sid, None).await })
+            };
+            let (signed_in, logged_out) = (signing_in.await.unwrap(), logging_out.await.unwrap());
+            logged_out.unwrap();
+            match signed_in {
+                Ok((token, _)) => assert!(
+                    sessions.load(&token).await.unwrap().is_none(),
+                    "round {round}: the session outlived its provider session's logout"
+                ),
+                Err(CreateError::ProviderSessionEnded) => {}
+                Err(e) => panic!("round {round}: {e}"),
+            }
+        }
+        assert!(sessions.list_for_user("u1").await.unwrap().is_empty());
     }
 }

@@ -13,6 +13,7 @@
 //! | `session:<session id>` | the session record | `session` | its end (absolute or idle) | deleted (`Sessions::revoke_user`) |
 //! | `user_sessions:<user id>` | set of the user's session ids | `session` | `max_age` | deleted |
 //! | `provider_session:<provider>:<sid hash>` | set of the session ids started from one provider session (the ID token's `sid`), for back-channel logout | `session` | `max_age` | expires (its sessions are gone) |
+//! | `provider_logout:<provider>:<sid hash>` | a back-channel logout of that provider session: a sign-in from it that was in flight then ends its new session instead of keeping it | `session` | 10 min | expires |
 //! | `session_id_token:<session id>` | the ID token a session signed in with, sealed, for federated sign-out's `id_token_hint` (only providers with `federated_signout`) | `signout` | `max_age` | expires (the session is gone, sign-out takes it) |
 //! | `signout_state:<state hash>` | where a federated sign-out goes once the provider sends the browser back | `signout` | 10 min, taken once | — |
 //! | `logout_jti:<provider>:<jti hash>` | a Logout Token already acted on (replays are refused) | `backchannel` | the token's life | — |
@@ -71,6 +72,10 @@ pub fn user_sessions(user_id: &str) -> String {
 
 pub fn provider_session(provider: &str, sid_hash: &str) -> String {
     ["provider_session:", provider, ":", sid_hash].concat()
+}
+
+pub fn provider_logout(provider: &str, sid_hash: &str) -> String {
+    ["provider_logout:", provider, ":", sid_hash].concat()
 }
 
 pub fn session_id_token(session_id: &str) -> String {
@@ -137,6 +142,7 @@ mod tests {
             session("i"),
             user_sessions("u"),
             provider_session("p", "h"),
+            provider_logout("p", "h"),
             logout_jti("p", "h"),
             session_id_token("i"),
             signout_state("h"),

@@ -115,7 +115,19 @@ async fn post_logout(app: &TestApp, provider: &str, token: &str) -> (StatusCode,
 /// The happy path against the fake too, then the replay of the same token.
 #[tokio::test]
 async fn a_good_logout_token_ends_the_session_once_and_its_replay_is_refused() {
-    let (hostile, app, browser) = hostile_session(Some("hs-1")).await;
+    // The provider session id the fake puts in its ID tokens, changed below.
+    let sid = std::sync::Arc::new(std::sync::Mutex::new("hs-1"));
+    let behavior = Behavior {
+        claims: Box::new({
+            let sid = sid.clone();
+            move |c| c["sid"] = json!(*sid.lock().unwrap())
+        }),
+        ..Behavior::default()
+    };
+    let (hostile, app) = Hostile::with_app(behavior, Setup::default()).await;
+    let browser = Browser::new();
+    through_provider(&app, &browser, "/signin/hostile?callbackUrl=/").await;
+    assert!(session(&app, &browser).await["user"].is_object());
     let token = hostile.logout_token(Signing::Good, |c| {
         c["sid"] = json!("hs-1");
     });
@@ -124,7 +136,18 @@ async fn a_good_logout_token_ends_the_session_once_and_its_replay_is_refused() {
     assert_eq!(cache, "no-store");
     assert_eq!(session(&app, &browser).await, json!({}));
 
-    // Signed in again (same provider session id): the replayed token ends nothing.
+    // An ID token from the provider session that was logged out (one fetched just before
+    // the logout, say) signs in no one.
+    let late = Browser::new();
+    let refused = through_provider(&app, &late, "/signin/hostile?callbackUrl=/").await;
+    assert_eq!(
+        refused.headers()["location"],
+        app.url("/error?error=ProviderSessionEnded").as_str(),
+    );
+    assert_eq!(session(&app, &late).await, json!({}));
+
+    // Signed in again (a new provider session): the replayed token ends nothing.
+    *sid.lock().unwrap() = "hs-1b";
     let again = Browser::new();
     through_provider(&app, &again, "/signin/hostile?callbackUrl=/").await;
     let (status, body, cache) = post_logout(&app, "hostile", &token).await;
