@@ -67,6 +67,17 @@ struct Inner {
 /// cache), so not one per core.
 const READERS: usize = 2;
 
+/// Page caches of a file database, capped (SQLite's default is 2,000 KiB per connection,
+/// 6 MiB for the three, and a refresh load fills them: every refresh adds a token row at a
+/// random place in the key index). The writer's is the larger: its inserts walk the index,
+/// while a reader's cache is emptied by the first read after any other connection's commit
+/// (WAL), so it rarely holds more than a few lookups' pages. A page missed is a `pread` of
+/// the OS's page cache. Measured under the POST /refresh load (bench/README.md 2026-12-01
+/// "SQLite refresh"): with group commit, peak RSS 18.0 MiB at the default caches, 15.7 at
+/// these, req/s within the noise (4,546 and 4,381).
+const WRITER_CACHE_KIB: u32 = 512;
+const READER_CACHE_KIB: u32 = 128;
+
 fn lock(conn: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
     // A panic while holding the lock leaves the connection usable (SQLite rolls back).
     conn.lock().unwrap_or_else(|e| e.into_inner())
@@ -368,6 +379,7 @@ impl SqliteStore {
             conn.execute_batch("PRAGMA synchronous = NORMAL;")
                 .map_err(map_err)?;
             conn.execute_batch(SCHEMA).map_err(map_err)?;
+            set_cache(&conn, WRITER_CACHE_KIB)?;
             let readers = (0..READERS)
                 .map(|_| open_reader(&path).map(Mutex::new))
                 .collect::<Result<_, _>>()?;
@@ -428,7 +440,14 @@ fn open_reader(path: &Path) -> Result<Connection, StoreError> {
     conn.busy_timeout(Duration::ZERO).map_err(map_err)?;
     conn.execute_batch("PRAGMA query_only = ON;")
         .map_err(map_err)?;
+    set_cache(&conn, READER_CACHE_KIB)?;
     Ok(conn)
+}
+
+/// Caps a connection's page cache (SQLite's default is 2,000 KiB each) at `kib`.
+fn set_cache(conn: &Connection, kib: u32) -> Result<(), StoreError> {
+    conn.execute_batch(&format!("PRAGMA cache_size = -{kib};"))
+        .map_err(map_err)
 }
 
 fn sweep(conn: &Connection) -> rusqlite::Result<usize> {
