@@ -1,9 +1,10 @@
 //! The embedded store: SQLite through rusqlite. `memory://` is the same engine on an
 //! in-memory database.
 //!
-//! Writes go through one connection, on a thread of its own that takes them in turn: a
-//! commit can wait for the file lock (another process, such as `latch sessions revoke`,
-//! writing) or for an fsync at a checkpoint, which must not hold up a runtime thread. Point
+//! Writes go through one connection, on a thread of its own that takes them in turn and
+//! commits the ones waiting together (group commit, see `Writer`): a commit can wait for the
+//! file lock (another process, such as `latch sessions revoke`, writing) or for an fsync at a
+//! checkpoint, which must not hold up a runtime thread. Point
 //! reads (`get`, `ping`) run inline on the calling task, on a reader connection of their own:
 //! with WAL a read never waits for a writer, and a read of a page already in the cache costs a
 //! few µs, far less than a hop to another thread and back (that hop was most of latch's CPU
@@ -66,6 +67,17 @@ struct Inner {
 /// cache), so not one per core.
 const READERS: usize = 2;
 
+/// Page caches of a file database, capped (SQLite's default is 2,000 KiB per connection,
+/// 6 MiB for the three, and a refresh load fills them: every refresh adds a token row at a
+/// random place in the key index). The writer's is the larger: its inserts walk the index,
+/// while a reader's cache is emptied by the first read after any other connection's commit
+/// (WAL), so it rarely holds more than a few lookups' pages. A page missed is a `pread` of
+/// the OS's page cache. Measured under the POST /refresh load (bench/README.md 2026-12-01
+/// "SQLite refresh"): with group commit, peak RSS 18.0 MiB at the default caches, 15.7 at
+/// these, req/s within the noise (4,546 and 4,381).
+const WRITER_CACHE_KIB: u32 = 512;
+const READER_CACHE_KIB: u32 = 128;
+
 fn lock(conn: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
     // A panic while holding the lock leaves the connection usable (SQLite rolls back).
     conn.lock().unwrap_or_else(|e| e.into_inner())
@@ -112,16 +124,15 @@ impl Inner {
         }
     }
 
-    /// Runs `f` with the writer connection on the writer thread.
+    /// Runs `f` with the writer connection on the writer thread, as one step of the batch
+    /// the thread is committing (see [`Writer`]): its writes are all made or none, and it is
+    /// answered once they are committed.
     async fn call<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
+        F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
     {
-        let (reply, answer) = oneshot::channel();
-        let job: Job = Box::new(move |conn| {
-            let _ = reply.send(f(conn).map_err(map_err));
-        });
+        let (job, answer) = job(f);
         self.writer.send(job)?;
         // Dropped unanswered only if the job panicked.
         answer
@@ -130,9 +141,55 @@ impl Inner {
     }
 }
 
-type Job = Box<dyn FnOnce(&mut Connection) + Send>;
+/// A step for the writer thread. It runs inside the batch's transaction and returns how to
+/// answer its caller, called once the batch has committed (`None`) or failed (the error).
+type Job = Box<dyn FnOnce(&Connection) -> Answer + Send>;
+type Answer = Box<dyn FnOnce(Option<&StoreError>) + Send>;
 
-/// The writer's prepared-statement cache: room for every distinct statement below (about 25),
+/// `f` as a job, and where its answer will come.
+fn job<T, F>(f: F) -> (Job, oneshot::Receiver<Result<T, StoreError>>)
+where
+    T: Send + 'static,
+    F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+{
+    let (reply, answer) = oneshot::channel();
+    let job: Job = Box::new(move |conn| {
+        let result = in_savepoint(conn, f).map_err(map_err);
+        Box::new(move |failed: Option<&StoreError>| {
+            let _ = reply.send(match failed {
+                Some(e) => Err(again(e)),
+                None => result,
+            });
+        })
+    });
+    (job, answer)
+}
+
+/// Runs `f` in a savepoint of its own: a step that fails leaves nothing behind, and the
+/// others of its batch commit without it. (Outside a transaction the savepoint is one.)
+fn in_savepoint<T>(
+    conn: &Connection,
+    f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
+    execute(conn, "SAVEPOINT step")?;
+    let result = f(conn);
+    if result.is_err() {
+        let _ = execute(conn, "ROLLBACK TO step");
+    }
+    execute(conn, "RELEASE step")?;
+    result
+}
+
+/// The same error again, for each step of a batch that failed to commit.
+fn again(e: &StoreError) -> StoreError {
+    match e {
+        StoreError::Unavailable(m) => StoreError::Unavailable(m.clone()),
+        StoreError::Backend(m) => StoreError::Backend(m.clone()),
+    }
+}
+
+/// The writer's prepared-statement cache: room for every distinct statement below (about 25,
+/// and the batch's BEGIN, COMMIT and savepoint statements),
 /// so none is parsed again per call (`execute` with SQL text prepares each time: SQLite's
 /// parser was a few per cent of latch's CPU in a sign-in, bench/login.sh).
 const WRITER_STATEMENTS: usize = 48;
@@ -142,10 +199,22 @@ const WRITER_STATEMENTS: usize = 48;
 /// connection), and a burst of them on the blocking pool grew it by a thread each, all but one
 /// waiting on the lock: 76 to 445 threads under a load of session extensions, up to 6 MiB
 /// more peak RSS, and a third more CPU per request than with this thread.
+///
+/// Group commit: the jobs waiting when the thread takes one are run with it in one
+/// transaction (up to [`BATCH`]), each in a savepoint of its own, and answered only after
+/// the COMMIT, so an answered write is committed, as before, and seen by every read after it.
+/// One commit for many writes: a `POST /refresh` makes four (the family lock taken, the
+/// family and the new token written, the lock released), and under 32 concurrent refreshes a
+/// commit each was most of the writer's work (WAL frames written, the WAL index and file
+/// locks taken and released), bench/README.md 2026-12-01 "SQLite refresh".
 struct Writer {
     jobs: Option<mpsc::Sender<Job>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
+
+/// The most jobs committed together: bounds how long a write waits behind others, and the
+/// transaction's size (a refresh's writes are a few rows; the sweep, alone, many).
+const BATCH: usize = 64;
 
 impl Writer {
     fn start(conn: Arc<Mutex<Connection>>) -> Result<Self, StoreError> {
@@ -153,10 +222,15 @@ impl Writer {
         let thread = std::thread::Builder::new()
             .name("latch-sqlite-writer".into())
             .spawn(move || {
-                for job in queue {
-                    let mut conn = lock(&conn);
-                    // A panicking job must not end the thread; its caller sees no answer.
-                    let _ = std::panic::catch_unwind(AssertUnwindSafe(|| job(&mut conn)));
+                while let Ok(first) = queue.recv() {
+                    let mut batch = vec![first];
+                    while batch.len() < BATCH {
+                        match queue.try_recv() {
+                            Ok(job) => batch.push(job),
+                            Err(_) => break,
+                        }
+                    }
+                    run_batch(&lock(&conn), batch);
                 }
             })
             .map_err(|e| StoreError::Backend(format!("cannot start the sqlite writer: {e}")))?;
@@ -183,6 +257,65 @@ impl Drop for Writer {
             let _ = thread.join();
         }
     }
+}
+
+/// Runs `jobs` in one transaction and answers them once it has committed. BEGIN IMMEDIATE
+/// takes the write lock first (waiting up to [`BUSY_TIMEOUT`] for another process), so no
+/// step can fail later for want of it; if it cannot be had, each job runs alone (its
+/// savepoint its own transaction, waiting as a write did before batching) and says how that
+/// went.
+fn run_batch(conn: &Connection, jobs: Vec<Job>) {
+    if jobs.is_empty() {
+        return;
+    }
+    if let Err(e) = execute(conn, "BEGIN IMMEDIATE") {
+        tracing::debug!(error = %e, "sqlite batch not begun; its writes run one by one");
+        for job in jobs {
+            let answer = run_step(conn, job);
+            if !conn.is_autocommit() {
+                // Its commit (the RELEASE) failed: the job has already said so.
+                let _ = execute(conn, "ROLLBACK");
+            }
+            if let Some(answer) = answer {
+                answer(None);
+            }
+        }
+        return;
+    }
+    let mut answers = Vec::with_capacity(jobs.len());
+    let mut jobs = jobs.into_iter();
+    for job in jobs.by_ref() {
+        answers.extend(run_step(conn, job));
+        // Some errors (a full disk, I/O) make SQLite roll the whole transaction back: the
+        // steps before this one are undone too, and say so; the rest start a new batch.
+        if conn.is_autocommit() {
+            let e = StoreError::Unavailable("sqlite: the transaction was rolled back".into());
+            answers.into_iter().for_each(|answer| answer(Some(&e)));
+            run_batch(conn, jobs.collect());
+            return;
+        }
+    }
+    let failed = execute(conn, "COMMIT").err().map(|e| {
+        let _ = execute(conn, "ROLLBACK");
+        map_err(e)
+    });
+    answers
+        .into_iter()
+        .for_each(|answer| answer(failed.as_ref()));
+}
+
+/// One job; `None` if it panicked (its savepoint is undone, its caller sees no answer).
+fn run_step(conn: &Connection, job: Job) -> Option<Answer> {
+    let answer = std::panic::catch_unwind(AssertUnwindSafe(|| job(conn))).ok();
+    if answer.is_none() {
+        let _ = execute(conn, "ROLLBACK TO step");
+        let _ = execute(conn, "RELEASE step");
+    }
+    answer
+}
+
+fn execute(conn: &Connection, sql: &str) -> rusqlite::Result<usize> {
+    conn.prepare_cached(sql)?.execute([])
 }
 
 fn is_busy(e: &rusqlite::Error) -> bool {
@@ -236,9 +369,17 @@ impl SqliteStore {
             if !mode.eq_ignore_ascii_case("wal") {
                 tracing::warn!(mode, "sqlite store: WAL mode not available");
             }
+            // Durability, chosen: WAL with synchronous = NORMAL. A commit is in the WAL file
+            // (the OS's page cache) before its caller is answered, so it survives latch
+            // crashing or being killed; the WAL is fsynced at each checkpoint (every ~1,000
+            // pages), so a power loss or kernel crash can lose the commits since the last one,
+            // never the database's consistency. Such a loss could bring back a session or
+            // family revoked in those last moments; FULL (an fsync per commit, one per batch
+            // here) would close that at the cost of a disk flush per write batch. Never OFF.
             conn.execute_batch("PRAGMA synchronous = NORMAL;")
                 .map_err(map_err)?;
             conn.execute_batch(SCHEMA).map_err(map_err)?;
+            set_cache(&conn, WRITER_CACHE_KIB)?;
             let readers = (0..READERS)
                 .map(|_| open_reader(&path).map(Mutex::new))
                 .collect::<Result<_, _>>()?;
@@ -278,7 +419,7 @@ impl SqliteStore {
     async fn call<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
+        F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
     {
         self.inner.call(f).await
     }
@@ -299,10 +440,17 @@ fn open_reader(path: &Path) -> Result<Connection, StoreError> {
     conn.busy_timeout(Duration::ZERO).map_err(map_err)?;
     conn.execute_batch("PRAGMA query_only = ON;")
         .map_err(map_err)?;
+    set_cache(&conn, READER_CACHE_KIB)?;
     Ok(conn)
 }
 
-fn sweep(conn: &mut Connection) -> rusqlite::Result<usize> {
+/// Caps a connection's page cache (SQLite's default is 2,000 KiB each) at `kib`.
+fn set_cache(conn: &Connection, kib: u32) -> Result<(), StoreError> {
+    conn.execute_batch(&format!("PRAGMA cache_size = -{kib};"))
+        .map_err(map_err)
+}
+
+fn sweep(conn: &Connection) -> rusqlite::Result<usize> {
     let now = now_ms();
     let a = conn
         .prepare_cached("DELETE FROM kv WHERE expires_at IS NOT NULL AND expires_at <= ?1")?
@@ -363,15 +511,14 @@ impl Store for SqliteStore {
     async fn put(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<(), StoreError> {
         let (key, value) = (key.to_owned(), value.to_vec());
         self.call(move |c| {
-            let tx = c.transaction()?;
             // A key holds a value or a set, never both (as in Redis).
-            tx.prepare_cached("DELETE FROM members WHERE key = ?1")?
+            c.prepare_cached("DELETE FROM members WHERE key = ?1")?
                 .execute([&key])?;
-            tx.prepare_cached(
+            c.prepare_cached(
                 "INSERT OR REPLACE INTO kv (key, value, expires_at) VALUES (?1, ?2, ?3)",
             )?
             .execute(params![key, value, expiry(now_ms(), ttl)])?;
-            tx.commit()
+            Ok(())
         })
         .await
     }
@@ -385,8 +532,7 @@ impl Store for SqliteStore {
         let (key, value) = (key.to_owned(), value.to_vec());
         self.call(move |c| {
             let now = now_ms();
-            let tx = c.transaction()?;
-            let set_exists: bool = tx
+            let set_exists: bool = c
                 .prepare_cached(concat!(
                     "SELECT EXISTS(SELECT 1 FROM members WHERE key = ?1 AND ",
                     live!(),
@@ -396,17 +542,16 @@ impl Store for SqliteStore {
             if set_exists {
                 return Ok(false);
             }
-            tx.prepare_cached("DELETE FROM members WHERE key = ?1")?
+            c.prepare_cached("DELETE FROM members WHERE key = ?1")?
                 .execute([&key])?;
             // Insert, or replace a row that has expired but not been swept yet.
-            let n = tx
+            let n = c
                 .prepare_cached(
                     "INSERT INTO kv (key, value, expires_at) VALUES (?1, ?2, ?3)
                  ON CONFLICT(key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at
                  WHERE kv.expires_at IS NOT NULL AND kv.expires_at <= ?4",
                 )?
                 .execute(params![key, value, expiry(now, ttl), now])?;
-            tx.commit()?;
             Ok(n == 1)
         })
         .await
@@ -459,8 +604,7 @@ impl Store for SqliteStore {
         let tolerance = i64::try_from(tolerance.as_millis()).unwrap_or(i64::MAX);
         self.call(move |c| {
             let now = now_ms();
-            let tx = c.transaction()?;
-            let stored: Option<Vec<u8>> = tx
+            let stored: Option<Vec<u8>> = c
                 .prepare_cached(concat!("SELECT value FROM kv WHERE key = ?1 AND ", live!()))?
                 .query_row(params![key, now], |r| r.get(0))
                 .optional()?;
@@ -473,13 +617,12 @@ impl Store for SqliteStore {
                 return Ok(Some(Duration::from_millis((tat - now - tolerance) as u64)));
             }
             let next = tat.saturating_add(interval);
-            tx.prepare_cached("DELETE FROM members WHERE key = ?1")?
+            c.prepare_cached("DELETE FROM members WHERE key = ?1")?
                 .execute([&key])?;
-            tx.prepare_cached(
+            c.prepare_cached(
                 "INSERT OR REPLACE INTO kv (key, value, expires_at) VALUES (?1, ?2, ?3)",
             )?
             .execute(params![key, next.to_string().into_bytes(), next])?;
-            tx.commit()?;
             Ok(None)
         })
         .await
@@ -505,18 +648,16 @@ impl Store for SqliteStore {
         let key = key.to_owned();
         self.call(move |c| {
             let now = now_ms();
-            let tx = c.transaction()?;
-            let live_kv = tx
+            let live_kv = c
                 .prepare_cached(concat!("DELETE FROM kv WHERE key = ?1 AND ", live!()))?
                 .execute(params![key, now])?;
-            let live_members = tx
+            let live_members = c
                 .prepare_cached(concat!("DELETE FROM members WHERE key = ?1 AND ", live!()))?
                 .execute(params![key, now])?;
-            tx.prepare_cached("DELETE FROM kv WHERE key = ?1")?
+            c.prepare_cached("DELETE FROM kv WHERE key = ?1")?
                 .execute([&key])?;
-            tx.prepare_cached("DELETE FROM members WHERE key = ?1")?
+            c.prepare_cached("DELETE FROM members WHERE key = ?1")?
                 .execute([&key])?;
-            tx.commit()?;
             Ok(live_kv + live_members > 0)
         })
         .await
@@ -527,20 +668,18 @@ impl Store for SqliteStore {
         self.call(move |c| {
             let now = now_ms();
             let exp = expiry(now, Some(ttl));
-            let tx = c.transaction()?;
-            let a = tx
+            let a = c
                 .prepare_cached(concat!(
                     "UPDATE kv SET expires_at = ?3 WHERE key = ?1 AND ",
                     live!()
                 ))?
                 .execute(params![key, now, exp])?;
-            let b = tx
+            let b = c
                 .prepare_cached(concat!(
                     "UPDATE members SET expires_at = ?3 WHERE key = ?1 AND ",
                     live!()
                 ))?
                 .execute(params![key, now, exp])?;
-            tx.commit()?;
             Ok(a + b > 0)
         })
         .await
@@ -555,32 +694,31 @@ impl Store for SqliteStore {
         let (key, member) = (key.to_owned(), member.to_owned());
         self.call(move |c| {
             let now = now_ms();
-            let tx = c.transaction()?;
             // Expired members are gone: the set starts afresh (as Redis would).
-            tx.prepare_cached(
+            c.prepare_cached(
                 "DELETE FROM members WHERE key = ?1 AND expires_at IS NOT NULL AND expires_at <= ?2",
             )?
             .execute(params![key, now])?;
-            tx.prepare_cached("DELETE FROM kv WHERE key = ?1")?
+            c.prepare_cached("DELETE FROM kv WHERE key = ?1")?
                 .execute([&key])?;
             let exp = match ttl {
                 Some(_) => {
                     let exp = expiry(now, ttl);
-                    tx.prepare_cached("UPDATE members SET expires_at = ?2 WHERE key = ?1")?
+                    c.prepare_cached("UPDATE members SET expires_at = ?2 WHERE key = ?1")?
                         .execute(params![key, exp])?;
                     exp
                 }
-                None => tx
+                None => c
                     .prepare_cached("SELECT expires_at FROM members WHERE key = ?1 LIMIT 1")?
                     .query_row([&key], |r| r.get::<_, Option<i64>>(0))
                     .optional()?
                     .flatten(),
             };
-            tx.prepare_cached(
+            c.prepare_cached(
                 "INSERT OR REPLACE INTO members (key, member, expires_at) VALUES (?1, ?2, ?3)",
             )?
             .execute(params![key, member, exp])?;
-            tx.commit()
+            Ok(())
         })
         .await
     }
@@ -724,6 +862,115 @@ mod tests {
         assert!(wal.exists());
         drop(s);
         assert!(!wal.exists(), "the WAL outlived the store");
+    }
+
+    fn insert(key: &'static str) -> impl FnOnce(&Connection) -> rusqlite::Result<()> {
+        move |c| {
+            c.execute("INSERT INTO kv (key, value) VALUES (?1, x'00')", [key])
+                .map(drop)
+        }
+    }
+
+    fn keys(c: &Connection) -> Vec<String> {
+        let mut st = c.prepare("SELECT key FROM kv ORDER BY key").unwrap();
+        st.query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    }
+
+    /// A batch: each step's writes are all made or none (a failing or panicking step leaves
+    /// nothing and the others commit), and no step is answered before the COMMIT, so a
+    /// caller answered can count on every other connection seeing its write.
+    #[test]
+    fn a_batch_commits_its_steps_together_and_answers_after_the_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("latch.db");
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch("PRAGMA journal_mode = WAL;").unwrap();
+        conn.execute_batch(SCHEMA).unwrap();
+        let other = Connection::open(&path).unwrap();
+
+        let (a, mut a_answer) = job(insert("a"));
+        let (failing, failing_answer) = job(|c| {
+            insert("b")(c)?;
+            c.execute("INSERT INTO no_such_table VALUES (1)", [])
+                .map(drop)
+        });
+        let (panicking, panicking_answer) = job(|c| -> rusqlite::Result<()> {
+            insert("c")(c)?;
+            panic!("a step panics");
+        });
+        let (watch, mut watch_answer) = job(move |c| {
+            // Later in the batch: `a` is written here, unanswered and unseen elsewhere.
+            assert!(matches!(
+                a_answer.try_recv(),
+                Err(oneshot::error::TryRecvError::Empty)
+            ));
+            assert_eq!(keys(&other), Vec::<String>::new());
+            insert("d")(c)?;
+            Ok((a_answer, other))
+        });
+        run_batch(&conn, vec![a, failing, panicking, watch]);
+
+        assert!(conn.is_autocommit());
+        let (mut a_answer, other) = watch_answer.try_recv().unwrap().unwrap();
+        assert!(a_answer.try_recv().unwrap().is_ok());
+        assert!(matches!(
+            failing_answer.blocking_recv(),
+            Ok(Err(StoreError::Backend(_)))
+        ));
+        assert!(panicking_answer.blocking_recv().is_err(), "no answer");
+        assert_eq!(keys(&other), ["a", "d"]);
+    }
+
+    /// Some errors make SQLite roll back the whole transaction (a full disk): the steps
+    /// before are undone and say so, and the steps after run in a batch of their own.
+    #[test]
+    fn a_batch_rolled_back_under_its_steps_fails_them_and_goes_on() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(SCHEMA).unwrap();
+        let (a, a_answer) = job(insert("a"));
+        let (rolls_back, rolled_answer) = job(|c| c.execute_batch("ROLLBACK; SAVEPOINT step;"));
+        let (b, b_answer) = job(insert("b"));
+        run_batch(&conn, vec![a, rolls_back, b]);
+        assert!(conn.is_autocommit());
+        assert!(matches!(
+            a_answer.blocking_recv(),
+            Ok(Err(StoreError::Unavailable(_)))
+        ));
+        assert!(matches!(
+            rolled_answer.blocking_recv(),
+            Ok(Err(StoreError::Unavailable(_)))
+        ));
+        assert!(b_answer.blocking_recv().unwrap().is_ok());
+        assert_eq!(keys(&conn), ["b"]);
+    }
+
+    /// Writes sent together from many tasks (one batch or several) are each answered, and
+    /// each answered write is there.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_writes_are_all_committed() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Arc::new(
+            SqliteStore::open_file(&dir.path().join("latch.db"))
+                .await
+                .unwrap(),
+        );
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..200 {
+            let s = s.clone();
+            tasks.spawn(async move {
+                let key = format!("k{i}");
+                assert!(s.put_new(&key, b"v", None).await.unwrap());
+                assert!(!s.put_new(&key, b"w", None).await.unwrap());
+                key
+            });
+        }
+        while let Some(key) = tasks.join_next().await {
+            let key = key.unwrap();
+            assert_eq!(s.get(&key).await.unwrap().as_deref(), Some(&b"v"[..]));
+        }
     }
 
     #[tokio::test]
