@@ -59,6 +59,13 @@ pub trait Feed: Send {
     fn send_probe(&mut self) -> Result<(), String>;
     /// When the feed last received anything from the store.
     fn heard_at(&self) -> Instant;
+    /// `Some(n)` while the store's reads go, over its connection number `n`, to the node
+    /// this feed is on; `None` while they go elsewhere (a Sentinel store that has not yet
+    /// followed a failover the feed followed, or the reverse): the cache then neither
+    /// answers nor keeps. A store on one fixed node: always `Some(0)`.
+    fn route(&self) -> Option<u64> {
+        Some(0)
+    }
 }
 
 /// The cache shared by the [`CachedStore`] and the task that keeps its feed attached.
@@ -82,6 +89,8 @@ struct State {
     answered: u64,
     /// The highest probe number a waiting hit needs.
     wanted: u64,
+    /// The feed's [`Feed::route`] when last looked at.
+    route: Option<u64>,
 }
 
 /// What a read finds in the cache.
@@ -119,6 +128,7 @@ impl SessionCache {
                 sent: 0,
                 answered: 0,
                 wanted: 0,
+                route: None,
             }),
             progress: watch::Sender::new((0, 0)),
         })
@@ -208,7 +218,7 @@ impl SessionCache {
     /// The record for `key` once a fence of feed `epoch` is answered: whatever is in memory
     /// now is exact as of that answer.
     pub fn confirm(&self, key: &str, epoch: u64) -> Confirmed {
-        let state = self.lock();
+        let mut state = self.lock();
         if !state.live(Instant::now()) || state.epoch != epoch {
             return Confirmed::Off;
         }
@@ -289,11 +299,20 @@ impl State {
         }
     }
 
-    /// Is a feed attached and heard from recently?
-    fn live(&self, now: Instant) -> bool {
-        self.feed
-            .as_ref()
-            .is_some_and(|feed| now.saturating_duration_since(feed.heard_at()) < LIVENESS)
+    /// Is a feed attached, heard from recently, and on the node the store reads from?
+    /// A change of the store's connection moves the generation on, so a read sent over
+    /// another connection than the one current when it was looked up is never kept.
+    fn live(&mut self, now: Instant) -> bool {
+        let Some(feed) = self.feed.as_ref() else {
+            return false;
+        };
+        let route = feed.route();
+        let heard = now.saturating_duration_since(feed.heard_at()) < LIVENESS;
+        if route != self.route {
+            self.route = route;
+            self.generation += 1;
+        }
+        heard && route.is_some()
     }
 
     /// Applies the feed's events; true if the cache may answer.
