@@ -307,15 +307,21 @@ impl State {
             return false;
         };
         let route = feed.route();
-        let heard = now.saturating_duration_since(feed.heard_at()) < LIVENESS;
         if route != self.route {
             self.route = route;
             self.generation += 1;
         }
-        heard && route.is_some()
+        self.heard(now) && route.is_some()
     }
 
-    /// Applies the feed's events; true if the cache may answer.
+    /// Is a feed attached and heard from recently (wherever the store reads)?
+    fn heard(&self, now: Instant) -> bool {
+        self.feed
+            .as_ref()
+            .is_some_and(|feed| now.saturating_duration_since(feed.heard_at()) < LIVENESS)
+    }
+
+    /// Applies the feed's events; true if the feed is live.
     fn sync(&mut self, now: Instant, progress: &watch::Sender<(u64, u64)>) -> bool {
         let Some(feed) = self.feed.as_mut() else {
             return false;
@@ -347,7 +353,8 @@ impl State {
                 return false;
             }
         }
-        self.live(now)
+        // Not `live`: a store still reading another node turns answering off, not the feed.
+        self.heard(now)
     }
 }
 
