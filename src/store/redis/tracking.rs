@@ -30,6 +30,7 @@
 //! * Invalidations the old master sends after the promotion are for writes that its
 //!   demotion throws away (it resyncs from the new master), and say nothing about the new
 //!   master's data.
+//!
 //! So nothing read or heard before the change is kept; hits waiting on a fence of the old
 //! feed read the store. The `ROLE` fence stays: the node the Sentinels name must also say it
 //! is a master. Between a Sentinel's switch and the next ask (at most
