@@ -520,6 +520,8 @@ mod tests {
         broken: bool,
         manual: bool,
         probes: usize,
+        /// What [`Feed::route`] answers (`None` here: the default, `Some(0)`).
+        route: Option<Option<u64>>,
     }
 
     impl Script {
@@ -568,6 +570,9 @@ mod tests {
         }
         fn heard_at(&self) -> Instant {
             self.0.lock().unwrap().heard_at.unwrap()
+        }
+        fn route(&self) -> Option<u64> {
+            self.0.lock().unwrap().route.unwrap_or(Some(0))
         }
     }
 
@@ -802,6 +807,28 @@ mod tests {
         inner.put("session:a", b"two", None).await.unwrap();
         cache.attach(Script::default().feed());
         assert_eq!(get.await.unwrap().unwrap(), b"two");
+    }
+
+    #[tokio::test]
+    async fn nothing_is_answered_or_kept_while_the_store_reads_another_node() {
+        let (store, cache, script, inner) = setup(10).await;
+        store.put("session:a", b"one", None).await.unwrap();
+        store.get("session:a").await.unwrap();
+        // The store's connection reaches another node than the feed's: no hit.
+        script.0.lock().unwrap().route = Some(None);
+        inner.put("session:a", b"two", None).await.unwrap();
+        assert_eq!(cache.lookup("session:a"), Lookup::Off);
+        assert_eq!(store.get("session:a").await.unwrap().unwrap(), b"two");
+        assert!(cache.poll(), "the feed itself stays");
+        // A read looked up over one connection and answered after the store made another
+        // is not kept, even when both reach the feed's node.
+        script.0.lock().unwrap().route = Some(Some(1));
+        let Lookup::Miss(generation) = cache.lookup("session:b") else {
+            panic!("expected a miss");
+        };
+        script.0.lock().unwrap().route = Some(Some(2));
+        cache.keep("session:b", b"old", generation);
+        assert!(matches!(cache.lookup("session:b"), Lookup::Miss(_)));
     }
 
     #[tokio::test]
