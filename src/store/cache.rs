@@ -59,6 +59,13 @@ pub trait Feed: Send {
     fn send_probe(&mut self) -> Result<(), String>;
     /// When the feed last received anything from the store.
     fn heard_at(&self) -> Instant;
+    /// `Some(n)` while the store's reads go, over its connection number `n`, to the node
+    /// this feed is on; `None` while they go elsewhere (a Sentinel store that has not yet
+    /// followed a failover the feed followed, or the reverse): the cache then neither
+    /// answers nor keeps. A store on one fixed node: always `Some(0)`.
+    fn route(&self) -> Option<u64> {
+        Some(0)
+    }
 }
 
 /// The cache shared by the [`CachedStore`] and the task that keeps its feed attached.
@@ -82,6 +89,8 @@ struct State {
     answered: u64,
     /// The highest probe number a waiting hit needs.
     wanted: u64,
+    /// The feed's [`Feed::route`] when last looked at.
+    route: Option<u64>,
 }
 
 /// What a read finds in the cache.
@@ -119,6 +128,7 @@ impl SessionCache {
                 sent: 0,
                 answered: 0,
                 wanted: 0,
+                route: None,
             }),
             progress: watch::Sender::new((0, 0)),
         })
@@ -208,7 +218,7 @@ impl SessionCache {
     /// The record for `key` once a fence of feed `epoch` is answered: whatever is in memory
     /// now is exact as of that answer.
     pub fn confirm(&self, key: &str, epoch: u64) -> Confirmed {
-        let state = self.lock();
+        let mut state = self.lock();
         if !state.live(Instant::now()) || state.epoch != epoch {
             return Confirmed::Off;
         }
@@ -289,14 +299,29 @@ impl State {
         }
     }
 
-    /// Is a feed attached and heard from recently?
-    fn live(&self, now: Instant) -> bool {
+    /// Is a feed attached, heard from recently, and on the node the store reads from?
+    /// A change of the store's connection moves the generation on, so a read sent over
+    /// another connection than the one current when it was looked up is never kept.
+    fn live(&mut self, now: Instant) -> bool {
+        let Some(feed) = self.feed.as_ref() else {
+            return false;
+        };
+        let route = feed.route();
+        if route != self.route {
+            self.route = route;
+            self.generation += 1;
+        }
+        self.heard(now) && route.is_some()
+    }
+
+    /// Is a feed attached and heard from recently (wherever the store reads)?
+    fn heard(&self, now: Instant) -> bool {
         self.feed
             .as_ref()
             .is_some_and(|feed| now.saturating_duration_since(feed.heard_at()) < LIVENESS)
     }
 
-    /// Applies the feed's events; true if the cache may answer.
+    /// Applies the feed's events; true if the feed is live.
     fn sync(&mut self, now: Instant, progress: &watch::Sender<(u64, u64)>) -> bool {
         let Some(feed) = self.feed.as_mut() else {
             return false;
@@ -328,7 +353,8 @@ impl State {
                 return false;
             }
         }
-        self.live(now)
+        // Not `live`: a store still reading another node turns answering off, not the feed.
+        self.heard(now)
     }
 }
 
@@ -494,6 +520,8 @@ mod tests {
         broken: bool,
         manual: bool,
         probes: usize,
+        /// What [`Feed::route`] answers (`None` here: the default, `Some(0)`).
+        route: Option<Option<u64>>,
     }
 
     impl Script {
@@ -542,6 +570,9 @@ mod tests {
         }
         fn heard_at(&self) -> Instant {
             self.0.lock().unwrap().heard_at.unwrap()
+        }
+        fn route(&self) -> Option<u64> {
+            self.0.lock().unwrap().route.unwrap_or(Some(0))
         }
     }
 
@@ -778,6 +809,28 @@ mod tests {
         inner.put("session:a", b"two", None).await.unwrap();
         cache.attach(Script::default().feed());
         assert_eq!(get.await.unwrap().unwrap(), b"two");
+    }
+
+    #[tokio::test]
+    async fn nothing_is_answered_or_kept_while_the_store_reads_another_node() {
+        let (store, cache, script, inner) = setup(10).await;
+        store.put("session:a", b"one", None).await.unwrap();
+        store.get("session:a").await.unwrap();
+        // The store's connection reaches another node than the feed's: no hit.
+        script.0.lock().unwrap().route = Some(None);
+        inner.put("session:a", b"two", None).await.unwrap();
+        assert_eq!(cache.lookup("session:a"), Lookup::Off);
+        assert_eq!(store.get("session:a").await.unwrap().unwrap(), b"two");
+        assert!(cache.poll(), "the feed itself stays");
+        // A read looked up over one connection and answered after the store made another
+        // is not kept, even when both reach the feed's node.
+        script.0.lock().unwrap().route = Some(Some(1));
+        let Lookup::Miss(generation) = cache.lookup("session:b") else {
+            panic!("expected a miss");
+        };
+        script.0.lock().unwrap().route = Some(Some(2));
+        cache.keep("session:b", b"old", generation);
+        assert!(matches!(cache.lookup("session:b"), Lookup::Miss(_)));
     }
 
     #[tokio::test]

@@ -150,18 +150,20 @@ pub async fn open(url: &str, sqlite_path: Option<&Path>) -> Result<Arc<dyn Store
 
 /// Opens the store as [`open`] does, with the session cache ([`cache`]) of at most
 /// `session_cache` records in front of it where the store can keep it exact: a plain
-/// `redis://` node, whose invalidations reach every instance. SQLite has no such feed (the
+/// `redis://` node or a Sentinel group's master, whose invalidations reach every instance. SQLite has no such feed (the
 /// admin CLI writes the file from another process), and is read in-process anyway.
 pub async fn open_for_server(
     url: &str,
     sqlite_path: Option<&Path>,
     session_cache: usize,
 ) -> Result<Arc<dyn Store>, StoreError> {
-    let store = open(url, sqlite_path).await?;
     if session_cache == 0 || !url.trim().to_ascii_lowercase().starts_with("redis") {
-        return Ok(store);
+        return open(url, sqlite_path).await;
     }
-    match self::redis::tracking::target(url.trim()) {
+    let redis = RedisStore::open(url.trim())?;
+    let route = redis.route();
+    let store: Arc<dyn Store> = Arc::new(redis);
+    match self::redis::tracking::target(url.trim(), route) {
         Ok(target) => {
             let cache = cache::SessionCache::new(keys::SESSION_PREFIX, session_cache);
             self::redis::tracking::start(target, &cache);

@@ -8,7 +8,7 @@ use crate::support::dev::signed_in;
 use crate::support::flows::{sign_out, user_id};
 use crate::support::latch::{Setup, TestApp};
 use crate::support::latch_bin::run_ok;
-use crate::support::redis::{redis_cli, RedisServer};
+use crate::support::redis::{redis_cli, RedisServer, SentinelSet, SENTINEL_SERVICE};
 use reqwest::header::COOKIE;
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -22,7 +22,11 @@ const FEED: &str = "latch-session-cache";
 
 /// `GET` commands Redis has run so far.
 fn gets(redis: &RedisServer) -> u64 {
-    let stats = redis_cli(redis.port(), None, &["INFO", "commandstats"]);
+    gets_at(redis.port(), None)
+}
+
+fn gets_at(port: u16, password: Option<&str>) -> u64 {
+    let stats = redis_cli(port, password, &["INFO", "commandstats"]);
     stats
         .lines()
         .find_map(|l| l.strip_prefix("cmdstat_get:calls="))
@@ -32,7 +36,11 @@ fn gets(redis: &RedisServer) -> u64 {
 
 /// The ids of the instances' invalidation connections (`CLIENT LIST name=…`).
 fn feeds(redis: &RedisServer) -> Vec<String> {
-    redis_cli(redis.port(), None, &["CLIENT", "LIST"])
+    feeds_at(redis.port(), None)
+}
+
+fn feeds_at(port: u16, password: Option<&str>) -> Vec<String> {
+    redis_cli(port, password, &["CLIENT", "LIST"])
         .lines()
         .filter(|l| l.split(' ').any(|f| f == format!("name={FEED}")))
         .filter_map(|l| l.split(' ').find_map(|f| f.strip_prefix("id=")))
@@ -42,12 +50,16 @@ fn feeds(redis: &RedisServer) -> Vec<String> {
 
 /// Waits (polling, bounded) until `n` instances have their feed connected.
 async fn wait_for_feeds(redis: &RedisServer, n: usize) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while feeds(redis).len() != n {
+    wait_for_feeds_at(redis.port(), None, n).await
+}
+
+async fn wait_for_feeds_at(port: u16, password: Option<&str>, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while feeds_at(port, password).len() != n {
         assert!(
             Instant::now() < deadline,
-            "{} invalidation connections, expected {n}",
-            feeds(redis).len()
+            "{} invalidation connections on {port}, expected {n}",
+            feeds_at(port, password).len()
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -338,4 +350,173 @@ async fn with_session_cache_0_every_read_goes_to_redis() {
         feeds(&redis).is_empty(),
         "an invalidation connection with the cache off"
     );
+}
+
+const PW: &str = "cache-sentinel-pw";
+
+/// `GET`s run by both data nodes of the set (a read from the old master counts too).
+fn set_gets(set: &SentinelSet) -> u64 {
+    set.nodes
+        .iter()
+        .filter(|n| n.is_running())
+        .map(|n| gets_at(n.port(), Some(PW)))
+        .sum()
+}
+
+/// On a Sentinel URL: `b` answers `held` and a session signed in now on `a` from memory
+/// (no data node runs a `GET`), and refuses the new one at once once its sign-out on `a`
+/// answered (retried while `a` answers 503, as during a failover).
+async fn answered_from_memory_and_revoked_at_once(
+    set: &SentinelSet,
+    a: &Arc<TestApp>,
+    b: &TestApp,
+    held: &str,
+    email: &str,
+) {
+    let client = raw();
+    // A sign-in may meet a 503 while the store follows a failover: tried again (bounded).
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let browser = loop {
+        let (a, who) = (a.clone(), email.to_string());
+        match tokio::spawn(async move { signed_in(&*a, &who).await }).await {
+            Ok(browser) => break browser,
+            Err(e) => assert!(
+                Instant::now() < deadline,
+                "{email}: sign-in kept failing: {e}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let t = token(&browser);
+    // Read once (kept), then from memory; B's store may still be following the failover,
+    // and reads Redis until it reaches the feed's node (bounded).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        assert_eq!(live(b, &client, &t).await, (true, true));
+        assert_eq!(
+            live(b, &client, held).await,
+            (true, true),
+            "a held session was lost"
+        );
+        let before = set_gets(set);
+        for _ in 0..3 {
+            assert_eq!(live(b, &client, &t).await, (true, true));
+            assert_eq!(live(b, &client, held).await, (true, true));
+        }
+        if set_gets(set) == before {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{email}: B never answered from memory"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = sign_out(&**a, &browser, &[("callbackUrl", "/")]).await;
+        if r.status() == StatusCode::FOUND {
+            break;
+        }
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(Instant::now() < deadline, "{email}: sign-out kept failing");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        live(b, &raw(), &t).await,
+        (false, false),
+        "{email}: still live on B after its sign-out on A answered"
+    );
+}
+
+/// Two instances on a Sentinel URL (three Sentinels, a password): the second answers from
+/// memory, and refuses at once what was signed out on the first; the same after a
+/// `SENTINEL FAILOVER` and after a SIGKILL of the master, once each instance's feed is on
+/// the new master (`CLIENT LIST` there); a session held from the start stays valid.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_sentinel_the_feed_follows_the_master_and_revocation_wins() {
+    let mut set = SentinelSet::new(PW);
+    let a = Arc::new(Setup::default().store(set.url()).spawn().await);
+    let b = Setup::default().store(set.url()).spawn().await;
+    wait_for_feeds_at(set.master_port(), Some(PW), 2).await;
+    let held = token(&signed_in(&*a, "held@example.com").await);
+    answered_from_memory_and_revoked_at_once(&set, &a, &b, &held, "before@example.com").await;
+
+    for fault in ["SENTINEL FAILOVER", "SIGKILL of the master"] {
+        let old = set.master_port();
+        let old_feeds = feeds_at(old, Some(PW));
+        assert_eq!(old_feeds.len(), 2, "{fault}: feeds on the master {old}");
+        if fault == "SENTINEL FAILOVER" {
+            let out = redis_cli(
+                set.sentinels[0].port(),
+                None,
+                &["SENTINEL", "FAILOVER", SENTINEL_SERVICE],
+            );
+            assert_eq!(out.trim(), "OK", "{out}");
+        } else {
+            set.node_mut(old).stop();
+        }
+        let new = tokio::task::block_in_place(|| set.wait_new_master(old, Duration::from_secs(30)));
+        wait_for_feeds_at(new, Some(PW), 2).await;
+        let email = format!("after-{}@example.com", fault.split(' ').next().unwrap());
+        answered_from_memory_and_revoked_at_once(&set, &a, &b, &held, &email.to_lowercase()).await;
+        if fault == "SENTINEL FAILOVER" {
+            // The old master rejoins as a replica before the next fault; no feed stays on it.
+            tokio::task::block_in_place(|| set.wait_healthy(Duration::from_secs(30)));
+            assert!(
+                feeds_at(old, Some(PW)).is_empty(),
+                "a feed stayed on the old master"
+            );
+        }
+    }
+}
+
+/// A node demoted (`REPLICAOF`) under the feed: its `ROLE` now says `slave`, so a record in
+/// memory is not answered from memory (the fence it answers proves nothing) but read from
+/// the node, as long as it is not a master, and once it has synced from its new master
+/// the record that master does not hold is refused.
+#[tokio::test]
+async fn a_node_demoted_under_the_feed_answers_no_fence() {
+    let node = RedisServer::new();
+    let mut master = RedisServer::new();
+    let store = latch::store::open_for_server(&node.url(), None, 100)
+        .await
+        .unwrap();
+    wait_for_feeds(&node, 1).await;
+    let key = "session:demoted";
+    store.put(key, b"record", None).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let before = gets(&node);
+        assert_eq!(store.get(key).await.unwrap().unwrap(), b"record");
+        if gets(&node) == before {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never answered from memory");
+    }
+    // Its new master is frozen: the node stays a replica that has not synced, with its
+    // data as it was and no flush (which would send an invalidation).
+    master.pause();
+    let port = master.port().to_string();
+    let out = redis_cli(node.port(), None, &["REPLICAOF", "127.0.0.1", &port]);
+    assert_eq!(out.trim(), "OK", "{out}");
+    for n in 0..5 {
+        let before = gets(&node);
+        assert_eq!(store.get(key).await.unwrap().unwrap(), b"record");
+        assert_eq!(
+            gets(&node),
+            before + 1,
+            "read {n}: answered from memory after the node was demoted"
+        );
+    }
+    master.resume();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !redis_cli(node.port(), None, &["INFO", "replication"]).contains("master_link_status:up")
+    {
+        assert!(Instant::now() < deadline, "the replica never synced");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(store.get(key).await.unwrap(), None, "refused once synced");
+    assert!(feeds(&node).is_empty(), "a feed on a replica");
+    master.stop();
 }

@@ -202,6 +202,15 @@ impl RedisStore {
         Ok(store)
     }
 
+    /// Where a Sentinel store's reads go, for the session cache's feed (`None` on other
+    /// backends, whose node does not change under them).
+    pub(in crate::store) fn route(&self) -> Option<std::sync::Arc<Route>> {
+        match &self.backend {
+            Backend::Sentinel(s) => Some(s.route.clone()),
+            _ => None,
+        }
+    }
+
     fn single(info: redis::ConnectionInfo) -> Result<ConnectionManager, StoreError> {
         let client =
             redis::Client::open(info).map_err(|e| invalid(format!("Redis client: {e}")))?;
@@ -248,6 +257,7 @@ impl RedisStore {
             service,
             asking: Mutex::new(()),
             view: std::sync::Mutex::new(SentinelView::default()),
+            route: std::sync::Arc::default(),
         })
     }
 
@@ -344,6 +354,7 @@ impl RedisStore {
                     }
                     Ok((c, master)) => {
                         st.failed = None;
+                        s.route.moved(master.clone());
                         st.master = master;
                         st.conn = Some(c.clone());
                         Ok(Conn::Mux(c))

@@ -12,6 +12,28 @@ pub(super) struct Sentinel {
     /// or wait for this answer when there is none to use.
     pub(super) asking: Mutex<()>,
     pub(super) view: std::sync::Mutex<SentinelView>,
+    /// The node `state.conn` reaches, for the session cache.
+    pub(super) route: std::sync::Arc<Route>,
+}
+
+/// Which node a Sentinel store's connection reaches, and a count of the connections made:
+/// the session cache keeps a record read from the store only if the same connection, to
+/// the node its feed is on, was current before and after the read (`store::cache`).
+#[derive(Default)]
+pub struct Route(std::sync::Mutex<(u64, Option<(String, u16)>)>);
+
+impl Route {
+    /// A new connection to `master`.
+    pub(super) fn moved(&self, master: Option<(String, u16)>) {
+        let mut r = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        *r = (r.0 + 1, master);
+    }
+
+    /// The current connection's number if it reaches `node`.
+    pub(super) fn reaches(&self, node: &(String, u16)) -> Option<u64> {
+        let r = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        (r.1.as_ref() == Some(node)).then_some(r.0)
+    }
 }
 
 /// What the Sentinels said when last asked.

@@ -10,11 +10,41 @@
 //! task below when tokio says it is readable; probes are written from the cache's lookups
 //! (a fence) and from the task (the heartbeat).
 //!
-//! Only plain `redis://` single nodes have a feed; on `rediss://`, Sentinel and Cluster the
-//! cache stays off (see [`target`]).
+//! Plain `redis://` single nodes and Sentinel groups have a feed; on `rediss://` and Cluster
+//! the cache stays off (see [`target`]).
+//!
+//! On Sentinel the feed follows the master the Sentinels name: it asks them all
+//! (`SENTINEL get-master-addr-by-name`, as the store asks them: without credentials; the
+//! URL's are the data nodes') and connects only to a node every answering Sentinel names;
+//! then, every [`HEARTBEAT_EVERY`], asks again and drops the feed as soon as any of them
+//! names another node (or none has answered for [`LIVENESS`]), and reconnects to the new
+//! master. Every change of master is a new epoch, with the cache empty, because of what a
+//! failover does to invalidations:
+//! * Tracking is per node and not replicated: the new master never heard of the feed's
+//!   connection, so the writes it takes (a sign-out on another instance) are announced only
+//!   to connections on it. A feed left on the old master hears none of them.
+//! * The new master's data is the old one's as far as replication had got: writes the old
+//!   master took and did not pass on (an extension, even a delete latch did not wait for)
+//!   are gone, and no node ever sends an invalidation for a record that changed by being
+//!   lost. What the cache read from the old master may not be what the new one holds.
+//! * Invalidations the old master sends after the promotion are for writes that its
+//!   demotion throws away (it resyncs from the new master), and say nothing about the new
+//!   master's data.
+//!
+//! So nothing read or heard before the change is kept; hits waiting on a fence of the old
+//! feed read the store. The `ROLE` fence stays: the node the Sentinels name must also say it
+//! is a master. Between a Sentinel's switch and the next ask (at most
+//! [`HEARTBEAT_EVERY`] and one round trip) the old master may still answer a fence as
+//! master; the store itself follows the Sentinels once a second. And the cache keeps or
+//! answers nothing while the store's own connection reaches another node than the feed's
+//! ([`Feed::route`]), so a record read from the old master after the feed moved is never
+//! kept.
+use super::sentinel::{Route, ASK_TIMEOUT};
 use super::url::{parse_url, RedisUrl};
+use super::{conn_config, RedisError};
 use crate::store::cache::{Event, Feed, SessionCache, HEARTBEAT_EVERY, LIVENESS};
 use crate::store::keys::SESSION_PREFIX;
+use redis::aio::MultiplexedConnection;
 use redis::ConnectionAddr;
 use std::io::{ErrorKind, Read, Write};
 use std::sync::{Arc, Weak};
@@ -36,27 +66,56 @@ const ROLE: &[u8] = b"*1\r\n$4\r\nROLE\r\n";
 
 /// Where the feed connects, and as whom. The password is never printed.
 pub struct Target {
-    host: String,
-    port: u16,
+    place: Place,
     username: Option<String>,
     password: Option<String>,
+}
+
+enum Place {
+    Node(String, u16),
+    /// The master the Sentinels name, and where the store's reads go.
+    Sentinel {
+        sentinels: Vec<(String, u16)>,
+        service: String,
+        route: Arc<Route>,
+    },
+}
+
+impl std::fmt::Display for Place {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Place::Node(host, port) => write!(f, "{host}:{port}"),
+            Place::Sentinel { service, .. } => write!(f, "the master of Sentinel group {service}"),
+        }
+    }
 }
 
 impl std::fmt::Debug for Target {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Target")
-            .field("host", &self.host)
-            .field("port", &self.port)
+            .field("place", &self.place.to_string())
             .field("username", &self.username)
             .finish_non_exhaustive()
     }
 }
 
-/// The feed's target for a store URL, or why that store gets no session cache.
-pub fn target(url: &str) -> Result<Target, &'static str> {
+/// The feed's target for a store URL, or why that store gets no session cache. `route`:
+/// where a Sentinel store's reads go ([`super::RedisStore::route`]).
+pub fn target(url: &str, route: Option<Arc<Route>>) -> Result<Target, &'static str> {
     let info = match parse_url(url) {
         Ok(RedisUrl::Single(info)) => info,
-        Ok(RedisUrl::Sentinel(_)) => return Err("not yet on Sentinel (the master can change)"),
+        Ok(RedisUrl::Sentinel(s)) => {
+            let route = route.ok_or("no route from the store")?;
+            return Ok(Target {
+                place: Place::Sentinel {
+                    sentinels: s.sentinels,
+                    service: s.service,
+                    route,
+                },
+                username: s.user,
+                password: s.pass,
+            });
+        }
         Ok(RedisUrl::Cluster(_)) => return Err("not yet on Cluster"),
         Err(_) => return Err("not a Redis URL"),
     };
@@ -65,11 +124,87 @@ pub fn target(url: &str) -> Result<Target, &'static str> {
     };
     let settings = info.redis_settings();
     Ok(Target {
-        host: host.clone(),
-        port: *port,
+        place: Place::Node(host.clone(), *port),
         username: settings.username().map(str::to_string),
         password: settings.password().map(str::to_string),
     })
+}
+
+/// The node every answering Sentinel names as the group's master, asked all at once, each
+/// within [`ASK_TIMEOUT`], on the connections in `conns` (made again when lost).
+async fn ask_master(
+    sentinels: &[(String, u16)],
+    service: &str,
+    conns: &mut [Option<MultiplexedConnection>],
+) -> Result<(String, u16), String> {
+    let mut asks = tokio::task::JoinSet::new();
+    for (i, (host, port)) in sentinels.iter().cloned().enumerate() {
+        let (service, conn) = (service.to_string(), conns[i].take());
+        asks.spawn(async move {
+            let ask = async {
+                let mut conn = match conn {
+                    Some(c) => c,
+                    None => {
+                        redis::Client::open((host, port))?
+                            .get_multiplexed_async_connection_with_config(&conn_config())
+                            .await?
+                    }
+                };
+                let named: Option<(String, u16)> = redis::cmd("SENTINEL")
+                    .arg("get-master-addr-by-name")
+                    .arg(&service)
+                    .query_async(&mut conn)
+                    .await?;
+                Ok::<_, RedisError>((conn, named))
+            };
+            match tokio::time::timeout(ASK_TIMEOUT, ask).await {
+                Ok(Ok((conn, named))) => (i, Some(conn), named),
+                _ => (i, None, None),
+            }
+        });
+    }
+    let mut named = Vec::new();
+    while let Some(joined) = asks.join_next().await {
+        let Ok((i, conn, master)) = joined else {
+            continue;
+        };
+        conns[i] = conn;
+        named.extend(master);
+    }
+    match named.split_first() {
+        None => Err("no Sentinel named a master".into()),
+        Some((first, rest)) if rest.iter().all(|m| m == first) => Ok(first.clone()),
+        Some(_) => Err(format!(
+            "the Sentinels do not agree on the master yet: {named:?}"
+        )),
+    }
+}
+
+/// Returns (why) once the Sentinels name another master than `node`, or none has confirmed
+/// it for [`LIVENESS`]; asks every [`HEARTBEAT_EVERY`]. Never returns for a fixed node.
+async fn master_moved(target: &Target, node: &(String, u16)) -> String {
+    let Place::Sentinel {
+        sentinels, service, ..
+    } = &target.place
+    else {
+        return std::future::pending().await;
+    };
+    let mut conns: Vec<Option<MultiplexedConnection>> = vec![None; sentinels.len()];
+    let mut confirmed = Instant::now();
+    let mut tick = tokio::time::interval(HEARTBEAT_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match ask_master(sentinels, service, &mut conns).await {
+            Ok(named) if &named == node => confirmed = Instant::now(),
+            Ok(named) => {
+                return format!("the Sentinels name another master, {}:{}", named.0, named.1)
+            }
+            Err(e) if e.starts_with("the Sentinels do not agree") => return e,
+            Err(e) if confirmed.elapsed() >= LIVENESS => return e,
+            Err(_) => {}
+        }
+    }
 }
 
 /// Keeps a feed attached to `cache` for as long as the cache exists: connects, reconnects
@@ -83,29 +218,42 @@ async fn run(target: Target, cache: Weak<SessionCache>) {
     let mut pause = MIN_PAUSE;
     let mut failing = false;
     while cache.strong_count() > 0 {
-        match connect(&target).await {
-            Ok((socket, leftover)) => {
-                let Some(c) = cache.upgrade() else { return };
-                let socket = Arc::new(socket);
-                c.attach(Box::new(Tracking::new(socket.clone(), leftover)));
-                drop(c);
-                if failing {
-                    tracing::info!("session cache: invalidation feed is back");
+        match locate(&target).await {
+            Ok(node) => match connect(&target, &node).await {
+                Ok((socket, leftover)) => {
+                    let Some(c) = cache.upgrade() else { return };
+                    let socket = Arc::new(socket);
+                    let route = match &target.place {
+                        Place::Sentinel { route, .. } => Some((route.clone(), node.clone())),
+                        Place::Node(..) => None,
+                    };
+                    c.attach(Box::new(Tracking::new(socket.clone(), leftover, route)));
+                    drop(c);
+                    if failing {
+                        tracing::info!("session cache: invalidation feed is back");
+                    }
+                    pause = MIN_PAUSE;
+                    let reason = watch(&socket, &cache, master_moved(&target, &node)).await;
+                    let Some(c) = cache.upgrade() else { return };
+                    c.detach();
+                    if let Some(reason) = reason {
+                        tracing::warn!(%reason, "session cache: invalidation feed lost; reading the store until it is back");
+                    }
+                    // Reported above; the attempts that follow are not, until one succeeds.
+                    failing = true;
                 }
-                pause = MIN_PAUSE;
-                let reason = watch(&socket, &cache).await;
-                let Some(c) = cache.upgrade() else { return };
-                c.detach();
-                if let Some(reason) = reason {
-                    tracing::warn!(%reason, "session cache: invalidation feed lost; reading the store until it is back");
+                Err(reason) => {
+                    if !failing {
+                        tracing::warn!(%reason, target = %target.place,
+                        "session cache: cannot start the invalidation feed; sessions are read from Redis until it starts");
+                    }
+                    failing = true;
                 }
-                // Reported above; the attempts that follow are not, until one succeeds.
-                failing = true;
-            }
+            },
             Err(reason) => {
                 if !failing {
-                    tracing::warn!(%reason, host = %target.host, port = target.port,
-                        "session cache: cannot start the invalidation feed; sessions are read from Redis until it starts");
+                    tracing::warn!(%reason, target = %target.place,
+                        "session cache: cannot find the master; sessions are read from Redis until the Sentinels name one");
                 }
                 failing = true;
             }
@@ -115,14 +263,30 @@ async fn run(target: Target, cache: Weak<SessionCache>) {
     }
 }
 
+/// The node to connect to: the fixed one, or the master every answering Sentinel names.
+async fn locate(target: &Target) -> Result<(String, u16), String> {
+    match &target.place {
+        Place::Node(host, port) => Ok((host.clone(), *port)),
+        Place::Sentinel {
+            sentinels, service, ..
+        } => ask_master(sentinels, service, &mut vec![None; sentinels.len()]).await,
+    }
+}
+
 /// Applies invalidations as they arrive and pings; returns why the connection is no longer
-/// usable, or `None` when that was already reported (the cache found it broken) or the
-/// cache is gone.
-async fn watch(socket: &Socket, cache: &Weak<SessionCache>) -> Option<String> {
+/// usable (or, from `moved`, no longer the master's), or `None` when that was already
+/// reported (the cache found it broken) or the cache is gone.
+async fn watch(
+    socket: &Socket,
+    cache: &Weak<SessionCache>,
+    moved: impl std::future::Future<Output = String>,
+) -> Option<String> {
     let mut ping = tokio::time::interval(HEARTBEAT_EVERY);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tokio::pin!(moved);
     loop {
         tokio::select! {
+            reason = &mut moved => return Some(reason),
             ready = socket.readiness.readable() => {
                 if let Err(e) = ready {
                     return Some(format!("socket: {e}"));
@@ -158,9 +322,9 @@ struct Socket {
 
 /// Connects, switches to RESP3 (with credentials), turns tracking on and checks the node is
 /// a master; also returns what arrived after those answers.
-async fn connect(t: &Target) -> Result<(Socket, Vec<u8>), String> {
+async fn connect(t: &Target, node: &(String, u16)) -> Result<(Socket, Vec<u8>), String> {
     let handshake = async {
-        let mut stream = tokio::net::TcpStream::connect((t.host.as_str(), t.port))
+        let mut stream = tokio::net::TcpStream::connect((node.0.as_str(), node.1))
             .await
             .map_err(|e| format!("connect: {e}"))?;
         stream.set_nodelay(true).map_err(|e| e.to_string())?;
@@ -243,11 +407,18 @@ struct Tracking {
     /// cost per request). 64 KiB, so a large push needs few reads (an incomplete frame is
     /// parsed again from its start at each).
     chunk: Box<[u8]>,
+    /// On Sentinel: where the store's reads go, and the node this feed is on.
+    route: Option<(Arc<Route>, (String, u16))>,
 }
 
 impl Tracking {
-    fn new(socket: Arc<Socket>, leftover: Vec<u8>) -> Self {
+    fn new(
+        socket: Arc<Socket>,
+        leftover: Vec<u8>,
+        route: Option<(Arc<Route>, (String, u16))>,
+    ) -> Self {
         Self {
+            route,
             socket,
             buf: leftover,
             heard_at: Instant::now(),
@@ -307,6 +478,13 @@ impl Feed for Tracking {
 
     fn heard_at(&self) -> Instant {
         self.heard_at
+    }
+
+    fn route(&self) -> Option<u64> {
+        match &self.route {
+            Some((route, node)) => route.reaches(node),
+            None => Some(0),
+        }
     }
 }
 
@@ -579,17 +757,31 @@ $6\r\nmaster\r\n$7\r\nmodules\r\n*0\r\n+OK\r\n";
     }
 
     #[test]
-    fn only_plain_single_nodes_have_a_feed() {
-        let t = target("redis://user:hunter2@127.0.0.1:6380/2").unwrap();
-        assert_eq!((t.host.as_str(), t.port), ("127.0.0.1", 6380));
+    fn plain_single_nodes_and_sentinel_groups_have_a_feed() {
+        let t = target("redis://user:hunter2@127.0.0.1:6380/2", None).unwrap();
+        assert_eq!(t.place.to_string(), "127.0.0.1:6380");
         assert_eq!(t.username.as_deref(), Some("user"));
+        assert!(!format!("{t:?}").contains("hunter2"));
+        let url = "redis+sentinel://app:hunter2@127.0.0.1:26379,127.0.0.1:26380/mymaster/2";
+        let t = target(url, Some(Arc::default())).unwrap();
+        let Place::Sentinel {
+            sentinels, service, ..
+        } = &t.place
+        else {
+            panic!("not a Sentinel target");
+        };
+        assert_eq!(sentinels.len(), 2);
+        assert_eq!(service, "mymaster");
+        assert_eq!(
+            (t.username.as_deref(), t.password.as_deref()),
+            (Some("app"), Some("hunter2"))
+        );
         assert!(!format!("{t:?}").contains("hunter2"));
         for url in [
             "rediss://127.0.0.1:6380",
-            "redis+sentinel://127.0.0.1:26379/mymaster",
             "redis+cluster://127.0.0.1:7000,127.0.0.1:7001",
         ] {
-            assert!(target(url).is_err(), "{url}");
+            assert!(target(url, None).is_err(), "{url}");
         }
     }
 
