@@ -14,7 +14,10 @@
 //!   request arrived has been read and applied, whatever the network did to the two
 //!   connections' packets. Hits waiting at the
 //!   same time share one probe, so a probe costs one round trip per batch of hits, not per
-//!   request. No answer within [`FENCE_TIMEOUT`]: the record is read from the store.
+//!   request. No answer within [`FENCE_TIMEOUT`]: the record is read from the store. That
+//!   timeout is kept by the feed's task for each probe ([`SessionCache::give_up_late_probes`],
+//!   every [`LATE_PROBE_CHECK`]), not by a timer per hit: a timer per request was a
+//!   measurable share of one.
 //! * A store answer is kept only if no invalidation arrived (and the feed did not change)
 //!   between sending the read and keeping the answer (the `generation`), so a reply that an
 //!   invalidation overtook is never kept.
@@ -26,7 +29,7 @@
 //! Only keys under one prefix (`session:`) are cached; everything else passes through.
 use super::{Store, StoreError};
 use crate::telemetry::{session_cache_read, CacheRead};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
@@ -35,8 +38,11 @@ use tokio::sync::watch;
 pub const LIVENESS: Duration = Duration::from_millis(1000);
 /// How often the feed's owner checks that the store answers (and is still the master).
 pub const HEARTBEAT_EVERY: Duration = Duration::from_millis(250);
-/// Longest wait for a fence; then the record is read from the store instead.
+/// Longest wait for a fence (give or take [`LATE_PROBE_CHECK`]); then the record is read
+/// from the store instead.
 pub const FENCE_TIMEOUT: Duration = Duration::from_millis(200);
+/// How often the feed's task gives up on probes older than [`FENCE_TIMEOUT`].
+pub const LATE_PROBE_CHECK: Duration = Duration::from_millis(50);
 /// Probes without an answer beyond which the feed counts as stuck.
 const MAX_OUTSTANDING: u64 = 10_000;
 
@@ -73,8 +79,17 @@ pub struct SessionCache {
     prefix: &'static str,
     capacity: usize,
     state: Mutex<State>,
-    /// (feed epoch, probes answered), for hits waiting on a fence.
-    progress: watch::Sender<(u64, u64)>,
+    /// How far the probes of the current feed have got, for hits waiting on a fence.
+    progress: watch::Sender<Progress>,
+}
+
+/// Where the probes of feed `epoch` stand: probes `1..=answered` are answered, and those up
+/// to `given_up` (when not answered) were not within [`FENCE_TIMEOUT`].
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+struct Progress {
+    epoch: u64,
+    answered: u64,
+    given_up: u64,
 }
 
 struct State {
@@ -87,6 +102,10 @@ struct State {
     epoch: u64,
     sent: u64,
     answered: u64,
+    /// When each probe not yet answered was sent, oldest first.
+    sent_at: VecDeque<Instant>,
+    /// Probes up to this one, when not answered, are late: their hits read the store.
+    given_up: u64,
     /// The highest probe number a waiting hit needs.
     wanted: u64,
     /// The feed's [`Feed::route`] when last looked at.
@@ -127,10 +146,12 @@ impl SessionCache {
                 epoch: 0,
                 sent: 0,
                 answered: 0,
+                sent_at: VecDeque::new(),
+                given_up: 0,
                 wanted: 0,
                 route: None,
             }),
-            progress: watch::Sender::new((0, 0)),
+            progress: watch::Sender::new(Progress::default()),
         })
     }
 
@@ -183,6 +204,29 @@ impl SessionCache {
         state.sync(Instant::now(), &self.progress) && state.probe(&self.progress)
     }
 
+    /// Gives up on the probes sent more than [`FENCE_TIMEOUT`] ago and not answered: the
+    /// hits waiting on them read the store. The feed's task calls it every
+    /// [`LATE_PROBE_CHECK`].
+    pub fn give_up_late_probes(&self) {
+        let mut state = self.lock();
+        let now = Instant::now();
+        let late = state
+            .sent_at
+            .iter()
+            .take_while(|sent| now.saturating_duration_since(**sent) >= FENCE_TIMEOUT)
+            .count() as u64;
+        let mut given_up = state.answered + late;
+        // Every probe sent is late: so is the next one hits wait for, which goes out only
+        // once the late one is answered.
+        if late > 0 && late == state.sent - state.answered {
+            given_up = given_up.max(state.wanted);
+        }
+        if given_up > state.given_up {
+            state.given_up = given_up;
+            state.publish(&self.progress);
+        }
+    }
+
     pub fn lookup(&self, key: &str) -> Lookup {
         let mut state = self.lock();
         // No read of the feed here: the fence makes a hit exact, and the feed's task reads
@@ -207,12 +251,16 @@ impl SessionCache {
     }
 
     /// Waits until probe `need` of feed `epoch` is answered, or that feed is gone; false if
-    /// that took longer than [`FENCE_TIMEOUT`].
+    /// it was given up on ([`FENCE_TIMEOUT`]). No timer of its own: every way a feed ends
+    /// (lost, replaced, its task gone: `tracking::run`) starts a new epoch, which ends the
+    /// wait, and a live feed's task gives late probes up.
     pub async fn fenced(&self, epoch: u64, need: u64) -> bool {
         let mut progress = self.progress.subscribe();
-        let wait = progress.wait_for(|&(e, answered)| e != epoch || answered >= need);
-        let answered = matches!(tokio::time::timeout(FENCE_TIMEOUT, wait).await, Ok(Ok(_)));
-        answered
+        let settled = progress
+            .wait_for(|p| p.epoch != epoch || p.answered >= need || p.given_up >= need)
+            .await
+            .map(|p| *p);
+        matches!(settled, Ok(p) if p.epoch != epoch || p.answered >= need)
     }
 
     /// The record for `key` once a fence of feed `epoch` is answered: whatever is in memory
@@ -265,25 +313,34 @@ impl SessionCache {
 
 impl State {
     /// Empties the cache and starts a new epoch on `feed` (or none).
-    fn reset(&mut self, feed: Option<Box<dyn Feed>>, progress: &watch::Sender<(u64, u64)>) {
+    fn reset(&mut self, feed: Option<Box<dyn Feed>>, progress: &watch::Sender<Progress>) {
         self.entries.clear();
         self.generation += 1;
         self.feed = feed;
         self.epoch += 1;
-        (self.sent, self.answered, self.wanted) = (0, 0, 0);
+        (self.sent, self.answered, self.given_up, self.wanted) = (0, 0, 0, 0);
+        self.sent_at.clear();
         // Hits waiting on the old feed stop waiting (and find the epoch changed).
-        progress.send_replace((self.epoch, 0));
+        self.publish(progress);
         crate::telemetry::session_cache_feed_up(self.feed.is_some());
     }
 
-    fn lost(&mut self, reason: &str, progress: &watch::Sender<(u64, u64)>) -> bool {
+    fn publish(&self, progress: &watch::Sender<Progress>) {
+        progress.send_replace(Progress {
+            epoch: self.epoch,
+            answered: self.answered,
+            given_up: self.given_up,
+        });
+    }
+
+    fn lost(&mut self, reason: &str, progress: &watch::Sender<Progress>) -> bool {
         tracing::warn!(%reason, "session cache: invalidation feed lost; reading the store until it is back");
         self.reset(None, progress);
         false
     }
 
     /// Sends a probe on the feed; false (and detached) if it could not be sent.
-    fn probe(&mut self, progress: &watch::Sender<(u64, u64)>) -> bool {
+    fn probe(&mut self, progress: &watch::Sender<Progress>) -> bool {
         let Some(feed) = self.feed.as_mut() else {
             return false;
         };
@@ -293,6 +350,7 @@ impl State {
         match feed.send_probe() {
             Ok(()) => {
                 self.sent += 1;
+                self.sent_at.push_back(Instant::now());
                 true
             }
             Err(reason) => self.lost(&reason, progress),
@@ -322,7 +380,7 @@ impl State {
     }
 
     /// Applies the feed's events; true if the feed is live.
-    fn sync(&mut self, now: Instant, progress: &watch::Sender<(u64, u64)>) -> bool {
+    fn sync(&mut self, now: Instant, progress: &watch::Sender<Progress>) -> bool {
         let Some(feed) = self.feed.as_mut() else {
             return false;
         };
@@ -347,7 +405,9 @@ impl State {
             return self.lost("an answer to no probe", progress);
         }
         if self.answered != before {
-            progress.send_replace((self.epoch, self.answered));
+            let newly = (self.answered - before) as usize;
+            self.sent_at.drain(..newly.min(self.sent_at.len()));
+            self.publish(progress);
             // Hits arrived while the last probe was in flight: their probe goes now.
             if self.wanted > self.sent && self.sent == self.answered && !self.probe(progress) {
                 return false;
@@ -582,6 +642,7 @@ mod tests {
         tokio::spawn(async move {
             while let Some(cache) = cache.upgrade() {
                 cache.poll();
+                cache.give_up_late_probes();
                 drop(cache);
                 tokio::time::sleep(Duration::from_millis(1)).await;
             }
@@ -698,6 +759,28 @@ mod tests {
         let started = Instant::now();
         assert_eq!(store.get("session:a").await.unwrap().unwrap(), b"two");
         assert!(started.elapsed() >= FENCE_TIMEOUT);
+    }
+
+    /// A hit that waits for the probe after the one in flight is let go with the one in
+    /// flight when that one is late (not only when the feed is declared dead, after
+    /// `LIVENESS`).
+    #[tokio::test]
+    async fn hits_behind_a_late_probe_read_the_store_too() {
+        let (store, _cache, script, inner) = setup(10).await;
+        script.0.lock().unwrap().manual = true;
+        store.put("session:a", b"one", None).await.unwrap();
+        store.get("session:a").await.unwrap();
+        inner.put("session:a", b"two", None).await.unwrap();
+        let mut first = std::pin::pin!(store.get("session:a"));
+        assert!(poll_once(first.as_mut()).is_pending());
+        let started = Instant::now();
+        let both = async { tokio::join!(first, store.get("session:a")) };
+        let (first, second) = tokio::time::timeout(2 * LIVENESS, both)
+            .await
+            .expect("the hits behind the late probe were let go");
+        assert_eq!(first.unwrap().unwrap(), b"two");
+        assert_eq!(second.unwrap().unwrap(), b"two");
+        assert!(started.elapsed() < LIVENESS, "{:?}", started.elapsed());
     }
 
     #[tokio::test]

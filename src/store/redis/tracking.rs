@@ -42,7 +42,7 @@
 use super::sentinel::{Route, ASK_TIMEOUT};
 use super::url::{parse_url, RedisUrl};
 use super::{conn_config, RedisError};
-use crate::store::cache::{Event, Feed, SessionCache, HEARTBEAT_EVERY, LIVENESS};
+use crate::store::cache::{Event, Feed, SessionCache, HEARTBEAT_EVERY, LATE_PROBE_CHECK, LIVENESS};
 use crate::store::keys::SESSION_PREFIX;
 use redis::aio::MultiplexedConnection;
 use redis::ConnectionAddr;
@@ -229,13 +229,18 @@ async fn run(target: Target, cache: Weak<SessionCache>) {
                     };
                     c.attach(Box::new(Tracking::new(socket.clone(), leftover, route)));
                     drop(c);
+                    // Hits waiting on a fence rely on this task (`SessionCache::fenced`): if
+                    // it ends in a panic, the feed goes with it and they read the store.
+                    let detach = DetachOnDrop(&cache);
                     if failing {
                         tracing::info!("session cache: invalidation feed is back");
                     }
                     pause = MIN_PAUSE;
                     let reason = watch(&socket, &cache, master_moved(&target, &node)).await;
-                    let Some(c) = cache.upgrade() else { return };
-                    c.detach();
+                    drop(detach);
+                    if cache.strong_count() == 0 {
+                        return;
+                    }
                     if let Some(reason) = reason {
                         tracing::warn!(%reason, "session cache: invalidation feed lost; reading the store until it is back");
                     }
@@ -263,6 +268,17 @@ async fn run(target: Target, cache: Weak<SessionCache>) {
     }
 }
 
+/// Detaches the cache's feed when dropped: when the watch ends, and if this task unwinds.
+struct DetachOnDrop<'a>(&'a Weak<SessionCache>);
+
+impl Drop for DetachOnDrop<'_> {
+    fn drop(&mut self) {
+        if let Some(cache) = self.0.upgrade() {
+            cache.detach();
+        }
+    }
+}
+
 /// The node to connect to: the fixed one, or the master every answering Sentinel names.
 async fn locate(target: &Target) -> Result<(String, u16), String> {
     match &target.place {
@@ -283,6 +299,8 @@ async fn watch(
 ) -> Option<String> {
     let mut ping = tokio::time::interval(HEARTBEAT_EVERY);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut late = tokio::time::interval(LATE_PROBE_CHECK);
+    late.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tokio::pin!(moved);
     loop {
         tokio::select! {
@@ -303,6 +321,7 @@ async fn watch(
                     return c.is_attached().then(|| format!("no answer from Redis for {LIVENESS:?}"));
                 }
             }
+            _ = late.tick() => cache.upgrade()?.give_up_late_probes(),
             _ = ping.tick() => {
                 let c = cache.upgrade()?;
                 if !c.heartbeat() {
