@@ -176,8 +176,12 @@ fn in_savepoint<T>(
     if result.is_err() {
         let _ = execute(conn, "ROLLBACK TO step");
     }
-    execute(conn, "RELEASE step")?;
-    result
+    let released = execute(conn, "RELEASE step");
+    // The step's own error first: one that rolled the whole transaction back (a full disk)
+    // also makes the RELEASE fail ("no such savepoint"), which would hide its kind.
+    let value = result?;
+    released?;
+    Ok(value)
 }
 
 /// The same error again, for each step of a batch that failed to commit.
@@ -268,16 +272,22 @@ fn run_batch(conn: &Connection, jobs: Vec<Job>) {
     if jobs.is_empty() {
         return;
     }
+    if !conn.is_autocommit() {
+        // Left inside a transaction (a ROLLBACK that failed): start from a clean state, or
+        // the steps below would nest in it and be rolled back with it after saying Ok.
+        let _ = execute(conn, "ROLLBACK");
+    }
     if let Err(e) = execute(conn, "BEGIN IMMEDIATE") {
         tracing::debug!(error = %e, "sqlite batch not begun; its writes run one by one");
         for job in jobs {
             let answer = run_step(conn, job);
-            if !conn.is_autocommit() {
-                // Its commit (the RELEASE) failed: the job has already said so.
+            // Still in a transaction: the step's commit did not happen, whatever it said.
+            let failed = (!conn.is_autocommit()).then(|| {
                 let _ = execute(conn, "ROLLBACK");
-            }
+                StoreError::Unavailable("sqlite: the write could not be committed".into())
+            });
             if let Some(answer) = answer {
-                answer(None);
+                answer(failed.as_ref());
             }
         }
         return;
