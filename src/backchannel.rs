@@ -53,8 +53,14 @@ async fn end_named(
     let owner = match &claims.sub {
         Some(sub) => match users.owner_of(provider, sub).await? {
             Some(user) => Some(user),
-            // An account latch does not know has no sessions here.
-            None => return Ok(0),
+            // An account latch does not know has no sessions here, but its first sign-in
+            // may be completing from that provider session: it must not last either.
+            None => {
+                if let Some(sid) = &claims.sid {
+                    sessions.mark_provider_logout(provider, sid, None).await?;
+                }
+                return Ok(0);
+            }
         },
         None => None,
     };

@@ -302,9 +302,15 @@ impl Sessions {
                 .await?;
             if mark.is_some_and(|named| named.is_empty() || named == user_id.as_bytes()) {
                 self.end_by_id(&id).await?;
-                self.store
+                // Ended: what remains is an index entry, which `end_provider_session` drops
+                // anyway when it meets it.
+                if let Err(e) = self
+                    .store
                     .set_remove(&provider_index(provider, sid_hash), &id)
-                    .await?;
+                    .await
+                {
+                    tracing::warn!(session = %id, error = %e, "index entry of a session ended at sign-in left for later");
+                }
                 return Err(CreateError::ProviderSessionEnded);
             }
         }
@@ -561,6 +567,26 @@ impl Sessions {
         Ok(true)
     }
 
+    /// Leaves the mark of a back-channel logout of provider session `sid` (see
+    /// [`Self::create`]), for the account `user_id` or, with `None`, any: a sign-in from it
+    /// that is completing now ends its own session. [`Self::end_provider_session`] sets it
+    /// itself; a logout naming a provider account latch does not know yet (a first sign-in
+    /// that has not made its user yet) sets only this.
+    pub async fn mark_provider_logout(
+        &self,
+        provider: &str,
+        sid: &str,
+        user_id: Option<&str>,
+    ) -> Result<(), StoreError> {
+        self.store
+            .put(
+                &provider_logout_mark(provider, &provider_sid_hash(sid)),
+                user_id.unwrap_or_default().as_bytes(),
+                Some(PROVIDER_LOGOUT_MARK_TTL),
+            )
+            .await
+    }
+
     /// Ends every session started from the provider session `sid` at `provider` (a
     /// back-channel logout), only those of `user_id` when it is given (the Logout Token also
     /// named the account); returns how many were live. Index entries are dropped as they are
@@ -574,14 +600,7 @@ impl Sessions {
         let sid_hash = provider_sid_hash(sid);
         // First the mark, then the index: a sign-in from this provider session that is
         // being completed right now ends its own session when it sees the mark (`create`).
-        // The mark holds the account the logout named (empty: any).
-        self.store
-            .put(
-                &provider_logout_mark(provider, &sid_hash),
-                user_id.unwrap_or_default().as_bytes(),
-                Some(PROVIDER_LOGOUT_MARK_TTL),
-            )
-            .await?;
+        self.mark_provider_logout(provider, sid, user_id).await?;
         let index = provider_index(provider, &sid_hash);
         let t = self.now();
         let mut ended = 0;

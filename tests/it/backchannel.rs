@@ -161,6 +161,37 @@ async fn a_good_logout_token_ends_the_session_once_and_its_replay_is_refused() {
     assert!(session(&app, &again).await["user"].is_object());
 }
 
+/// A logout naming a provider account latch does not know yet, with its `sid` (the user's
+/// first sign-in is completing from that provider session): that sign-in signs in no one,
+/// and one from a new provider session does.
+#[tokio::test]
+async fn a_logout_before_the_first_sign_in_completes_keeps_that_sign_in_out() {
+    let sid = std::sync::Arc::new(std::sync::Mutex::new("hs-first"));
+    let behavior = Behavior {
+        claims: Box::new({
+            let sid = sid.clone();
+            move |c| c["sid"] = json!(*sid.lock().unwrap())
+        }),
+        ..Behavior::default()
+    };
+    let (hostile, app) = Hostile::with_app(behavior, Setup::default()).await;
+    let token = hostile.logout_token(Signing::Good, |c| {
+        c["sid"] = json!("hs-first");
+    });
+    let (status, _, _) = post_logout(&app, "hostile", &token).await;
+    assert_eq!(status, StatusCode::OK);
+    let browser = Browser::new();
+    let refused = through_provider(&app, &browser, "/signin/hostile?callbackUrl=/").await;
+    assert_eq!(
+        refused.headers()["location"],
+        app.url("/error?error=ProviderSessionEnded").as_str(),
+    );
+    assert_eq!(session(&app, &browser).await, json!({}));
+    *sid.lock().unwrap() = "hs-second";
+    through_provider(&app, &browser, "/signin/hostile?callbackUrl=/").await;
+    assert!(session(&app, &browser).await["user"].is_object());
+}
+
 /// Every bad Logout Token is 400 `invalid_request`, and the session stays.
 #[tokio::test]
 async fn every_bad_logout_token_is_refused_and_ends_nothing() {
