@@ -91,6 +91,27 @@ async fn hostile_session(sid: Option<&'static str>) -> (Hostile, TestApp, Browse
     (hostile, app, browser)
 }
 
+/// The fake provider, whose ID tokens carry the `sid` in the returned cell (changed by the
+/// test to start a new provider session), and latch in front of it.
+async fn hostile_with_sid(
+    first: &'static str,
+) -> (
+    Hostile,
+    TestApp,
+    std::sync::Arc<std::sync::Mutex<&'static str>>,
+) {
+    let sid = std::sync::Arc::new(std::sync::Mutex::new(first));
+    let behavior = Behavior {
+        claims: Box::new({
+            let sid = sid.clone();
+            move |c| c["sid"] = json!(*sid.lock().unwrap())
+        }),
+        ..Behavior::default()
+    };
+    let (hostile, app) = Hostile::with_app(behavior, Setup::default()).await;
+    (hostile, app, sid)
+}
+
 async fn post_logout(app: &TestApp, provider: &str, token: &str) -> (StatusCode, Value, String) {
     let response = Browser::new()
         .post_form(
@@ -116,15 +137,7 @@ async fn post_logout(app: &TestApp, provider: &str, token: &str) -> (StatusCode,
 #[tokio::test]
 async fn a_good_logout_token_ends_the_session_once_and_its_replay_is_refused() {
     // The provider session id the fake puts in its ID tokens, changed below.
-    let sid = std::sync::Arc::new(std::sync::Mutex::new("hs-1"));
-    let behavior = Behavior {
-        claims: Box::new({
-            let sid = sid.clone();
-            move |c| c["sid"] = json!(*sid.lock().unwrap())
-        }),
-        ..Behavior::default()
-    };
-    let (hostile, app) = Hostile::with_app(behavior, Setup::default()).await;
+    let (hostile, app, sid) = hostile_with_sid("hs-1").await;
     let browser = Browser::new();
     through_provider(&app, &browser, "/signin/hostile?callbackUrl=/").await;
     assert!(session(&app, &browser).await["user"].is_object());
@@ -166,15 +179,7 @@ async fn a_good_logout_token_ends_the_session_once_and_its_replay_is_refused() {
 /// and one from a new provider session does.
 #[tokio::test]
 async fn a_logout_before_the_first_sign_in_completes_keeps_that_sign_in_out() {
-    let sid = std::sync::Arc::new(std::sync::Mutex::new("hs-first"));
-    let behavior = Behavior {
-        claims: Box::new({
-            let sid = sid.clone();
-            move |c| c["sid"] = json!(*sid.lock().unwrap())
-        }),
-        ..Behavior::default()
-    };
-    let (hostile, app) = Hostile::with_app(behavior, Setup::default()).await;
+    let (hostile, app, sid) = hostile_with_sid("hs-first").await;
     let token = hostile.logout_token(Signing::Good, |c| {
         c["sid"] = json!("hs-first");
     });

@@ -8,7 +8,7 @@ use crate::support::dev::signed_in;
 use crate::support::flows::{sign_out, user_id};
 use crate::support::latch::{Setup, TestApp};
 use crate::support::latch_bin::run_ok;
-use crate::support::redis::{redis_cli, RedisServer, SentinelSet, SENTINEL_SERVICE};
+use crate::support::redis::{redis_cli, RedisServer, SentinelSet};
 use reqwest::header::COOKIE;
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -446,16 +446,7 @@ async fn on_sentinel_the_feed_follows_the_master_and_revocation_wins() {
         let old = set.master_port();
         let old_feeds = feeds_at(old, Some(PW));
         assert_eq!(old_feeds.len(), 2, "{fault}: feeds on the master {old}");
-        if fault == "SENTINEL FAILOVER" {
-            let out = redis_cli(
-                set.sentinels[0].port(),
-                None,
-                &["SENTINEL", "FAILOVER", SENTINEL_SERVICE],
-            );
-            assert_eq!(out.trim(), "OK", "{out}");
-        } else {
-            set.node_mut(old).stop();
-        }
+        set.cause(fault);
         let new = tokio::task::block_in_place(|| set.wait_new_master(old, Duration::from_secs(30)));
         wait_for_feeds_at(new, Some(PW), 2).await;
         let email = format!("after-{}@example.com", fault.split(' ').next().unwrap());

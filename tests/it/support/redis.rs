@@ -620,6 +620,26 @@ impl SentinelSet {
         });
     }
 
+    /// The two faults the failover tests put the group through, by name:
+    /// `"SENTINEL FAILOVER"` (asked of the first Sentinel) or `"SIGKILL of the master"`.
+    pub fn cause(&mut self, fault: &str) {
+        match fault {
+            "SENTINEL FAILOVER" => {
+                let out = redis_cli(
+                    self.sentinels[0].port(),
+                    None,
+                    &["SENTINEL", "FAILOVER", SENTINEL_SERVICE],
+                );
+                assert_eq!(out.trim(), "OK", "{out}");
+            }
+            "SIGKILL of the master" => {
+                let master = self.master_port();
+                self.node_mut(master).stop();
+            }
+            other => panic!("no such fault: {other}"),
+        }
+    }
+
     /// Waits until every Sentinel names a master other than `old`; returns its port.
     pub fn wait_new_master(&self, old: u16, within: Duration) -> u16 {
         wait_for("no new master was elected", within, || {
