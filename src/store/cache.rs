@@ -38,8 +38,10 @@ use tokio::sync::watch;
 pub const LIVENESS: Duration = Duration::from_millis(1000);
 /// How often the feed's owner checks that the store answers (and is still the master).
 pub const HEARTBEAT_EVERY: Duration = Duration::from_millis(250);
-/// Longest wait for a fence (give or take [`LATE_PROBE_CHECK`]); then the record is read
-/// from the store instead.
+/// How long a probe may go unanswered before the hits waiting on it read the store instead.
+/// Counted from the probe's sending, give or take [`LATE_PROBE_CHECK`]: a hit that arrives
+/// while a probe is in flight waits for the next one, which goes out when that one is
+/// answered, so a hit can wait up to about twice this.
 pub const FENCE_TIMEOUT: Duration = Duration::from_millis(200);
 /// How often the feed's task gives up on probes older than [`FENCE_TIMEOUT`].
 pub const LATE_PROBE_CHECK: Duration = Duration::from_millis(50);
@@ -84,7 +86,8 @@ pub struct SessionCache {
 }
 
 /// Where the probes of feed `epoch` stand: probes `1..=answered` are answered, and those up
-/// to `given_up` (when not answered) were not within [`FENCE_TIMEOUT`].
+/// to `given_up` (when not answered) were not within [`FENCE_TIMEOUT`]; `given_up` may also
+/// cover the next probe, not yet sent, that hits wait for behind a late one.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 struct Progress {
     epoch: u64,
@@ -406,6 +409,10 @@ impl State {
         }
         if self.answered != before {
             let newly = (self.answered - before) as usize;
+            debug_assert!(
+                newly <= self.sent_at.len(),
+                "a send time per probe in flight"
+            );
             self.sent_at.drain(..newly.min(self.sent_at.len()));
             self.publish(progress);
             // Hits arrived while the last probe was in flight: their probe goes now.
@@ -757,8 +764,26 @@ mod tests {
         store.get("session:a").await.unwrap();
         inner.put("session:a", b"two", None).await.unwrap();
         let started = Instant::now();
-        assert_eq!(store.get("session:a").await.unwrap().unwrap(), b"two");
+        let read = tokio::time::timeout(2 * LIVENESS, store.get("session:a"))
+            .await
+            .expect("the late fence was given up");
+        assert_eq!(read.unwrap().unwrap(), b"two");
         assert!(started.elapsed() >= FENCE_TIMEOUT);
+    }
+
+    /// Probes answered at once, for longer than a fence may wait: every hit is still
+    /// answered from memory (answered probes are not counted as late later).
+    #[tokio::test]
+    async fn answered_probes_never_turn_late() {
+        let (store, cache, _script, inner) = setup(10).await;
+        store.put("session:a", b"one", None).await.unwrap();
+        store.get("session:a").await.unwrap();
+        inner.put("session:a", b"two", None).await.unwrap();
+        let started = Instant::now();
+        while started.elapsed() < 2 * FENCE_TIMEOUT {
+            assert_eq!(store.get("session:a").await.unwrap().unwrap(), b"one");
+            cache.give_up_late_probes();
+        }
     }
 
     /// A hit that waits for the probe after the one in flight is let go with the one in
