@@ -11,12 +11,15 @@
 #
 # Environment (and BENCH_REV, LATCH_BIN, CEILING_BIN, CARGO_TARGET_DIR as for floor.sh):
 #   BENCH_REQUESTS   measured requests per route, on one keep-alive connection (default 1000)
+#   BENCH_LOG        latch's RUST_LOG (default warn; `info`, latch's own default, adds the
+#                    request span's cost)
 #
 # Everything listens on 127.0.0.1 only; every process started here is stopped on exit.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 REQUESTS="${BENCH_REQUESTS:-1000}"
+LOG_LEVEL="${BENCH_LOG:-warn}"
 # shellcheck source=bench/lib.sh
 source "$ROOT/bench/lib.sh"
 
@@ -43,7 +46,7 @@ EOF
 under_callgrind() {
   local dir="$1" ready="$2"
   shift 2
-  RUST_LOG=warn valgrind --tool=callgrind --dump-instr=no \
+  RUST_LOG="$LOG_LEVEL" valgrind --tool=callgrind --dump-instr=no \
     --callgrind-out-file="$dir/callgrind.out" "$@" >"$dir/valgrind.log" 2>&1 &
   VG_PID=$!
   PIDS+=("$VG_PID")
