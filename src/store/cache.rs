@@ -103,9 +103,9 @@ struct State {
     feed: Option<Box<dyn Feed>>,
     /// Moves on at every attach and detach; probes are counted per epoch.
     epoch: u64,
-    sent: u64,
     answered: u64,
-    /// When each probe not yet answered was sent, oldest first.
+    /// When each probe not yet answered was sent, oldest first (so `answered` plus its
+    /// length is how many were sent, [`State::sent`]).
     sent_at: VecDeque<Instant>,
     /// Probes up to this one, when not answered, are late: their hits read the store.
     given_up: u64,
@@ -147,7 +147,6 @@ impl SessionCache {
                 generation: 0,
                 feed: None,
                 epoch: 0,
-                sent: 0,
                 answered: 0,
                 sent_at: VecDeque::new(),
                 given_up: 0,
@@ -221,7 +220,7 @@ impl SessionCache {
         let mut given_up = state.answered + late;
         // Every probe sent is late: so is the next one hits wait for, which goes out only
         // once the late one is answered.
-        if late > 0 && late == state.sent - state.answered {
+        if late > 0 && late == state.sent_at.len() as u64 {
             given_up = given_up.max(state.wanted);
         }
         if given_up > state.given_up {
@@ -242,9 +241,9 @@ impl SessionCache {
         }
         // A probe sent from now on: the next one. Send it unless one is in flight, whose
         // answer then sends it (one probe in flight at a time serves every waiting hit).
-        let need = state.sent + 1;
+        let need = state.sent() + 1;
         state.wanted = state.wanted.max(need);
-        if state.sent == state.answered && !state.probe(&self.progress) {
+        if state.sent_at.is_empty() && !state.probe(&self.progress) {
             return Lookup::Off;
         }
         Lookup::Hit {
@@ -321,11 +320,16 @@ impl State {
         self.generation += 1;
         self.feed = feed;
         self.epoch += 1;
-        (self.sent, self.answered, self.given_up, self.wanted) = (0, 0, 0, 0);
+        (self.answered, self.given_up, self.wanted) = (0, 0, 0);
         self.sent_at.clear();
         // Hits waiting on the old feed stop waiting (and find the epoch changed).
         self.publish(progress);
         crate::telemetry::session_cache_feed_up(self.feed.is_some());
+    }
+
+    /// How many probes this feed has sent.
+    fn sent(&self) -> u64 {
+        self.answered + self.sent_at.len() as u64
     }
 
     fn publish(&self, progress: &watch::Sender<Progress>) {
@@ -347,12 +351,11 @@ impl State {
         let Some(feed) = self.feed.as_mut() else {
             return false;
         };
-        if self.sent - self.answered >= MAX_OUTSTANDING {
+        if self.sent_at.len() as u64 >= MAX_OUTSTANDING {
             return self.lost("probes are not answered", progress);
         }
         match feed.send_probe() {
             Ok(()) => {
-                self.sent += 1;
                 self.sent_at.push_back(Instant::now());
                 true
             }
@@ -404,19 +407,15 @@ impl State {
         if let Err(reason) = drained {
             return self.lost(&reason, progress);
         }
-        if self.answered > self.sent {
+        let newly = (self.answered - before) as usize;
+        if newly > self.sent_at.len() {
             return self.lost("an answer to no probe", progress);
         }
-        if self.answered != before {
-            let newly = (self.answered - before) as usize;
-            debug_assert!(
-                newly <= self.sent_at.len(),
-                "a send time per probe in flight"
-            );
-            self.sent_at.drain(..newly.min(self.sent_at.len()));
+        if newly > 0 {
+            self.sent_at.drain(..newly);
             self.publish(progress);
             // Hits arrived while the last probe was in flight: their probe goes now.
-            if self.wanted > self.sent && self.sent == self.answered && !self.probe(progress) {
+            if self.wanted > self.sent() && self.sent_at.is_empty() && !self.probe(progress) {
                 return false;
             }
         }
