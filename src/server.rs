@@ -14,7 +14,6 @@ use crate::tokens::keys::KeyRing;
 use crate::tokens::refresh::RefreshFamilies;
 use crate::web::{self, cookies::CookiePolicy, limits::Limiter, templates::Templates, App};
 use axum::extract::ConnectInfo;
-use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::GracefulShutdown;
@@ -225,8 +224,8 @@ async fn apply_reloads(
     mut reloads: Reloads,
     mut app: Arc<App>,
     local_addr: std::net::SocketAddr,
-    main: tokio::sync::watch::Sender<Router>,
-    metrics: tokio::sync::watch::Sender<Router>,
+    main: tokio::sync::watch::Sender<web::Web>,
+    metrics: tokio::sync::watch::Sender<web::Web>,
 ) {
     while let Some(config) = reloads.recv().await {
         let old = &app.config;
@@ -287,7 +286,7 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 async fn serve(
     name: &'static str,
     listener: TcpListener,
-    routers: tokio::sync::watch::Receiver<Router>,
+    routers: tokio::sync::watch::Receiver<web::Web>,
     limits: ConnectionLimits,
     trusted_proxies: Vec<IpNet>,
     shutdown: impl Future<Output = ()>,

@@ -38,7 +38,7 @@ use crate::tokens::refresh::RefreshFamilies;
 pub use context::RequestContext;
 use cookies::CookiePolicy;
 pub use errors::WebError;
-pub use routes::{metrics_router, router};
+pub use routes::{metrics_router, router, Web};
 use std::collections::HashMap;
 use std::sync::Arc;
 use templates::Templates;

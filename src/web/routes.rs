@@ -64,9 +64,14 @@ impl Group {
             let state = (self.app.clone(), class);
             methods = methods.layer(from_fn_with_state(state, limits::enforce));
         }
-        methods = methods.layer(GroupLayer {
-            answer: self.answer,
-        });
+        // One layer, so one boxed `Route` (axum clones and calls through each per request).
+        methods = methods.layer(
+            tower::ServiceBuilder::new()
+                .layer(DefaultBodyLimit::max(BODY_LIMIT))
+                .layer(GroupLayer {
+                    answer: self.answer,
+                }),
+        );
         if let Some(route) = self.provider_metrics {
             let state = (self.app.clone(), route);
             methods = methods.layer(from_fn_with_state(state, flow_metrics));
@@ -75,7 +80,7 @@ impl Group {
     }
 }
 
-pub fn router(app: AppState) -> Router {
+pub fn router(app: AppState) -> Web {
     let in_pages = Group::new(&app, Answer::Page);
     let in_flow = Group::new(&app, Answer::Page);
     let in_api = Group::new(&app, Answer::Json);
@@ -183,7 +188,7 @@ pub fn router(app: AppState) -> Router {
 }
 
 /// What `server.metrics_listen` serves: `GET /metrics`, everything else a 404.
-pub fn metrics_router(app: AppState) -> Router {
+pub fn metrics_router(app: AppState) -> Web {
     let in_ops = Group::new(&app, Answer::Page);
     outermost(
         Router::new().route("/metrics", in_ops.to(get(ops::metrics))),
@@ -191,15 +196,19 @@ pub fn metrics_router(app: AppState) -> Router {
     )
 }
 
-/// The 404 for every other path, and the layers every request passes through first.
-fn outermost(routes: Router<AppState>, app: AppState) -> Router {
+/// The most a request body may hold (forms, JSON, logout tokens).
+const BODY_LIMIT: usize = 64 * 1024;
+
+/// What serves a listener: the router inside the layer every request passes through first.
+pub type Web = request::RequestService<Router>;
+
+/// The 404 for every other path, and around it all the layer every request passes through
+/// first. That layer wraps the router itself, not each route: `Router::layer` would wrap
+/// every route in another boxed `Route`, which axum clones and calls through per request.
+fn outermost(routes: Router<AppState>, app: AppState) -> Web {
     let not_found = Router::new().fallback(ops::not_found).layer(GroupLayer {
         answer: Answer::Page,
     });
-    // Both as one layer: each `Router::layer` wraps every route in another boxed `Route`,
-    // which axum clones and calls through on every request.
-    let outer = tower::ServiceBuilder::new()
-        .layer(DefaultBodyLimit::max(64 * 1024))
-        .layer(request::RequestLayer::new(app.clone()));
-    routes.merge(not_found).layer(outer).with_state(app)
+    let router = routes.merge(not_found).with_state(app.clone());
+    tower::Layer::layer(&request::RequestLayer::new(app), router)
 }
