@@ -26,7 +26,8 @@ pub async fn update(
     Ok(api::session(State(app), signed_in).await)
 }
 
-/// The body next-auth's client sends. Other fields, `data` among them, are skipped unread.
+/// The body next-auth's client sends. Other fields, `data` among them, are only scanned to
+/// their end, never kept.
 #[derive(Deserialize)]
 struct UpdateBody {
     #[serde(rename = "csrfToken")]
