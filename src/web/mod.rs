@@ -22,6 +22,7 @@ mod provider_tokens;
 pub mod redirect;
 mod request;
 mod routes;
+mod session_update;
 mod signin;
 pub mod templates;
 mod tokens;

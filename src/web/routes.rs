@@ -7,7 +7,7 @@ use super::limits::{self, RouteClass};
 use super::AppState;
 use super::{
     account, api, backchannel, dev_routes, introspect, ops, pages, provider_tokens, request,
-    signin, tokens,
+    session_update, signin, tokens,
 };
 use axum::extract::DefaultBodyLimit;
 use axum::middleware::from_fn_with_state;
@@ -118,7 +118,11 @@ pub fn router(app: AppState) -> Web {
                 .to(get(signin::callback_get).post(signin::callback_post)),
         )
         // JSON for the next-auth client, and forward auth.
-        .route("/session", in_api.to(get(api::session)))
+        // POST: next-auth's `useSession().update(data)`.
+        .route(
+            "/session",
+            in_api.to(get(api::session).post(session_update::update)),
+        )
         .route("/csrf", in_api.to(get(api::csrf)))
         .route("/providers", in_api.to(get(api::providers)))
         .route("/verify", in_api.to(get(api::verify)))

@@ -17,8 +17,13 @@ const here = dirname(fileURLToPath(import.meta.url));
 
 const bundle = await build({
   stdin: {
-    contents:
+    contents: [
       "export { getProviders, getCsrfToken, getSession, signIn, signOut } from 'next-auth/react';",
+      // For useSession().update(), which lives in a component under SessionProvider.
+      "export { SessionProvider, useSession } from 'next-auth/react';",
+      "export { createElement } from 'react';",
+      "export { createRoot } from 'react-dom/client';",
+    ].join('\n'),
     resolveDir: here,
   },
   bundle: true,
@@ -49,16 +54,19 @@ await report(async (steps) => {
     // What next-auth's POSTs send and what latch answers, passed through unchanged (read
     // here because the page navigates away before it could read them).
     const exchanges = [];
-    await page.route((u) => /^\/api\/auth\/(signin\/|signout)/.test(u.pathname), async (route) => {
+    await page.route((u) => /^\/api\/auth\/(signin\/|signout|session$)/.test(u.pathname), async (route) => {
       const req = route.request();
       if (req.method() !== 'POST') return route.continue();
+      const json = (req.headers()['content-type'] ?? '').startsWith('application/json');
       const response = await route.fetch({ maxRedirects: 0 });
       const text = await response.text();
       let body = text;
       try { body = JSON.parse(text); } catch { /* not JSON */ }
       exchanges.push({
         path: new URL(req.url()).pathname, status: response.status(),
-        request: Object.fromEntries(new URLSearchParams(req.postData() ?? '')), body,
+        request: json ? JSON.parse(req.postData())
+          : Object.fromEntries(new URLSearchParams(req.postData() ?? '')),
+        body,
       });
       await route.fulfill({ response, body: text });
     });
@@ -96,12 +104,27 @@ await report(async (steps) => {
     steps.push('back at the app');
 
     const sessionAfterSignIn = await call('getSession');
+
+    // useSession().update(data) in a component under SessionProvider: v4 POSTs
+    // {csrfToken, data} as JSON to /api/auth/session and takes the answer as the session.
+    await page.evaluate(() => {
+      const { createElement, createRoot, SessionProvider, useSession } = window.NextAuthReact;
+      function Expose() { window.sessionHook = useSession(); return null; }
+      const root = document.body.appendChild(document.createElement('div'));
+      createRoot(root).render(createElement(SessionProvider, null, createElement(Expose)));
+    });
+    await page.waitForFunction(() => window.sessionHook?.status === 'authenticated');
+    const updateReturned = await page.evaluate(() => window.sessionHook.update({
+      user: { email: 'mallory@example.com', name: 'Mallory' },
+    }));
+    const sessionAfterUpdate = await call('getSession');
+    steps.push('session updated');
     const signOutReturned = await call('signOut', { redirect: false, callbackUrl: appUrl });
     const sessionAfterSignOut = await call('getSession');
     steps.push('signed out');
     return {
       providers, csrfToken, sessionBefore, signInReturned, providerUrl, sessionAfterSignIn,
-      signOutReturned, sessionAfterSignOut, exchanges, consoleErrors,
+      updateReturned, sessionAfterUpdate, signOutReturned, sessionAfterSignOut, exchanges, consoleErrors,
     };
   } finally {
     await close();

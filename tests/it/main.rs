@@ -36,6 +36,7 @@ mod revocation;
 mod routes;
 mod scale_out;
 mod session_cache;
+mod session_update;
 mod signin_dev;
 mod spa_example;
 mod store_contract;

@@ -55,6 +55,25 @@ async fn next_auth_react_client_works_unchanged() {
     assert_eq!(session["user"]["name"], "ada", "{report}");
     assert!(session["expires"].is_string(), "{report}");
 
+    // useSession().update(data): v4 POSTs {csrfToken, data} as JSON; latch checks the token,
+    // answers the session as GET does, and data changes no identity.
+    let update = exchanges
+        .iter()
+        .find(|e| e["path"] == "/api/auth/session")
+        .unwrap_or_else(|| panic!("no POST /api/auth/session: {report}"));
+    assert_eq!(update["status"], 200, "{report}");
+    assert_eq!(update["request"]["csrfToken"], report["csrfToken"]);
+    assert_eq!(
+        update["request"]["data"]["user"]["email"],
+        "mallory@example.com"
+    );
+    assert_eq!(update["body"]["user"], session["user"], "{report}");
+    assert_eq!(
+        report["updateReturned"]["user"], session["user"],
+        "{report}"
+    );
+    assert_eq!(report["sessionAfterUpdate"]["user"], session["user"]);
+
     // signOut({redirect: false}) returns latch's {url}; the session is gone.
     assert_eq!(
         report["signOutReturned"],

@@ -1,13 +1,14 @@
 //! Revocation wins (SPEC §4): sign-out, sign-out everywhere, `/revoke` (session or refresh
-//! family) and `latch sessions revoke` race with hundreds of `/session`, `/verify` and
-//! `/refresh` calls that extend the same records (`update_age = "1ms"`, so every read writes;
-//! on Redis also with reads answered from the session cache).
+//! family) and `latch sessions revoke` race with hundreds of `/session` (GET, and POST as
+//! next-auth's `update()` sends it), `/verify` and `/refresh` calls that extend the same
+//! records (`update_age = "1ms"`, so every read writes; on Redis also with reads answered
+//! from the session cache).
 //! Once a revocation has answered and the requests in flight are done, nothing revoked may
 //! answer again, and the sessions that were not revoked are still live and still found by
 //! "sign out everywhere" (the user's session index stayed complete).
 use crate::support::browser::Browser;
 use crate::support::dev::signed_in;
-use crate::support::flows::{session, sign_out};
+use crate::support::flows::{csrf_token, session, sign_out};
 use crate::support::latch::{Setup, TestApp};
 use crate::support::latch_bin::run_ok;
 use crate::support::redis::RedisServer;
@@ -20,9 +21,11 @@ use tokio::sync::Mutex;
 
 const SESSION: &str = "latch.session-token";
 const REFRESH: &str = "latch.refresh-token";
+const CSRF: &str = "latch.csrf-token";
 /// Users per revocation method; each user has two sessions (two browsers).
 const USERS_PER_METHOD: usize = 5;
-/// Every `/session` and `/verify` extends the session, so every read races with a write.
+/// Every `/session` (GET or POST) and `/verify` extends the session, so every read races
+/// with a write.
 const EVERY_READ_WRITES: &str = "update_age = \"1ms\"";
 /// Requests per loader task.
 const ROUNDS: usize = 12;
@@ -54,6 +57,8 @@ const METHODS: [Method; 5] = [
 struct Device {
     browser: Browser,
     session: String,
+    /// Its CSRF cookie and the token in it, for `POST /session`.
+    csrf: (String, String),
     /// The latest refresh token of its one family (rotated by its refresh loop).
     refresh: Mutex<String>,
 }
@@ -80,12 +85,15 @@ fn cookie_from(response: &reqwest::Response, name: &str) -> Option<String> {
 async fn device(app: &TestApp, email: &str) -> Arc<Device> {
     let browser = signed_in(app, email).await;
     let session = browser.cookie(SESSION).expect("session cookie").value;
+    let token = csrf_token(app, &browser).await;
+    let csrf = (browser.cookie(CSRF).expect("CSRF cookie").value, token);
     let response = browser.post(&app.url("/token")).await;
     assert_eq!(response.status(), StatusCode::OK);
     let refresh = cookie_from(&response, REFRESH).expect("refresh cookie");
     Arc::new(Device {
         browser,
         session,
+        csrf,
         refresh: Mutex::new(refresh),
     })
 }
@@ -108,6 +116,24 @@ async fn session_live(app: &TestApp, client: &reqwest::Client, token: &str) -> b
         .json()
         .await
         .unwrap();
+    body.get("user").is_some()
+}
+
+/// `POST /session` (next-auth's `update(data)`) with the device's cookies: is it signed in?
+async fn update_live(app: &TestApp, client: &reqwest::Client, device: &Device) -> bool {
+    let (cookie, token) = &device.csrf;
+    let response = client
+        .post(app.url("/session"))
+        .header(
+            COOKIE,
+            format!("{SESSION}={}; {CSRF}={cookie}", device.session),
+        )
+        .json(&serde_json::json!({"csrfToken": token, "data": {"name": "x"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK, "POST /session");
+    let body: Value = response.json().await.unwrap();
     body.get("user").is_some()
 }
 
@@ -147,9 +173,10 @@ async fn refresh_once(app: &TestApp, client: &reqwest::Client, device: &Device) 
     status == StatusCode::OK
 }
 
-/// Reads that extend the session, and one refresh loop, for `device`.
+/// Reads that extend the session (`GET` and `POST /session`, `/verify`), and one refresh
+/// loop, for `device`.
 fn load(app: &Arc<TestApp>, device: &Arc<Device>, tasks: &mut tokio::task::JoinSet<()>) {
-    for kind in 0..3 {
+    for kind in 0..4 {
         let (app, device) = (app.clone(), device.clone());
         tasks.spawn(async move {
             let client = raw();
@@ -157,6 +184,7 @@ fn load(app: &Arc<TestApp>, device: &Arc<Device>, tasks: &mut tokio::task::JoinS
                 match kind {
                     0 => drop(session_live(&app, &client, &device.session).await),
                     1 => drop(verify_live(&app, &client, &device.session).await),
+                    2 => drop(update_live(&app, &client, &device).await),
                     _ => drop(refresh_once(&app, &client, &device).await),
                 }
             }
@@ -269,11 +297,13 @@ async fn race(store_url: &str, dir: &Path, session_lines: &str) {
         {
             let live = session_live(&app, &client, &device.session).await;
             let verified = verify_live(&app, &client, &device.session).await;
+            let updated = update_live(&app, &client, device).await;
             let refreshed = refresh_once(&app, &client, device).await;
-            if (live, verified, refreshed) != (session_expected, session_expected, refresh_expected)
-            {
+            let session_answers = (live, verified, updated);
+            let expected_answers = (session_expected, session_expected, session_expected);
+            if (session_answers, refreshed) != (expected_answers, refresh_expected) {
                 came_back.push(format!(
-                    "{} ({:?}): /session {live}, /verify {verified}, /refresh {refreshed}; expected session {session_expected}, refresh {refresh_expected}",
+                    "{} ({:?}): /session {live}, /verify {verified}, POST /session {updated}, /refresh {refreshed}; expected session {session_expected}, refresh {refresh_expected}",
                     user.email, user.method
                 ));
             }
