@@ -130,13 +130,34 @@ pub fn target(url: &str, route: Option<Arc<Route>>) -> Result<Target, &'static s
     })
 }
 
+/// Why the Sentinels name no master for the feed to follow.
+#[derive(Debug, PartialEq)]
+enum NoMaster {
+    /// None of them answered with a master.
+    NoneNamed,
+    /// Those that answered named these, not all the same (a failover some have not heard
+    /// of yet): no node is safe to follow until they agree.
+    Disagree(Vec<(String, u16)>),
+}
+
+impl std::fmt::Display for NoMaster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NoMaster::NoneNamed => write!(f, "no Sentinel named a master"),
+            NoMaster::Disagree(named) => {
+                write!(f, "the Sentinels do not agree on the master yet: {named:?}")
+            }
+        }
+    }
+}
+
 /// The node every answering Sentinel names as the group's master, asked all at once, each
 /// within [`ASK_TIMEOUT`], on the connections in `conns` (made again when lost).
 async fn ask_master(
     sentinels: &[(String, u16)],
     service: &str,
     conns: &mut [Option<MultiplexedConnection>],
-) -> Result<(String, u16), String> {
+) -> Result<(String, u16), NoMaster> {
     let mut asks = tokio::task::JoinSet::new();
     for (i, (host, port)) in sentinels.iter().cloned().enumerate() {
         let (service, conn) = (service.to_string(), conns[i].take());
@@ -172,11 +193,9 @@ async fn ask_master(
         named.extend(master);
     }
     match named.split_first() {
-        None => Err("no Sentinel named a master".into()),
+        None => Err(NoMaster::NoneNamed),
         Some((first, rest)) if rest.iter().all(|m| m == first) => Ok(first.clone()),
-        Some(_) => Err(format!(
-            "the Sentinels do not agree on the master yet: {named:?}"
-        )),
+        Some(_) => Err(NoMaster::Disagree(named)),
     }
 }
 
@@ -200,9 +219,10 @@ async fn master_moved(target: &Target, node: &(String, u16)) -> String {
             Ok(named) => {
                 return format!("the Sentinels name another master, {}:{}", named.0, named.1)
             }
-            Err(e) if e.starts_with("the Sentinels do not agree") => return e,
-            Err(e) if confirmed.elapsed() >= LIVENESS => return e,
-            Err(_) => {}
+            // Not waited out like silence: one of them already names another node.
+            Err(e @ NoMaster::Disagree(_)) => return e.to_string(),
+            Err(e) if confirmed.elapsed() >= LIVENESS => return e.to_string(),
+            Err(NoMaster::NoneNamed) => {}
         }
     }
 }
@@ -280,7 +300,7 @@ impl Drop for DetachOnDrop<'_> {
 }
 
 /// The node to connect to: the fixed one, or the master every answering Sentinel names.
-async fn locate(target: &Target) -> Result<(String, u16), String> {
+async fn locate(target: &Target) -> Result<(String, u16), NoMaster> {
     match &target.place {
         Place::Node(host, port) => Ok((host.clone(), *port)),
         Place::Sentinel {
