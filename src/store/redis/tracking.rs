@@ -39,9 +39,8 @@
 //! answers nothing while the store's own connection reaches another node than the feed's
 //! ([`Feed::route`]), so a record read from the old master after the feed moved is never
 //! kept.
-use super::sentinel::{Route, ASK_TIMEOUT};
+use super::sentinel::{ask_each, Route};
 use super::url::{parse_url, RedisUrl};
-use super::{conn_config, RedisError};
 use crate::store::cache::{Event, Feed, SessionCache, HEARTBEAT_EVERY, LATE_PROBE_CHECK, LIVENESS};
 use crate::store::keys::SESSION_PREFIX;
 use redis::aio::MultiplexedConnection;
@@ -152,46 +151,21 @@ impl std::fmt::Display for NoMaster {
 }
 
 /// The node every answering Sentinel names as the group's master, asked all at once, each
-/// within [`ASK_TIMEOUT`], on the connections in `conns` (made again when lost).
+/// within [`ASK_TIMEOUT`](super::sentinel::ASK_TIMEOUT), on the connections in `conns`
+/// (made again when lost: [`ask_each`]).
 async fn ask_master(
     sentinels: &[(String, u16)],
     service: &str,
     conns: &mut [Option<MultiplexedConnection>],
 ) -> Result<(String, u16), NoMaster> {
-    let mut asks = tokio::task::JoinSet::new();
-    for (i, (host, port)) in sentinels.iter().cloned().enumerate() {
-        let (service, conn) = (service.to_string(), conns[i].take());
-        asks.spawn(async move {
-            let ask = async {
-                let mut conn = match conn {
-                    Some(c) => c,
-                    None => {
-                        redis::Client::open((host, port))?
-                            .get_multiplexed_async_connection_with_config(&conn_config())
-                            .await?
-                    }
-                };
-                let named: Option<(String, u16)> = redis::cmd("SENTINEL")
-                    .arg("get-master-addr-by-name")
-                    .arg(&service)
-                    .query_async(&mut conn)
-                    .await?;
-                Ok::<_, RedisError>((conn, named))
-            };
-            match tokio::time::timeout(ASK_TIMEOUT, ask).await {
-                Ok(Ok((conn, named))) => (i, Some(conn), named),
-                _ => (i, None, None),
-            }
-        });
-    }
-    let mut named = Vec::new();
-    while let Some(joined) = asks.join_next().await {
-        let Ok((i, conn, master)) = joined else {
-            continue;
-        };
-        conns[i] = conn;
-        named.extend(master);
-    }
+    let mut query = redis::pipe();
+    query
+        .cmd("SENTINEL")
+        .arg("get-master-addr-by-name")
+        .arg(service);
+    let answers: Vec<(Option<(String, u16)>,)> = ask_each(sentinels, conns, &query).await;
+    // A Sentinel that does not know the group answers nil: it names no master.
+    let named: Vec<(String, u16)> = answers.into_iter().filter_map(|(m,)| m).collect();
     match named.split_first() {
         None => Err(NoMaster::NoneNamed),
         Some((first, rest)) if rest.iter().all(|m| m == first) => Ok(first.clone()),
