@@ -174,21 +174,25 @@ async fn ask_master(
 }
 
 /// Returns (why) once the Sentinels name another master than `node`, or none has confirmed
-/// it for [`LIVENESS`]; asks every [`HEARTBEAT_EVERY`]. Never returns for a fixed node.
-async fn master_moved(target: &Target, node: &(String, u16)) -> String {
+/// it for [`LIVENESS`]; asks every [`HEARTBEAT_EVERY`], over `conns`. Never returns for a
+/// fixed node.
+async fn master_moved(
+    target: &Target,
+    node: &(String, u16),
+    conns: &mut [Option<MultiplexedConnection>],
+) -> String {
     let Place::Sentinel {
         sentinels, service, ..
     } = &target.place
     else {
         return std::future::pending().await;
     };
-    let mut conns: Vec<Option<MultiplexedConnection>> = vec![None; sentinels.len()];
     let mut confirmed = Instant::now();
     let mut tick = tokio::time::interval(HEARTBEAT_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        match ask_master(sentinels, service, &mut conns).await {
+        match ask_master(sentinels, service, conns).await {
             Ok(named) if &named == node => confirmed = Instant::now(),
             Ok(named) => {
                 return format!("the Sentinels name another master, {}:{}", named.0, named.1)
@@ -211,8 +215,15 @@ pub fn start(target: Target, cache: &Arc<SessionCache>) {
 async fn run(target: Target, cache: Weak<SessionCache>) {
     let mut pause = MIN_PAUSE;
     let mut failing = false;
+    // One connection per Sentinel for the feed's life, asked over by `locate` and
+    // `master_moved` alike. One that was mid-ask when the watch ended was dropped with it
+    // and is made again at the next ask.
+    let mut conns: Vec<Option<MultiplexedConnection>> = match &target.place {
+        Place::Sentinel { sentinels, .. } => vec![None; sentinels.len()],
+        Place::Node(..) => Vec::new(),
+    };
     while cache.strong_count() > 0 {
-        match locate(&target).await {
+        match locate(&target, &mut conns).await {
             Ok(node) => match connect(&target, &node).await {
                 Ok((socket, leftover)) => {
                     let Some(c) = cache.upgrade() else { return };
@@ -230,7 +241,8 @@ async fn run(target: Target, cache: Weak<SessionCache>) {
                         tracing::info!("session cache: invalidation feed is back");
                     }
                     pause = MIN_PAUSE;
-                    let reason = watch(&socket, &cache, master_moved(&target, &node)).await;
+                    let moved = master_moved(&target, &node, &mut conns);
+                    let reason = watch(&socket, &cache, moved).await;
                     drop(detach);
                     if cache.strong_count() == 0 {
                         return;
@@ -273,13 +285,17 @@ impl Drop for DetachOnDrop<'_> {
     }
 }
 
-/// The node to connect to: the fixed one, or the master every answering Sentinel names.
-async fn locate(target: &Target) -> Result<(String, u16), NoMaster> {
+/// The node to connect to: the fixed one, or the master every answering Sentinel names
+/// (asked over `conns`).
+async fn locate(
+    target: &Target,
+    conns: &mut [Option<MultiplexedConnection>],
+) -> Result<(String, u16), NoMaster> {
     match &target.place {
         Place::Node(host, port) => Ok((host.clone(), *port)),
         Place::Sentinel {
             sentinels, service, ..
-        } => ask_master(sentinels, service, &mut vec![None; sentinels.len()]).await,
+        } => ask_master(sentinels, service, conns).await,
     }
 }
 
