@@ -430,8 +430,6 @@ struct Tracking {
     socket: Arc<Socket>,
     buf: Vec<u8>,
     heard_at: Instant,
-    /// Probes sent and not yet answered.
-    outstanding: u64,
     /// Where each `recv` lands (zeroed once: a fresh array per read was most of the feed's
     /// cost per request). 64 KiB, so a large push needs few reads (an incomplete frame is
     /// parsed again from its start at each).
@@ -451,7 +449,6 @@ impl Tracking {
             socket,
             buf: leftover,
             heard_at: Instant::now(),
-            outstanding: 0,
             chunk: vec![0; 64 << 10].into_boxed_slice(),
         }
     }
@@ -479,7 +476,7 @@ impl Feed for Tracking {
             match parse(&self.buf[used..]) {
                 Ok(Some((frame, n))) => {
                     used += n;
-                    if let Err(e) = apply(frame, &mut self.outstanding, event) {
+                    if let Err(e) = apply(frame, event) {
                         break Err(e);
                     }
                 }
@@ -496,10 +493,7 @@ impl Feed for Tracking {
         // 14 bytes on a connection that sends nothing else: a full socket buffer means
         // Redis stopped reading.
         match (&self.socket.reader).write(ROLE) {
-            Ok(n) if n == ROLE.len() => {
-                self.outstanding += 1;
-                Ok(())
-            }
+            Ok(n) if n == ROLE.len() => Ok(()),
             Ok(_) => Err("probe only partly sent".into()),
             Err(e) => Err(format!("probe: {e}")),
         }
@@ -517,13 +511,10 @@ impl Feed for Tracking {
     }
 }
 
-/// Acts on one frame from the tracking connection: an invalidation, or the answer to the
-/// oldest outstanding probe.
-fn apply(
-    frame: Frame,
-    outstanding: &mut u64,
-    event: &mut dyn FnMut(Event<'_>),
-) -> Result<(), String> {
+/// Acts on one frame from the tracking connection: an invalidation, or the answer to a
+/// probe. Whether a probe was sent for that answer is the cache's to check, against its own
+/// record of the probes sent (`SessionCache::poll`), so one count decides.
+fn apply(frame: Frame, event: &mut dyn FnMut(Event<'_>)) -> Result<(), String> {
     if let Frame::Push(items) = frame {
         let mut items = items.into_iter();
         if !matches!(items.next(), Some(Frame::Bulk(kind)) if kind == b"invalidate") {
@@ -546,10 +537,6 @@ fn apply(
         }
         return Ok(());
     }
-    let Some(left) = outstanding.checked_sub(1) else {
-        return Err(format!("a reply to no probe: {}", describe(&frame)));
-    };
-    *outstanding = left;
     role_is_master(&frame)?;
     event(Event::Answered);
     Ok(())
@@ -696,15 +683,14 @@ fn parse_at(buf: &[u8], depth: usize) -> Result<Option<(Frame, usize)>, String> 
 mod tests {
     use super::*;
 
-    /// What `bytes` report, with `probes` outstanding: `Some(key)`, `None` for a flush,
-    /// `"answered"` for a probe's answer.
-    fn events(bytes: &[u8], probes: u64) -> Result<Vec<String>, String> {
-        let mut outstanding = probes;
+    /// What `bytes` report: `Some(key)`, `None` for a flush, `"answered"` for a probe's
+    /// answer.
+    fn events(bytes: &[u8]) -> Result<Vec<String>, String> {
         let mut out = Vec::new();
         let mut at = 0;
         while let Some((frame, used)) = parse(&bytes[at..])? {
             at += used;
-            apply(frame, &mut outstanding, &mut |e| {
+            apply(frame, &mut |e| {
                 out.push(match e {
                     Event::Invalidated(Some(k)) => String::from_utf8(k.to_vec()).unwrap(),
                     Event::Invalidated(None) => "(all)".into(),
@@ -721,7 +707,7 @@ mod tests {
         let bytes = b">2\r\n$10\r\ninvalidate\r\n*2\r\n$9\r\nsession:a\r\n$9\r\nsession:b\r\n\
 *3\r\n$6\r\nmaster\r\n:0\r\n*0\r\n>2\r\n$10\r\ninvalidate\r\n_\r\n*3\r\n$6\r\nmaster\r\n:0\r\n*0\r\n";
         assert_eq!(
-            events(bytes, 2).unwrap(),
+            events(bytes).unwrap(),
             ["session:a", "session:b", "answered", "(all)", "answered"]
         );
     }
@@ -729,11 +715,11 @@ mod tests {
     #[test]
     fn answers_must_come_from_a_master() {
         let master = b"*3\r\n$6\r\nmaster\r\n:0\r\n*0\r\n";
-        assert!(events(master, 0).is_err(), "an answer to no probe");
-        assert!(events(b"+PONG\r\n", 1).is_err(), "not ROLE's answer");
+        assert_eq!(events(master).unwrap(), ["answered"]);
+        assert!(events(b"+PONG\r\n").is_err(), "not ROLE's answer");
         // A fence answered by a node demoted to a replica proves nothing.
         let replica = b"*5\r\n$5\r\nslave\r\n$9\r\n127.0.0.1\r\n:6379\r\n$9\r\nconnected\r\n:1\r\n";
-        let e = events(replica, 1).unwrap_err();
+        let e = events(replica).unwrap_err();
         assert!(e.contains("slave, not a master"), "{e}");
     }
 
@@ -776,12 +762,11 @@ $6\r\nmaster\r\n$7\r\nmodules\r\n*0\r\n+OK\r\n";
         assert!(parse(deep.as_bytes()).is_err());
         // An error reply or an unexpected value on the tracking connection ends it.
         for frame in [Frame::Error(b"ERR x".to_vec()), Frame::Bulk(b"x".to_vec())] {
-            let mut outstanding = 1;
-            assert!(apply(frame, &mut outstanding, &mut |_| {}).is_err());
+            assert!(apply(frame, &mut |_| {}).is_err());
         }
         // Another push kind is ignored.
         let other = Frame::Push(vec![Frame::Bulk(b"message".to_vec())]);
-        let ignored = apply(other, &mut 0, &mut |_| panic!("not an invalidation"));
+        let ignored = apply(other, &mut |_| panic!("not an invalidation"));
         assert!(ignored.is_ok());
     }
 
