@@ -682,6 +682,7 @@ fn parse_at(buf: &[u8], depth: usize) -> Result<Option<(Frame, usize)>, String> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
     /// What `bytes` report: `Some(key)`, `None` for a flush, `"answered"` for a probe's
     /// answer.
@@ -802,5 +803,108 @@ $6\r\nmaster\r\n$7\r\nmodules\r\n*0\r\n+OK\r\n";
     #[test]
     fn commands_are_resp_arrays() {
         assert_eq!(command(&["ROLE"]), ROLE);
+    }
+
+    /// A stand-in Sentinel on a free loopback port that names `master` for any `SENTINEL`
+    /// command (and answers `+OK` to anything else: the client's `CLIENT SETINFO`), and the
+    /// number of connections made to it.
+    async fn scripted_sentinel(master: u16) -> ((String, u16), Arc<AtomicUsize>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let master = master.to_string();
+        let named = format!("*2\r\n$9\r\n127.0.0.1\r\n${}\r\n{master}\r\n", master.len());
+        let connections = Arc::new(AtomicUsize::new(0));
+        let counted = connections.clone();
+        tokio::spawn(async move {
+            while let Ok((mut conn, _)) = listener.accept().await {
+                counted.fetch_add(1, Ordering::SeqCst);
+                let named = named.clone();
+                tokio::spawn(async move {
+                    let (mut buf, mut chunk) = (Vec::new(), [0u8; 1024]);
+                    while let Ok(n @ 1..) = conn.read(&mut chunk).await {
+                        buf.extend_from_slice(&chunk[..n]);
+                        while let Ok(Some((request, used))) = parse(&buf) {
+                            buf.drain(..used);
+                            let asked = matches!(&request, Frame::Array(args)
+                                if matches!(args.first(), Some(Frame::Bulk(c)) if c.eq_ignore_ascii_case(b"SENTINEL")));
+                            let answer = if asked { named.as_bytes() } else { b"+OK\r\n" };
+                            if conn.write_all(answer).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        (("127.0.0.1".into(), port), connections)
+    }
+
+    /// A loopback port nothing listens on (a Sentinel that is down).
+    async fn dead_sentinel() -> (String, u16) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        ("127.0.0.1".into(), listener.local_addr().unwrap().port())
+    }
+
+    fn sentinel_target(sentinels: Vec<(String, u16)>) -> Target {
+        Target {
+            place: Place::Sentinel {
+                sentinels,
+                service: "mymaster".into(),
+                route: Arc::default(),
+            },
+            username: None,
+            password: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn the_feed_follows_only_a_master_every_answering_sentinel_names() {
+        let ((s1, c1), (s2, c2)) = (scripted_sentinel(7001).await, scripted_sentinel(7001).await);
+        let (other, _) = scripted_sentinel(7002).await;
+        let dead = dead_sentinel().await;
+        let x = ("127.0.0.1".to_string(), 7001);
+        let ask = |sentinels: Vec<(String, u16)>| async move {
+            let mut conns = vec![None; sentinels.len()];
+            ask_master(&sentinels, "mymaster", &mut conns).await
+        };
+        assert_eq!(ask(vec![s1.clone(), s2.clone()]).await, Ok(x.clone()));
+        assert_eq!(ask(vec![s1.clone(), dead.clone()]).await, Ok(x.clone()));
+        assert_eq!(ask(vec![dead.clone()]).await, Err(NoMaster::NoneNamed));
+        let Err(NoMaster::Disagree(named)) = ask(vec![s1.clone(), other.clone()]).await else {
+            panic!("a master two Sentinels disagree on was followed");
+        };
+        assert_eq!(named.len(), 2);
+
+        // Asked again over the connections kept from the last ask.
+        let sentinels = [s1, s2];
+        let mut conns = vec![None; 2];
+        let before = (c1.load(Ordering::SeqCst), c2.load(Ordering::SeqCst));
+        for _ in 0..3 {
+            let named = ask_master(&sentinels, "mymaster", &mut conns).await;
+            assert_eq!(named, Ok(x.clone()));
+        }
+        let after = (c1.load(Ordering::SeqCst), c2.load(Ordering::SeqCst));
+        assert_eq!(after, (before.0 + 1, before.1 + 1), "one connection each");
+    }
+
+    /// A feed on `X` while one Sentinel names `Y`: dropped at the first ask, not after
+    /// [`LIVENESS`] as when no Sentinel answers.
+    #[tokio::test]
+    async fn the_feed_is_dropped_at_once_when_the_sentinels_disagree() {
+        let ((x, _), (y, _)) = (scripted_sentinel(7001).await, scripted_sentinel(7002).await);
+        let target = sentinel_target(vec![x, y]);
+        let mut conns = vec![None; 2];
+        let node = ("127.0.0.1".to_string(), 7001);
+        let asked = Instant::now();
+        let moved = master_moved(&target, &node, &mut conns);
+        let reason = tokio::time::timeout(LIVENESS * 3, moved)
+            .await
+            .expect("the feed stayed on a master the Sentinels disagree on");
+        assert!(reason.contains("do not agree"), "{reason}");
+        assert!(
+            asked.elapsed() < LIVENESS,
+            "dropped only after {:?}",
+            asked.elapsed()
+        );
     }
 }
