@@ -52,7 +52,8 @@ const MAX_OUTSTANDING: u64 = 10_000;
 pub enum Event<'a> {
     /// `Some(key)` changed, or `None`: anything may have changed (a flush).
     Invalidated(Option<&'a [u8]>),
-    /// The answer to the oldest probe not yet answered.
+    /// The answer to a probe, in order: the oldest not yet answered. The feed reports every
+    /// answer it reads; the cache checks that a probe was sent for it.
     Answered,
 }
 
@@ -408,6 +409,7 @@ impl State {
             return self.lost(&reason, progress);
         }
         let newly = (self.answered - before) as usize;
+        // The one place a stray answer is caught: the feed does not count probes itself.
         if newly > self.sent_at.len() {
             return self.lost("an answer to no probe", progress);
         }
@@ -903,6 +905,21 @@ mod tests {
         let fresh = Script::default();
         cache.attach(fresh.feed());
         assert!(matches!(cache.lookup("session:a"), Lookup::Miss(_)));
+    }
+
+    #[test]
+    fn an_answer_to_no_probe_breaks_the_feed() {
+        // No pump: this test alone reads the feed.
+        let cache = SessionCache::new("session:", 10);
+        let script = Script::default();
+        cache.attach(script.feed());
+        assert!(
+            cache.heartbeat() && cache.poll(),
+            "a probe sent and answered"
+        );
+        script.answer();
+        assert!(!cache.poll(), "a second answer to one probe");
+        assert!(!cache.is_attached());
     }
 
     #[tokio::test]

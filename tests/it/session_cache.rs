@@ -8,12 +8,12 @@ use crate::support::dev::signed_in;
 use crate::support::flows::{sign_out, user_id};
 use crate::support::latch::{Setup, TestApp};
 use crate::support::latch_bin::run_ok;
-use crate::support::redis::{redis_cli, RedisServer, SentinelSet};
+use crate::support::redis::{redis_cli, RedisSentinel, RedisServer, SentinelSet, SENTINEL_SERVICE};
 use reqwest::header::COOKIE;
 use reqwest::StatusCode;
 use serde_json::Value;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -26,10 +26,16 @@ fn gets(redis: &RedisServer) -> u64 {
 }
 
 fn gets_at(port: u16, password: Option<&str>) -> u64 {
+    calls_at(port, password, "get")
+}
+
+/// How many times Redis has run `command` (`get`, `client|tracking`).
+fn calls_at(port: u16, password: Option<&str>, command: &str) -> u64 {
     let stats = redis_cli(port, password, &["INFO", "commandstats"]);
+    let prefix = format!("cmdstat_{command}:calls=");
     stats
         .lines()
-        .find_map(|l| l.strip_prefix("cmdstat_get:calls="))
+        .find_map(|l| l.strip_prefix(prefix.as_str()))
         .and_then(|rest| rest.split(',').next())
         .map_or(0, |n| n.parse().unwrap())
 }
@@ -510,4 +516,93 @@ async fn a_node_demoted_under_the_feed_answers_no_fence() {
     assert_eq!(store.get(key).await.unwrap(), None, "refused once synced");
     assert!(feeds(&node).is_empty(), "a feed on a replica");
     master.stop();
+}
+
+/// A path to the Sentinel on `to` (`127.0.0.1:<returned port>`) that counts the
+/// `get-master-addr-by-name` asks sent through it: only feeds ask that (the store asks
+/// `SENTINEL MASTER`, `REPLICAS` and `MASTERS`).
+async fn counted_path(to: u16) -> (u16, Arc<AtomicUsize>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const ASK: &[u8] = b"get-master-addr-by-name";
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let asks = Arc::new(AtomicUsize::new(0));
+    let counted = asks.clone();
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let Ok(server) = tokio::net::TcpStream::connect(("127.0.0.1", to)).await else {
+                return;
+            };
+            let (mut client_read, mut client_write) = client.into_split();
+            let (mut server_read, mut server_write) = server.into_split();
+            tokio::spawn(async move {
+                let _ = tokio::io::copy(&mut server_read, &mut client_write).await;
+            });
+            let counted = counted.clone();
+            tokio::spawn(async move {
+                // The end of the last read is kept, for an ask split across two reads.
+                let (mut seen, mut buf) = (Vec::new(), [0u8; 8192]);
+                while let Ok(n @ 1..) = client_read.read(&mut buf).await {
+                    seen.extend_from_slice(&buf[..n]);
+                    let found = seen.windows(ASK.len()).filter(|w| *w == ASK).count();
+                    counted.fetch_add(found, Ordering::SeqCst);
+                    seen.drain(..seen.len().saturating_sub(ASK.len() - 1));
+                    if server_write.write_all(&buf[..n]).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (port, asks)
+}
+
+/// Sentinels that disagree on the master (two groups under one name, a Sentinel each; the
+/// store follows the one at the later config-epoch): no feed attaches to either master, so
+/// the second instance reads every `/session` and `/verify` from the store, and refuses a
+/// session at once once its sign-out on the first answered.
+#[tokio::test]
+async fn while_the_sentinels_disagree_no_feed_attaches_and_revocation_wins() {
+    let older = RedisSentinel::new();
+    let newer = RedisSentinel::with_config_epoch(1);
+    let (path, asks) = counted_path(older.sentinel.port()).await;
+    let url = format!(
+        "redis+sentinel://127.0.0.1:{path},{}/{SENTINEL_SERVICE}",
+        newer.sentinel.addr()
+    );
+    let a = Setup::default().store(&url).spawn().await;
+    let b = Setup::default().store(&url).spawn().await;
+    // Three asks from two feeds: one feed asked twice. A feed that took the first answer
+    // would have connected (and run `CLIENT TRACKING`) before asking again.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while asks.load(Ordering::SeqCst) < 3 {
+        assert!(
+            Instant::now() < deadline,
+            "the feeds never asked the Sentinels"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let browser = signed_in(&a, "disagree@example.com").await;
+    let t = token(&browser);
+    let client = raw();
+    for n in 0..3 {
+        let before = gets(&newer.master);
+        assert_eq!(live(&b, &client, &t).await, (true, true));
+        assert!(
+            gets(&newer.master) > before,
+            "read {n} answered from memory"
+        );
+    }
+    let r = sign_out(&a, &browser, &[("callbackUrl", "/")]).await;
+    assert_eq!(r.status(), StatusCode::FOUND);
+    assert_eq!(
+        live(&b, &raw(), &t).await,
+        (false, false),
+        "still live on B after its sign-out on A answered"
+    );
+    for master in [&older.master, &newer.master] {
+        let tracking = calls_at(master.port(), None, "client|tracking");
+        assert_eq!(tracking, 0, "a feed connected to {}", master.port());
+    }
 }

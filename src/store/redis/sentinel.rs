@@ -77,42 +77,69 @@ pub(super) struct SentinelState {
 /// Sentinel that is down (or its host gone) costs this much, not a connect timeout each.
 pub(super) const ASK_TIMEOUT: Duration = Duration::from_millis(500);
 
-/// The master of the group as named by the answering Sentinel with the highest
-/// `config-epoch` (the latest failover wins over a Sentinel that has not heard of it), and
-/// the number of its replicas that Sentinel does not see as down or disconnected; `None` if
-/// no Sentinel answers within [`ASK_TIMEOUT`]. All Sentinels are asked at once.
-pub(super) async fn ask_sentinels(s: &Sentinel) -> Option<((String, u16), u64)> {
-    type Map = std::collections::HashMap<String, String>;
+/// Sends `query` to every Sentinel at once, the one at `sentinels[i]` over `conns[i]`
+/// (connected first when `None`), each within [`ASK_TIMEOUT`]: the answers that came, in
+/// the order they came. A Sentinel that failed or was late is left `None` in `conns`, to be
+/// connected again next time.
+pub(super) async fn ask_each<T>(
+    sentinels: &[(String, u16)],
+    conns: &mut [Option<MultiplexedConnection>],
+    query: &Pipeline,
+) -> Vec<T>
+where
+    T: redis::FromRedisValue + Send + 'static,
+{
     let mut asks = tokio::task::JoinSet::new();
-    for (host, port) in s.sentinels.clone() {
-        let service = s.service.clone();
+    for (i, (host, port)) in sentinels.iter().cloned().enumerate() {
+        let (query, conn) = (query.clone(), conns[i].take());
         asks.spawn(async move {
             let ask = async {
-                let client = redis::Client::open((host, port))?;
-                let mut conn = client
-                    .get_multiplexed_async_connection_with_config(&conn_config())
-                    .await?;
-                redis::pipe()
-                    .cmd("SENTINEL")
-                    .arg("MASTER")
-                    .arg(&service)
-                    .cmd("SENTINEL")
-                    .arg("REPLICAS")
-                    .arg(&service)
-                    .query_async::<(Map, Vec<Map>)>(&mut conn)
-                    .await
+                let mut conn = match conn {
+                    Some(c) => c,
+                    None => {
+                        redis::Client::open((host, port))?
+                            .get_multiplexed_async_connection_with_config(&conn_config())
+                            .await?
+                    }
+                };
+                let answer: T = query.query_async(&mut conn).await?;
+                Ok::<_, RedisError>((conn, answer))
             };
             match tokio::time::timeout(ASK_TIMEOUT, ask).await {
-                Ok(Ok(answer)) => Some(answer),
-                _ => None,
+                Ok(Ok((conn, answer))) => (i, Some(conn), Some(answer)),
+                _ => (i, None, None),
             }
         });
     }
-    let mut best: Option<(u64, (String, u16), u64)> = None;
+    let mut answers = Vec::new();
     while let Some(joined) = asks.join_next().await {
-        let Ok(Some((master, replicas))) = joined else {
+        let Ok((i, conn, answer)) = joined else {
             continue;
         };
+        conns[i] = conn;
+        answers.extend(answer);
+    }
+    answers
+}
+
+/// The master of the group as named by the answering Sentinel with the highest
+/// `config-epoch` (the latest failover wins over a Sentinel that has not heard of it), and
+/// the number of its replicas that Sentinel does not see as down or disconnected; `None` if
+/// no Sentinel answers within [`ASK_TIMEOUT`]. All Sentinels are asked at once, each on a
+/// connection of its own made for this ask.
+pub(super) async fn ask_sentinels(s: &Sentinel) -> Option<((String, u16), u64)> {
+    type Map = std::collections::HashMap<String, String>;
+    let mut view = redis::pipe();
+    view.cmd("SENTINEL")
+        .arg("MASTER")
+        .arg(&s.service)
+        .cmd("SENTINEL")
+        .arg("REPLICAS")
+        .arg(&s.service);
+    let mut conns = vec![None; s.sentinels.len()];
+    let answers: Vec<(Map, Vec<Map>)> = ask_each(&s.sentinels, &mut conns, &view).await;
+    let mut best: Option<(u64, (String, u16), u64)> = None;
+    for (master, replicas) in answers {
         let (Some(ip), Some(Ok(mport))) = (
             master.get("ip").cloned(),
             master.get("port").map(|p| p.parse::<u16>()),

@@ -39,9 +39,8 @@
 //! answers nothing while the store's own connection reaches another node than the feed's
 //! ([`Feed::route`]), so a record read from the old master after the feed moved is never
 //! kept.
-use super::sentinel::{Route, ASK_TIMEOUT};
+use super::sentinel::{ask_each, Route};
 use super::url::{parse_url, RedisUrl};
-use super::{conn_config, RedisError};
 use crate::store::cache::{Event, Feed, SessionCache, HEARTBEAT_EVERY, LATE_PROBE_CHECK, LIVENESS};
 use crate::store::keys::SESSION_PREFIX;
 use redis::aio::MultiplexedConnection;
@@ -130,79 +129,78 @@ pub fn target(url: &str, route: Option<Arc<Route>>) -> Result<Target, &'static s
     })
 }
 
+/// Why the Sentinels name no master for the feed to follow.
+#[derive(Debug, PartialEq)]
+enum NoMaster {
+    /// None of them answered with a master.
+    NoneNamed,
+    /// Those that answered named these, not all the same (a failover some have not heard
+    /// of yet): no node is safe to follow until they agree.
+    Disagree(Vec<(String, u16)>),
+}
+
+impl std::fmt::Display for NoMaster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NoMaster::NoneNamed => write!(f, "no Sentinel named a master"),
+            NoMaster::Disagree(named) => {
+                write!(f, "the Sentinels do not agree on the master yet: {named:?}")
+            }
+        }
+    }
+}
+
 /// The node every answering Sentinel names as the group's master, asked all at once, each
-/// within [`ASK_TIMEOUT`], on the connections in `conns` (made again when lost).
+/// within [`ASK_TIMEOUT`](super::sentinel::ASK_TIMEOUT), on the connections in `conns`
+/// (made again when lost: [`ask_each`]).
 async fn ask_master(
     sentinels: &[(String, u16)],
     service: &str,
     conns: &mut [Option<MultiplexedConnection>],
-) -> Result<(String, u16), String> {
-    let mut asks = tokio::task::JoinSet::new();
-    for (i, (host, port)) in sentinels.iter().cloned().enumerate() {
-        let (service, conn) = (service.to_string(), conns[i].take());
-        asks.spawn(async move {
-            let ask = async {
-                let mut conn = match conn {
-                    Some(c) => c,
-                    None => {
-                        redis::Client::open((host, port))?
-                            .get_multiplexed_async_connection_with_config(&conn_config())
-                            .await?
-                    }
-                };
-                let named: Option<(String, u16)> = redis::cmd("SENTINEL")
-                    .arg("get-master-addr-by-name")
-                    .arg(&service)
-                    .query_async(&mut conn)
-                    .await?;
-                Ok::<_, RedisError>((conn, named))
-            };
-            match tokio::time::timeout(ASK_TIMEOUT, ask).await {
-                Ok(Ok((conn, named))) => (i, Some(conn), named),
-                _ => (i, None, None),
-            }
-        });
-    }
-    let mut named = Vec::new();
-    while let Some(joined) = asks.join_next().await {
-        let Ok((i, conn, master)) = joined else {
-            continue;
-        };
-        conns[i] = conn;
-        named.extend(master);
-    }
+) -> Result<(String, u16), NoMaster> {
+    let mut query = redis::pipe();
+    query
+        .cmd("SENTINEL")
+        .arg("get-master-addr-by-name")
+        .arg(service);
+    let answers: Vec<(Option<(String, u16)>,)> = ask_each(sentinels, conns, &query).await;
+    // A Sentinel that does not know the group answers nil: it names no master.
+    let named: Vec<(String, u16)> = answers.into_iter().filter_map(|(m,)| m).collect();
     match named.split_first() {
-        None => Err("no Sentinel named a master".into()),
+        None => Err(NoMaster::NoneNamed),
         Some((first, rest)) if rest.iter().all(|m| m == first) => Ok(first.clone()),
-        Some(_) => Err(format!(
-            "the Sentinels do not agree on the master yet: {named:?}"
-        )),
+        Some(_) => Err(NoMaster::Disagree(named)),
     }
 }
 
 /// Returns (why) once the Sentinels name another master than `node`, or none has confirmed
-/// it for [`LIVENESS`]; asks every [`HEARTBEAT_EVERY`]. Never returns for a fixed node.
-async fn master_moved(target: &Target, node: &(String, u16)) -> String {
+/// it for [`LIVENESS`]; asks every [`HEARTBEAT_EVERY`], over `conns`. Never returns for a
+/// fixed node.
+async fn master_moved(
+    target: &Target,
+    node: &(String, u16),
+    conns: &mut [Option<MultiplexedConnection>],
+) -> String {
     let Place::Sentinel {
         sentinels, service, ..
     } = &target.place
     else {
         return std::future::pending().await;
     };
-    let mut conns: Vec<Option<MultiplexedConnection>> = vec![None; sentinels.len()];
     let mut confirmed = Instant::now();
     let mut tick = tokio::time::interval(HEARTBEAT_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        match ask_master(sentinels, service, &mut conns).await {
+        match ask_master(sentinels, service, conns).await {
             Ok(named) if &named == node => confirmed = Instant::now(),
             Ok(named) => {
                 return format!("the Sentinels name another master, {}:{}", named.0, named.1)
             }
-            Err(e) if e.starts_with("the Sentinels do not agree") => return e,
-            Err(e) if confirmed.elapsed() >= LIVENESS => return e,
-            Err(_) => {}
+            // Not waited out like silence: one of them already names another node.
+            Err(e @ NoMaster::Disagree(_)) => return e.to_string(),
+            Err(e) if confirmed.elapsed() >= LIVENESS => return e.to_string(),
+            Err(NoMaster::NoneNamed) => {}
         }
     }
 }
@@ -217,8 +215,15 @@ pub fn start(target: Target, cache: &Arc<SessionCache>) {
 async fn run(target: Target, cache: Weak<SessionCache>) {
     let mut pause = MIN_PAUSE;
     let mut failing = false;
+    // One connection per Sentinel for the feed's life, asked over by `locate` and
+    // `master_moved` alike. One that was mid-ask when the watch ended was dropped with it
+    // and is made again at the next ask.
+    let mut conns: Vec<Option<MultiplexedConnection>> = match &target.place {
+        Place::Sentinel { sentinels, .. } => vec![None; sentinels.len()],
+        Place::Node(..) => Vec::new(),
+    };
     while cache.strong_count() > 0 {
-        match locate(&target).await {
+        match locate(&target, &mut conns).await {
             Ok(node) => match connect(&target, &node).await {
                 Ok((socket, leftover)) => {
                     let Some(c) = cache.upgrade() else { return };
@@ -236,7 +241,8 @@ async fn run(target: Target, cache: Weak<SessionCache>) {
                         tracing::info!("session cache: invalidation feed is back");
                     }
                     pause = MIN_PAUSE;
-                    let reason = watch(&socket, &cache, master_moved(&target, &node)).await;
+                    let moved = master_moved(&target, &node, &mut conns);
+                    let reason = watch(&socket, &cache, moved).await;
                     drop(detach);
                     if cache.strong_count() == 0 {
                         return;
@@ -279,13 +285,17 @@ impl Drop for DetachOnDrop<'_> {
     }
 }
 
-/// The node to connect to: the fixed one, or the master every answering Sentinel names.
-async fn locate(target: &Target) -> Result<(String, u16), String> {
+/// The node to connect to: the fixed one, or the master every answering Sentinel names
+/// (asked over `conns`).
+async fn locate(
+    target: &Target,
+    conns: &mut [Option<MultiplexedConnection>],
+) -> Result<(String, u16), NoMaster> {
     match &target.place {
         Place::Node(host, port) => Ok((host.clone(), *port)),
         Place::Sentinel {
             sentinels, service, ..
-        } => ask_master(sentinels, service, &mut vec![None; sentinels.len()]).await,
+        } => ask_master(sentinels, service, conns).await,
     }
 }
 
@@ -420,8 +430,6 @@ struct Tracking {
     socket: Arc<Socket>,
     buf: Vec<u8>,
     heard_at: Instant,
-    /// Probes sent and not yet answered.
-    outstanding: u64,
     /// Where each `recv` lands (zeroed once: a fresh array per read was most of the feed's
     /// cost per request). 64 KiB, so a large push needs few reads (an incomplete frame is
     /// parsed again from its start at each).
@@ -441,7 +449,6 @@ impl Tracking {
             socket,
             buf: leftover,
             heard_at: Instant::now(),
-            outstanding: 0,
             chunk: vec![0; 64 << 10].into_boxed_slice(),
         }
     }
@@ -469,7 +476,7 @@ impl Feed for Tracking {
             match parse(&self.buf[used..]) {
                 Ok(Some((frame, n))) => {
                     used += n;
-                    if let Err(e) = apply(frame, &mut self.outstanding, event) {
+                    if let Err(e) = apply(frame, event) {
                         break Err(e);
                     }
                 }
@@ -486,10 +493,7 @@ impl Feed for Tracking {
         // 14 bytes on a connection that sends nothing else: a full socket buffer means
         // Redis stopped reading.
         match (&self.socket.reader).write(ROLE) {
-            Ok(n) if n == ROLE.len() => {
-                self.outstanding += 1;
-                Ok(())
-            }
+            Ok(n) if n == ROLE.len() => Ok(()),
             Ok(_) => Err("probe only partly sent".into()),
             Err(e) => Err(format!("probe: {e}")),
         }
@@ -507,13 +511,10 @@ impl Feed for Tracking {
     }
 }
 
-/// Acts on one frame from the tracking connection: an invalidation, or the answer to the
-/// oldest outstanding probe.
-fn apply(
-    frame: Frame,
-    outstanding: &mut u64,
-    event: &mut dyn FnMut(Event<'_>),
-) -> Result<(), String> {
+/// Acts on one frame from the tracking connection: an invalidation, or the answer to a
+/// probe. Whether a probe was sent for that answer is the cache's to check, against its own
+/// record of the probes sent (`SessionCache::poll`), so one count decides.
+fn apply(frame: Frame, event: &mut dyn FnMut(Event<'_>)) -> Result<(), String> {
     if let Frame::Push(items) = frame {
         let mut items = items.into_iter();
         if !matches!(items.next(), Some(Frame::Bulk(kind)) if kind == b"invalidate") {
@@ -536,10 +537,6 @@ fn apply(
         }
         return Ok(());
     }
-    let Some(left) = outstanding.checked_sub(1) else {
-        return Err(format!("a reply to no probe: {}", describe(&frame)));
-    };
-    *outstanding = left;
     role_is_master(&frame)?;
     event(Event::Answered);
     Ok(())
@@ -685,16 +682,16 @@ fn parse_at(buf: &[u8], depth: usize) -> Result<Option<(Frame, usize)>, String> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
-    /// What `bytes` report, with `probes` outstanding: `Some(key)`, `None` for a flush,
-    /// `"answered"` for a probe's answer.
-    fn events(bytes: &[u8], probes: u64) -> Result<Vec<String>, String> {
-        let mut outstanding = probes;
+    /// What `bytes` report: `Some(key)`, `None` for a flush, `"answered"` for a probe's
+    /// answer.
+    fn events(bytes: &[u8]) -> Result<Vec<String>, String> {
         let mut out = Vec::new();
         let mut at = 0;
         while let Some((frame, used)) = parse(&bytes[at..])? {
             at += used;
-            apply(frame, &mut outstanding, &mut |e| {
+            apply(frame, &mut |e| {
                 out.push(match e {
                     Event::Invalidated(Some(k)) => String::from_utf8(k.to_vec()).unwrap(),
                     Event::Invalidated(None) => "(all)".into(),
@@ -711,7 +708,7 @@ mod tests {
         let bytes = b">2\r\n$10\r\ninvalidate\r\n*2\r\n$9\r\nsession:a\r\n$9\r\nsession:b\r\n\
 *3\r\n$6\r\nmaster\r\n:0\r\n*0\r\n>2\r\n$10\r\ninvalidate\r\n_\r\n*3\r\n$6\r\nmaster\r\n:0\r\n*0\r\n";
         assert_eq!(
-            events(bytes, 2).unwrap(),
+            events(bytes).unwrap(),
             ["session:a", "session:b", "answered", "(all)", "answered"]
         );
     }
@@ -719,11 +716,11 @@ mod tests {
     #[test]
     fn answers_must_come_from_a_master() {
         let master = b"*3\r\n$6\r\nmaster\r\n:0\r\n*0\r\n";
-        assert!(events(master, 0).is_err(), "an answer to no probe");
-        assert!(events(b"+PONG\r\n", 1).is_err(), "not ROLE's answer");
+        assert_eq!(events(master).unwrap(), ["answered"]);
+        assert!(events(b"+PONG\r\n").is_err(), "not ROLE's answer");
         // A fence answered by a node demoted to a replica proves nothing.
         let replica = b"*5\r\n$5\r\nslave\r\n$9\r\n127.0.0.1\r\n:6379\r\n$9\r\nconnected\r\n:1\r\n";
-        let e = events(replica, 1).unwrap_err();
+        let e = events(replica).unwrap_err();
         assert!(e.contains("slave, not a master"), "{e}");
     }
 
@@ -766,12 +763,11 @@ $6\r\nmaster\r\n$7\r\nmodules\r\n*0\r\n+OK\r\n";
         assert!(parse(deep.as_bytes()).is_err());
         // An error reply or an unexpected value on the tracking connection ends it.
         for frame in [Frame::Error(b"ERR x".to_vec()), Frame::Bulk(b"x".to_vec())] {
-            let mut outstanding = 1;
-            assert!(apply(frame, &mut outstanding, &mut |_| {}).is_err());
+            assert!(apply(frame, &mut |_| {}).is_err());
         }
         // Another push kind is ignored.
         let other = Frame::Push(vec![Frame::Bulk(b"message".to_vec())]);
-        let ignored = apply(other, &mut 0, &mut |_| panic!("not an invalidation"));
+        let ignored = apply(other, &mut |_| panic!("not an invalidation"));
         assert!(ignored.is_ok());
     }
 
@@ -807,5 +803,108 @@ $6\r\nmaster\r\n$7\r\nmodules\r\n*0\r\n+OK\r\n";
     #[test]
     fn commands_are_resp_arrays() {
         assert_eq!(command(&["ROLE"]), ROLE);
+    }
+
+    /// A stand-in Sentinel on a free loopback port that names `master` for any `SENTINEL`
+    /// command (and answers `+OK` to anything else: the client's `CLIENT SETINFO`), and the
+    /// number of connections made to it.
+    async fn scripted_sentinel(master: u16) -> ((String, u16), Arc<AtomicUsize>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let master = master.to_string();
+        let named = format!("*2\r\n$9\r\n127.0.0.1\r\n${}\r\n{master}\r\n", master.len());
+        let connections = Arc::new(AtomicUsize::new(0));
+        let counted = connections.clone();
+        tokio::spawn(async move {
+            while let Ok((mut conn, _)) = listener.accept().await {
+                counted.fetch_add(1, Ordering::SeqCst);
+                let named = named.clone();
+                tokio::spawn(async move {
+                    let (mut buf, mut chunk) = (Vec::new(), [0u8; 1024]);
+                    while let Ok(n @ 1..) = conn.read(&mut chunk).await {
+                        buf.extend_from_slice(&chunk[..n]);
+                        while let Ok(Some((request, used))) = parse(&buf) {
+                            buf.drain(..used);
+                            let asked = matches!(&request, Frame::Array(args)
+                                if matches!(args.first(), Some(Frame::Bulk(c)) if c.eq_ignore_ascii_case(b"SENTINEL")));
+                            let answer = if asked { named.as_bytes() } else { b"+OK\r\n" };
+                            if conn.write_all(answer).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        (("127.0.0.1".into(), port), connections)
+    }
+
+    /// A loopback port nothing listens on (a Sentinel that is down).
+    async fn dead_sentinel() -> (String, u16) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        ("127.0.0.1".into(), listener.local_addr().unwrap().port())
+    }
+
+    fn sentinel_target(sentinels: Vec<(String, u16)>) -> Target {
+        Target {
+            place: Place::Sentinel {
+                sentinels,
+                service: "mymaster".into(),
+                route: Arc::default(),
+            },
+            username: None,
+            password: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn the_feed_follows_only_a_master_every_answering_sentinel_names() {
+        let ((s1, c1), (s2, c2)) = (scripted_sentinel(7001).await, scripted_sentinel(7001).await);
+        let (other, _) = scripted_sentinel(7002).await;
+        let dead = dead_sentinel().await;
+        let x = ("127.0.0.1".to_string(), 7001);
+        let ask = |sentinels: Vec<(String, u16)>| async move {
+            let mut conns = vec![None; sentinels.len()];
+            ask_master(&sentinels, "mymaster", &mut conns).await
+        };
+        assert_eq!(ask(vec![s1.clone(), s2.clone()]).await, Ok(x.clone()));
+        assert_eq!(ask(vec![s1.clone(), dead.clone()]).await, Ok(x.clone()));
+        assert_eq!(ask(vec![dead.clone()]).await, Err(NoMaster::NoneNamed));
+        let Err(NoMaster::Disagree(named)) = ask(vec![s1.clone(), other.clone()]).await else {
+            panic!("a master two Sentinels disagree on was followed");
+        };
+        assert_eq!(named.len(), 2);
+
+        // Asked again over the connections kept from the last ask.
+        let sentinels = [s1, s2];
+        let mut conns = vec![None; 2];
+        let before = (c1.load(Ordering::SeqCst), c2.load(Ordering::SeqCst));
+        for _ in 0..3 {
+            let named = ask_master(&sentinels, "mymaster", &mut conns).await;
+            assert_eq!(named, Ok(x.clone()));
+        }
+        let after = (c1.load(Ordering::SeqCst), c2.load(Ordering::SeqCst));
+        assert_eq!(after, (before.0 + 1, before.1 + 1), "one connection each");
+    }
+
+    /// A feed on `X` while one Sentinel names `Y`: dropped at the first ask, not after
+    /// [`LIVENESS`] as when no Sentinel answers.
+    #[tokio::test]
+    async fn the_feed_is_dropped_at_once_when_the_sentinels_disagree() {
+        let ((x, _), (y, _)) = (scripted_sentinel(7001).await, scripted_sentinel(7002).await);
+        let target = sentinel_target(vec![x, y]);
+        let mut conns = vec![None; 2];
+        let node = ("127.0.0.1".to_string(), 7001);
+        let asked = Instant::now();
+        let moved = master_moved(&target, &node, &mut conns);
+        let reason = tokio::time::timeout(LIVENESS * 3, moved)
+            .await
+            .expect("the feed stayed on a master the Sentinels disagree on");
+        assert!(reason.contains("do not agree"), "{reason}");
+        assert!(
+            asked.elapsed() < LIVENESS,
+            "dropped only after {:?}",
+            asked.elapsed()
+        );
     }
 }

@@ -416,6 +416,12 @@ pub const SENTINEL_SERVICE: &str = "mymaster";
 
 impl RedisSentinel {
     pub fn new() -> Self {
+        Self::with_config_epoch(0)
+    }
+
+    /// As [`RedisSentinel::new`], with the group at `config-epoch` `epoch` (as after that
+    /// many failovers): of Sentinels that disagree, the store follows the highest epoch.
+    pub fn with_config_epoch(epoch: u64) -> Self {
         let master = RedisServer::new();
         let conf_dir = tempfile::Builder::new()
             .prefix("latch-sentinel-")
@@ -426,7 +432,8 @@ impl RedisSentinel {
             &conf,
             format!(
                 "sentinel monitor {SENTINEL_SERVICE} 127.0.0.1 {} 1\n\
-                 sentinel down-after-milliseconds {SENTINEL_SERVICE} 2000\n",
+                 sentinel down-after-milliseconds {SENTINEL_SERVICE} 2000\n\
+                 sentinel config-epoch {SENTINEL_SERVICE} {epoch}\n",
                 master.port()
             ),
         )
