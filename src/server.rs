@@ -323,7 +323,7 @@ async fn serve(
             drop(stream);
             continue;
         };
-        let activity = connections::Activity::new();
+        let activity = connections::Activity::new(&limits);
         let routers = routers.clone();
         let requests = activity.clone();
         let service = tower::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
@@ -351,7 +351,7 @@ async fn serve(
                 ended = connection => if let Err(e) = ended {
                     tracing::debug!(%peer, error = %e, "connection ended with an error");
                 },
-                cut = activity.cutoff(&limits) => {
+                cut = activity.cutoff() => {
                     // Dropping the connection closes the socket.
                     tracing::debug!(%peer, limit = cut.as_str(), "connection closed");
                     metrics::counter!(

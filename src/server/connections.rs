@@ -17,7 +17,6 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::sync::Notify;
 use tokio::time::Instant;
 
 /// Refused connections are logged at most this often (with the count), never one line each.
@@ -181,6 +180,14 @@ impl Cutoff {
 const NONE: u64 = u64::MAX;
 
 /// What one connection is doing, as far as its clocks care.
+///
+/// Changes of state only write these fields; nothing wakes the clock task
+/// ([`Activity::cutoff`]) for them. Waking it runs the connection's task again, which polls
+/// hyper's connection for nothing: three times a request on a keep-alive connection,
+/// when a head begins, its request starts and ends (bench/README.md). Instead the clock
+/// task looks again at least every `step`, the shortest of the three timeouts: a change
+/// at time t sets a deadline no earlier than t + `step`, and the task has looked at the
+/// state by then, so no deadline is missed or late.
 pub struct Activity {
     origin: Instant,
     in_flight: AtomicUsize,
@@ -193,11 +200,18 @@ pub struct Activity {
     head_since: AtomicU64,
     /// HTTP/2: bytes between requests are frames (PING, SETTINGS), not a request head.
     h2: AtomicBool,
-    wake: Notify,
+    header_ms: u64,
+    request_ms: u64,
+    keep_alive_ms: u64,
+    /// The shortest of the three (at least 1 ms): how long the clock task sleeps at most.
+    step_ms: u64,
+    /// How often the clock task read the state (tests count its wake-ups).
+    #[cfg(test)]
+    rearms: AtomicU64,
 }
 
 impl Activity {
-    pub fn new() -> Arc<Activity> {
+    pub fn new(limits: &ConnectionLimits) -> Arc<Activity> {
         Arc::new(Activity {
             origin: Instant::now(),
             in_flight: AtomicUsize::new(0),
@@ -205,7 +219,16 @@ impl Activity {
             busy_since: AtomicU64::new(0),
             head_since: AtomicU64::new(0),
             h2: AtomicBool::new(false),
-            wake: Notify::new(),
+            header_ms: ms(limits.header_read_timeout),
+            request_ms: ms(limits.request_timeout),
+            keep_alive_ms: ms(limits.keep_alive_timeout),
+            step_ms: ms(limits
+                .header_read_timeout
+                .min(limits.request_timeout)
+                .min(limits.keep_alive_timeout))
+            .max(1),
+            #[cfg(test)]
+            rearms: AtomicU64::new(0),
         })
     }
 
@@ -213,16 +236,32 @@ impl Activity {
         self.origin.elapsed().as_millis() as u64
     }
 
+    /// The state's deadline (ms since accept) and the limit it enforces. Each change writes
+    /// the field this reads second before the one it reads first (`in_flight`), so a read
+    /// that sees the change sees all of it.
+    fn deadline(&self) -> (u64, Cutoff) {
+        if self.in_flight.load(SeqCst) > 0 {
+            // Busy: until the latest request has taken too long.
+            let busy = self.busy_since.load(SeqCst);
+            (busy.saturating_add(self.request_ms), Cutoff::Request)
+        } else {
+            let head = self.head_since.load(SeqCst);
+            if head != NONE {
+                (head.saturating_add(self.header_ms), Cutoff::HeaderRead)
+            } else {
+                let idle = self.idle_since.load(SeqCst);
+                (idle.saturating_add(self.keep_alive_ms), Cutoff::KeepAlive)
+            }
+        }
+    }
+
     /// Bytes arrived: with no request in flight they begin a request head.
     fn on_read(&self) {
-        if self.in_flight.load(SeqCst) == 0
-            && !self.h2.load(SeqCst)
-            && self
+        if self.in_flight.load(SeqCst) == 0 && !self.h2.load(SeqCst) {
+            // Only the first read of a head starts its clock.
+            let _ = self
                 .head_since
-                .compare_exchange(NONE, self.now_ms(), SeqCst, SeqCst)
-                .is_ok()
-        {
-            self.wake.notify_one();
+                .compare_exchange(NONE, self.now_ms(), SeqCst, SeqCst);
         }
     }
 
@@ -234,45 +273,28 @@ impl Activity {
         if h2 {
             self.h2.store(true, SeqCst);
         }
-        // The request clock may be shorter than the one being waited for.
-        self.wake.notify_one();
         RequestGuard(self.clone())
     }
 
     /// Resolves when the connection must be closed.
-    pub async fn cutoff(&self, limits: &ConnectionLimits) -> Cutoff {
-        let header = limits.header_read_timeout.as_millis() as u64;
-        let keep_alive = limits.keep_alive_timeout.as_millis() as u64;
-        let request = limits.request_timeout.as_millis() as u64;
+    pub async fn cutoff(&self) -> Cutoff {
         loop {
-            let notified = self.wake.notified();
-            tokio::pin!(notified);
-            // Registered before the state is read, so a read in between still wakes us.
-            notified.as_mut().enable();
+            #[cfg(test)]
+            self.rearms.fetch_add(1, SeqCst);
+            let (deadline, reason) = self.deadline();
             let now = self.now_ms();
-            let head = self.head_since.load(SeqCst);
-            let (deadline, reason) = if self.in_flight.load(SeqCst) > 0 {
-                // Busy: until the latest request has taken too long (its end wakes us).
-                let busy = self.busy_since.load(SeqCst);
-                (busy.saturating_add(request), Some(Cutoff::Request))
-            } else if head != NONE {
-                (head.saturating_add(header), Some(Cutoff::HeaderRead))
-            } else {
-                let idle = self.idle_since.load(SeqCst);
-                (idle.saturating_add(keep_alive), Some(Cutoff::KeepAlive))
-            };
-            if let Some(reason) = reason {
-                if now >= deadline {
-                    return reason;
-                }
+            if now >= deadline {
+                return reason;
             }
-            let at = self.origin + Duration::from_millis(deadline);
-            tokio::select! {
-                _ = tokio::time::sleep_until(at) => {}
-                _ = &mut notified => {}
-            }
+            let next = deadline.min(now.saturating_add(self.step_ms));
+            tokio::time::sleep_until(self.origin + Duration::from_millis(next)).await;
         }
     }
+}
+
+/// A duration in whole milliseconds, as the clocks count.
+fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// Held while a request is in flight (inside the response body until it is sent).
@@ -283,9 +305,6 @@ impl Drop for RequestGuard {
         let a = &self.0;
         a.idle_since.store(a.now_ms(), SeqCst);
         a.in_flight.fetch_sub(1, SeqCst);
-        // A shorter deadline may now apply (none is shorter than a busy recheck, but the
-        // wake keeps the clock exact).
-        a.wake.notify_one();
     }
 }
 
@@ -458,7 +477,7 @@ mod tests {
     fn a_guarded_body_is_its_body_and_ends_the_request_when_dropped() {
         // hyper sizes and ends responses by these (a stream axum did not size, an empty
         // body it need not poll).
-        let a = Activity::new();
+        let a = Activity::new(&ConnectionLimits::default());
         let body = GuardedBody::new(axum::body::Body::from("abc"), a.request_started(false));
         assert_eq!(body.size_hint().exact(), Some(3));
         assert!(!body.is_end_stream());
@@ -507,7 +526,7 @@ mod tests {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let mut buf = [0u8; 8];
         // Read bytes begin a request head ...
-        let a = Activity::new();
+        let a = Activity::new(&ConnectionLimits::default());
         drop(a.request_started(false));
         let (near, mut far) = tokio::io::duplex(64);
         let mut w = Watched::new(near, a.clone());
@@ -515,7 +534,7 @@ mod tests {
         assert_eq!(w.read(&mut buf).await.unwrap(), 3);
         assert_ne!(a.head_since.load(SeqCst), NONE);
         // ... the client's EOF on an idle connection does not.
-        let a = Activity::new();
+        let a = Activity::new(&ConnectionLimits::default());
         drop(a.request_started(false));
         let (near, mut far) = tokio::io::duplex(64);
         let mut w = Watched::new(near, a.clone());
@@ -528,7 +547,10 @@ mod tests {
         );
 
         // Writes, a flush and a shutdown reach the inner stream.
-        let mut w = Watched::new(Recorder::default(), Activity::new());
+        let mut w = Watched::new(
+            Recorder::default(),
+            Activity::new(&ConnectionLimits::default()),
+        );
         w.write_all(b"hello").await.unwrap();
         w.flush().await.unwrap();
         w.shutdown().await.unwrap();
@@ -541,7 +563,9 @@ mod tests {
         let socket = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
             .await
             .unwrap();
-        assert!(Watched::new(socket, Activity::new()).is_write_vectored());
+        assert!(
+            Watched::new(socket, Activity::new(&ConnectionLimits::default())).is_write_vectored()
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -553,19 +577,19 @@ mod tests {
             ..ConnectionLimits::default()
         };
         // Nothing sent after the accept: the header clock.
-        let a = Activity::new();
+        let a = Activity::new(&l);
         let t0 = Instant::now();
-        assert_eq!(a.cutoff(&l).await, Cutoff::HeaderRead);
+        assert_eq!(a.cutoff().await, Cutoff::HeaderRead);
         assert_eq!(t0.elapsed(), Duration::from_secs(10));
 
         // After a request: idle until keep_alive_timeout; a byte starts the header clock.
-        let a = Activity::new();
+        let a = Activity::new(&l);
         drop(a.request_started(false));
         let t0 = Instant::now();
-        assert_eq!(a.cutoff(&l).await, Cutoff::KeepAlive);
+        assert_eq!(a.cutoff().await, Cutoff::KeepAlive);
         assert_eq!(t0.elapsed(), Duration::from_secs(60));
 
-        let a = Activity::new();
+        let a = Activity::new(&l);
         drop(a.request_started(false));
         let b = a.clone();
         let t0 = Instant::now();
@@ -573,33 +597,77 @@ mod tests {
             tokio::time::sleep(Duration::from_secs(5)).await;
             b.on_read();
         });
-        assert_eq!(a.cutoff(&l).await, Cutoff::HeaderRead);
+        assert_eq!(a.cutoff().await, Cutoff::HeaderRead);
         assert_eq!(t0.elapsed(), Duration::from_secs(15));
 
         // A request in flight is cut only after request_timeout ...
-        let a = Activity::new();
+        let a = Activity::new(&l);
         let _guard = a.request_started(false);
         let t0 = Instant::now();
-        assert_eq!(a.cutoff(&l).await, Cutoff::Request);
+        assert_eq!(a.cutoff().await, Cutoff::Request);
         assert_eq!(t0.elapsed(), Duration::from_secs(120));
 
         // ... and one that ends before it starts the idle clock.
-        let a = Activity::new();
+        let a = Activity::new(&l);
         let guard = a.request_started(false);
         let t0 = Instant::now();
         tokio::spawn(async move {
             tokio::time::sleep(Duration::from_secs(100)).await;
             drop(guard);
         });
-        assert_eq!(a.cutoff(&l).await, Cutoff::KeepAlive);
+        assert_eq!(a.cutoff().await, Cutoff::KeepAlive);
         assert_eq!(t0.elapsed(), Duration::from_secs(160));
 
+        // A request that ends well before request_timeout: the idle clock's nearer
+        // deadline wakes the clock task at once.
+        let a = Activity::new(&l);
+        let guard = a.request_started(false);
+        let t0 = Instant::now();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(10)).await;
+            drop(guard);
+        });
+        assert_eq!(a.cutoff().await, Cutoff::KeepAlive);
+        assert_eq!(t0.elapsed(), Duration::from_secs(70));
+
         // HTTP/2: frames between requests do not start the header clock.
-        let a = Activity::new();
+        let a = Activity::new(&l);
         drop(a.request_started(true));
         a.on_read();
         let t0 = Instant::now();
-        assert_eq!(a.cutoff(&l).await, Cutoff::KeepAlive);
+        assert_eq!(a.cutoff().await, Cutoff::KeepAlive);
+        assert_eq!(t0.elapsed(), Duration::from_secs(60));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn requests_on_a_busy_connection_do_not_wake_its_clock() {
+        let l = ConnectionLimits {
+            header_read_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(60),
+            keep_alive_timeout: Duration::from_secs(60),
+            ..ConnectionLimits::default()
+        };
+        let a = Activity::new(&l);
+        drop(a.request_started(false));
+        let clock = tokio::spawn({
+            let a = a.clone();
+            async move { a.cutoff().await }
+        });
+        tokio::task::yield_now().await;
+        // 1,000 keep-alive requests of a millisecond each, over one second.
+        for _ in 0..1000 {
+            a.on_read();
+            let guard = a.request_started(false);
+            tokio::time::advance(Duration::from_millis(1)).await;
+            drop(guard);
+            tokio::task::yield_now().await;
+        }
+        // Once at the start and not again: nothing wakes it, and its step is 10 s.
+        let rearms = a.rearms.load(SeqCst);
+        assert_eq!(rearms, 1, "the clock task read the state {rearms} times");
+        // And it still cuts the connection when it goes idle.
+        let t0 = Instant::now();
+        assert_eq!(clock.await.unwrap(), Cutoff::KeepAlive);
         assert_eq!(t0.elapsed(), Duration::from_secs(60));
     }
 }
