@@ -24,8 +24,9 @@ pub type Picture = Option<Arc<str>>;
 
 #[derive(Default)]
 pub struct Pictures {
-    /// user id -> the picture and when it was read.
-    entries: Mutex<HashMap<Box<str>, (Picture, Instant)>>,
+    /// user id -> the picture and when it was read. foldhash, not SipHash: ids are latch's
+    /// own random ones, read on every `/session`.
+    entries: Mutex<HashMap<Box<str>, (Picture, Instant), foldhash::fast::RandomState>>,
     /// Counts `forget`s, so that a read that began before one does not put back what it read.
     forgotten: AtomicU64,
 }

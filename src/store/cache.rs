@@ -97,7 +97,10 @@ struct Progress {
 }
 
 struct State {
-    entries: HashMap<String, Vec<u8>>,
+    /// foldhash, not SipHash: the keys are store keys of live sessions (hashes of random
+    /// ids), which a client cannot choose to collide, and SipHash was two lookups' worth
+    /// of a cached request's instructions.
+    entries: HashMap<String, Vec<u8>, foldhash::fast::RandomState>,
     /// Moves on at every invalidation and feed change: a read whose answer arrives in a
     /// later generation than it was sent in is not kept.
     generation: u64,
@@ -144,7 +147,7 @@ impl SessionCache {
             prefix,
             capacity,
             state: Mutex::new(State {
-                entries: HashMap::new(),
+                entries: HashMap::default(),
                 generation: 0,
                 feed: None,
                 epoch: 0,
