@@ -856,10 +856,16 @@ $6\r\nmaster\r\n$7\r\nmodules\r\n*0\r\n+OK\r\n";
         (("127.0.0.1".into(), port), scripted)
     }
 
-    /// A loopback port nothing listens on (a Sentinel that is down).
-    async fn dead_sentinel() -> (String, u16) {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        ("127.0.0.1".into(), listener.local_addr().unwrap().port())
+    /// A loopback port that refuses connections (a Sentinel that is down) for as long as
+    /// the returned socket lives. It is bound but never listens: a connection to it is
+    /// refused, and no one else can bind the port meanwhile (no `SO_REUSEADDR`) nor get it
+    /// for port 0 or an outgoing connection. A port bound and freed again could be taken by
+    /// another process before the test connects.
+    fn dead_sentinel() -> ((String, u16), tokio::net::TcpSocket) {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let port = socket.local_addr().unwrap().port();
+        (("127.0.0.1".into(), port), socket)
     }
 
     fn sentinel_target(sentinels: Vec<(String, u16)>) -> Target {
@@ -878,7 +884,9 @@ $6\r\nmaster\r\n$7\r\nmodules\r\n*0\r\n+OK\r\n";
     async fn the_feed_follows_only_a_master_every_answering_sentinel_names() {
         let ((s1, c1), (s2, c2)) = (scripted_sentinel(7001).await, scripted_sentinel(7001).await);
         let (other, _) = scripted_sentinel(7002).await;
-        let dead = dead_sentinel().await;
+        let (dead, _held) = dead_sentinel();
+        let refused = tokio::net::TcpStream::connect(&dead).await.unwrap_err();
+        assert_eq!(refused.kind(), ErrorKind::ConnectionRefused);
         let x = ("127.0.0.1".to_string(), 7001);
         let ask = |sentinels: Vec<(String, u16)>| async move {
             let mut conns = vec![None; sentinels.len()];
