@@ -13,7 +13,7 @@ use reqwest::header::COOKIE;
 use reqwest::StatusCode;
 use serde_json::Value;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -518,16 +518,15 @@ async fn a_node_demoted_under_the_feed_answers_no_fence() {
     master.stop();
 }
 
-/// A path to the Sentinel on `to` (`127.0.0.1:<returned port>`) that counts the
-/// `get-master-addr-by-name` asks sent through it: only feeds ask that (the store asks
-/// `SENTINEL MASTER`, `REPLICAS` and `MASTERS`).
-async fn counted_path(to: u16) -> (u16, Arc<AtomicUsize>) {
+/// A path to the Sentinel on `to` (`127.0.0.1:<returned port>`) and the count of the
+/// `get-master-addr-by-name` asks sent through it, to be awaited: only feeds ask that (the
+/// store asks `SENTINEL MASTER`, `REPLICAS` and `MASTERS`).
+async fn counted_path(to: u16) -> (u16, tokio::sync::watch::Receiver<usize>) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     const ASK: &[u8] = b"get-master-addr-by-name";
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
-    let asks = Arc::new(AtomicUsize::new(0));
-    let counted = asks.clone();
+    let (counted, asks) = tokio::sync::watch::channel(0);
     tokio::spawn(async move {
         while let Ok((client, _)) = listener.accept().await {
             let Ok(server) = tokio::net::TcpStream::connect(("127.0.0.1", to)).await else {
@@ -545,7 +544,9 @@ async fn counted_path(to: u16) -> (u16, Arc<AtomicUsize>) {
                 while let Ok(n @ 1..) = client_read.read(&mut buf).await {
                     seen.extend_from_slice(&buf[..n]);
                     let found = seen.windows(ASK.len()).filter(|w| *w == ASK).count();
-                    counted.fetch_add(found, Ordering::SeqCst);
+                    if found > 0 {
+                        counted.send_modify(|asks| *asks += found);
+                    }
                     seen.drain(..seen.len().saturating_sub(ASK.len() - 1));
                     if server_write.write_all(&buf[..n]).await.is_err() {
                         return;
@@ -565,7 +566,7 @@ async fn counted_path(to: u16) -> (u16, Arc<AtomicUsize>) {
 async fn while_the_sentinels_disagree_no_feed_attaches_and_revocation_wins() {
     let older = RedisSentinel::new();
     let newer = RedisSentinel::with_config_epoch(1);
-    let (path, asks) = counted_path(older.sentinel.port()).await;
+    let (path, mut asks) = counted_path(older.sentinel.port()).await;
     let url = format!(
         "redis+sentinel://127.0.0.1:{path},{}/{SENTINEL_SERVICE}",
         newer.sentinel.addr()
@@ -574,14 +575,10 @@ async fn while_the_sentinels_disagree_no_feed_attaches_and_revocation_wins() {
     let b = Setup::default().store(&url).spawn().await;
     // Three asks from two feeds: one feed asked twice. A feed that took the first answer
     // would have connected (and run `CLIENT TRACKING`) before asking again.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while asks.load(Ordering::SeqCst) < 3 {
-        assert!(
-            Instant::now() < deadline,
-            "the feeds never asked the Sentinels"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    tokio::time::timeout(Duration::from_secs(10), asks.wait_for(|&n| n >= 3))
+        .await
+        .expect("the feeds never asked the Sentinels three times")
+        .expect("the path to the Sentinel closed");
 
     let browser = signed_in(&a, "disagree@example.com").await;
     let t = token(&browser);
@@ -605,4 +602,6 @@ async fn while_the_sentinels_disagree_no_feed_attaches_and_revocation_wins() {
         let tracking = calls_at(master.port(), None, "client|tracking");
         assert_eq!(tracking, 0, "a feed connected to {}", master.port());
     }
+    a.stop().await;
+    b.stop().await;
 }

@@ -1,13 +1,20 @@
 //! `POST /session`, what next-auth's `useSession().update(data)` sends: `{"csrfToken",
-//! "data"}` as JSON. CSRF-checked; the answer is `GET /session`'s; `data` never changes who
-//! the session says the user is; a session that has ended stays ended.
+//! "data"}` as JSON. CSRF-checked; the answer is `GET /session`'s; it extends the session
+//! as a read does; `data` never changes who the session says the user is; a session that
+//! has ended stays ended.
 use crate::support::browser::{http_client, set_cookie_line, Browser};
 use crate::support::dev::signed_in;
 use crate::support::flows::{csrf_token, session, sign_out};
 use crate::support::latch::{Setup, TestApp};
+use crate::support::redis::{redis_cli, RedisServer};
+use latch::config::SessionConfig;
+use latch::identity::User;
+use latch::session::{Clock, SessionOrigin, Sessions};
+use latch::store::keys;
 use reqwest::header::{CACHE_CONTROL, CONTENT_TYPE, COOKIE};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
+use std::time::Duration;
 
 const SESSION: &str = "latch.session-token";
 const CSRF: &str = "latch.csrf-token";
@@ -147,6 +154,80 @@ async fn update_signed_out_is_empty_and_bad_bodies_are_refused() {
     );
     let huge = post("application/json", huge);
     refused(huge.await, StatusCode::PAYLOAD_TOO_LARGE, "PayloadTooLarge").await;
+    app.stop().await;
+}
+
+/// With `update_age = "1ms"` an update extends the session as a read does: one last seen an
+/// hour ago (made by a clock set back that much) is seen now, in the answer's `expires` and
+/// in the stored record, whose time to live is pushed out with it.
+#[tokio::test]
+async fn an_update_extends_the_session() {
+    const HOUR: u64 = 3600;
+    let redis = RedisServer::new();
+    let app = Setup {
+        session: "idle_timeout = \"2h\"\nupdate_age = \"1ms\"".into(),
+        ..Setup::default()
+    }
+    .store(redis.url())
+    .spawn()
+    .await;
+    let ada = signed_in(&app, "ada@example.com").await;
+    let user = User {
+        id: session(&app, &ada).await["user"]["id"]
+            .as_str()
+            .unwrap()
+            .into(),
+        name: None,
+        email: Some("ada@example.com".into()),
+        email_verified: true,
+        image: None,
+        created_at: 0,
+        updated_at: 0,
+    };
+    let config = SessionConfig {
+        max_age: Duration::from_secs(30 * 24 * HOUR),
+        idle_timeout: Duration::from_secs(2 * HOUR),
+        update_age: Duration::from_millis(1),
+        cookie_domain: None,
+    };
+    let store = latch::store::open(&redis.url(), None).await.unwrap();
+    let an_hour_ago = Clock::new(|| latch::clock::now_ms() - 1000 * HOUR as i64);
+    let (token, made) = Sessions::with_clock(store.clone(), config.clone(), an_hour_ago)
+        .create(&user, "dev", SessionOrigin::default(), Vec::new())
+        .await
+        .unwrap();
+    let browser = Browser::new();
+    browser.set_cookie("127.0.0.1", SESSION, &token);
+    let csrf = csrf_token(&app, &browser).await;
+
+    let now = chrono::Utc::now().timestamp();
+    let body = json!({"csrfToken": csrf, "data": {}});
+    let answered = session_answer(update(&app, &browser, &body).await).await;
+    let expires = chrono::DateTime::parse_from_rfc3339(answered["expires"].as_str().unwrap())
+        .unwrap()
+        .timestamp();
+    let idle = 2 * HOUR as i64;
+    assert!(
+        expires >= now + idle,
+        "expires {expires}, not idle_timeout from now ({now}); before: {}",
+        made.expires
+    );
+    let record = Sessions::new(store, config)
+        .live_record(&made.id)
+        .await
+        .unwrap()
+        .expect("the session is live");
+    assert!(
+        record.last_seen >= now,
+        "last seen {}, an hour before the update ({now})",
+        record.last_seen
+    );
+    let ttl = redis_cli(redis.port(), None, &["TTL", &keys::session(&made.id)]);
+    let ttl: i64 = ttl.trim().parse().unwrap();
+    assert!(
+        ttl > idle - 60,
+        "the stored record still ends when it would have: TTL {ttl} s"
+    );
     app.stop().await;
 }
 

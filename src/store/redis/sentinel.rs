@@ -79,8 +79,10 @@ pub(super) const ASK_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// Sends `query` to every Sentinel at once, the one at `sentinels[i]` over `conns[i]`
 /// (connected first when `None`), each within [`ASK_TIMEOUT`]: the answers that came, in
-/// the order they came. A Sentinel that failed or was late is left `None` in `conns`, to be
-/// connected again next time.
+/// the order they came. A kept connection whose ask fails is replaced by a fresh one, once,
+/// within the same [`ASK_TIMEOUT`]: a Sentinel that restarted (the old connection closed,
+/// or reset when written to after a reboot) still has its say. A Sentinel that failed or
+/// was late is left `None` in `conns`, to be connected again next time.
 pub(super) async fn ask_each<T>(
     sentinels: &[(String, u16)],
     conns: &mut [Option<MultiplexedConnection>],
@@ -94,14 +96,14 @@ where
         let (query, conn) = (query.clone(), conns[i].take());
         asks.spawn(async move {
             let ask = async {
-                let mut conn = match conn {
-                    Some(c) => c,
-                    None => {
-                        redis::Client::open((host, port))?
-                            .get_multiplexed_async_connection_with_config(&conn_config())
-                            .await?
+                if let Some(mut kept) = conn {
+                    if let Ok(answer) = query.query_async::<T>(&mut kept).await {
+                        return Ok((kept, answer));
                     }
-                };
+                }
+                let mut conn = redis::Client::open((host, port))?
+                    .get_multiplexed_async_connection_with_config(&conn_config())
+                    .await?;
                 let answer: T = query.query_async(&mut conn).await?;
                 Ok::<_, RedisError>((conn, answer))
             };

@@ -805,21 +805,38 @@ $6\r\nmaster\r\n$7\r\nmodules\r\n*0\r\n+OK\r\n";
         assert_eq!(command(&["ROLE"]), ROLE);
     }
 
+    /// A scripted Sentinel's connections: how many were made, and those still open.
+    #[derive(Default)]
+    struct Scripted {
+        connections: AtomicUsize,
+        open: tokio::sync::Mutex<tokio::task::JoinSet<()>>,
+    }
+
+    impl Scripted {
+        /// Closes every open connection, as a restart does; new ones are still accepted.
+        /// Returns once all of them are closed.
+        async fn restart(&self) {
+            let mut open = self.open.lock().await;
+            open.abort_all();
+            while open.join_next().await.is_some() {}
+        }
+    }
+
     /// A stand-in Sentinel on a free loopback port that names `master` for any `SENTINEL`
-    /// command (and answers `+OK` to anything else: the client's `CLIENT SETINFO`), and the
-    /// number of connections made to it.
-    async fn scripted_sentinel(master: u16) -> ((String, u16), Arc<AtomicUsize>) {
+    /// command (and answers `+OK` to anything else: the client's `CLIENT SETINFO`), and its
+    /// connections.
+    async fn scripted_sentinel(master: u16) -> ((String, u16), Arc<Scripted>) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let master = master.to_string();
         let named = format!("*2\r\n$9\r\n127.0.0.1\r\n${}\r\n{master}\r\n", master.len());
-        let connections = Arc::new(AtomicUsize::new(0));
-        let counted = connections.clone();
+        let scripted = Arc::new(Scripted::default());
+        let counted = scripted.clone();
         tokio::spawn(async move {
             while let Ok((mut conn, _)) = listener.accept().await {
-                counted.fetch_add(1, Ordering::SeqCst);
+                counted.connections.fetch_add(1, Ordering::SeqCst);
                 let named = named.clone();
-                tokio::spawn(async move {
+                counted.open.lock().await.spawn(async move {
                     let (mut buf, mut chunk) = (Vec::new(), [0u8; 1024]);
                     while let Ok(n @ 1..) = conn.read(&mut chunk).await {
                         buf.extend_from_slice(&chunk[..n]);
@@ -836,13 +853,19 @@ $6\r\nmaster\r\n$7\r\nmodules\r\n*0\r\n+OK\r\n";
                 });
             }
         });
-        (("127.0.0.1".into(), port), connections)
+        (("127.0.0.1".into(), port), scripted)
     }
 
-    /// A loopback port nothing listens on (a Sentinel that is down).
-    async fn dead_sentinel() -> (String, u16) {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        ("127.0.0.1".into(), listener.local_addr().unwrap().port())
+    /// A loopback port that refuses connections (a Sentinel that is down) for as long as
+    /// the returned socket lives. It is bound but never listens: a connection to it is
+    /// refused, and no one else can bind the port meanwhile (no `SO_REUSEADDR`) nor get it
+    /// for port 0 or an outgoing connection. A port bound and freed again could be taken by
+    /// another process before the test connects.
+    fn dead_sentinel() -> ((String, u16), tokio::net::TcpSocket) {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let port = socket.local_addr().unwrap().port();
+        (("127.0.0.1".into(), port), socket)
     }
 
     fn sentinel_target(sentinels: Vec<(String, u16)>) -> Target {
@@ -861,7 +884,9 @@ $6\r\nmaster\r\n$7\r\nmodules\r\n*0\r\n+OK\r\n";
     async fn the_feed_follows_only_a_master_every_answering_sentinel_names() {
         let ((s1, c1), (s2, c2)) = (scripted_sentinel(7001).await, scripted_sentinel(7001).await);
         let (other, _) = scripted_sentinel(7002).await;
-        let dead = dead_sentinel().await;
+        let (dead, _held) = dead_sentinel();
+        let refused = tokio::net::TcpStream::connect(&dead).await.unwrap_err();
+        assert_eq!(refused.kind(), ErrorKind::ConnectionRefused);
         let x = ("127.0.0.1".to_string(), 7001);
         let ask = |sentinels: Vec<(String, u16)>| async move {
             let mut conns = vec![None; sentinels.len()];
@@ -878,13 +903,44 @@ $6\r\nmaster\r\n$7\r\nmodules\r\n*0\r\n+OK\r\n";
         // Asked again over the connections kept from the last ask.
         let sentinels = [s1, s2];
         let mut conns = vec![None; 2];
-        let before = (c1.load(Ordering::SeqCst), c2.load(Ordering::SeqCst));
+        let count = || {
+            let (c1, c2) = (&c1.connections, &c2.connections);
+            (c1.load(Ordering::SeqCst), c2.load(Ordering::SeqCst))
+        };
+        let before = count();
         for _ in 0..3 {
             let named = ask_master(&sentinels, "mymaster", &mut conns).await;
             assert_eq!(named, Ok(x.clone()));
         }
-        let after = (c1.load(Ordering::SeqCst), c2.load(Ordering::SeqCst));
+        let after = count();
         assert_eq!(after, (before.0 + 1, before.1 + 1), "one connection each");
+    }
+
+    /// A Sentinel whose kept connection died (it restarted) while it is up is asked again
+    /// on a fresh connection in the same round: here the one that names another master,
+    /// so the feed must not follow the other's answer alone.
+    #[tokio::test]
+    async fn a_sentinel_whose_kept_connection_died_is_still_counted() {
+        let ((x, _), (y, restarted)) =
+            (scripted_sentinel(7001).await, scripted_sentinel(7002).await);
+        let sentinels = [x, y];
+        let mut conns = vec![None; 2];
+        let first = ask_master(&sentinels, "mymaster", &mut conns).await;
+        assert!(matches!(first, Err(NoMaster::Disagree(_))), "{first:?}");
+        assert!(conns.iter().all(Option::is_some), "both connections kept");
+
+        restarted.restart().await;
+        let Err(NoMaster::Disagree(named)) = ask_master(&sentinels, "mymaster", &mut conns).await
+        else {
+            panic!("the restarted Sentinel was left out of the round");
+        };
+        assert_eq!(named.len(), 2);
+        assert_eq!(
+            restarted.connections.load(Ordering::SeqCst),
+            2,
+            "one fresh connection"
+        );
+        assert!(conns[1].is_some(), "the fresh connection is kept");
     }
 
     /// A feed on `X` while one Sentinel names `Y`: dropped at the first ask, not after
