@@ -67,6 +67,7 @@ where
         let app = &self.app;
         let ctx = RequestContext::new(&req);
         let client_json = errors::client_wants_json(&req);
+        let head = req.method() == axum::http::Method::HEAD;
         let span = tracing::info_span!(
             "request",
             request_id = %ctx.request_id,
@@ -105,6 +106,7 @@ where
                 app: self.app.clone(),
                 ctx,
                 client_json,
+                head,
                 span,
                 started,
             }),
@@ -123,6 +125,8 @@ struct Done {
     app: AppState,
     ctx: RequestContext,
     client_json: bool,
+    /// A HEAD request: the answer goes without its body.
+    head: bool,
     span: tracing::Span,
     started: Instant,
 }
@@ -149,6 +153,7 @@ where
             app,
             ctx,
             client_json,
+            head,
             span,
             started,
         } = this.done.take().expect("polled after completion");
@@ -156,6 +161,23 @@ where
         crate::telemetry::http_request(response.status().as_u16());
         tracing::debug!(parent: &span, status = response.status().as_u16(), elapsed_ms = started.elapsed().as_millis() as u64, "served");
         headers::security(&mut response, &ctx, &app);
+        if head {
+            without_body(&mut response);
+        }
         Poll::Ready(Ok(response))
     }
+}
+
+/// A HEAD answer: the length the body would have had, and no body. axum does this for the
+/// answers of its routes, but a refusal rendered here comes after it, and over HTTP/2 a
+/// HEAD answer with a body is a protocol error.
+fn without_body(response: &mut Response) {
+    use axum::http::header::CONTENT_LENGTH;
+    use hyper::body::Body as _;
+    if !response.headers().contains_key(CONTENT_LENGTH) {
+        if let Some(n) = response.body().size_hint().exact() {
+            response.headers_mut().insert(CONTENT_LENGTH, n.into());
+        }
+    }
+    *response.body_mut() = axum::body::Body::empty();
 }

@@ -206,7 +206,7 @@ const BODY_LIMIT: usize = 64 * 1024;
 /// What serves a listener: the router inside the layer every request passes through first.
 pub type Web = request::RequestService<Router>;
 
-/// The 404 for every other path, and around it all the layer every request passes through
+/// The 404 for every other path, and around everything the layer every request passes through
 /// first. That layer wraps the router itself, not each route: `Router::layer` would wrap
 /// every route in another boxed `Route`, which axum clones and calls through per request.
 fn outermost(routes: Router<AppState>, app: AppState) -> Web {

@@ -96,3 +96,36 @@ async fn health_readiness_and_malformed_input() {
         .await;
     assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
 }
+
+/// A HEAD answer carries no body, also when latch renders a refusal (404, 405) after the
+/// route has answered: over HTTP/2 a body on a HEAD answer is a protocol error, and the
+/// request fails instead of getting its status.
+#[tokio::test]
+async fn head_requests_get_their_status_and_no_body_over_http1_and_http2() {
+    latch::install_crypto_provider();
+    let app = Setup::default().spawn().await;
+    let http1 = reqwest::Client::builder().http1_only().build().unwrap();
+    let http2 = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    for (client, version) in [
+        (&http1, reqwest::Version::HTTP_11),
+        (&http2, reqwest::Version::HTTP_2),
+    ] {
+        for (path, status) in [
+            ("/healthz", StatusCode::OK),
+            ("/no/such/page", StatusCode::NOT_FOUND),
+            ("/token", StatusCode::METHOD_NOT_ALLOWED),
+            ("/session", StatusCode::OK),
+        ] {
+            let r = client
+                .head(app.url(path))
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("HEAD {path} over {version:?}: {e:?}"));
+            assert_eq!((r.version(), r.status()), (version, status), "HEAD {path}");
+            assert!(r.bytes().await.unwrap().is_empty(), "HEAD {path} had a body");
+        }
+    }
+}
