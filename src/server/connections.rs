@@ -17,6 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
 /// Refused connections are logged at most this often (with the count), never one line each.
@@ -176,18 +177,24 @@ impl Cutoff {
     }
 }
 
+/// The clock task's longest sleep on a connection in use is at least this (ms), so that
+/// tiny timeouts do not make it spin; changes then wake it when they must.
+const MIN_STEP_MS: u64 = 1000;
+
 /// Milliseconds since the connection's accept; `NONE`: not set.
 const NONE: u64 = u64::MAX;
 
 /// What one connection is doing, as far as its clocks care.
 ///
-/// Changes of state only write these fields; nothing wakes the clock task
-/// ([`Activity::cutoff`]) for them. Waking it runs the connection's task again, which polls
-/// hyper's connection for nothing: three times a request on a keep-alive connection,
-/// when a head begins, its request starts and ends (bench/README.md). Instead the clock
-/// task looks again at least every `step`, the shortest of the three timeouts: a change
-/// at time t sets a deadline no earlier than t + `step`, and the task has looked at the
-/// state by then, so no deadline is missed or late.
+/// The clock task ([`Activity::cutoff`]) is woken by a change of state only when the change
+/// brings the deadline nearer than the time it sleeps until (`armed`). Waking it runs the
+/// connection's task again, which polls hyper's connection for nothing: three times a
+/// request on a keep-alive connection, when a head begins, its request starts and ends
+/// (bench/README.md). So while the connection is in use the task sleeps at most `step`, the
+/// shortest of the three timeouts (at least 1 s): a change at time t sets a deadline no
+/// earlier than t + the shortest timeout, which is no earlier than `armed`, so it wakes
+/// nothing and is seen in time. On a connection idle for a `step` or more the task sleeps
+/// to the keep-alive deadline, and the head that begins wakes it (once).
 pub struct Activity {
     origin: Instant,
     in_flight: AtomicUsize,
@@ -203,8 +210,13 @@ pub struct Activity {
     header_ms: u64,
     request_ms: u64,
     keep_alive_ms: u64,
-    /// The shortest of the three (at least 1 ms): how long the clock task sleeps at most.
+    /// The shortest of the three (at least 1 s): how long the clock task sleeps at most
+    /// while the connection is in use.
     step_ms: u64,
+    /// The time the clock task sleeps until (ms since accept). 0 before its first look,
+    /// which reads the state anyway: no change needs to wake it.
+    armed: AtomicU64,
+    wake: Notify,
     /// How often the clock task read the state (tests count its wake-ups).
     #[cfg(test)]
     rearms: AtomicU64,
@@ -226,7 +238,9 @@ impl Activity {
                 .header_read_timeout
                 .min(limits.request_timeout)
                 .min(limits.keep_alive_timeout))
-            .max(1),
+            .max(MIN_STEP_MS),
+            armed: AtomicU64::new(0),
+            wake: Notify::new(),
             #[cfg(test)]
             rearms: AtomicU64::new(0),
         })
@@ -259,9 +273,13 @@ impl Activity {
     fn on_read(&self) {
         if self.in_flight.load(SeqCst) == 0 && !self.h2.load(SeqCst) {
             // Only the first read of a head starts its clock.
-            let _ = self
+            if self
                 .head_since
-                .compare_exchange(NONE, self.now_ms(), SeqCst, SeqCst);
+                .compare_exchange(NONE, self.now_ms(), SeqCst, SeqCst)
+                .is_ok()
+            {
+                self.changed();
+            }
         }
     }
 
@@ -273,12 +291,17 @@ impl Activity {
         if h2 {
             self.h2.store(true, SeqCst);
         }
+        self.changed();
         RequestGuard(self.clone())
     }
 
     /// Resolves when the connection must be closed.
     pub async fn cutoff(&self) -> Cutoff {
         loop {
+            let notified = self.wake.notified();
+            tokio::pin!(notified);
+            // Registered before the state is read, so a change in between still wakes us.
+            notified.as_mut().enable();
             #[cfg(test)]
             self.rearms.fetch_add(1, SeqCst);
             let (deadline, reason) = self.deadline();
@@ -286,8 +309,32 @@ impl Activity {
             if now >= deadline {
                 return reason;
             }
-            let next = deadline.min(now.saturating_add(self.step_ms));
-            tokio::time::sleep_until(self.origin + Duration::from_millis(next)).await;
+            let idle_for = now.saturating_sub(self.idle_since.load(SeqCst));
+            let armed = if reason == Cutoff::KeepAlive && idle_for >= self.step_ms {
+                // Idle a while: sleep to the keep-alive deadline; a head that begins wakes us.
+                deadline
+            } else {
+                deadline.min(now.saturating_add(self.step_ms))
+            };
+            self.armed.store(armed, SeqCst);
+            // A change made before that store compared its deadline with the old one: read
+            // again after it, so either this read sees the change or the change sees `armed`
+            // (all SeqCst).
+            if self.deadline().0 != deadline {
+                continue;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep_until(self.origin + Duration::from_millis(armed)) => {}
+                _ = &mut notified => {}
+            }
+        }
+    }
+
+    /// After a change of state: wakes the clock task only if the new deadline is nearer
+    /// than the time it sleeps until, which on a busy connection it never is.
+    fn changed(&self) {
+        if self.deadline().0 < self.armed.load(SeqCst) {
+            self.wake.notify_one();
         }
     }
 }
@@ -305,6 +352,7 @@ impl Drop for RequestGuard {
         let a = &self.0;
         a.idle_since.store(a.now_ms(), SeqCst);
         a.in_flight.fetch_sub(1, SeqCst);
+        a.changed();
     }
 }
 
@@ -669,5 +717,33 @@ mod tests {
         let t0 = Instant::now();
         assert_eq!(clock.await.unwrap(), Cutoff::KeepAlive);
         assert_eq!(t0.elapsed(), Duration::from_secs(60));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_idle_connections_clock_sleeps_until_a_head_begins() {
+        let l = ConnectionLimits {
+            header_read_timeout: Duration::from_secs(1),
+            request_timeout: Duration::from_secs(60),
+            keep_alive_timeout: Duration::from_secs(3600),
+            ..ConnectionLimits::default()
+        };
+        let a = Activity::new(&l);
+        drop(a.request_started(false));
+        let clock = tokio::spawn({
+            let a = a.clone();
+            async move { a.cutoff().await }
+        });
+        // Half an hour idle: a look after the first second, then asleep (not one a second).
+        tokio::time::sleep(Duration::from_secs(1800)).await;
+        let rearms = a.rearms.load(SeqCst);
+        assert!(
+            rearms <= 2,
+            "an idle connection's clock looked {rearms} times"
+        );
+        // A head that begins then wakes it, and its header clock is kept to the millisecond.
+        let t0 = Instant::now();
+        a.on_read();
+        assert_eq!(clock.await.unwrap(), Cutoff::HeaderRead);
+        assert_eq!(t0.elapsed(), Duration::from_secs(1));
     }
 }
