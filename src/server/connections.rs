@@ -192,8 +192,9 @@ const NONE: u64 = u64::MAX;
 /// request on a keep-alive connection, when a head begins, its request starts and ends
 /// (bench/README.md). So while the connection is in use the task sleeps at most `step`, the
 /// shortest of the three timeouts (at least 1 s): a change at time t sets a deadline no
-/// earlier than t + the shortest timeout, which is no earlier than `armed`, so it wakes
-/// nothing and is seen in time. On a connection idle for a `step` or more the task sleeps
+/// earlier than t + the shortest timeout, which (when every timeout is 1 s or more) is no
+/// earlier than `armed`, so it wakes nothing and is seen in time. A timeout under 1 s
+/// makes changes wake it: correct, only dearer. On a connection idle for a `step` or more the task sleeps
 /// to the keep-alive deadline, and the head that begins wakes it (once).
 pub struct Activity {
     origin: Instant,

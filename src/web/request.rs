@@ -175,7 +175,8 @@ fn without_body(response: &mut Response) {
     use axum::http::header::CONTENT_LENGTH;
     use hyper::body::Body as _;
     if !response.headers().contains_key(CONTENT_LENGTH) {
-        if let Some(n) = response.body().size_hint().exact() {
+        // Not for an empty body: axum empties a streamed one without giving its length.
+        if let Some(n) = response.body().size_hint().exact().filter(|&n| n > 0) {
             response.headers_mut().insert(CONTENT_LENGTH, n.into());
         }
     }

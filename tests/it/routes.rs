@@ -125,7 +125,19 @@ async fn head_requests_get_their_status_and_no_body_over_http1_and_http2() {
                 .await
                 .unwrap_or_else(|e| panic!("HEAD {path} over {version:?}: {e:?}"));
             assert_eq!((r.version(), r.status()), (version, status), "HEAD {path}");
-            assert!(r.bytes().await.unwrap().is_empty(), "HEAD {path} had a body");
+            let length = r.headers().get("content-length").cloned();
+            assert!(
+                r.bytes().await.unwrap().is_empty(),
+                "HEAD {path} had a body"
+            );
+            // The length GET's body has, as HEAD must say.
+            let get = client.get(app.url(path)).send().await.unwrap();
+            let get_length = get.bytes().await.unwrap().len().to_string();
+            assert_eq!(
+                length.as_ref().map(|v| v.to_str().unwrap()),
+                Some(get_length.as_str()),
+                "HEAD {path}'s Content-Length"
+            );
         }
     }
 }
