@@ -193,9 +193,9 @@ const NONE: u64 = u64::MAX;
 /// (bench/README.md). So while the connection is in use the task sleeps at most `step`, the
 /// shortest of the three timeouts (at least 1 s): a change at time t sets a deadline no
 /// earlier than t + the shortest timeout, which (when every timeout is 1 s or more) is no
-/// earlier than `armed`, so it wakes nothing and is seen in time. A timeout under 1 s
-/// makes changes wake it: correct, only dearer. On a connection idle for a `step` or more the task sleeps
-/// to the keep-alive deadline, and the head that begins wakes it (once).
+/// earlier than `armed`, so it wakes nothing and is seen in time (a timeout under 1 s makes
+/// changes wake it: correct, only dearer). On a connection idle for a `step` or more the
+/// task sleeps to the keep-alive deadline, and the head that begins wakes it (once).
 pub struct Activity {
     origin: Instant,
     in_flight: AtomicUsize,
@@ -625,67 +625,60 @@ mod tests {
             keep_alive_timeout: Duration::from_secs(60),
             ..ConnectionLimits::default()
         };
+        let secs = Duration::from_secs;
         // Nothing sent after the accept: the header clock.
         let a = Activity::new(&l);
-        let t0 = Instant::now();
-        assert_eq!(a.cutoff().await, Cutoff::HeaderRead);
-        assert_eq!(t0.elapsed(), Duration::from_secs(10));
+        assert_eq!(cut(&a).await, (Cutoff::HeaderRead, secs(10)));
 
         // After a request: idle until keep_alive_timeout; a byte starts the header clock.
         let a = Activity::new(&l);
         drop(a.request_started(false));
-        let t0 = Instant::now();
-        assert_eq!(a.cutoff().await, Cutoff::KeepAlive);
-        assert_eq!(t0.elapsed(), Duration::from_secs(60));
+        assert_eq!(cut(&a).await, (Cutoff::KeepAlive, secs(60)));
 
         let a = Activity::new(&l);
         drop(a.request_started(false));
         let b = a.clone();
-        let t0 = Instant::now();
-        tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_secs(5)).await;
-            b.on_read();
-        });
-        assert_eq!(a.cutoff().await, Cutoff::HeaderRead);
-        assert_eq!(t0.elapsed(), Duration::from_secs(15));
+        after(5, move || b.on_read());
+        assert_eq!(cut(&a).await, (Cutoff::HeaderRead, secs(15)));
 
         // A request in flight is cut only after request_timeout ...
         let a = Activity::new(&l);
         let _guard = a.request_started(false);
-        let t0 = Instant::now();
-        assert_eq!(a.cutoff().await, Cutoff::Request);
-        assert_eq!(t0.elapsed(), Duration::from_secs(120));
+        assert_eq!(cut(&a).await, (Cutoff::Request, secs(120)));
 
         // ... and one that ends before it starts the idle clock.
         let a = Activity::new(&l);
         let guard = a.request_started(false);
-        let t0 = Instant::now();
-        tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_secs(100)).await;
-            drop(guard);
-        });
-        assert_eq!(a.cutoff().await, Cutoff::KeepAlive);
-        assert_eq!(t0.elapsed(), Duration::from_secs(160));
+        after(100, move || drop(guard));
+        assert_eq!(cut(&a).await, (Cutoff::KeepAlive, secs(160)));
 
         // A request that ends well before request_timeout: the idle clock's nearer
         // deadline wakes the clock task at once.
         let a = Activity::new(&l);
         let guard = a.request_started(false);
-        let t0 = Instant::now();
-        tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_secs(10)).await;
-            drop(guard);
-        });
-        assert_eq!(a.cutoff().await, Cutoff::KeepAlive);
-        assert_eq!(t0.elapsed(), Duration::from_secs(70));
+        after(10, move || drop(guard));
+        assert_eq!(cut(&a).await, (Cutoff::KeepAlive, secs(70)));
 
         // HTTP/2: frames between requests do not start the header clock.
         let a = Activity::new(&l);
         drop(a.request_started(true));
         a.on_read();
+        assert_eq!(cut(&a).await, (Cutoff::KeepAlive, secs(60)));
+    }
+
+    /// Why and how long after now `a` cuts its connection.
+    async fn cut(a: &Activity) -> (Cutoff, Duration) {
         let t0 = Instant::now();
-        assert_eq!(a.cutoff().await, Cutoff::KeepAlive);
-        assert_eq!(t0.elapsed(), Duration::from_secs(60));
+        let why = a.cutoff().await;
+        (why, t0.elapsed())
+    }
+
+    /// Runs `then` `secs` seconds from now, in a task of its own.
+    fn after(secs: u64, then: impl FnOnce() + Send + 'static) {
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(secs)).await;
+            then();
+        });
     }
 
     #[tokio::test(start_paused = true)]
