@@ -681,20 +681,30 @@ mod tests {
         });
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn requests_on_a_busy_connection_do_not_wake_its_clock() {
-        let l = ConnectionLimits {
-            header_read_timeout: Duration::from_secs(10),
-            request_timeout: Duration::from_secs(60),
-            keep_alive_timeout: Duration::from_secs(60),
+    /// A connection whose first request has ended (timeouts in seconds: header, request,
+    /// keep-alive), and its clock task.
+    fn clock_after_a_request(
+        header: u64,
+        request: u64,
+        keep_alive: u64,
+    ) -> (Arc<Activity>, tokio::task::JoinHandle<Cutoff>) {
+        let a = Activity::new(&ConnectionLimits {
+            header_read_timeout: Duration::from_secs(header),
+            request_timeout: Duration::from_secs(request),
+            keep_alive_timeout: Duration::from_secs(keep_alive),
             ..ConnectionLimits::default()
-        };
-        let a = Activity::new(&l);
+        });
         drop(a.request_started(false));
         let clock = tokio::spawn({
             let a = a.clone();
             async move { a.cutoff().await }
         });
+        (a, clock)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn requests_on_a_busy_connection_do_not_wake_its_clock() {
+        let (a, clock) = clock_after_a_request(10, 60, 60);
         tokio::task::yield_now().await;
         // 1,000 keep-alive requests of a millisecond each, over one second.
         for _ in 0..1000 {
@@ -715,18 +725,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn an_idle_connections_clock_sleeps_until_a_head_begins() {
-        let l = ConnectionLimits {
-            header_read_timeout: Duration::from_secs(1),
-            request_timeout: Duration::from_secs(60),
-            keep_alive_timeout: Duration::from_secs(3600),
-            ..ConnectionLimits::default()
-        };
-        let a = Activity::new(&l);
-        drop(a.request_started(false));
-        let clock = tokio::spawn({
-            let a = a.clone();
-            async move { a.cutoff().await }
-        });
+        let (a, clock) = clock_after_a_request(1, 60, 3600);
         // Half an hour idle: a look after the first second, then asleep (not one a second).
         tokio::time::sleep(Duration::from_secs(1800)).await;
         let rearms = a.rearms.load(SeqCst);
