@@ -216,6 +216,41 @@ async fn a_second_instance_answers_from_memory_and_refuses_at_once_what_was_revo
 /// `delay` late: slow but live (nothing is lost, every ping is answered).
 async fn slow_path(to: u16, delay: Duration) -> u16 {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    relay(to, move |client, server| {
+        let (mut client_read, mut client_write) = client.into_split();
+        let (mut server_read, mut server_write) = server.into_split();
+        tokio::spawn(async move {
+            let _ = tokio::io::copy(&mut client_read, &mut server_write).await;
+        });
+        let (late, mut due) =
+            tokio::sync::mpsc::unbounded_channel::<(tokio::time::Instant, Vec<u8>)>();
+        tokio::spawn(async move {
+            while let Some((at, bytes)) = due.recv().await {
+                tokio::time::sleep_until(at).await;
+                if client_write.write_all(&bytes).await.is_err() {
+                    return;
+                }
+            }
+        });
+        tokio::spawn(async move {
+            let mut buf = [0u8; 8192];
+            while let Ok(n @ 1..) = server_read.read(&mut buf).await {
+                let at = tokio::time::Instant::now() + delay;
+                if late.send((at, buf[..n].to_vec())).is_err() {
+                    return;
+                }
+            }
+        });
+    })
+    .await
+}
+
+/// A relay on `127.0.0.1:<returned port>` to `127.0.0.1:<to>`: for each connection accepted,
+/// a connection to `to`, and `each` (client, server) to carry the bytes between them.
+async fn relay(
+    to: u16,
+    mut each: impl FnMut(tokio::net::TcpStream, tokio::net::TcpStream) + Send + 'static,
+) -> u16 {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     tokio::spawn(async move {
@@ -223,30 +258,7 @@ async fn slow_path(to: u16, delay: Duration) -> u16 {
             let Ok(server) = tokio::net::TcpStream::connect(("127.0.0.1", to)).await else {
                 return;
             };
-            let (mut client_read, mut client_write) = client.into_split();
-            let (mut server_read, mut server_write) = server.into_split();
-            tokio::spawn(async move {
-                let _ = tokio::io::copy(&mut client_read, &mut server_write).await;
-            });
-            let (late, mut due) =
-                tokio::sync::mpsc::unbounded_channel::<(tokio::time::Instant, Vec<u8>)>();
-            tokio::spawn(async move {
-                while let Some((at, bytes)) = due.recv().await {
-                    tokio::time::sleep_until(at).await;
-                    if client_write.write_all(&bytes).await.is_err() {
-                        return;
-                    }
-                }
-            });
-            tokio::spawn(async move {
-                let mut buf = [0u8; 8192];
-                while let Ok(n @ 1..) = server_read.read(&mut buf).await {
-                    let at = tokio::time::Instant::now() + delay;
-                    if late.send((at, buf[..n].to_vec())).is_err() {
-                        return;
-                    }
-                }
-            });
+            each(client, server);
         }
     });
     port
@@ -524,37 +536,31 @@ async fn a_node_demoted_under_the_feed_answers_no_fence() {
 async fn counted_path(to: u16) -> (u16, tokio::sync::watch::Receiver<usize>) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     const ASK: &[u8] = b"get-master-addr-by-name";
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
     let (counted, asks) = tokio::sync::watch::channel(0);
-    tokio::spawn(async move {
-        while let Ok((client, _)) = listener.accept().await {
-            let Ok(server) = tokio::net::TcpStream::connect(("127.0.0.1", to)).await else {
-                return;
-            };
-            let (mut client_read, mut client_write) = client.into_split();
-            let (mut server_read, mut server_write) = server.into_split();
-            tokio::spawn(async move {
-                let _ = tokio::io::copy(&mut server_read, &mut client_write).await;
-            });
-            let counted = counted.clone();
-            tokio::spawn(async move {
-                // The end of the last read is kept, for an ask split across two reads.
-                let (mut seen, mut buf) = (Vec::new(), [0u8; 8192]);
-                while let Ok(n @ 1..) = client_read.read(&mut buf).await {
-                    seen.extend_from_slice(&buf[..n]);
-                    let found = seen.windows(ASK.len()).filter(|w| *w == ASK).count();
-                    if found > 0 {
-                        counted.send_modify(|asks| *asks += found);
-                    }
-                    seen.drain(..seen.len().saturating_sub(ASK.len() - 1));
-                    if server_write.write_all(&buf[..n]).await.is_err() {
-                        return;
-                    }
+    let port = relay(to, move |client, server| {
+        let (mut client_read, mut client_write) = client.into_split();
+        let (mut server_read, mut server_write) = server.into_split();
+        tokio::spawn(async move {
+            let _ = tokio::io::copy(&mut server_read, &mut client_write).await;
+        });
+        let counted = counted.clone();
+        tokio::spawn(async move {
+            // The end of the last read is kept, for an ask split across two reads.
+            let (mut seen, mut buf) = (Vec::new(), [0u8; 8192]);
+            while let Ok(n @ 1..) = client_read.read(&mut buf).await {
+                seen.extend_from_slice(&buf[..n]);
+                let found = seen.windows(ASK.len()).filter(|w| *w == ASK).count();
+                if found > 0 {
+                    counted.send_modify(|asks| *asks += found);
                 }
-            });
-        }
-    });
+                seen.drain(..seen.len().saturating_sub(ASK.len() - 1));
+                if server_write.write_all(&buf[..n]).await.is_err() {
+                    return;
+                }
+            }
+        });
+    })
+    .await;
     (port, asks)
 }
 
